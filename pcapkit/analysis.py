@@ -1,0 +1,296 @@
+"""``analyze()``: the pipeline from a capture file to an :class:`~pcapkit.model.Analysis`.
+
+capture (SegmentBatch) → tcp (TcpConnection) → http + machine (Connection with events) →
+classify (Finding) → Analysis. Each stage is its own module; this one only wires them together
+and builds the public values. It never prints: progress goes to a callback the caller supplies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from pcapkit import classify, machine
+from pcapkit.capture import CaptureInfo, open_capture
+from pcapkit.errors import EmptyCaptureError, NoUpstreamTrafficError
+from pcapkit.http import HttpMessage, burst_starts, frame_requests, frame_responses
+from pcapkit.model import (
+    FINDING_TYPES,
+    Analysis,
+    Anomaly,
+    CaptureSummary,
+    CloseKind,
+    Connection,
+    Event,
+    EventType,
+    Finding,
+    Request,
+    Side,
+    Summary,
+)
+from pcapkit.tcp import Flow, Reconstructor, TcpConnection, TcpStats
+
+DEFAULT_PORT = 8080
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes read so far, file size) after each window of the capture."""
+
+_ORDER: dict[EventType, int] = {
+    "syn": 0,
+    "syn_ack": 1,
+    "request": 2,
+    "response": 3,
+    "fin": 4,
+    "rst": 5,
+}
+
+
+def _pair(requests: list[HttpMessage], responses: list[HttpMessage]) -> list[int | None]:
+    """For each response, the index of the request it answers (HTTP/1.1 answers in order).
+
+    A response earlier than every pending request answers one sent before the capture began;
+    interim 1xx responses point at their request without using it up.
+    """
+    pending = deque(range(len(requests)))
+    out: list[int | None] = []
+    for resp in responses:
+        head = pending[0] if pending else None
+        if head is None or (requests[head].ts_ns, requests[head].frame) > (resp.ts_ns, resp.frame):
+            out.append(None)
+            continue
+        out.append(head)
+        if resp.status is None or resp.status >= 200:
+            pending.popleft()
+    return out
+
+
+def _mark_events(flow: Flow, side: Side) -> list[Event]:
+    out: list[Event] = []
+    if flow.syn is not None:
+        note = f"sent {flow.syn_count} times" if flow.syn_count > 1 else None
+        kind: EventType = "syn" if side == "client" else "syn_ack"
+        out.append(Event(flow.syn.ts_ns, kind, side, flow.syn.frame, note=note))
+    if flow.fin is not None:
+        out.append(Event(flow.fin.ts_ns, "fin", side, flow.fin.frame))
+    if flow.rst is not None:
+        out.append(Event(flow.rst.ts_ns, "rst", side, flow.rst.frame))
+    return out
+
+
+def build_connection(tc: TcpConnection) -> Connection:
+    """Label one reconstructed TCP connection: HTTP messages, events, states, anomalies."""
+    up, down = tc.to_server, tc.to_client
+    reqs, req_notes = frame_requests(
+        up.chunks, burst_starts(up.chunks, down.chunks), midstream=tc.partial
+    )
+    resps, resp_notes = frame_responses(
+        down.chunks,
+        [r.method for r in reqs],
+        burst_starts(down.chunks, up.chunks),
+        midstream=tc.partial,
+    )
+    answers = _pair(reqs, resps)
+    final: dict[int, HttpMessage] = {}
+    for resp, idx in zip(resps, answers, strict=True):
+        if idx is not None and (resp.status is None or resp.status >= 200):
+            final[idx] = resp
+
+    blind = "payload not captured"
+    events = _mark_events(up, "client") + _mark_events(down, "server")
+    for i, m in enumerate(reqs):
+        events.append(
+            Event(
+                m.ts_ns,
+                "request",
+                "client",
+                m.frame,
+                method=m.method,
+                target=m.target,
+                host=m.host,
+                request_index=i,
+                length=m.length,
+                note=None if m.parsed else blind,
+            )
+        )
+    for m, idx in zip(resps, answers, strict=True):
+        events.append(
+            Event(
+                m.ts_ns,
+                "response",
+                "server",
+                m.frame,
+                status=m.status,
+                connection_close=m.connection_close,
+                request_index=idx,
+                length=m.length,
+                note=None if m.parsed else blind,
+            )
+        )
+    events.sort(key=lambda e: (e.time_ns, e.frame, _ORDER[e.type]))
+
+    requests = tuple(
+        Request(
+            index=i,
+            method=m.method,
+            target=m.target,
+            host=m.host,
+            sent_at_ns=m.ts_ns,
+            frame=m.frame,
+            status=final[i].status if i in final else None,
+            responded_at_ns=final[i].ts_ns if i in final else None,
+            response_frame=final[i].frame if i in final else None,
+            connection_close=final[i].connection_close if i in final else False,
+        )
+        for i, m in enumerate(reqs)
+    )
+
+    start = machine.State.ESTABLISHED if tc.partial else machine.State.START
+    run = machine.run(events, start)
+    closes = [e for e in events if e.type in ("fin", "rst")]
+    first_close = closes[0] if closes else None
+    closed_by: Side | None = first_close.side if first_close else None
+    close: CloseKind | None = None
+    if first_close is not None:
+        close = "fin" if first_close.type == "fin" else "rst"
+
+    limit = (first_close.time_ns, first_close.frame) if first_close else None
+    data_times = [
+        c.ts_ns
+        for c in (*up.chunks, *down.chunks)
+        if limit is None or (c.ts_ns, c.frame) <= limit
+    ]
+
+    late = "data after its own FIN"
+    anomalies = [
+        *run.anomalies,
+        *(Anomaly(m.ts_ns, m.frame, "client", late) for m in up.late_data),
+        *(Anomaly(m.ts_ns, m.frame, "server", late) for m in down.late_data),
+        *(Anomaly(n.ts_ns, n.frame, "client", n.what) for n in req_notes),
+        *(Anomaly(n.ts_ns, n.frame, "server", n.what) for n in resp_notes),
+    ]
+    anomalies.sort(key=lambda a: (a.time_ns, a.frame))
+
+    syn_ack = down.syn
+    return Connection(
+        id=tc.id,
+        client=tc.client,
+        server=tc.server,
+        client_port=tc.client_port,
+        ip_version=tc.ip_version,
+        opened_at_ns=tc.first_ts_ns,
+        opened_by=None if tc.partial else "client",
+        established_at_ns=syn_ack.ts_ns if syn_ack is not None and not tc.partial else None,
+        closed_by=closed_by,
+        close=close,
+        closed_at_ns=first_close.time_ns if first_close else None,
+        last_seen_ns=tc.last_ts_ns,
+        last_data_ns=max(data_times) if data_times else None,
+        partial=tc.partial,
+        state=machine.zeek_state(events),
+        history=machine.history(events),
+        syn_count=up.syn_count,
+        packets=up.packets + down.packets,
+        client_bytes=up.bytes,
+        server_bytes=down.bytes,
+        retransmissions=up.retransmissions + down.retransmissions,
+        requests=requests,
+        events=tuple(events),
+        anomalies=tuple(anomalies),
+    )
+
+
+def summarize(connections: Iterable[Connection], findings: Iterable[Finding]) -> Summary:
+    conns = list(connections)
+    found = list(findings)
+    reqs = [r for c in conns for r in c.requests]
+    answered = sum(1 for r in reqs if r.answered)
+    return Summary(
+        connections=len(conns),
+        partial_connections=sum(1 for c in conns if c.partial),
+        requests=len(reqs),
+        responses=sum(1 for c in conns for e in c.events if e.type == "response"),
+        unanswered_requests=len(reqs) - answered,
+        closed_by_client=sum(1 for c in conns if c.closed_by == "client"),
+        closed_by_server=sum(1 for c in conns if c.closed_by == "server"),
+        not_closed=sum(1 for c in conns if c.closed_by is None),
+        closed_with_rst=sum(1 for c in conns if c.close == "rst"),
+        retransmissions=sum(c.retransmissions for c in conns),
+        anomalies=sum(len(c.anomalies) for c in conns),
+        findings=tuple((t, sum(1 for f in found if f.type == t)) for t in FINDING_TYPES),
+    )
+
+
+def _capture_summary(
+    info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]
+) -> CaptureSummary:
+    skipped = dict(info.skipped)
+    if stats.other_ports:
+        skipped["other_ports"] = stats.other_ports
+    return CaptureSummary(
+        path=info.path,
+        format=info.format,
+        link_types=tuple(info.link_types),
+        packets=info.packets,
+        tcp_segments=info.tcp_segments,
+        upstream_segments=stats.upstream_segments,
+        skipped=tuple(sorted((k, v) for k, v in skipped.items() if v)),
+        ports=ports,
+        first_ts_ns=info.first_ts_ns,
+        last_ts_ns=info.last_ts_ns,
+        warnings=tuple(info.warnings),
+    )
+
+
+def _no_traffic(path: str, info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> str:
+    want = ", ".join(str(p) for p in ports)
+    if info.tcp_segments == 0:
+        why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(info.skipped.items()))
+        return f"{path}: no TCP traffic at all in {info.packets} packets ({why})"
+    top = ", ".join(f"{p} ({n} packets)" for p, n in stats.other_port_counts.most_common(3))
+    hint = stats.other_port_counts.most_common(1)[0][0]
+    return (
+        f"{path}: no traffic on port {want}; ports seen most: {top} — "
+        f"try --port {hint}"
+    )
+
+
+def analyze(
+    path: str | os.PathLike[str],
+    port: int | Iterable[int] = DEFAULT_PORT,
+    *,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Analyze one capture of nginx↔upstream traffic.
+
+    ``port`` is the upstream's port (or several): the side on it is the server. Raises a
+    :class:`~pcapkit.errors.KaflowError` subclass, with a one-line message, for anything that is
+    not a usable capture; never returns a half-read result silently (what was skipped, and why,
+    is in ``Analysis.capture``).
+    """
+    ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
+    name = os.fspath(path)
+    with open_capture(path) as cap:
+        total = Path(name).stat().st_size
+        rec = Reconstructor(frozenset(ports))
+        tcs: list[TcpConnection] = []
+        for batch in cap:
+            tcs.extend(rec.feed(batch))
+            if progress is not None:
+                progress(cap.info.bytes_read, total)
+        tcs.extend(rec.finish())
+        info = cap.info
+    if info.packets == 0:
+        raise EmptyCaptureError(f"{name}: the capture holds no packets")
+    if rec.stats.upstream_segments == 0:
+        raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
+    tcs.sort(key=lambda t: t.id)
+    connections = tuple(build_connection(tc) for tc in tcs)
+    findings = tuple(classify.classify(connections))
+    return Analysis(
+        capture=_capture_summary(info, rec.stats, ports),
+        connections=connections,
+        findings=findings,
+        summary=summarize(connections, findings),
+    )

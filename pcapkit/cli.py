@@ -1,0 +1,229 @@
+"""The ``kaflow`` command: a thin layer over :func:`pcapkit.analyze` and the reporters.
+
+This is the only module that writes to the terminal. It turns the library's own errors into one
+line on stderr and exit code 2, and the presence of findings into exit code 1, so scripts and CI
+jobs can act on the result without parsing it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from pcapkit import __version__
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="kaflow",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=(
+        "Explain every nginx↔upstream keepalive connection in a packet capture: who closed it, "
+        "which requests were lost to the upstream's FIN, and which nginx retried.\n\n"
+        "Capture the upstream port on the nginx host, then analyze it:\n\n"
+        "  tcpdump -i any -U --immediate-mode -w dump.pcap 'tcp port 8080'\n\n"
+        "  kaflow analyze dump.pcap\n\n"
+        "Exit codes: 0 no findings, 1 findings, 2 bad input or usage."
+    ),
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kaflow {__version__}")
+        raise typer.Exit(EXIT_CLEAN)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """kaflow: nginx↔upstream keepalive forensics from a packet capture."""
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self.name = name
+        self.stream = stream
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 or total <= 0:
+            return
+        self.last = now
+        frac = min(1.0, done / total)
+        bar = "#" * int(frac * 30)
+        self.stream.write(
+            f"\r{self.name} [{bar:<30}] {frac:4.0%} {done / 1e6:,.0f}/{total / 1e6:,.0f} MB"
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"kaflow: error: {message}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _select(analysis_ids: dict[int, int], wanted: list[str]) -> tuple[int, ...]:
+    """Resolve --connection values: a connection id, or an nginx-side (client) port."""
+    by_port: dict[int, list[int]] = {}
+    for cid, port in analysis_ids.items():
+        by_port.setdefault(port, []).append(cid)
+    out: list[int] = []
+    for raw in wanted:
+        text = raw.lstrip("#:")
+        if not text.isdigit():
+            raise _fail(f"--connection {raw!r}: give a connection id (12) or a client port (:45678)")
+        n = int(text)
+        if not raw.startswith(":") and n in analysis_ids:
+            out.append(n)
+        elif not raw.startswith("#") and n in by_port:
+            out.extend(by_port[n])
+        else:
+            raise _fail(
+                f"--connection {raw}: no connection with that id or client port "
+                f"(ids run from 1 to {len(analysis_ids)})"
+            )
+    return tuple(dict.fromkeys(out))
+
+
+@app.command()
+def analyze(
+    dump: Annotated[
+        Path,
+        typer.Argument(
+            help="A pcap or pcapng capture of the traffic between nginx and its upstream "
+            "(tcpdump -w, dumpcap, Wireshark), optionally gzip-compressed.",
+            show_default=False,
+        ),
+    ],
+    port: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--port",
+            "-p",
+            help="The upstream's port; the side on it is the server. Repeat for several "
+            "upstreams. [default: 8080]",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="table for people; json (schema kaflow.analysis/1) "
+                     "or csv (one row per event) for tools."),
+    ] = Format.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Show the timeline of every connection.")
+    ] = False,
+    connection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connection",
+            "-c",
+            help="Show only this connection's timeline: its id (12 or #12) or nginx's local "
+            "port (:45678). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(help="Most timelines shown by default (connections with findings).", min=0),
+    ] = 20,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Analyze a capture: summary, findings, and the timelines of connections with findings.
+
+    Findings: server_initiated_close (the upstream's FIN/RST came first; why: idle timeout,
+    Connection: close, or a request in flight), request_lost_to_fin (no response because the
+    upstream closed), retry (nginx sent the lost request again; on a new or a cached
+    connection), connect_failed (SYN unanswered or refused).
+
+    Examples:
+
+      kaflow analyze dump.pcap
+
+      kaflow analyze dump.pcapng --port 8080 --port 8443 --all
+
+      kaflow analyze dump.pcap --connection :45678
+
+      kaflow analyze dump.pcap -f json -o analysis.json
+    """
+    from pcapkit.analysis import analyze as run_analysis
+    from pcapkit.errors import KaflowError
+    from pcapkit.report import ReportOptions, reporter
+
+    bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
+    try:
+        result = run_analysis(dump, port or [8080], progress=bar)
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.clear()
+
+    for warning in result.capture.warnings:
+        typer.echo(f"kaflow: warning: {warning}", err=True)
+
+    selection: tuple[int, ...] | str | None = None
+    if connection:
+        selection = _select({c.id: c.client_port for c in result.connections}, connection)
+    elif show_all:
+        selection = "all"
+    options = ReportOptions(connections=selection, limit=limit)
+    rep = reporter(fmt.value)
+    try:
+        if output is None:
+            rep.render(result, sys.stdout, options)
+            sys.stdout.flush()
+        else:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                rep.render(result, fh, options)
+    except BrokenPipeError:
+        # the reader (head, less) went away: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError as e:
+        raise _fail(f"cannot write {output}: {e.strerror}") from None
+    raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def main() -> None:
+    """Entry point of the ``kaflow`` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("kaflow: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,255 @@
+"""The plain values kaflow's analysis returns: connections, their events, findings, a summary.
+
+These are the public, documented result types. They are frozen dataclasses holding only ints,
+strings, bools and tuples, so they can be compared in tests, pickled across processes and turned
+into JSON or DataFrames without surprises. Times are integer nanoseconds since the epoch
+throughout (``*_ns``); reports convert to seconds at the edge.
+
+Vocabulary: the *client* is nginx (the side with the ephemeral port), the *server* is the upstream
+(the side on the configured port).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # pandas is imported only when a frame is asked for: it costs ~0.2 s
+    import pandas as pd
+
+Side = Literal["client", "server"]
+EventType = Literal["syn", "syn_ack", "request", "response", "fin", "rst"]
+FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", "connect_failed"]
+CloseKind = Literal["fin", "rst"]
+CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset"]
+
+FINDING_TYPES: tuple[FindingType, ...] = (
+    "server_initiated_close",
+    "request_lost_to_fin",
+    "retry",
+    "connect_failed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One labelled moment of a connection: what a person would annotate in a tcpdump listing.
+
+    ``frame`` is the 1-based packet number in the capture file, so any event can be found again
+    with ``tcpdump -r FILE`` or Wireshark's "Go to packet". For requests and responses,
+    ``request_index`` is the 0-based position of the request on its connection; a response with
+    ``request_index`` None answered a request sent before the capture started.
+    """
+
+    time_ns: int
+    type: EventType
+    side: Side
+    frame: int
+    method: str | None = None
+    target: str | None = None
+    host: str | None = None
+    status: int | None = None
+    connection_close: bool = False  # a response carrying "Connection: close"
+    request_index: int | None = None
+    length: int | None = None  # HTTP message length in bytes, when the framing says it
+    note: str | None = None  # e.g. "SYN sent 3 times", "payload not captured"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request nginx sent and what became of it.
+
+    ``method`` and ``target`` are None when the capture holds no payload bytes for it (a small
+    snaplen): the request is then known only as a burst of client data.
+    """
+
+    index: int
+    method: str | None
+    target: str | None
+    host: str | None
+    sent_at_ns: int
+    frame: int
+    status: int | None = None
+    responded_at_ns: int | None = None
+    response_frame: int | None = None
+    connection_close: bool = False  # the response said "Connection: close"
+
+    @property
+    def label(self) -> str:
+        """``"METHOD target"``, the way nginx's error log quotes a request."""
+        if self.method is None:
+            return "(request, payload not captured)"
+        return f"{self.method} {self.target}"
+
+    @property
+    def answered(self) -> bool:
+        """A response came (its status may be unknown when the payload was not captured)."""
+        return self.responded_at_ns is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Traffic that does not fit the connection state machine, kept instead of raised.
+
+    Real captures contain odd things (data after a FIN, a SYN-ACK for a SYN the capture missed);
+    they are recorded where they happened so the report can show them and the analysis goes on.
+    """
+
+    time_ns: int
+    frame: int
+    side: Side
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One TCP connection between nginx and the upstream, from its SYN (or first packet) on.
+
+    ``closed_by`` is the side whose FIN or RST was the connection's first closing segment, the
+    question that separates a healthy keepalive setup (always the client) from a racing one.
+    ``state`` and ``history`` use Zeek's ``conn_state`` codes and history letters (upper case for
+    the client, lower for the server) so answers can be checked against Zeek's conn.log.
+    """
+
+    id: int
+    client: str  # "ip:port" or "[ip]:port"
+    server: str
+    client_port: int
+    ip_version: int
+    opened_at_ns: int  # first packet of the connection in the capture
+    opened_by: Side | None  # who sent the SYN; None when the capture began mid-connection
+    established_at_ns: int | None  # the SYN-ACK
+    closed_by: Side | None
+    close: CloseKind | None
+    closed_at_ns: int | None  # time of the first closing segment
+    last_seen_ns: int
+    # Last payload-carrying segment, either side, before the first closing segment: the moment
+    # the closer's idle timer started.
+    last_data_ns: int | None
+    partial: bool  # open before the capture started
+    state: str  # Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH
+    history: str
+    syn_count: int  # SYNs sent for this attempt (retransmissions included)
+    packets: int
+    client_bytes: int  # payload bytes, each counted once
+    server_bytes: int
+    retransmissions: int
+    requests: tuple[Request, ...]
+    events: tuple[Event, ...]
+    anomalies: tuple[Anomaly, ...] = ()
+
+    @property
+    def duration_ns(self) -> int:
+        return self.last_seen_ns - self.opened_at_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something an operator should know about, pinned to a connection and a moment.
+
+    - ``server_initiated_close``: the upstream closed first; ``reason`` says why where the capture
+      shows it, ``idle_ns`` is the idle time before an idle-timeout close.
+    - ``request_lost_to_fin``: ``request`` got no response because the upstream closed;
+      ``retried`` and ``retried_on`` say whether nginx sent it again and where.
+    - ``retry``: ``request`` sent again on this connection after it was lost on ``retry_of``;
+      ``new_connection`` is True when nginx opened a fresh connection for it.
+    - ``connect_failed``: a SYN never answered, or answered with RST.
+    """
+
+    type: FindingType
+    connection: int
+    time_ns: int
+    frame: int
+    message: str
+    request: str | None = None
+    reason: CloseReason | None = None
+    idle_ns: int | None = None
+    retry_of: int | None = None
+    new_connection: bool | None = None
+    retried: bool | None = None
+    retried_on: int | None = None
+    request_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    """What was read from the file, including everything skipped and why."""
+
+    path: str
+    format: str
+    link_types: tuple[str, ...]
+    packets: int
+    tcp_segments: int
+    upstream_segments: int
+    skipped: tuple[tuple[str, int], ...]  # (reason, count), reasons sorted
+    ports: tuple[int, ...]
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(n for _, n in self.skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts an operator reads first."""
+
+    connections: int
+    partial_connections: int
+    requests: int
+    responses: int
+    unanswered_requests: int
+    closed_by_client: int
+    closed_by_server: int
+    not_closed: int
+    closed_with_rst: int
+    retransmissions: int
+    anomalies: int
+    findings: tuple[tuple[FindingType, int], ...]  # every type, zeros included, fixed order
+
+    def findings_of(self, kind: FindingType) -> int:
+        return dict(self.findings)[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The result of :func:`pcapkit.analyze`: everything kaflow learned from one capture."""
+
+    capture: CaptureSummary
+    connections: tuple[Connection, ...]
+    findings: tuple[Finding, ...]
+    summary: Summary
+    _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
+
+    def connection(self, conn_id: int) -> Connection:
+        """The connection with this id (ids are 1-based, in order of first packet)."""
+        if not self._by_id:
+            self._by_id.update((c.id, c) for c in self.connections)
+        return self._by_id[conn_id]
+
+    def findings_for(self, conn_id: int) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.connection == conn_id)
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.findings)
+
+    def events_frame(self) -> pd.DataFrame:
+        """One row per event of every connection (see ``docs/api.md`` for the columns)."""
+        from pcapkit.frames import events_frame
+
+        return events_frame(self)
+
+    def connections_frame(self) -> pd.DataFrame:
+        """One row per connection."""
+        from pcapkit.frames import connections_frame
+
+        return connections_frame(self)
+
+    def findings_frame(self) -> pd.DataFrame:
+        """One row per finding."""
+        from pcapkit.frames import findings_frame
+
+        return findings_frame(self)

@@ -1,0 +1,78 @@
+"""Reports: one module per output format, all behind the small :class:`Reporter` protocol.
+
+As in coverage.py, the analysis knows nothing of presentation and each reporter only reads an
+:class:`~pcapkit.model.Analysis`. Reporters write to a text stream they are given; they never
+choose where output goes (the CLI does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from pcapkit.model import Analysis, Connection, Event, Finding
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """What the user asked to see.
+
+    ``connections``: None shows the default selection (connections with findings, at most
+    ``limit`` timelines); ``"all"`` every connection; a tuple of ids only those.
+    """
+
+    connections: tuple[int, ...] | str | None = None
+    limit: int = 20
+
+
+class Reporter(Protocol):
+    """Renders an analysis in one format."""
+
+    def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None: ...
+
+
+def pinned(conn: Connection, findings: tuple[Finding, ...]) -> dict[int, list[Finding]]:
+    """Which event of ``conn`` shows each of its findings: event index → findings.
+
+    A close is pinned to the closing segment, a lost request and a retry to their request, a
+    failed connect to its SYN.
+    """
+    out: dict[int, list[Finding]] = {}
+    for f in findings:
+        idx = _event_for(conn.events, f)
+        if idx is not None:
+            out.setdefault(idx, []).append(f)
+    return out
+
+
+def _event_for(events: tuple[Event, ...], f: Finding) -> int | None:
+    for i, e in enumerate(events):
+        if f.type in ("request_lost_to_fin", "retry"):
+            if e.type == "request" and e.request_index == f.request_index:
+                return i
+        elif e.frame == f.frame and (
+            (f.type == "server_initiated_close" and e.type in ("fin", "rst") and e.side == "server")
+            or (f.type == "connect_failed" and e.type == "syn")
+        ):
+            return i
+    return None
+
+
+def reporter(name: str) -> Reporter:
+    """The reporter for a format name: ``table``, ``json`` or ``csv``."""
+    if name == "table":
+        from pcapkit.report.table import TableReporter
+
+        return TableReporter()
+    if name == "json":
+        from pcapkit.report.json_report import JsonReporter
+
+        return JsonReporter()
+    if name == "csv":
+        from pcapkit.report.csv_report import CsvReporter
+
+        return CsvReporter()
+    raise ValueError(f"unknown report format {name!r}")
+
+
+FORMATS = ("table", "json", "csv")

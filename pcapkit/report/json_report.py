@@ -1,0 +1,143 @@
+"""The JSON report: a documented, versioned contract (``docs/json-schema.md``).
+
+The schema string changes its number whenever a field is removed or changes meaning; adding a
+field does not. Times are epoch seconds (float, microsecond-exact); ``frame`` numbers are exact.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from pcapkit import __version__
+from pcapkit.model import Analysis, Connection, Event, Finding, Request
+from pcapkit.report import ReportOptions
+
+SCHEMA = "kaflow.analysis/1"
+
+
+def seconds(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e9
+
+
+def _event(e: Event) -> dict[str, Any]:
+    d: dict[str, Any] = {"time": seconds(e.time_ns), "type": e.type, "from": e.side, "frame": e.frame}
+    if e.type == "request":
+        d.update(method=e.method, target=e.target, host=e.host, request=e.request_index)
+    elif e.type == "response":
+        d.update(status=e.status, connection_close=e.connection_close, request=e.request_index)
+    if e.length is not None:
+        d["length"] = e.length
+    if e.note is not None:
+        d["note"] = e.note
+    return d
+
+
+def _request(r: Request) -> dict[str, Any]:
+    return {
+        "method": r.method,
+        "target": r.target,
+        "host": r.host,
+        "sent_at": seconds(r.sent_at_ns),
+        "frame": r.frame,
+        "status": r.status,
+        "responded_at": seconds(r.responded_at_ns),
+        "connection_close": r.connection_close,
+    }
+
+
+def connection_dict(c: Connection) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "client": c.client,
+        "server": c.server,
+        "opened_at": seconds(c.opened_at_ns),
+        "opened_by": c.opened_by,
+        "established_at": seconds(c.established_at_ns),
+        "closed_by": c.closed_by,
+        "close": c.close,
+        "closed_at": seconds(c.closed_at_ns),
+        "last_seen": seconds(c.last_seen_ns),
+        "partial": c.partial,
+        "state": c.state,
+        "history": c.history,
+        "packets": c.packets,
+        "retransmissions": c.retransmissions,
+        "client_bytes": c.client_bytes,
+        "server_bytes": c.server_bytes,
+        "requests": [_request(r) for r in c.requests],
+        "events": [_event(e) for e in c.events],
+        "anomalies": [
+            {"time": seconds(a.time_ns), "frame": a.frame, "from": a.side, "what": a.what}
+            for a in c.anomalies
+        ],
+    }
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "type": f.type,
+        "connection": f.connection,
+        "time": seconds(f.time_ns),
+        "frame": f.frame,
+        "message": f.message,
+    }
+    if f.request is not None:
+        d["request"] = f.request
+    if f.type == "server_initiated_close":
+        d.update(reason=f.reason, idle=seconds(f.idle_ns))
+    elif f.type == "request_lost_to_fin":
+        d.update(retried=f.retried, retried_on=f.retried_on)
+    elif f.type == "retry":
+        d.update(retry_of=f.retry_of, new_connection=f.new_connection)
+    return d
+
+
+def analysis_dict(a: Analysis) -> dict[str, Any]:
+    """The whole analysis as plain JSON-ready values, schema ``kaflow.analysis/1``."""
+    cap = a.capture
+    s = a.summary
+    return {
+        "schema": SCHEMA,
+        "generator": f"kaflow {__version__}",
+        "capture": {
+            "path": cap.path,
+            "format": cap.format,
+            "link_types": list(cap.link_types),
+            "packets": cap.packets,
+            "tcp_segments": cap.tcp_segments,
+            "upstream_segments": cap.upstream_segments,
+            "skipped": dict(cap.skipped),
+            "skipped_total": cap.skipped_total,
+            "ports": list(cap.ports),
+            "start": seconds(cap.first_ts_ns),
+            "end": seconds(cap.last_ts_ns),
+            "warnings": list(cap.warnings),
+        },
+        "summary": {
+            "connections": s.connections,
+            "partial_connections": s.partial_connections,
+            "requests": s.requests,
+            "responses": s.responses,
+            "unanswered_requests": s.unanswered_requests,
+            "closed_by": {
+                "client": s.closed_by_client,
+                "server": s.closed_by_server,
+                "none": s.not_closed,
+            },
+            "closed_with_rst": s.closed_with_rst,
+            "retransmissions": s.retransmissions,
+            "anomalies": s.anomalies,
+            "findings": dict(s.findings),
+        },
+        "connections": [connection_dict(c) for c in a.connections],
+        "findings": [finding_dict(f) for f in a.findings],
+    }
+
+
+class JsonReporter:
+    """Everything, always: the JSON report ignores the table's selection options."""
+
+    def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
+        json.dump(analysis_dict(analysis), out, indent=1, ensure_ascii=False)
+        out.write("\n")

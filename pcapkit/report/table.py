@@ -1,0 +1,208 @@
+"""The terminal report: summary, findings, and per-connection timelines.
+
+The timeline is what an engineer otherwise writes by hand beside ``tcpdump -r dump | grep PORT``:
+each event with its absolute time, the time since the connection opened, its direction, a label,
+and the finding it shows. By default only connections with findings get a timeline, and at most
+``limit`` of them, so a capture of a busy hour stays readable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TextIO
+
+from tabulate import tabulate
+
+from pcapkit.model import FINDING_TYPES, Analysis, Connection, Event, Finding
+from pcapkit.report import ReportOptions, pinned
+
+_ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
+_SIDE = {"client": "nginx", "server": "upstream", None: "-"}
+_FINDING_LIMIT = 100
+
+
+def clock(ns: int) -> str:
+    """Time of day in UTC with microseconds, as tcpdump prints it (``-tttt`` without the date)."""
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    return f"{dt:%H:%M:%S}.{(ns % 1_000_000_000) // 1000:06d}"
+
+
+def stamp(ns: int) -> str:
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    return f"{dt:%Y-%m-%d %H:%M:%S}.{(ns % 1_000_000_000) // 1000:06d} UTC"
+
+
+def label(e: Event, conn: Connection) -> str:
+    """What an event is, in the words one would write next to the packet."""
+    if e.type == "syn":
+        return "SYN" + (f" ({e.note})" if e.note else "")
+    if e.type == "syn_ack":
+        return "SYN-ACK" + (f" ({e.note})" if e.note else "")
+    if e.type in ("fin", "rst"):
+        return e.type.upper()
+    if e.type == "request":
+        if e.method is None:
+            return "request (payload not captured)"
+        return f"{e.method} {e.target}"
+    status = "response (payload not captured)" if e.status is None else str(e.status)
+    if e.connection_close:
+        status += " Connection: close"
+    if e.request_index is not None:
+        req = conn.requests[e.request_index]
+        status += f"  ← {req.label}" if req.method is not None else ""
+    elif e.type == "response":
+        status += "  (request before the capture)"
+    return status
+
+
+def _pin(f: Finding) -> str:
+    if f.type == "server_initiated_close":
+        return f"⚠ server-initiated close ({(f.reason or '').replace('_', ' ')})"
+    if f.type == "request_lost_to_fin":
+        if f.retried:
+            return f"✗ lost to the upstream's close; retried on #{f.retried_on}"
+        if f.retried is False:
+            return "✗ lost to the upstream's close; NOT retried"
+        return "✗ lost to the upstream's close"
+    if f.type == "retry":
+        how = "new connection" if f.new_connection else "cached connection"
+        return f"↻ retry of the request lost on #{f.retry_of} ({how})"
+    return "✗ connect failed"
+
+
+def timeline(conn: Connection, findings: tuple[Finding, ...]) -> str:
+    """One connection's events as a table, findings pinned to the events that show them."""
+    pins = pinned(conn, findings)
+    rows = []
+    for i, e in enumerate(conn.events):
+        rows.append(
+            (
+                clock(e.time_ns),
+                f"+{(e.time_ns - conn.opened_at_ns) / 1e9:.6f}",
+                _ARROW[e.side],
+                label(e, conn),
+                "; ".join(_pin(f) for f in pins.get(i, ())),
+            )
+        )
+    table = tabulate(
+        rows,
+        headers=("time (UTC)", "since open", "direction", "event", "finding"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    return table
+
+
+def header(conn: Connection) -> str:
+    opened = "opened by nginx" if conn.opened_by else "open before the capture began"
+    closed = (
+        f"closed by {_SIDE[conn.closed_by]} ({(conn.close or '').upper()})"
+        if conn.closed_by
+        else "not closed in the capture"
+    )
+    reqs = len(conn.requests)
+    return (
+        f"Connection #{conn.id}  {conn.client} → {conn.server}  "
+        f"[{conn.state} {conn.history}]  {opened}, {closed}; "
+        f"{reqs} request{'s' if reqs != 1 else ''}, {conn.packets} packets"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+class TableReporter:
+    def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
+        w = out.write
+        cap, s = analysis.capture, analysis.summary
+        ports = ", ".join(str(p) for p in cap.ports)
+        w(f"kaflow: {cap.path} ({cap.format}, {', '.join(cap.link_types) or '?'}), ")
+        w(f"upstream port {ports}\n")
+        skipped = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in cap.skipped)
+        w(f"  {_plural(cap.packets, 'packet')}, {cap.upstream_segments:,} on the upstream port")
+        w(f"; skipped: {skipped}\n" if skipped else "\n")
+        if cap.first_ts_ns is not None and cap.last_ts_ns is not None:
+            span = (cap.last_ts_ns - cap.first_ts_ns) / 1e9
+            w(f"  {stamp(cap.first_ts_ns)} to {clock(cap.last_ts_ns)} ({span:.3f} s)\n")
+        for warning in cap.warnings:
+            w(f"  warning: {warning}\n")
+
+        w("\nSummary\n")
+        partial = f" ({s.partial_connections:,} open when the capture began)"
+        rows = [
+            ("connections", f"{s.connections:,}" + (partial if s.partial_connections else "")),
+            (
+                "requests",
+                f"{s.requests:,}; answered {s.requests - s.unanswered_requests:,}, "
+                f"unanswered {s.unanswered_requests:,}",
+            ),
+            (
+                "first close by",
+                f"nginx {s.closed_by_client:,}, upstream {s.closed_by_server:,}, "
+                f"not closed {s.not_closed:,} (with RST: {s.closed_with_rst:,})",
+            ),
+            ("findings", ", ".join(f"{t} {n:,}" for t, n in s.findings)),
+        ]
+        if s.retransmissions or s.anomalies:
+            rows.append(
+                ("also", f"{s.retransmissions:,} retransmissions, {s.anomalies:,} anomalies")
+            )
+        w(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
+
+        if not analysis.findings:
+            w("\nNo findings: every connection that closed was closed by nginx first")
+            w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
+        else:
+            self._findings(analysis, out)
+
+        self._timelines(analysis, out, options)
+
+    def _findings(self, analysis: Analysis, out: TextIO) -> None:
+        found = analysis.findings
+        out.write("\nFindings\n")
+        rows = [
+            (clock(f.time_ns), f"#{f.connection}", f.type, f.message)
+            for f in found[:_FINDING_LIMIT]
+        ]
+        out.write(
+            tabulate(
+                rows,
+                headers=("time (UTC)", "conn", "finding", "what happened"),
+                tablefmt="simple",
+                disable_numparse=True,
+            )
+            + "\n"
+        )
+        if len(found) > _FINDING_LIMIT:
+            out.write(
+                f"  … {len(found) - _FINDING_LIMIT:,} more findings: "
+                "use --format json or csv for all of them\n"
+            )
+
+    def _timelines(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
+        sel = options.connections
+        if sel == "all":
+            conns = list(analysis.connections)
+            limit = None
+        elif isinstance(sel, tuple):
+            conns = [analysis.connection(i) for i in sel]
+            limit = None
+        else:
+            with_findings = {f.connection for f in analysis.findings}
+            conns = [c for c in analysis.connections if c.id in with_findings]
+            limit = options.limit
+        shown = conns if limit is None else conns[:limit]
+        for conn in shown:
+            out.write("\n" + header(conn) + "\n")
+            out.write(timeline(conn, analysis.findings_for(conn.id)) + "\n")
+            for a in conn.anomalies:
+                out.write(f"  anomaly at {clock(a.time_ns)} (frame {a.frame}, {_SIDE[a.side]}): ")
+                out.write(a.what + "\n")
+        if limit is not None and len(conns) > limit:
+            out.write(
+                f"\n… {len(conns) - limit:,} more connections with findings: "
+                "--all shows every connection, --connection ID one of them\n"
+            )
+        if sel is None and FINDING_TYPES and not conns and analysis.connections:
+            out.write("\n(--all shows every connection's timeline)\n")

@@ -1,0 +1,149 @@
+"""The kaflow command: exit codes a script can rely on, one-line errors, the three formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pcapkit.cli import app
+from tests.conversation import MS, T0, Conv, get, ok, write
+
+runner = CliRunner()
+
+
+def clean(tmp_path: Path) -> Path:
+    c = Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok())
+    c.fin("c", T0 + 2 * MS).fin("s", T0 + 3 * MS)
+    return write(tmp_path / "clean.pcap", [c])
+
+
+def racy(tmp_path: Path) -> Path:
+    a = Conv(40000).handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok())
+    t = T0 + 1003 * MS
+    a.send("c", t, get("/lost")).fin("s", t + 200_000).fin("c", t + 300_000)
+    b = Conv(40002).handshake(t + 400_000).exchange(t + 500_000, get("/lost"), ok())
+    quiet = Conv(40004).handshake(T0 + 5 * MS).fin("c", T0 + 9 * MS).fin("s", T0 + 10 * MS)
+    return write(tmp_path / "racy.pcap", [a, b, quiet])
+
+
+def test_exit_0_without_findings(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(clean(tmp_path))])
+    assert r.exit_code == 0, r.output
+    assert "No findings" in r.stdout
+
+
+def test_exit_1_with_findings_and_timelines_of_those_connections(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(racy(tmp_path))])
+    assert r.exit_code == 1
+    out = r.stdout
+    assert "request_lost_to_fin" in out and "retried on #2" in out
+    assert "Connection #1 " in out and "Connection #2 " in out
+    assert "Connection #3 " not in out  # no findings: no timeline by default
+    assert "nginx → upstream" in out and "GET /lost" in out
+
+
+def test_all_and_connection_selection(tmp_path: Path) -> None:
+    path = str(racy(tmp_path))
+    assert "Connection #3 " in runner.invoke(app, ["analyze", path, "--all"]).stdout
+    one = runner.invoke(app, ["analyze", path, "--connection", ":40004"]).stdout
+    assert "Connection #3 " in one and "Connection #1 " not in one
+    r = runner.invoke(app, ["analyze", path, "--connection", "99"])
+    assert r.exit_code == 2 and "no connection with that id" in r.stderr
+
+
+def test_json_contract(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    r = runner.invoke(app, ["analyze", str(racy(tmp_path)), "-f", "json", "-o", str(out)])
+    assert r.exit_code == 1
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "kaflow.analysis/1"
+    assert doc["capture"]["format"] == "pcap" and doc["capture"]["link_types"] == ["EN10MB"]
+    c1 = doc["connections"][0]
+    assert c1["id"] == 1 and c1["client"] == "127.0.0.1:40000" and c1["server"] == "127.0.0.1:8080"
+    assert c1["closed_by"] == "server" and c1["close"] == "fin" and c1["partial"] is False
+    assert c1["requests"][1] == {
+        **c1["requests"][1],
+        "method": "GET",
+        "target": "/lost",
+        "status": None,
+        "responded_at": None,
+    }
+    assert {e["type"] for e in c1["events"]} <= {"syn", "syn_ack", "request", "response", "fin", "rst"}
+    assert all(e["from"] in ("client", "server") for e in c1["events"])
+    retry = next(f for f in doc["findings"] if f["type"] == "retry")
+    assert retry == {**retry, "connection": 2, "retry_of": 1, "new_connection": True,
+                     "request": "GET /lost"}
+    assert doc["summary"]["findings"]["request_lost_to_fin"] == 1
+
+
+def test_csv_one_row_per_event(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(racy(tmp_path)), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == sum(1 for _ in rows) and rows[0]["type"] == "syn"
+    lost = [row for row in rows if "request_lost_to_fin" in row["findings"]]
+    assert [row["target"] for row in lost] == ["/lost"]
+    assert rows[0]["time"] == f"{T0 // 10**9}.{T0 % 10**9:09d}"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.pcap", "does not exist"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _text(d), "not a pcap or pcapng capture"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(app, ["analyze", str(make(tmp_path))])
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("kaflow: error: ")
+    assert message in r.stderr
+    assert "Traceback" not in r.output
+
+
+def _text(d: Path) -> Path:
+    p = d / "dump.txt"
+    p.write_text("12:00:00.000001 IP 127.0.0.1.40000 > 127.0.0.1.8080: Flags [S], seq 1\n")
+    return p
+
+
+def test_no_upstream_traffic_exit_2(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(clean(tmp_path)), "--port", "9999"])
+    assert r.exit_code == 2 and "try --port 8080" in r.stderr
+
+
+def test_usage_error_exit_2(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(clean(tmp_path)), "--format", "xml"])
+    assert r.exit_code == 2
+
+
+def test_help_teaches() -> None:
+    r = runner.invoke(app, ["analyze", "--help"])
+    assert r.exit_code == 0
+    for word in ("--port", "--format", "--all", "--connection", "request_lost_to_fin", "Examples"):
+        assert word in r.stdout
+
+
+def test_installed_command_runs_as_a_process(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "pcapkit", "analyze", str(racy(tmp_path)), "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 1, p.stderr
+    assert json.loads(p.stdout)["summary"]["connections"] == 3
+    bad = subprocess.run(
+        [sys.executable, "-m", "pcapkit", "analyze", str(tmp_path / "nope.pcap")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("kaflow: error:") and not bad.stdout

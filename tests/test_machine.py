@@ -1,0 +1,82 @@
+"""The connection state machine and the Zeek vocabulary derived from the same events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pcapkit import machine
+from pcapkit.machine import State
+from pcapkit.model import Event, EventType, Side
+
+
+def ev(t: int, kind: EventType, side: Side) -> Event:
+    return Event(t, kind, side, t)
+
+
+HEALTHY = [
+    ev(1, "syn", "client"),
+    ev(2, "syn_ack", "server"),
+    ev(3, "request", "client"),
+    ev(4, "response", "server"),
+    ev(5, "fin", "client"),
+    ev(6, "fin", "server"),
+]
+
+
+def test_healthy_keepalive_connection() -> None:
+    run = machine.run(HEALTHY)
+    assert run.final is State.CLOSED
+    assert run.anomalies == ()
+    assert machine.zeek_state(HEALTHY) == "SF"
+    assert machine.history(HEALTHY) == "ShDdFf"
+
+
+def test_request_after_upstream_fin_is_allowed_it_is_the_race() -> None:
+    events = [*HEALTHY[:4], ev(5, "fin", "server"), ev(6, "request", "client"), ev(7, "fin", "client")]
+    run = machine.run(events)
+    assert run.states[-3:] == (State.SERVER_CLOSED, State.SERVER_CLOSED, State.CLOSED)
+    assert run.anomalies == ()
+    assert machine.history(events) == "ShDdfF"
+
+
+def test_data_after_own_fin_is_an_anomaly_not_an_error() -> None:
+    events = [*HEALTHY[:4], ev(5, "fin", "server"), ev(6, "response", "server")]
+    run = machine.run(events)
+    assert run.final is State.SERVER_CLOSED
+    assert len(run.anomalies) == 1
+    assert run.anomalies[0].what == "response in state server_closed"
+
+
+def test_syn_answered_by_rst_is_rejected() -> None:
+    events = [ev(1, "syn", "client"), ev(2, "rst", "server")]
+    assert machine.run(events).final is State.REJECTED
+    assert machine.zeek_state(events) == "REJ"
+
+
+def test_unanswered_syn() -> None:
+    assert machine.zeek_state([ev(1, "syn", "client")]) == "S0"
+
+
+def test_zeek_states_for_half_closes_and_resets() -> None:
+    base = HEALTHY[:4]
+    assert machine.zeek_state([*base, ev(5, "fin", "client")]) == "S2"
+    assert machine.zeek_state([*base, ev(5, "fin", "server")]) == "S3"
+    assert machine.zeek_state([*base, ev(5, "rst", "client")]) == "RSTO"
+    assert machine.zeek_state([*base, ev(5, "rst", "server")]) == "RSTR"
+    assert machine.zeek_state(base) == "S1"
+    assert machine.zeek_state([ev(1, "request", "client")]) == "OTH"
+
+
+def test_midstream_start() -> None:
+    events = [ev(1, "request", "client"), ev(2, "response", "server"), ev(3, "fin", "server")]
+    run = machine.run(events, State.ESTABLISHED)
+    assert run.final is State.SERVER_CLOSED and run.anomalies == ()
+
+
+def test_every_state_has_a_row() -> None:
+    assert set(machine.TRANSITIONS) == set(State)
+
+
+def test_docs_diagram_matches_the_table() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "state-machine.md").read_text()
+    assert machine.diagram() in doc
