@@ -28,11 +28,12 @@ if TYPE_CHECKING:
         InputError,
         KaflowError,
         MalformedCaptureError,
-        NoUpstreamTrafficError,
         NotACaptureError,
+        NoUpstreamTrafficError,
         UnsupportedLinkTypeError,
     )
     from pcapkit.model import (
+        Advice,
         Analysis,
         Anomaly,
         CaptureSummary,
@@ -43,39 +44,36 @@ if TYPE_CHECKING:
         Summary,
     )
 
+__all__ = [
+    "DEFAULT_PORT",
+    "Advice",
+    "Analysis",
+    "Anomaly",
+    "CaptureError",
+    "CaptureSummary",
+    "CompressedCaptureError",
+    "Connection",
+    "EmptyCaptureError",
+    "Event",
+    "Finding",
+    "InputError",
+    "KaflowError",
+    "MalformedCaptureError",
+    "NoUpstreamTrafficError",
+    "NotACaptureError",
+    "Request",
+    "Summary",
+    "UnsupportedLinkTypeError",
+    "__version__",
+    "analyze",
+]
+
 _WHERE = {
     "analyze": "pcapkit.analysis",
     "DEFAULT_PORT": "pcapkit.analysis",
-    **{
-        name: "pcapkit.errors"
-        for name in (
-            "CaptureError",
-            "CompressedCaptureError",
-            "EmptyCaptureError",
-            "InputError",
-            "KaflowError",
-            "MalformedCaptureError",
-            "NoUpstreamTrafficError",
-            "NotACaptureError",
-            "UnsupportedLinkTypeError",
-        )
-    },
-    **{
-        name: "pcapkit.model"
-        for name in (
-            "Analysis",
-            "Anomaly",
-            "CaptureSummary",
-            "Connection",
-            "Event",
-            "Finding",
-            "Request",
-            "Summary",
-        )
-    },
+    **{n: "pcapkit.errors" for n in __all__ if n.endswith("Error")},
+    **{n: "pcapkit.model" for n in __all__ if n[0].isupper() and not n.endswith(("Error", "PORT"))},
 }
-
-__all__ = ["__version__", *sorted(_WHERE)]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pcapkit import classify, machine
+from pcapkit import classify, diagnose, machine
 from pcapkit.capture import CaptureInfo, open_capture
 from pcapkit.errors import EmptyCaptureError, NoUpstreamTrafficError
 from pcapkit.http import HttpMessage, burst_starts, frame_requests, frame_responses
@@ -156,11 +156,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         close = "fin" if first_close.type == "fin" else "rst"
 
     limit = (first_close.time_ns, first_close.frame) if first_close else None
-    data_times = [
-        c.ts_ns
-        for c in (*up.chunks, *down.chunks)
-        if limit is None or (c.ts_ns, c.frame) <= limit
-    ]
+    data_times = [c.ts_ns for c in down.chunks if limit is None or (c.ts_ns, c.frame) <= limit]
 
     late = "data after its own FIN"
     anomalies = [
@@ -186,7 +182,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         close=close,
         closed_at_ns=first_close.time_ns if first_close else None,
         last_seen_ns=tc.last_ts_ns,
-        last_data_ns=max(data_times) if data_times else None,
+        last_response_ns=max(data_times) if data_times else None,
         partial=tc.partial,
         state=machine.zeek_state(events),
         history=machine.history(events),
@@ -222,9 +218,7 @@ def summarize(connections: Iterable[Connection], findings: Iterable[Finding]) ->
     )
 
 
-def _capture_summary(
-    info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]
-) -> CaptureSummary:
+def _capture_summary(info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> CaptureSummary:
     skipped = dict(info.skipped)
     if stats.other_ports:
         skipped["other_ports"] = stats.other_ports
@@ -250,10 +244,7 @@ def _no_traffic(path: str, info: CaptureInfo, stats: TcpStats, ports: tuple[int,
         return f"{path}: no TCP traffic at all in {info.packets} packets ({why})"
     top = ", ".join(f"{p} ({n} packets)" for p, n in stats.other_port_counts.most_common(3))
     hint = stats.other_port_counts.most_common(1)[0][0]
-    return (
-        f"{path}: no traffic on port {want}; ports seen most: {top} — "
-        f"try --port {hint}"
-    )
+    return f"{path}: no traffic on port {want}; ports seen most: {top} — try --port {hint}"
 
 
 def analyze(
@@ -293,4 +284,5 @@ def analyze(
         connections=connections,
         findings=findings,
         summary=summarize(connections, findings),
+        advice=diagnose.diagnose(connections, findings),
     )

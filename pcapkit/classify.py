@@ -32,8 +32,11 @@ def _first(events: Sequence[Event], side: str, types: tuple[str, ...]) -> Event 
 
 
 def server_close(conn: Connection) -> Event | None:
-    """The upstream's first FIN or RST, if it came before nginx's (the connection's first close)."""
-    if conn.closed_by != "server":
+    """The upstream's first FIN or RST, if it came before nginx's (the connection's first close).
+
+    A SYN refused with RST is a failed connect, not a close: only established connections count.
+    """
+    if conn.closed_by != "server" or (not conn.partial and conn.established_at_ns is None):
         return None
     return _first(conn.events, "server", ("fin", "rst"))
 
@@ -75,8 +78,8 @@ def _close_reason(conn: Connection, lost: bool) -> tuple[CloseReason, int | None
     idle = None
     close = server_close(conn)
     assert close is not None
-    if conn.last_data_ns is not None:
-        idle = close.time_ns - conn.last_data_ns
+    if conn.last_response_ns is not None:
+        idle = close.time_ns - conn.last_response_ns
     elif conn.established_at_ns is not None:
         idle = close.time_ns - conn.established_at_ns
     if lost:
@@ -99,7 +102,7 @@ def server_initiated_closes(conns: Sequence[Connection], losses: Sequence[Loss])
             continue
         reason, idle = _close_reason(conn, conn.id in lost_on)
         what = "FIN" if close.type == "fin" else "RST"
-        idle_txt = f"{_ms(idle)} after the last data" if idle is not None else ""
+        idle_txt = f"{_ms(idle)} after its last response" if idle is not None else ""
         if reason == "request_in_flight":
             msg = f"upstream sent {what} first, {idle_txt}, with a request in flight"
         elif reason == "connection_close":
@@ -236,10 +239,7 @@ def connect_failures(conns: Sequence[Connection]) -> list[Finding]:
         if rst is not None:
             msg = f"SYN{times} answered with RST: nothing listening, or the upstream refused it"
         else:
-            msg = (
-                f"SYN{times} never answered: the upstream's accept queue may be full "
-                "(nginx logs 'upstream timed out (110) while connecting')"
-            )
+            msg = f"SYN{times} never answered: the upstream's accept queue was likely full"
         syn = conn.events[0]
         out.append(
             Finding(

@@ -102,7 +102,9 @@ def _select(analysis_ids: dict[int, int], wanted: list[str]) -> tuple[int, ...]:
     for raw in wanted:
         text = raw.lstrip("#:")
         if not text.isdigit():
-            raise _fail(f"--connection {raw!r}: give a connection id (12) or a client port (:45678)")
+            raise _fail(
+                f"--connection {raw!r}: give a connection id (12) or a client port (:45678)"
+            )
         n = int(text)
         if not raw.startswith(":") and n in analysis_ids:
             out.append(n)
@@ -138,8 +140,12 @@ def analyze(
     ] = None,
     fmt: Annotated[
         Format,
-        typer.Option("--format", "-f", help="table for people; json (schema kaflow.analysis/1) "
-                     "or csv (one row per event) for tools."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="table for people; json (schema kaflow.analysis/1) "
+            "or csv (one row per event) for tools.",
+        ),
     ] = Format.table,
     output: Annotated[
         Path | None,

@@ -216,10 +216,7 @@ class _Framer:
                 continue
             nl = buf.find(b"\n")
             first = buf[:nl] if nl >= 0 else b""
-            if self.kind == "request":
-                m = _REQUEST_LINE.match(first)
-            else:
-                m = _STATUS_LINE.match(first)
+            m = (_REQUEST_LINE if self.kind == "request" else _STATUS_LINE).match(first)
             if m is None:
                 if self.midstream and not self.messages and pos == s.chunks[0].offset:
                     # the capture began inside a message: its start was never seen
@@ -259,9 +256,7 @@ class _Framer:
                 cl = hdrs.get(b"content-length")
                 if status is not None:
                     req_method = methods[answered] if answered < len(methods) else None
-                    if 100 <= status < 200:
-                        body = 0
-                    elif req_method == "HEAD" or status in (204, 304):
+                    if 100 <= status < 200 or req_method == "HEAD" or status in (204, 304):
                         body = 0
                     elif te and b"chunked" in te:
                         body = None

@@ -187,4 +187,3 @@ def diagram() -> str:
         for (etype, side), nxt in edges.items():
             lines.append(f"    {state} --> {nxt}: {etype} ({side})")
     return "\n".join(lines)
-

@@ -22,6 +22,9 @@ EventType = Literal["syn", "syn_ack", "request", "response", "fin", "rst"]
 FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", "connect_failed"]
 CloseKind = Literal["fin", "rst"]
 CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset"]
+AdviceTopic = Literal[
+    "upstream_idle_timeout", "upstream_max_requests", "lost_requests", "connect_failed"
+]
 
 FINDING_TYPES: tuple[FindingType, ...] = (
     "server_initiated_close",
@@ -123,9 +126,9 @@ class Connection:
     close: CloseKind | None
     closed_at_ns: int | None  # time of the first closing segment
     last_seen_ns: int
-    # Last payload-carrying segment, either side, before the first closing segment: the moment
-    # the closer's idle timer started.
-    last_data_ns: int | None
+    # The upstream's last data segment before the first closing segment: where an upstream's
+    # keepalive idle timer starts (a request nginx sends later does not restart it in time).
+    last_response_ns: int | None
     partial: bool  # open before the capture started
     state: str  # Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH
     history: str
@@ -169,6 +172,21 @@ class Finding:
     retried: bool | None = None
     retried_on: int | None = None
     request_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """A conclusion about the configuration of nginx or the upstream, with what it rests on.
+
+    ``value`` is the measured number (seconds for the upstream's idle timeout, a request count
+    for its max-keep-alive-requests, a count of findings otherwise); ``evidence`` how many
+    connections or findings it is drawn from.
+    """
+
+    topic: AdviceTopic
+    text: str
+    value: float | None = None
+    evidence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +239,7 @@ class Analysis:
     connections: tuple[Connection, ...]
     findings: tuple[Finding, ...]
     summary: Summary
+    advice: tuple[Advice, ...] = ()
     _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
 
     def connection(self, conn_id: int) -> Connection:

@@ -1,4 +1,4 @@
-"""TCP reconstruction: columnar segments in, one ordered, de-duplicated byte stream per direction out.
+"""TCP reconstruction: columnar segments in; one ordered, de-duplicated stream per direction out.
 
 What this stage decides, and why here:
 
@@ -121,7 +121,7 @@ def _signed32(x: int) -> int:
 
 
 class _Builder:
-    """The segments of one connection attempt, gathered until the capture ends or the tuple is reused."""
+    """One connection attempt's segments, kept until the capture ends or the tuple is reused."""
 
     __slots__ = (
         "client_isn",
@@ -266,7 +266,9 @@ class Reconstructor:
             other = ~(to_srv | from_srv)
             low = np.minimum(batch.sport[other], batch.dport[other])
             values, counts = np.unique(low, return_counts=True)
-            self.stats.other_port_counts.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+            self.stats.other_port_counts.update(
+                dict(zip(values.tolist(), counts.tolist(), strict=True))
+            )
         if not len(keep):
             return
         cols = (

@@ -50,14 +50,27 @@ class Conv:
         self.nxt = {"c": isn_c, "s": isn_s}
         self.packets: list[tuple[int, bytes]] = []
 
-    def _pkt(self, side: str, t: int, flags: str, payload: bytes = b"", seq: int | None = None) -> None:
+    def _pkt(
+        self, side: str, t: int, flags: str, payload: bytes = b"", seq: int | None = None
+    ) -> None:
         src, dst = (self.c, self.s) if side == "c" else (self.s, self.c)
         other = "s" if side == "c" else "c"
         s = self.nxt[side] if seq is None else seq
         ack = self.nxt[other] if "A" in flags else 0
         self.packets.append(
-            (t, craft.tcp(src[0], dst[0], src[1], dst[1], seq=s % 2**32, ack=ack % 2**32,
-                          flags=flags, payload=payload))
+            (
+                t,
+                craft.tcp(
+                    src[0],
+                    dst[0],
+                    src[1],
+                    dst[1],
+                    seq=s % 2**32,
+                    ack=ack % 2**32,
+                    flags=flags,
+                    payload=payload,
+                ),
+            )
         )
 
     def handshake(self, t: int, rtt: int = 20_000) -> Conv:

@@ -34,7 +34,14 @@ def test_healthy_keepalive_has_no_findings(tmp_path: Path) -> None:
     assert a.findings == ()
     assert a.summary.closed_by_client == 1 and a.summary.requests == 2
     assert [e.type for e in conn.events] == [
-        "syn", "syn_ack", "request", "response", "request", "response", "fin", "fin"
+        "syn",
+        "syn_ack",
+        "request",
+        "response",
+        "request",
+        "response",
+        "fin",
+        "fin",
     ]
 
 
@@ -119,7 +126,8 @@ def test_connect_failures(tmp_path: Path) -> None:
     refused = Conv(40001).syn(T0 + 10 * MS).rst("s", T0 + 10 * MS + 50_000, ack=True)
     res = run(tmp_path, silent, refused)
     assert [(f.type, f.connection) for f in res.findings] == [
-        ("connect_failed", 1), ("connect_failed", 2)
+        ("connect_failed", 1),
+        ("connect_failed", 2),
     ]
     assert res.connections[0].syn_count == 3 and res.connections[0].state == "S0"
     assert "3 times" in res.findings[0].message

@@ -32,7 +32,9 @@ def test_body_containing_a_request_line_is_not_a_request() -> None:
 
 def test_request_split_across_segments_and_body_in_next_segment() -> None:
     head = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
-    msgs, _ = frame_requests(chunks(head[:10], head[10:], b"0123456789", b"GET /g HTTP/1.1\r\n\r\n"))
+    msgs, _ = frame_requests(
+        chunks(head[:10], head[10:], b"0123456789", b"GET /g HTTP/1.1\r\n\r\n")
+    )
     assert [m.target for m in msgs] == ["/p", "/g"]
     assert msgs[0].frame == 1 and msgs[1].frame == 4
 

@@ -32,7 +32,12 @@ def test_healthy_keepalive_connection() -> None:
 
 
 def test_request_after_upstream_fin_is_allowed_it_is_the_race() -> None:
-    events = [*HEALTHY[:4], ev(5, "fin", "server"), ev(6, "request", "client"), ev(7, "fin", "client")]
+    events = [
+        *HEALTHY[:4],
+        ev(5, "fin", "server"),
+        ev(6, "request", "client"),
+        ev(7, "fin", "client"),
+    ]
     run = machine.run(events)
     assert run.states[-3:] == (State.SERVER_CLOSED, State.SERVER_CLOSED, State.CLOSED)
     assert run.anomalies == ()

@@ -21,7 +21,12 @@ def seconds(ns: int | None) -> float | None:
 
 
 def _event(e: Event) -> dict[str, Any]:
-    d: dict[str, Any] = {"time": seconds(e.time_ns), "type": e.type, "from": e.side, "frame": e.frame}
+    d: dict[str, Any] = {
+        "time": seconds(e.time_ns),
+        "type": e.type,
+        "from": e.side,
+        "frame": e.frame,
+    }
     if e.type == "request":
         d.update(method=e.method, target=e.target, host=e.host, request=e.request_index)
     elif e.type == "response":
@@ -132,6 +137,10 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
         },
         "connections": [connection_dict(c) for c in a.connections],
         "findings": [finding_dict(f) for f in a.findings],
+        "advice": [
+            {"topic": x.topic, "text": x.text, "value": x.value, "evidence": x.evidence}
+            for x in a.advice
+        ],
     }
 
 

@@ -8,12 +8,13 @@ and the finding it shows. By default only connections with findings get a timeli
 
 from __future__ import annotations
 
+import textwrap
 from datetime import UTC, datetime
 from typing import TextIO
 
 from tabulate import tabulate
 
-from pcapkit.model import FINDING_TYPES, Analysis, Connection, Event, Finding
+from pcapkit.model import Analysis, Connection, Event, Finding
 from pcapkit.report import ReportOptions, pinned
 
 _ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
@@ -49,15 +50,25 @@ def label(e: Event, conn: Connection) -> str:
         status += " Connection: close"
     if e.request_index is not None:
         req = conn.requests[e.request_index]
-        status += f"  ← {req.label}" if req.method is not None else ""
-    elif e.type == "response":
+        took = _duration(e.time_ns - req.sent_at_ns)
+        status += f"  ← {req.label} ({took})" if req.method is not None else f" ({took})"
+    else:
         status += "  (request before the capture)"
     return status
 
 
+def _duration(ns: int) -> str:
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.3f} s"
+    return f"{ns / 1e6:.1f} ms" if ns >= 100_000 else f"{ns / 1e3:.0f} µs"
+
+
 def _pin(f: Finding) -> str:
     if f.type == "server_initiated_close":
-        return f"⚠ server-initiated close ({(f.reason or '').replace('_', ' ')})"
+        why = (f.reason or "").replace("_", " ")
+        if f.idle_ns is not None:
+            why += f", {_duration(f.idle_ns)} after its last response"
+        return f"⚠ upstream closed first ({why})"
     if f.type == "request_lost_to_fin":
         if f.retried:
             return f"✗ lost to the upstream's close; retried on #{f.retried_on}"
@@ -155,6 +166,13 @@ class TableReporter:
             w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
         else:
             self._findings(analysis, out)
+        if analysis.advice:
+            out.write("\nDiagnosis\n")
+            for advice in analysis.advice:
+                out.write(
+                    textwrap.fill(advice.text, 96, initial_indent="  - ", subsequent_indent="    ")
+                    + "\n"
+                )
 
         self._timelines(analysis, out, options)
 
@@ -171,6 +189,7 @@ class TableReporter:
                 headers=("time (UTC)", "conn", "finding", "what happened"),
                 tablefmt="simple",
                 disable_numparse=True,
+                maxcolwidths=[None, None, None, 72],
             )
             + "\n"
         )
@@ -204,5 +223,5 @@ class TableReporter:
                 f"\n… {len(conns) - limit:,} more connections with findings: "
                 "--all shows every connection, --connection ID one of them\n"
             )
-        if sel is None and FINDING_TYPES and not conns and analysis.connections:
+        if sel is None and not conns and analysis.connections:
             out.write("\n(--all shows every connection's timeline)\n")
