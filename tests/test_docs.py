@@ -1,0 +1,40 @@
+"""The examples in the docs run: a worked example that does not run teaches the wrong thing."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def blocks(doc: str) -> list[str]:
+    return BLOCK.findall((ROOT / doc).read_text())
+
+
+@pytest.mark.parametrize("doc", ["docs/api.md", "README.md"])
+def test_python_examples_run(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    found = blocks(doc)
+    assert found
+    for code in found:
+        code = code.replace('"dump.pcap"', '"fixtures/idle-race-get/capture.pcap"')
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, doc, "exec"), {})
+
+
+def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code = blocks("docs/api.md")[1]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/api.md", "exec"), {})
+    printed = out.getvalue()
+    assert "6 6\n" in printed
+    assert "GET /test/0/7 lost on connection 5 retried on 6" in printed
+    assert "127.0.0.1:45512 server fin SF ShDdfF" in printed

@@ -1,0 +1,57 @@
+"""End to end on live software: real nginx and Tomcat, captured by real tcpdump, then kaflow.
+
+Runs the lab's deterministic ``idle-close`` scenario (Tomcat closes each idle connection after
+1 s, so every close is the upstream's) and holds kaflow's answer to nginx's and Tomcat's logs and
+tshark's reading of the same capture. It needs what ``fixtures/lab/setup.sh`` installs and the
+right to capture on loopback; without them it fails and says so, rather than skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcapkit import analyze
+from tests.truthcheck import mismatches
+
+LAB = Path(__file__).parent.parent / "fixtures" / "lab" / "lab.py"
+
+
+def test_live_idle_close_scenario_agrees_with_nginx_logs(tmp_path: Path) -> None:
+    missing = [t for t in ("nginx", "tcpdump", "tshark", "javac") if shutil.which(t) is None]
+    if missing:
+        pytest.fail(
+            f"the live lab test needs {', '.join(missing)}: run `bash fixtures/lab/setup.sh`"
+        )
+    out = tmp_path / "idle-close"
+    proc = subprocess.run(
+        [sys.executable, str(LAB), "run", "idle-close", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        "the lab could not run nginx + Tomcat + tcpdump here (capturing on loopback needs root "
+        f"or CAP_NET_RAW; port 8080/8081 must be free):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+    )
+    truth = json.loads((out / "truth.json").read_text())
+    result = analyze(out / "capture.pcap", port=truth["port"])
+    assert mismatches(result, truth) == []
+    # the scenario's point: Tomcat's 1 s idle timeout closes every connection first
+    assert truth["first_close_by"]["server"] >= 1
+    assert result.summary.closed_by_server == truth["first_close_by"]["server"]
+    idle = [f.idle_ns for f in result.findings if f.reason == "idle_timeout"]
+    assert idle and all(i is not None and 1.0e9 <= i < 3.0e9 for i in idle)
+    cli = subprocess.run(
+        [sys.executable, "-m", "pcapkit", "analyze", str(out / "capture.pcap"), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 1 and "server_initiated_close" in cli.stdout
