@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from pcapkit import classify, diagnose, machine
 from pcapkit.capture import CaptureInfo, open_capture
-from pcapkit.errors import EmptyCaptureError, NoUpstreamTrafficError
+from pcapkit.errors import NoUpstreamTrafficError
 from pcapkit.http import HttpMessage, burst_starts, frame_requests, frame_responses
 from pcapkit.model import (
     FINDING_TYPES,
@@ -263,17 +262,14 @@ def analyze(
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     name = os.fspath(path)
     with open_capture(path) as cap:
-        total = Path(name).stat().st_size
         rec = Reconstructor(frozenset(ports))
         tcs: list[TcpConnection] = []
         for batch in cap:
             tcs.extend(rec.feed(batch))
             if progress is not None:
-                progress(cap.info.bytes_read, total)
+                progress(*cap.progress())
         tcs.extend(rec.finish())
         info = cap.info
-    if info.packets == 0:
-        raise EmptyCaptureError(f"{name}: the capture holds no packets")
     if rec.stats.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
     tcs.sort(key=lambda t: t.id)

@@ -136,6 +136,7 @@ def analyze(
             help="The upstream's port; the side on it is the server. Repeat for several "
             "upstreams. [default: 8080]",
             show_default=False,
+            metavar="PORT",
         ),
     ] = None,
     fmt: Annotated[
@@ -149,7 +150,12 @@ def analyze(
     ] = Format.table,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the report to this file instead of stdout.",
+            metavar="FILE",
+        ),
     ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", "-a", help="Show the timeline of every connection.")
@@ -162,11 +168,16 @@ def analyze(
             help="Show only this connection's timeline: its id (12 or #12) or nginx's local "
             "port (:45678). Repeatable.",
             show_default=False,
+            metavar="ID",
         ),
     ] = None,
     limit: Annotated[
         int,
-        typer.Option(help="Most timelines shown by default (connections with findings).", min=0),
+        typer.Option(
+            help="Most timelines shown by default (connections with findings).",
+            min=0,
+            metavar="N",
+        ),
     ] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

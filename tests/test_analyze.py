@@ -224,3 +224,18 @@ def test_no_upstream_traffic_suggests_a_port(tmp_path: Path) -> None:
     noise = Conv(40002, sport=5432).handshake(T0)
     with pytest.raises(NoUpstreamTrafficError, match="try --port 5432"):
         analyze(write(tmp_path / "n.pcap", [noise]))
+
+
+def test_progress_reports_bytes_of_the_file_on_disk(tmp_path: Path) -> None:
+    import gzip
+
+    c = Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok())
+    plain = write(tmp_path / "p.pcap", [c])
+    packed = tmp_path / "p.pcap.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for path in (plain, packed):
+        calls: list[tuple[int, int]] = []
+        analyze(path, progress=lambda done, total: calls.append((done, total)))
+        size = path.stat().st_size
+        assert calls and calls[-1] == (size, size)
+        assert all(0 <= done <= total for done, total in calls)

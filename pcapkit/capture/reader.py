@@ -186,6 +186,13 @@ class _Source:
             self._gzip = gzip.GzipFile(fileobj=_Replay(self._carry, self._raw), mode="rb")
         return self.head()
 
+    def disk_position(self) -> int:
+        """How far into the file on disk reading has got (compressed bytes for gzip)."""
+        try:
+            return self._raw.tell() if self._seekable else 0
+        except OSError:
+            return 0
+
     def start_at(self, offset: int) -> None:
         self.offset = offset
         self._carry = self._carry[offset:] if self._streaming else b""
@@ -798,10 +805,19 @@ class CaptureReader:
         self._walker: _PcapWalker | _PcapngWalker
         raw = _open(self._path)
         try:
+            self._size = os.fstat(raw.fileno()).st_size
             self._source = self._recognise(raw)
         except BaseException:
             raw.close()
             raise
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes of the file on disk read so far, its size): for a progress bar.
+
+        Counted on disk, so a gzip-compressed capture reaches 100% when its last compressed byte
+        is read; (0, 0) for a pipe, whose size is unknown.
+        """
+        return min(self._source.disk_position(), self._size), self._size
 
     def _recognise(self, raw: BinaryIO) -> _Source:
         path = self._path
