@@ -235,7 +235,7 @@ def test_progress_reports_bytes_of_the_file_on_disk(tmp_path: Path) -> None:
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     for path in (plain, packed):
         calls: list[tuple[int, int]] = []
-        analyze(path, progress=lambda done, total: calls.append((done, total)))
+        analyze(path, progress=lambda done, total, into=calls: into.append((done, total)))
         size = path.stat().st_size
         assert calls and calls[-1] == (size, size)
         assert all(0 <= done <= total for done, total in calls)
