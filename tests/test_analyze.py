@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,13 @@ def test_no_upstream_traffic_suggests_a_port(tmp_path: Path) -> None:
         analyze(write(tmp_path / "n.pcap", [noise]))
 
 
+def recorder(into: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    def record(done: int, total: int) -> None:
+        into.append((done, total))
+
+    return record
+
+
 def test_progress_reports_bytes_of_the_file_on_disk(tmp_path: Path) -> None:
     import gzip
 
@@ -235,7 +243,7 @@ def test_progress_reports_bytes_of_the_file_on_disk(tmp_path: Path) -> None:
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     for path in (plain, packed):
         calls: list[tuple[int, int]] = []
-        analyze(path, progress=lambda done, total, into=calls: into.append((done, total)))
+        analyze(path, progress=recorder(calls))
         size = path.stat().st_size
         assert calls and calls[-1] == (size, size)
         assert all(0 <= done <= total for done, total in calls)
