@@ -272,11 +272,15 @@ def analyze(
         info = cap.info
     if rec.stats.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
-    tcs.sort(key=lambda t: t.id)
-    connections = tuple(build_connection(tc) for tc in tcs)
+    return assemble(tcs, _capture_summary(info, rec.stats, ports))
+
+
+def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
+    """The stages after TCP reconstruction: label, classify, diagnose, summarize."""
+    connections = tuple(build_connection(tc) for tc in sorted(tcs, key=lambda t: t.id))
     findings = tuple(classify.classify(connections))
     return Analysis(
-        capture=_capture_summary(info, rec.stats, ports),
+        capture=capture,
         connections=connections,
         findings=findings,
         summary=summarize(connections, findings),

@@ -1,0 +1,337 @@
+"""A straightforward reference implementation of kaflow's reading and TCP stages.
+
+The fast path (``pcapkit.capture`` + ``pcapkit.tcp``) is vectorized and streams; this one is the
+obvious per-packet Python loop: dpkt walks the file, ``struct`` decodes the link, IP and TCP
+headers, and each packet is appended to its connection one at a time. It shares nothing with the
+fast path but the downstream stages (HTTP framing, state machine, classifier), so when both give
+the same :class:`~pcapkit.model.Analysis` on real and generated captures, the fast path's
+shortcuts are not changing answers.
+
+It is slow (a few hundred thousand packets per second) and deliberately simple.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import dpkt
+
+from pcapkit.analysis import DEFAULT_PORT, assemble
+from pcapkit.capture.types import ACK, FIN, RST, SYN
+from pcapkit.model import Analysis, CaptureSummary
+from pcapkit.tcp import Chunk, Flow, Mark, TcpConnection
+
+_MOD32 = 1 << 32
+_HALF32 = 1 << 31
+
+_ETHER_HEADER = {1: 14, 113: 16, 276: 20, 101: 0, 12: 0, 14: 0, 228: 0, 229: 0, 0: 4, 108: 4}
+
+# (frame, ts_ns, version, src, dst, sport, dport, seq, flags, payload_len, payload)
+Packet = tuple[int, int, int, int, int, int, int, int, int, int, bytes]
+
+
+def _ip_offset(linktype: int, buf: bytes) -> int | None:
+    """Where the IP header starts behind the link header, or None if this is not IP."""
+    if linktype == 1:
+        off, etype = 14, struct.unpack_from("!H", buf, 12)[0]
+        while etype in (0x8100, 0x88A8, 0x9100) and len(buf) >= off + 4:
+            etype = struct.unpack_from("!H", buf, off + 2)[0]
+            off += 4
+        return off if etype in (0x0800, 0x86DD) else None
+    if linktype == 113:
+        return 16 if struct.unpack_from("!H", buf, 14)[0] in (0x0800, 0x86DD) else None
+    if linktype == 276:
+        return 20 if struct.unpack_from("!H", buf, 0)[0] in (0x0800, 0x86DD) else None
+    if linktype in (0, 108):
+        return 4
+    if linktype in _ETHER_HEADER:
+        return 0
+    return None
+
+
+def _decode(
+    linktype: int, buf: bytes
+) -> tuple[int, int, int, int, int, int, int, int, int, bytes] | None:
+    try:
+        off = _ip_offset(linktype, buf)
+        if off is None:
+            return None
+        version = buf[off] >> 4
+        if version == 4:
+            ihl = (buf[off] & 0x0F) * 4
+            total, frag, proto = struct.unpack_from("!H2xH1xB", buf, off + 2)
+            if proto != 6 or frag & 0x3FFF:
+                return None
+            src = (0xFFFF << 32) | int.from_bytes(buf[off + 12 : off + 16], "big")
+            dst = (0xFFFF << 32) | int.from_bytes(buf[off + 16 : off + 20], "big")
+            ip_payload = (total or len(buf) - off) - ihl
+            t = off + ihl
+        elif version == 6:
+            plen, nxt = struct.unpack_from("!HB", buf, off + 4)
+            if nxt != 6:
+                return None
+            src = int.from_bytes(buf[off + 8 : off + 24], "big")
+            dst = int.from_bytes(buf[off + 24 : off + 40], "big")
+            ip_payload = plen or len(buf) - off - 40
+            t = off + 40
+        else:
+            return None
+        sport, dport, seq, _ack, doff, flags = struct.unpack_from("!HHIIBB", buf, t)
+        thl = (doff >> 4) * 4
+        payload_len = ip_payload - thl
+        if payload_len < 0:
+            return None
+        payload = buf[t + thl : t + thl + payload_len]
+        return (
+            version,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            flags & 0x3F,
+            payload_len,
+            len(payload),
+            payload,
+        )
+    except (struct.error, IndexError):
+        return None
+
+
+def _pcapng_records(data: bytes) -> tuple[list[tuple[int, int, bytes]], list[int]]:
+    """(interface, ts_ns, frame bytes) of every packet block, walked block by block.
+
+    dpkt's pcapng reader rounds nanosecond timestamps through a float, so the reference walks the
+    blocks itself: they are simple enough.
+    """
+    out: list[tuple[int, int, bytes]] = []
+    linktypes: list[int] = []
+    resol: list[int] = []
+    order = "<"
+    pos = 0
+    while pos + 12 <= len(data):
+        btype = struct.unpack_from(order + "I", data, pos)[0]
+        if btype == 0x0A0D0D0A:
+            order = "<" if data[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            linktypes, resol = [], []
+        blen = struct.unpack_from(order + "I", data, pos + 4)[0]
+        body = data[pos + 8 : pos + blen - 4]
+        if btype == 1:
+            linktypes.append(struct.unpack_from(order + "H", body, 0)[0])
+            units = 1_000_000
+            opt = 8
+            while opt + 4 <= len(body):
+                code, olen = struct.unpack_from(order + "HH", body, opt)
+                if code == 0:
+                    break
+                if code == 9:
+                    r = body[opt + 4]
+                    units = 2 ** (r & 0x7F) if r & 0x80 else 10**r
+                opt += 4 + (olen + 3) // 4 * 4
+            resol.append(units)
+        elif btype == 6:
+            iface, hi, lo, caplen = struct.unpack_from(order + "IIII", body, 0)
+            ticks = (hi << 32) | lo
+            out.append((iface, ticks * 1_000_000_000 // resol[iface], body[20 : 20 + caplen]))
+        pos += blen
+    return out, linktypes
+
+
+def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[str], int]:
+    """Every TCP packet of the file, one tuple each (dpkt walks pcap files)."""
+    out: list[Packet] = []
+    data = Path(path).read_bytes()
+    records: list[tuple[int, int, bytes]]
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        fmt = "pcapng"
+        records, linktypes = _pcapng_records(data)
+    else:
+        fmt = "pcap"
+        reader = dpkt.pcap.Reader(io.BytesIO(data))
+        linktypes = [reader.datalink()]
+        records = []
+        for ts, buf in reader:
+            # dpkt gives a Decimal for nanosecond files and a float otherwise
+            ns = int(ts * 1_000_000_000) if isinstance(ts, Decimal) else round(ts * 1e6) * 1000
+            records.append((0, ns, bytes(buf)))
+    for frame, (iface, ts_ns, buf) in enumerate(records, start=1):
+        d = _decode(linktypes[iface], buf)
+        if d is None:
+            continue
+        version, src, dst, sport, dport, seq, flags, plen, _clen, payload = d
+        out.append((frame, ts_ns, version, src, dst, sport, dport, seq, flags, plen, payload))
+    names = {1: "EN10MB", 113: "LINUX_SLL", 276: "LINUX_SLL2"}
+    return out, fmt, [names.get(lt, str(lt)) for lt in linktypes], len(records)
+
+
+Raw = tuple[int, int, int, int, int, bytes]  # (ts_ns, frame, seq, flags, payload_len, payload)
+
+
+def _signed32(x: int) -> int:
+    x &= _MOD32 - 1
+    return x - _MOD32 if x >= _HALF32 else x
+
+
+def reassemble(raws: list[Raw]) -> Flow:
+    """Order one direction by stream offset and keep every byte once.
+
+    Offsets are unwrapped in arrival order (each step is the signed 32-bit distance from the
+    previous segment), which keeps them monotonic across 2**32 and tolerates the reordering and
+    retransmissions that real captures have.
+    """
+    syn: Mark | None = None
+    syn_count = 0
+    fin: Mark | None = None
+    rst: Mark | None = None
+    isn: int | None = None
+    for ts, frame, seq, flags, _plen, _data in raws:
+        if flags & SYN:
+            syn_count += 1
+            if syn is None:
+                syn = Mark(ts, frame)
+                isn = seq
+    ref = (isn + 1) & (_MOD32 - 1) if isn is not None else (raws[0][2] if raws else 0)
+
+    prev_seq = ref
+    prev_rel = 0
+    data: list[tuple[int, int, int, int, bytes]] = []  # (offset, ts, frame, length, bytes)
+    late: list[Mark] = []
+    for ts, frame, seq, flags, plen, payload in raws:
+        rel = prev_rel + _signed32(seq - prev_seq)
+        prev_seq, prev_rel = seq, rel
+        start = rel + 1 if flags & SYN else rel  # data on a SYN starts after the SYN's own seq
+        if plen:
+            data.append((start, ts, frame, plen, payload))
+            if fin is not None and start >= fin.offset:
+                late.append(Mark(ts, frame, start))
+        if flags & FIN and fin is None:
+            fin = Mark(ts, frame, start + plen)
+        if flags & RST and rst is None:
+            rst = Mark(ts, frame, start)
+
+    data.sort(key=lambda d: (d[0], d[1], d[2]))
+    chunks: list[Chunk] = []
+    covered: int | None = None
+    retrans = 0
+    missing = 0
+    unique = 0
+    for off, ts, frame, length, payload in data:
+        end = off + length
+        if covered is not None and end <= covered:
+            retrans += 1
+            continue
+        if covered is not None and off < covered:
+            cut = covered - off  # overlap: keep only the new tail, first transmission wins
+            payload = payload[cut:]
+            off, length = covered, end - covered
+        elif covered is not None and off > covered:
+            missing += off - covered
+        chunks.append(Chunk(off, length, ts, frame, payload))
+        unique += length
+        covered = end
+    last_ts = max((r[0] for r in raws), default=None)
+    return Flow(
+        chunks=tuple(chunks),
+        syn=syn,
+        syn_count=syn_count,
+        fin=fin,
+        rst=rst,
+        packets=len(raws),
+        retransmissions=retrans,
+        bytes=unique,
+        missing=missing,
+        last_ts_ns=last_ts,
+        late_data=tuple(late),
+    )
+
+
+@dataclass
+class _Attempt:
+    id: int
+    key: tuple[int, int, int, int, int]
+    first_ts: int
+    first_frame: int
+    last_ts: int
+    isn: int | None = None
+    up: list[Raw] = field(default_factory=list)
+    down: list[Raw] = field(default_factory=list)
+
+
+def _endpoint(ip: int, port: int, version: int) -> str:
+    if version == 4:
+        return f"{ipaddress.IPv4Address(ip & 0xFFFFFFFF)}:{port}"
+    return f"[{ipaddress.IPv6Address(ip)}]:{port}"
+
+
+def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnection]:
+    """Group packets into connection attempts the obvious way: a dict, one packet at a time."""
+    open_: dict[tuple[int, int, int, int, int], _Attempt] = {}
+    done: list[_Attempt] = []
+    for frame, ts, version, src, dst, sport, dport, seq, flags, plen, payload in packets:
+        if dport in ports:
+            c2s, key = True, (src, sport, dst, dport, version)
+        elif sport in ports:
+            c2s, key = False, (dst, dport, src, sport, version)
+        else:
+            continue
+        b = open_.get(key)
+        client_syn = c2s and flags & SYN and not flags & ACK
+        if client_syn and b is not None and b.isn != seq:
+            done.append(b)  # a new ISN on a known tuple: a new connection
+            b = None
+        if b is None:
+            b = open_[key] = _Attempt(len(done) + len(open_) + 1, key, ts, frame, ts)
+        if client_syn and b.isn is None:
+            b.isn = seq
+        (b.up if c2s else b.down).append((ts, frame, seq, flags, plen, payload))
+        b.last_ts = max(ts, b.last_ts)
+    done.extend(open_.values())
+    out = []
+    for b in sorted(done, key=lambda b: b.id):
+        c_ip, c_port, s_ip, s_port, version = b.key
+        up = reassemble(b.up)
+        out.append(
+            TcpConnection(
+                id=b.id,
+                client=_endpoint(c_ip, c_port, version),
+                server=_endpoint(s_ip, s_port, version),
+                client_port=c_port,
+                server_port=s_port,
+                ip_version=version,
+                first_ts_ns=b.first_ts,
+                first_frame=b.first_frame,
+                last_ts_ns=b.last_ts,
+                partial=up.syn is None,
+                to_server=up,
+                to_client=reassemble(b.down),
+            )
+        )
+    return out
+
+
+def analyze(path: str | os.PathLike[str], port: int = DEFAULT_PORT) -> Analysis:
+    """The reference analysis of a capture (no error handling beyond the obvious)."""
+    packets, fmt, link_types, frames = read_packets(path)
+    ports = frozenset({port})
+    tcs = connections(packets, ports)
+    upstream = sum(c.to_server.packets + c.to_client.packets for c in tcs)
+    capture = CaptureSummary(
+        path=str(Path(path)),
+        format=fmt,
+        link_types=tuple(link_types),
+        packets=frames,
+        tcp_segments=len(packets),
+        upstream_segments=upstream,
+        skipped=tuple(sorted(Counter({"other": frames - upstream}).items())),
+        ports=(port,),
+        first_ts_ns=min((p[1] for p in packets), default=None),
+        last_ts_ns=max((p[1] for p in packets), default=None),
+    )
+    return assemble(tcs, capture)
