@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from pcapkit import classify, diagnose, machine
 from pcapkit.capture import CaptureInfo, open_capture
@@ -82,12 +83,12 @@ def build_connection(tc: TcpConnection) -> Connection:
     """Label one reconstructed TCP connection: HTTP messages, events, states, anomalies."""
     up, down = tc.to_server, tc.to_client
     reqs, req_notes = frame_requests(
-        up.chunks, burst_starts(up.chunks, down.chunks), midstream=tc.partial
+        up.stream, burst_starts(up.stream, down.stream), midstream=tc.partial
     )
     resps, resp_notes = frame_responses(
-        down.chunks,
+        down.stream,
         [r.method for r in reqs],
-        burst_starts(down.chunks, up.chunks),
+        burst_starts(down.stream, up.stream),
         midstream=tc.partial,
     )
     answers = _pair(reqs, resps)
@@ -155,7 +156,10 @@ def build_connection(tc: TcpConnection) -> Connection:
         close = "fin" if first_close.type == "fin" else "rst"
 
     limit = (first_close.time_ns, first_close.frame) if first_close else None
-    data_times = [c.ts_ns for c in down.chunks if limit is None or (c.ts_ns, c.frame) <= limit]
+    st = down.stream
+    data_times = [
+        t for t, f in zip(st.ts, st.frames, strict=True) if limit is None or (t, f) <= limit
+    ]
 
     late = "data after its own FIN"
     anomalies = [
@@ -276,8 +280,16 @@ def analyze(
 
 
 def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
-    """The stages after TCP reconstruction: label, classify, diagnose, summarize."""
-    connections = tuple(build_connection(tc) for tc in sorted(tcs, key=lambda t: t.id))
+    """The stages after TCP reconstruction: label, classify, diagnose, summarize.
+
+    Connections are numbered here, 1-based in order of their first packet, so the ids do not
+    depend on the order in which the reconstruction finished them.
+    """
+    ordered = sorted(tcs, key=lambda t: t.first_frame)
+    connections = tuple(
+        build_connection(replace(tc, id=i) if tc.id != i else tc)
+        for i, tc in enumerate(ordered, start=1)
+    )
     findings = tuple(classify.classify(connections))
     return Analysis(
         capture=capture,

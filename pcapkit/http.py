@@ -20,12 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pcapkit.tcp import Chunk
+from pcapkit.tcp import Chunk, Stream
 
 MAX_HEAD = 64 * 1024  # longest header block we look for; nginx's own default limit is far lower
 _REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$")
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\r?$")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?$")
+# What the first bytes of a request line must look like (a method, then a space), checked on a
+# short peek before reading a whole head: garbage is rejected without copying 64 KiB per burst.
+_METHOD_START = re.compile(rb"[A-Z][A-Z0-9_-]{0,31}(?: |\Z)")
+_PEEK = 64
+# A TLS record header (change_cipher_spec, alert, handshake, application_data; SSL 3.0..TLS 1.3)
+# and HTTP/2's client preface and first server frame (SETTINGS on stream 0).
+_TLS_RECORD = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n"
+_H2_SETTINGS = re.compile(rb"\x00[\x00-\xff]{2}\x04[\x00\x01]\x00\x00\x00\x00", re.DOTALL)
 
 Kind = Literal["request", "response"]
 
@@ -60,57 +69,72 @@ class HttpNote:
 class _Stream:
     """Random access to a direction's captured bytes by stream offset."""
 
-    def __init__(self, chunks: Sequence[Chunk]) -> None:
-        self.chunks = chunks
-        self.starts = [c.offset for c in chunks]
-        self.end = chunks[-1].end if chunks else 0
+    def __init__(self, stream: Stream) -> None:
+        self.st = stream
+        self.starts = stream.starts
+        self.end = stream.end
+        self.n = len(stream.starts)
+        # the usual case: no holes, everything captured, so offset -> data index is a subtraction
+        self.base = stream.starts[0] if stream.contiguous and self.n else None
 
     def index(self, pos: int) -> int | None:
-        """Index of the chunk holding stream offset ``pos``, or None in a gap."""
+        """Index of the piece holding stream offset ``pos``, or None in a gap."""
         i = bisect_right(self.starts, pos) - 1
-        if i >= 0 and pos < self.chunks[i].end:
+        if i >= 0 and pos < self.starts[i] + self.st.lengths[i]:
             return i
         return None
 
     def next_start(self, pos: int) -> int | None:
-        """Offset of the first chunk starting after ``pos``."""
+        """Offset of the first piece starting after ``pos``."""
         i = bisect_right(self.starts, pos)
-        return self.starts[i] if i < len(self.starts) else None
+        return self.starts[i] if i < self.n else None
 
     def read(self, pos: int, limit: int) -> bytes:
         """Captured bytes from ``pos`` on, as far as they are contiguous, at most ``limit``."""
+        st = self.st
+        if self.base is not None:
+            k = pos - self.base
+            return st.data[k : k + limit] if k >= 0 else b""
         i = self.index(pos)
         if i is None:
             return b""
-        c = self.chunks[i]
-        k = pos - c.offset
-        if k >= len(c.data):
+        k = pos - st.starts[i]
+        if k >= st.captured[i]:
             return b""
-        first = c.data[k : k + limit]
-        if len(first) >= limit or len(c.data) < c.length:
-            return first  # enough, or this chunk's tail was not captured
-        parts = [first]
-        have = len(first)
-        i += 1
-        while have < limit and i < len(self.chunks):
-            nxt = self.chunks[i]
-            if nxt.offset != self.chunks[i - 1].end:
+        parts: list[bytes] = []
+        have = 0
+        while i < self.n and have < limit:
+            if parts and st.starts[i] != st.starts[i - 1] + st.lengths[i - 1]:
                 break  # a hole
-            part = nxt.data[: limit - have]
-            parts.append(part)
-            have += len(part)
-            if len(nxt.data) < nxt.length:
-                break
+            d = st.data_starts[i] + k
+            take = min(st.captured[i] - k, limit - have)
+            parts.append(st.data[d : d + take])
+            have += take
+            if st.captured[i] < st.lengths[i]:
+                break  # this piece's tail was not captured
+            k = 0
             i += 1
         return b"".join(parts)
+
+    def head_at(self, pos: int) -> bytes | None:
+        """The message head starting at ``pos`` when it is all there, found without copying more.
+
+        None when the fast lookup cannot tell (a hole, uncaptured bytes, or no end of head in
+        reach): the caller then reads progressively.
+        """
+        if self.base is None:
+            return None
+        k = pos - self.base
+        data = self.st.data
+        end = data.find(b"\r\n\r\n", k, k + MAX_HEAD)
+        return data[k : end + 4] if end >= 0 else None
 
     def where(self, pos: int) -> tuple[int, int]:
         """(ts_ns, frame) of the packet that carried stream offset ``pos``."""
         i = self.index(pos)
         if i is None:
             i = max(0, bisect_right(self.starts, pos) - 1)
-        c = self.chunks[i]
-        return c.ts_ns, c.frame
+        return self.st.ts[i], self.st.frames[i]
 
 
 def _head(buf: bytes) -> tuple[int, list[bytes]] | None:
@@ -139,12 +163,10 @@ def _headers(lines: list[bytes]) -> dict[bytes, bytes]:
 class _Framer:
     """Walks one direction's stream message by message, falling back to bursts when blind."""
 
-    def __init__(
-        self, kind: Kind, chunks: Sequence[Chunk], bursts: Sequence[int], midstream: bool
-    ) -> None:
+    def __init__(self, kind: Kind, stream: Stream, bursts: Sequence[int], midstream: bool) -> None:
         self.kind: Kind = kind
         self.midstream = midstream
-        self.s = _Stream(chunks)
+        self.s = _Stream(stream)
         self.bursts = bursts
         self.messages: list[HttpMessage] = []
         self.notes: list[HttpNote] = []
@@ -163,6 +185,33 @@ class _Framer:
         ts, frame = self.s.where(pos)
         self.messages.append(HttpMessage(self.kind, pos, ts, frame, parsed=False))
         return self.next_burst(pos)
+
+    def read_head(self, pos: int) -> bytes:
+        """Bytes from ``pos`` on, enough to hold the message head if the capture has it.
+
+        Starts small and grows: nearly every head fits in the first read, and copying
+        :data:`MAX_HEAD` bytes for each message would cost more than all the parsing.
+        """
+        head = self.s.head_at(pos)
+        if head is not None:
+            return head
+        limit = 2048
+        while True:
+            buf = self.s.read(pos, limit)
+            if len(buf) < limit or limit >= MAX_HEAD or _head(buf) is not None:
+                return buf
+            limit = min(limit * 8, MAX_HEAD)
+
+    def other_protocol(self, pos: int, peek: bytes) -> str | None:
+        """What the stream is instead of HTTP/1.x, when a message should start at ``pos``."""
+        if _TLS_RECORD.match(peek):
+            return "TLS (HTTPS) — the payload is encrypted; its messages cannot be read"
+        at_start = not self.messages and not self.midstream and pos == self.s.starts[0]
+        if peek.startswith(_H2_PREFACE) or (
+            at_start and self.kind == "response" and _H2_SETTINGS.match(peek)
+        ):
+            return "HTTP/2 — kaflow reads HTTP/1.x; its messages are not read"
+        return None
 
     def chunked_end(self, pos: int) -> int | None:
         """End of a chunked body starting at ``pos``; None if the bytes needed are missing."""
@@ -200,7 +249,7 @@ class _Framer:
     def run(self, methods: Sequence[str | None] = ()) -> None:
         """Frame the whole stream. ``methods`` are the requests' methods, for responses to HEAD."""
         s = self.s
-        pos = s.chunks[0].offset if s.chunks else 0
+        pos = s.starts[0] if s.n else 0
         answered = 0  # final (non-1xx) responses seen, to pick the matching request's method
         while pos < s.end:
             if s.index(pos) is None:  # in a gap the capture never saw
@@ -210,7 +259,15 @@ class _Framer:
                 self.note(pos, f"{nxt - pos} bytes missing from the capture")
                 pos = nxt
                 continue
-            buf = s.read(pos, MAX_HEAD)
+            peek = s.read(pos, _PEEK)
+            other = self.other_protocol(pos, peek)
+            if other is not None:
+                # Not HTTP/1.x at all: say so once, keep one unreadable message for what was
+                # sent, and leave the rest of the stream unread.
+                self.note(pos, f"not an HTTP/1.x {self.kind}: {other}")
+                self.blind(pos)
+                break
+            buf = self.read_head(pos) if _may_begin(self.kind, peek) else peek
             if not buf:
                 pos = self.blind(pos)
                 continue
@@ -218,7 +275,7 @@ class _Framer:
             first = buf[:nl] if nl >= 0 else b""
             m = (_REQUEST_LINE if self.kind == "request" else _STATUS_LINE).match(first)
             if m is None:
-                if self.midstream and not self.messages and pos == s.chunks[0].offset:
+                if self.midstream and not self.messages and pos == s.starts[0]:
                     # the capture began inside a message: its start was never seen
                     self.note(pos, "capture began mid-message")
                     pos = self.next_burst(pos)
@@ -227,7 +284,8 @@ class _Framer:
                     self.note(pos, "stream ends inside a message's first line")
                     self.blind(pos)
                     break
-                self.note(pos, f"not an HTTP/1.x {self.kind} line: {first[:40]!r}")
+                shown = first if nl >= 0 else buf
+                self.note(pos, f"not an HTTP/1.x {self.kind} line: {shown[:40]!r}")
                 pos = self.blind(pos)
                 continue
             ts, frame = s.where(pos)
@@ -308,6 +366,13 @@ class _Framer:
             pos = max(nxt_pos, pos + 1)
 
 
+def _may_begin(kind: Kind, peek: bytes) -> bool:
+    """Whether a start line may begin with ``peek`` (a necessary condition, cheap to check)."""
+    if kind == "request":
+        return _METHOD_START.match(peek) is not None
+    return peek.startswith(b"HTTP/") or b"HTTP/".startswith(peek)
+
+
 def _could_start(kind: Kind, buf: bytes) -> bool:
     """Whether ``buf`` may be the beginning of a start line the capture cut off."""
     if kind == "response":
@@ -318,52 +383,58 @@ def _could_start(kind: Kind, buf: bytes) -> bool:
 def _content_length(value: bytes) -> int:
     """Content-Length as an int; -2 when it is not a number (an explicit "unreadable")."""
     first = value.split(b",")[0].strip()
-    return int(first) if first.isdigit() else -2
+    # More than 18 digits is more than an exabyte: not a length (and int() refuses > 4300 digits).
+    return int(first) if first.isdigit() and len(first) <= 18 else -2
+
+
+def _as_stream(data: Stream | Sequence[Chunk]) -> Stream:
+    return data if isinstance(data, Stream) else Stream.from_chunks(data)
 
 
 def frame_requests(
-    chunks: Sequence[Chunk], bursts: Sequence[int] = (), *, midstream: bool = False
+    chunks: Stream | Sequence[Chunk], bursts: Sequence[int] = (), *, midstream: bool = False
 ) -> tuple[list[HttpMessage], list[HttpNote]]:
     """The requests in a client→server stream, in order.
 
     ``midstream``: the capture began mid-connection, so unreadable leading bytes are the tail of
     an earlier message, not a request.
     """
-    f = _Framer("request", chunks, bursts, midstream)
+    f = _Framer("request", _as_stream(chunks), bursts, midstream)
     f.run()
     return f.messages, f.notes
 
 
 def frame_responses(
-    chunks: Sequence[Chunk],
+    chunks: Stream | Sequence[Chunk],
     methods: Sequence[str | None],
     bursts: Sequence[int] = (),
     *,
     midstream: bool = False,
 ) -> tuple[list[HttpMessage], list[HttpNote]]:
     """The responses in a server→client stream, in order; ``methods`` frame responses to HEAD."""
-    f = _Framer("response", chunks, bursts, midstream)
+    f = _Framer("response", _as_stream(chunks), bursts, midstream)
     f.run(methods)
     return f.messages, f.notes
 
 
-def burst_starts(chunks: Sequence[Chunk], other: Sequence[Chunk]) -> list[int]:
+def burst_starts(mine: Stream | Sequence[Chunk], other: Stream | Sequence[Chunk]) -> list[int]:
     """Offsets where this side starts sending again after the other side sent data.
 
     That is where a new message most likely starts when its bytes cannot be read: nginx sends a
     request, the upstream answers, nginx sends the next one.
     """
-    if not chunks:
+    a, b = _as_stream(mine), _as_stream(other)
+    if not a.starts:
         return []
-    other_ts = sorted(c.ts_ns for c in other)
+    other_ts = sorted(b.ts)
     out: list[int] = []
     j = 0
-    prev_ts = chunks[0].ts_ns
-    for c in chunks[1:]:
-        # is there other-side data strictly after the previous chunk and up to this one?
+    prev_ts = a.ts[0]
+    for off, ts in zip(a.starts[1:], a.ts[1:], strict=True):
+        # is there other-side data strictly after the previous piece and up to this one?
         while j < len(other_ts) and other_ts[j] <= prev_ts:
             j += 1
-        if j < len(other_ts) and other_ts[j] <= c.ts_ns:
-            out.append(c.offset)
-        prev_ts = max(prev_ts, c.ts_ns)
+        if j < len(other_ts) and other_ts[j] <= ts:
+            out.append(off)
+        prev_ts = max(prev_ts, ts)
     return out

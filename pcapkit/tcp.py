@@ -10,8 +10,14 @@ What this stage decides, and why here:
 - *Sequence order*: each direction is unwrapped to 64-bit stream offsets in arrival order (so a
   stream crossing 2**32 stays monotonic), sorted by offset, and every byte is kept once — the first
   transmission wins, retransmissions and overlaps are counted, not repeated.
+- *When a connection is finished*: once both sides have closed (or one reset it) and nothing more
+  came for :data:`LINGER_NS` of capture time, or its tuple is reused, or the capture ends. Finished
+  connections leave memory, so memory follows the connections open at once, not the file size.
 
-Nothing here knows about HTTP; the next stage reads :class:`Flow.chunks` as a byte stream.
+Speed: the work per packet is numpy over a whole batch (orientation, grouping by connection,
+flag summaries); Python runs once per connection per batch, and once per connection to order its
+segments — again with numpy. Nothing here knows about HTTP; the next stage reads
+:attr:`Flow.stream` as a byte stream.
 """
 
 from __future__ import annotations
@@ -21,15 +27,33 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from pcapkit.capture.types import ACK, FIN, RST, SYN, SegmentBatch, format_endpoint
 
 _MOD32 = 1 << 32
 _HALF32 = 1 << 31
 
-# One captured segment of one direction, kept as a tuple for speed:
-# (ts_ns, frame, seq, flags, payload_len, captured payload bytes)
-_Raw = tuple[int, int, int, int, int, bytes]
+# A finished connection stays findable this long after its last packet (capture time), so late
+# retransmissions of its FIN or last ACK still land on it rather than opening a "partial" one.
+LINGER_NS = 10 * 1_000_000_000
+
+# Rows are grouped once this many are waiting: grouping costs per connection, so bigger groups
+# mean less Python per packet.
+GROUP_ROWS = 1 << 17
+
+_ROW: np.dtype[np.void] = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("frame", "<i8"),
+        ("seq", "<u4"),
+        ("plen", "<u4"),
+        ("clen", "<u4"),
+        ("flags", "u1"),
+        ("c2s", "?"),
+    ]
+)
+_NO_ROWS = np.empty(0, dtype=_ROW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +77,73 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
+class Stream:
+    """A direction's bytes as the capture holds them: pieces in stream order, each byte once.
+
+    Columnar (plain lists and one bytes buffer) rather than one object per piece: a busy
+    connection has thousands of pieces, and the HTTP framer only needs to find a few offsets in
+    them. Piece ``i`` covers stream offsets ``starts[i]`` to ``starts[i] + lengths[i]``; its
+    captured bytes are ``data[data_starts[i] : data_starts[i] + captured[i]]`` (fewer than
+    ``lengths[i]`` when a snaplen cut the packet).
+    """
+
+    starts: list[int]
+    lengths: list[int]
+    ts: list[int]
+    frames: list[int]
+    captured: list[int]
+    data_starts: list[int]
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.starts[-1] + self.lengths[-1] if self.starts else 0
+
+    @property
+    def contiguous(self) -> bool:
+        """No holes and every byte captured: ``data`` is the stream from ``starts[0]`` on."""
+        return len(self.data) == self.end - (self.starts[0] if self.starts else 0)
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]:
+        """The pieces as objects, for code and tests that prefer them."""
+        return tuple(
+            Chunk(a, n, t, f, self.data[d : d + c])
+            for a, n, t, f, c, d in zip(
+                self.starts,
+                self.lengths,
+                self.ts,
+                self.frames,
+                self.captured,
+                self.data_starts,
+                strict=True,
+            )
+        )
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[Chunk]) -> Stream:
+        items = list(chunks)
+        caps = [len(c.data) for c in items]
+        data_starts = [0] * len(items)
+        total = 0
+        for i, n in enumerate(caps):
+            data_starts[i] = total
+            total += n
+        return cls(
+            starts=[c.offset for c in items],
+            lengths=[c.length for c in items],
+            ts=[c.ts_ns for c in items],
+            frames=[c.frame for c in items],
+            captured=caps,
+            data_starts=data_starts,
+            data=b"".join(c.data for c in items),
+        )
+
+
+EMPTY_STREAM = Stream([], [], [], [], [], [], b"")
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """A control segment (SYN, FIN, RST) as first seen: when, which packet, where in the stream."""
 
@@ -65,7 +156,7 @@ class Mark:
 class Flow:
     """One direction of a connection, reassembled."""
 
-    chunks: tuple[Chunk, ...]
+    stream: Stream
     syn: Mark | None  # first SYN (client) or SYN-ACK (server)
     syn_count: int
     fin: Mark | None  # first FIN; offset = stream position of the FIN
@@ -115,23 +206,25 @@ class TcpStats:
     other_port_counts: Counter[int] = field(default_factory=Counter)
 
 
-def _signed32(x: int) -> int:
-    x &= _MOD32 - 1
-    return x - _MOD32 if x >= _HALF32 else x
+def _signed32(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return ((x + _HALF32) & (_MOD32 - 1)) - _HALF32
 
 
 class _Builder:
-    """One connection attempt's segments, kept until the capture ends or the tuple is reused."""
+    """One connection attempt: per direction, its rows (an array per batch) and payload bytes."""
 
     __slots__ = (
         "client_isn",
+        "closed",
         "first_frame",
         "first_ts",
         "id",
         "key",
         "last_ts",
-        "to_client",
-        "to_server",
+        "pay_down",
+        "pay_up",
+        "rows_down",
+        "rows_up",
     )
 
     def __init__(self, conn_id: int, key: tuple[int, ...], ts: int, frame: int) -> None:
@@ -141,86 +234,170 @@ class _Builder:
         self.first_frame = frame
         self.last_ts = ts
         self.client_isn: int | None = None
-        self.to_server: list[_Raw] = []
-        self.to_client: list[_Raw] = []
+        self.closed = 0  # bit 1: the client sent FIN/RST, bit 2: the server did, bit 4: a RST
+        self.rows_up: list[npt.NDArray[np.void]] = []
+        self.rows_down: list[npt.NDArray[np.void]] = []
+        self.pay_up: list[bytes] = []
+        self.pay_down: list[bytes] = []
+
+    def add(
+        self,
+        up: npt.NDArray[np.void],
+        up_bytes: bytes,
+        down: npt.NDArray[np.void],
+        down_bytes: bytes,
+    ) -> None:
+        """Rows to the server and back, each in file order, with their captured payloads."""
+        for rows, payload, rows_list, pay_list, bit in (
+            (up, up_bytes, self.rows_up, self.pay_up, 1),
+            (down, down_bytes, self.rows_down, self.pay_down, 2),
+        ):
+            if not len(rows):
+                continue
+            rows_list.append(rows)
+            if payload:
+                pay_list.append(payload)
+            flags = rows["flags"]
+            if (flags & (FIN | RST)).any():
+                self.closed |= bit
+                if (flags & RST).any():
+                    self.closed |= 4
+            last = int(rows["ts"].max())
+            if last > self.last_ts:
+                self.last_ts = last
+
+    @property
+    def over(self) -> bool:
+        return self.closed & 4 != 0 or self.closed & 3 == 3
 
 
-def _reassemble(raws: list[_Raw]) -> Flow:
-    """Order one direction by stream offset and keep every byte once.
-
-    Offsets are unwrapped in arrival order (each step is the signed 32-bit distance from the
-    previous segment), which keeps them monotonic across 2**32 and tolerates the reordering and
-    retransmissions that real captures have.
-    """
-    syn: Mark | None = None
-    syn_count = 0
-    fin: Mark | None = None
-    rst: Mark | None = None
-    isn: int | None = None
-    for ts, frame, seq, flags, _plen, _data in raws:
-        if flags & SYN:
-            syn_count += 1
-            if syn is None:
-                syn = Mark(ts, frame)
-                isn = seq
-    ref = (isn + 1) & (_MOD32 - 1) if isn is not None else (raws[0][2] if raws else 0)
-
-    prev_seq = ref
-    prev_rel = 0
-    data: list[tuple[int, int, int, int, bytes]] = []  # (offset, ts, frame, length, bytes)
-    late: list[Mark] = []
-    for ts, frame, seq, flags, plen, payload in raws:
-        rel = prev_rel + _signed32(seq - prev_seq)
-        prev_seq, prev_rel = seq, rel
-        start = rel + 1 if flags & SYN else rel  # data on a SYN starts after the SYN's own seq
-        if plen:
-            data.append((start, ts, frame, plen, payload))
-            if fin is not None and start >= fin.offset:
-                late.append(Mark(ts, frame, start))
-        if flags & FIN and fin is None:
-            fin = Mark(ts, frame, start + plen)
-        if flags & RST and rst is None:
-            rst = Mark(ts, frame, start)
-
-    data.sort(key=lambda d: (d[0], d[1], d[2]))
-    chunks: list[Chunk] = []
-    covered: int | None = None
-    retrans = 0
-    missing = 0
-    unique = 0
-    for off, ts, frame, length, payload in data:
-        end = off + length
-        if covered is not None and end <= covered:
-            retrans += 1
-            continue
-        if covered is not None and off < covered:
-            cut = covered - off  # overlap: keep only the new tail, first transmission wins
-            payload = payload[cut:]
-            off, length = covered, end - covered
-        elif covered is not None and off > covered:
-            missing += off - covered
-        chunks.append(Chunk(off, length, ts, frame, payload))
-        unique += length
-        covered = end
-    last_ts = max((r[0] for r in raws), default=None)
-    return Flow(
-        chunks=tuple(chunks),
-        syn=syn,
-        syn_count=syn_count,
-        fin=fin,
-        rst=rst,
-        packets=len(raws),
-        retransmissions=retrans,
-        bytes=unique,
-        missing=missing,
-        last_ts_ns=last_ts,
-        late_data=tuple(late),
+def _split_add(
+    b: _Builder, rows: npt.NDArray[np.void], idx: npt.NDArray[np.intp], pieces: list[bytes]
+) -> None:
+    """Add rows ``idx`` (file order, both directions mixed) to ``b``."""
+    part = rows[idx]
+    up = part["c2s"]
+    ids = idx.tolist()
+    ups = up.tolist()
+    b.add(
+        part[up],
+        b"".join([pieces[i] for i, u in zip(ids, ups, strict=True) if u]),
+        part[~up],
+        b"".join([pieces[i] for i, u in zip(ids, ups, strict=True) if not u]),
     )
 
 
+def _flow(rows: npt.NDArray[np.void], payload: bytes, pay_off: npt.NDArray[np.int64]) -> Flow:
+    """Order one direction by stream offset and keep every byte once (numpy, per direction).
+
+    Offsets are unwrapped in arrival order (each step is the signed 32-bit distance from the
+    previous segment), which keeps them monotonic across 2**32 and tolerates the reordering and
+    retransmissions real captures have. The first transmission of a byte wins.
+    """
+    n = len(rows)
+    if n == 0:
+        return Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)
+    flags = rows["flags"]
+    seq = rows["seq"].astype(np.int64)
+    syn_rows = np.flatnonzero(flags & SYN)
+    syn = None
+    if len(syn_rows):
+        i = int(syn_rows[0])
+        syn = Mark(int(rows["ts"][i]), int(rows["frame"][i]))
+        ref = (int(seq[i]) + 1) & (_MOD32 - 1)
+    else:
+        ref = int(seq[0])
+    steps = np.empty(n, dtype=np.int64)
+    steps[0] = seq[0] - ref
+    steps[1:] = np.diff(seq)
+    steps = _signed32(steps)
+    rel = np.cumsum(steps)
+    start = rel + ((flags & SYN) != 0)
+    plen = rows["plen"].astype(np.int64)
+
+    fin = rst = None
+    fin_rows = np.flatnonzero(flags & FIN)
+    if len(fin_rows):
+        i = int(fin_rows[0])
+        fin = Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i] + plen[i]))
+    rst_rows = np.flatnonzero(flags & RST)
+    if len(rst_rows):
+        i = int(rst_rows[0])
+        rst = Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i]))
+
+    data = np.flatnonzero(plen)
+    late: tuple[Mark, ...] = ()
+    if fin is not None and len(data):
+        beyond = data[start[data] >= fin.offset]
+        late = tuple(Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i])) for i in beyond)
+    stream = EMPTY_STREAM
+    retrans = missing = unique = 0
+    if len(data):
+        order = data[np.lexsort((rows["frame"][data], rows["ts"][data], start[data]))]
+        s = start[order]
+        e = s + plen[order]
+        reach = np.maximum.accumulate(e)
+        before = np.empty_like(reach)
+        before[0] = s[0]
+        before[1:] = reach[:-1]
+        keep = e > before  # brings at least one new byte
+        retrans = int(len(order) - keep.sum())
+        kept = order[keep]
+        new_s = np.maximum(s, before)[keep]  # trim what an earlier segment already brought
+        gaps = s[keep] - before[keep]
+        missing = int(gaps[gaps > 0].sum())
+        cut = new_s - s[keep]
+        clen = rows["clen"][kept].astype(np.int64)
+        lengths = e[keep] - new_s
+        unique = int(lengths.sum())
+        offs = pay_off[kept]
+        if not cut.any() and bool((offs[1:] == offs[:-1] + clen[:-1]).all()):
+            # the usual case: pieces in arrival order, nothing trimmed: one slice of the buffer
+            lo = int(offs[0])
+            buf = payload[lo : lo + int(clen.sum())]
+            got = clen
+        else:
+            got = np.maximum(clen - cut, 0)
+            buf = b"".join(
+                payload[o + c : o + c + g]
+                for o, c, g in zip(offs.tolist(), cut.tolist(), got.tolist(), strict=True)
+            )
+        data_starts = np.cumsum(got) - got
+        stream = Stream(
+            starts=new_s.tolist(),
+            lengths=lengths.tolist(),
+            ts=rows["ts"][kept].tolist(),
+            frames=rows["frame"][kept].tolist(),
+            captured=got.tolist(),
+            data_starts=data_starts.tolist(),
+            data=buf,
+        )
+    return Flow(
+        stream=stream,
+        syn=syn,
+        syn_count=len(syn_rows),
+        fin=fin,
+        rst=rst,
+        packets=n,
+        retransmissions=retrans,
+        bytes=unique,
+        missing=missing,
+        last_ts_ns=int(rows["ts"].max()),
+        late_data=late,
+    )
+
+
+def _direction(parts: list[npt.NDArray[np.void]], payloads: list[bytes]) -> Flow:
+    rows = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _NO_ROWS
+    clen = rows["clen"].astype(np.int64)
+    return _flow(rows, b"".join(payloads), np.cumsum(clen) - clen)
+
+
 def _finish(b: _Builder) -> TcpConnection:
-    c_hi, c_lo, c_port, s_hi, s_lo, s_port, version = b.key
-    to_server = _reassemble(b.to_server)
+    to_server = _direction(b.rows_up, b.pay_up)
+    to_client = _direction(b.rows_down, b.pay_down)
+    c_hi, c_lo, s_hi, s_lo, ports = b.key
+    c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
     return TcpConnection(
         id=b.id,
         client=format_endpoint(c_hi, c_lo, version, c_port),
@@ -233,37 +410,35 @@ def _finish(b: _Builder) -> TcpConnection:
         last_ts_ns=b.last_ts,
         partial=to_server.syn is None,
         to_server=to_server,
-        to_client=_reassemble(b.to_client),
+        to_client=to_client,
     )
 
 
 @dataclass(slots=True)
 class Reconstructor:
-    """Feeds on segment batches; yields each connection attempt once it can no longer grow.
-
-    A connection is finished when its 4-tuple is reused by a new SYN, or when the capture ends.
-    """
+    """Feeds on segment batches; yields each connection attempt once it can no longer grow."""
 
     ports: frozenset[int]
     stats: TcpStats = field(default_factory=TcpStats)
+    linger_ns: int = LINGER_NS
     _open: dict[tuple[int, ...], _Builder] = field(default_factory=dict)
     _next_id: int = 1
-
-    def _new(self, key: tuple[int, ...], ts: int, frame: int) -> _Builder:
-        b = self._open[key] = _Builder(self._next_id, key, ts, frame)
-        self._next_id += 1
-        return b
+    _pending: list[tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], list[bytes]]] = field(
+        default_factory=list
+    )
+    _pending_rows: int = 0
 
     def feed(self, batch: SegmentBatch) -> Iterator[TcpConnection]:
-        """Add one batch; yield the connections this batch finished (tuple reuse)."""
+        """Add one batch; yield the connections that are now finished."""
         port_list = np.fromiter(self.ports, dtype=np.uint16, count=len(self.ports))
         to_srv = np.isin(batch.dport, port_list)
         from_srv = np.isin(batch.sport, port_list) & ~to_srv
-        keep = np.flatnonzero(to_srv | from_srv)
+        mine = to_srv | from_srv
+        keep = np.flatnonzero(mine)
         self.stats.other_ports += len(batch) - len(keep)
         self.stats.upstream_segments += len(keep)
         if len(keep) < len(batch):
-            other = ~(to_srv | from_srv)
+            other = ~mine
             low = np.minimum(batch.sport[other], batch.dport[other])
             values, counts = np.unique(low, return_counts=True)
             self.stats.other_port_counts.update(
@@ -271,50 +446,120 @@ class Reconstructor:
             )
         if not len(keep):
             return
-        cols = (
-            batch.ts_ns[keep].tolist(),
-            batch.frame[keep].tolist(),
-            batch.seq[keep].tolist(),
-            batch.flags[keep].tolist(),
-            batch.payload_len[keep].tolist(),
-            batch.captured_len[keep].tolist(),
-            batch.payload_off[keep].tolist(),
-            to_srv[keep].tolist(),
-            batch.src_hi[keep].tolist(),
-            batch.src_lo[keep].tolist(),
-            batch.dst_hi[keep].tolist(),
-            batch.dst_lo[keep].tolist(),
-            batch.sport[keep].tolist(),
-            batch.dport[keep].tolist(),
-            batch.ip_version[keep].tolist(),
-        )
-        data = batch.data
+        c2s = to_srv[keep]
+        rows = np.empty(len(keep), dtype=_ROW)
+        rows["ts"] = batch.ts_ns[keep]
+        rows["frame"] = batch.frame[keep]
+        rows["seq"] = batch.seq[keep]
+        rows["plen"] = batch.payload_len[keep]
+        rows["clen"] = batch.captured_len[keep]
+        rows["flags"] = batch.flags[keep]
+        rows["c2s"] = c2s
+        src_hi, src_lo = batch.src_hi[keep], batch.src_lo[keep]
+        dst_hi, dst_lo = batch.dst_hi[keep], batch.dst_lo[keep]
+        sport, dport = batch.sport[keep], batch.dport[keep]
+        keys = np.empty((len(keep), 5), dtype=np.uint64)
+        keys[:, 0] = np.where(c2s, src_hi, dst_hi)
+        keys[:, 1] = np.where(c2s, src_lo, dst_lo)
+        keys[:, 2] = np.where(c2s, dst_hi, src_hi)
+        keys[:, 3] = np.where(c2s, dst_lo, src_lo)
+        cport = np.where(c2s, sport, dport).astype(np.uint64)
+        sport_ = np.where(c2s, dport, sport).astype(np.uint64)
+        keys[:, 4] = (cport << 32) | (sport_ << 8) | batch.ip_version[keep]
+        # copy the captured payloads now: the batch's window is released after this call
+        mv = memoryview(batch.data)
+        has = np.flatnonzero(rows["clen"])
+        offs = batch.payload_off[keep][has].tolist()
+        lens = rows["clen"][has].tolist()
+        pieces = [b""] * len(keep)
+        for i, o, n in zip(has.tolist(), offs, lens, strict=True):
+            pieces[i] = mv[o : o + n].tobytes()
+        self._pending.append((rows, keys, pieces))
+        self._pending_rows += len(keep)
+        if self._pending_rows >= GROUP_ROWS:
+            yield from self._group()
+
+    def _group(self) -> Iterator[TcpConnection]:
+        """Hand the waiting rows to their connections, one numpy grouping for all of them."""
+        if not self._pending:
+            return
+        rows = np.concatenate([p[0] for p in self._pending])
+        keys = np.concatenate([p[1] for p in self._pending])
+        pieces = [x for p in self._pending for x in p[2]]
+        self._pending.clear()
+        self._pending_rows = 0
+
+        flat = np.ascontiguousarray(keys).view(np.dtype((np.void, 40))).ravel()
+        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        # rows by connection, then nginx's rows before the upstream's, each in file order
+        order = np.lexsort((~rows["c2s"], inverse))
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse))))
+        flags = rows["flags"]
+        client_syn = (flags & (SYN | ACK)) == SYN
+        client_syn &= rows["c2s"]
+        syn_groups = set(np.unique(inverse[client_syn]).tolist())
         open_ = self._open
-        for ts, frame, seq, flags, plen, clen, poff, c2s, shi, slo, dhi, dlo, sp, dp, ver in zip(
-            *cols, strict=True
-        ):
-            key = (shi, slo, sp, dhi, dlo, dp, ver) if c2s else (dhi, dlo, dp, shi, slo, sp, ver)
+        for g in np.argsort(first).tolist():  # groups in order of their first packet
+            idx = order[bounds[g] : bounds[g + 1]]
+            key = tuple(keys[idx[0]].tolist())
+            if g in syn_groups:
+                yield from self._with_syns(key, rows, np.sort(idx), pieces)
+                continue
             b = open_.get(key)
-            if c2s and flags & SYN and not flags & ACK:
-                if b is not None and b.client_isn != seq:
-                    # A new ISN on a known tuple: the port was reused, or the capture began
-                    # mid-connection and this SYN opens the next connection on the same tuple.
-                    yield _finish(b)
-                    b = None
-                if b is None:
-                    b = self._new(key, ts, frame)
-                if b.client_isn is None:
-                    b.client_isn = seq
-            elif b is None:
-                b = self._new(key, ts, frame)
-            payload = data[poff : poff + clen] if clen else b""
-            (b.to_server if c2s else b.to_client).append((ts, frame, seq, flags, plen, payload))
-            if ts > b.last_ts:
-                b.last_ts = ts
+            if b is None:
+                b = self._new(key, rows[int(idx.min())])
+            part = rows[idx]
+            n_up = int(part["c2s"].sum())
+            blob = b"".join([pieces[i] for i in idx.tolist()])
+            cut = int(part["clen"][:n_up].sum())
+            b.add(part[:n_up], blob[:cut], part[n_up:], blob[cut:])
+        yield from self._expire(int(rows["ts"].max()))
+
+    def _with_syns(
+        self,
+        key: tuple[int, ...],
+        rows: npt.NDArray[np.void],
+        idx: npt.NDArray[np.intp],
+        pieces: list[bytes],
+    ) -> Iterator[TcpConnection]:
+        """A group holding client SYNs: split it wherever a SYN with a new ISN starts over."""
+        start = 0
+        for j in range(len(idx)):
+            r = rows[idx[j]]
+            if not (r["c2s"] and r["flags"] & SYN and not r["flags"] & ACK):
+                continue
+            seq = int(r["seq"])
+            b = self._open.get(key)
+            if b is not None and b.client_isn == seq:
+                continue  # the same attempt's SYN again
+            # A SYN with a new ISN: the port was reused, or the capture began mid-connection and
+            # this SYN opens the next connection on the tuple. What came before is the old one's.
+            if j > start:
+                b = b or self._new(key, rows[idx[start]])
+                _split_add(b, rows, idx[start:j], pieces)
+            if b is not None:
+                yield _finish(self._open.pop(key))
+            self._new(key, r).client_isn = seq
+            start = j
+        b = self._open.get(key) or self._new(key, rows[idx[start]])
+        _split_add(b, rows, idx[start:], pieces)
+
+    def _new(self, key: tuple[int, ...], row: np.void) -> _Builder:
+        b = self._open[key] = _Builder(self._next_id, key, int(row["ts"]), int(row["frame"]))
+        self._next_id += 1
+        return b
+
+    def _expire(self, now: int) -> Iterator[TcpConnection]:
+        """Finish connections that are over and have been quiet for the linger time."""
+        done = [k for k, b in self._open.items() if b.over and b.last_ts + self.linger_ns < now]
+        for k in done:
+            yield _finish(self._open.pop(k))
 
     def finish(self) -> Iterator[TcpConnection]:
         """The capture ended: finish every connection still open."""
-        builders = sorted(self._open.values(), key=lambda b: b.first_frame)
+        yield from self._group()
+        builders = sorted(self._open.values(), key=lambda b: b.id)
         self._open.clear()
         for b in builders:
             yield _finish(b)

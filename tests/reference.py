@@ -26,7 +26,7 @@ import dpkt
 from pcapkit.analysis import DEFAULT_PORT, assemble
 from pcapkit.capture.types import ACK, FIN, RST, SYN
 from pcapkit.model import Analysis, CaptureSummary
-from pcapkit.tcp import Chunk, Flow, Mark, TcpConnection
+from pcapkit.tcp import Chunk, Flow, Mark, Stream, TcpConnection
 
 _MOD32 = 1 << 32
 _HALF32 = 1 << 31
@@ -238,7 +238,7 @@ def reassemble(raws: list[Raw]) -> Flow:
         covered = end
     last_ts = max((r[0] for r in raws), default=None)
     return Flow(
-        chunks=tuple(chunks),
+        stream=Stream.from_chunks(chunks),
         syn=syn,
         syn_count=syn_count,
         fin=fin,

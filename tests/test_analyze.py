@@ -247,3 +247,30 @@ def test_progress_reports_bytes_of_the_file_on_disk(tmp_path: Path) -> None:
         size = path.stat().st_size
         assert calls and calls[-1] == (size, size)
         assert all(0 <= done <= total for done, total in calls)
+
+
+def test_tuple_reused_while_other_connections_interleave(tmp_path: Path) -> None:
+    """Ids follow first packets even when a tuple is reused between another's packets."""
+    first = Conv(40000, isn_c=5_000).handshake(T0).exchange(T0 + 1 * MS, get("/1"), ok())
+    first.fin("c", T0 + 2 * MS).fin("s", T0 + 3 * MS)
+    other = Conv(40001).handshake(T0 + 4 * MS).exchange(T0 + 5 * MS, get("/o"), ok())
+    again = Conv(40000, isn_c=7_000_000).handshake(T0 + 6 * MS)
+    again.exchange(T0 + 7 * MS, get("/2"), ok())
+    res = run(tmp_path, first, other, again)
+    assert [(c.id, c.client_port, [r.label for r in c.requests]) for c in res.connections] == [
+        (1, 40000, ["GET /1"]),
+        (2, 40001, ["GET /o"]),
+        (3, 40000, ["GET /2"]),
+    ]
+
+
+def test_midstream_rows_then_a_syn_on_the_same_tuple(tmp_path: Path) -> None:
+    old = Conv(40000)
+    old.nxt = {"c": 10, "s": 20}
+    old.exchange(T0, get("/old"), ok())
+    new = Conv(40000, isn_c=99_999).handshake(T0 + 5 * MS).exchange(T0 + 6 * MS, get("/new"), ok())
+    res = run(tmp_path, old, new)
+    assert [(c.partial, [r.label for r in c.requests]) for c in res.connections] == [
+        (True, ["GET /old"]),
+        (False, ["GET /new"]),
+    ]
