@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from pcapkit import classify, diagnose, machine
 from pcapkit.capture import CaptureInfo, open_capture
-from pcapkit.errors import NoUpstreamTrafficError
+from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.http import HttpMessage, burst_starts, frame_requests, frame_responses
 from pcapkit.model import (
     FINDING_TYPES,
@@ -298,3 +299,54 @@ def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
         summary=summarize(connections, findings),
         advice=diagnose.diagnose(connections, findings),
     )
+
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The captures named: files as given, folders as the capture files directly inside them."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and any(
+            c.name.endswith(CAPTURE_SUFFIXES) for c in p.iterdir() if c.is_file()
+        ):
+            out.extend(
+                sorted(c for c in p.iterdir() if c.is_file() and c.name.endswith(CAPTURE_SUFFIXES))
+            )
+        else:
+            out.append(p)  # a missing path or an empty folder fails in analyze(), with a message
+    return out
+
+
+def _one(path: Path, ports: tuple[int, ...]) -> Analysis | KaflowError:
+    try:
+        return analyze(path, ports)
+    except KaflowError as e:
+        return e
+
+
+def analyze_many(
+    paths: Iterable[str | os.PathLike[str]],
+    port: int | Iterable[int] = DEFAULT_PORT,
+    *,
+    jobs: int | None = None,
+) -> Iterator[tuple[Path, Analysis | KaflowError]]:
+    """Analyze several captures, one per process, yielding each result in the order given.
+
+    A capture that cannot be read yields its :class:`~pcapkit.errors.KaflowError` instead of
+    stopping the others. ``jobs`` defaults to the number of CPUs (at most one per capture).
+    """
+    files = expand(paths)
+    ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
+    workers = min(jobs or os.cpu_count() or 1, len(files))
+    if workers <= 1:
+        for f in files:
+            yield f, _one(f, ports)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_one, f, ports) for f in files]
+        for f, fut in zip(files, futures, strict=True):
+            yield f, fut.result()

@@ -140,11 +140,18 @@ def match_retries(conns: Sequence[Connection], losses: Sequence[Loss]) -> list[_
     :data:`RETRY_WINDOW_NS` of the upstream's close. Each request can be the retry of one loss.
     Requests whose bytes were not captured cannot be matched and are never taken for retries.
     """
+    wanted = {
+        (x.request.method, x.request.target, x.request.host)
+        for x in losses
+        if x.request.method is not None
+    }
     by_key: dict[tuple[str, str, str | None], list[tuple[Connection, Request]]] = {}
-    for conn in conns:
-        for req in conn.requests:
-            if req.method is not None and req.target is not None:
-                by_key.setdefault((req.method, req.target, req.host), []).append((conn, req))
+    if wanted:
+        for conn in conns:
+            for req in conn.requests:
+                key = (req.method, req.target, req.host)
+                if key in wanted:
+                    by_key.setdefault(key, []).append((conn, req))  # type: ignore[arg-type]
     used: set[tuple[int, int]] = set()
     out: list[_Retry] = []
     for loss in sorted(losses, key=lambda x: x.request.sent_at_ns):

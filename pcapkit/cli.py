@@ -7,12 +7,15 @@ jobs can act on the result without parsing it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, NoReturn, TextIO
 
 import typer
 
@@ -120,12 +123,14 @@ def _select(analysis_ids: dict[int, int], wanted: list[str]) -> tuple[int, ...]:
 
 @app.command()
 def analyze(
-    dump: Annotated[
-        Path,
+    dumps: Annotated[
+        list[Path],
         typer.Argument(
-            help="A pcap or pcapng capture of the traffic between nginx and its upstream "
-            "(tcpdump -w, dumpcap, Wireshark), optionally gzip-compressed.",
+            help="pcap or pcapng captures of the traffic between nginx and its upstream "
+            "(tcpdump -w, dumpcap, Wireshark), optionally gzip-compressed; a folder stands for "
+            "the captures in it. Several are analyzed in parallel, one per CPU.",
             show_default=False,
+            metavar="DUMP...",
         ),
     ],
     port: Annotated[
@@ -180,6 +185,17 @@ def analyze(
         ),
     ] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Captures analyzed at once (several captures only). [default: the CPUs]",
+            min=1,
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
 ) -> None:
     """Analyze a capture: summary, findings, and the timelines of connections with findings.
 
@@ -197,7 +213,17 @@ def analyze(
       kaflow analyze dump.pcap --connection :45678
 
       kaflow analyze dump.pcap -f json -o analysis.json
+
+      kaflow analyze captures/ --jobs 2
     """
+    from pcapkit.analysis import expand
+
+    files = expand(dumps)
+    if len(files) > 1:
+        if connection:
+            raise _fail("--connection picks a connection of one capture: give one capture")
+        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs)
+    dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
     from pcapkit.errors import KaflowError
     from pcapkit.report import ReportOptions, reporter
@@ -221,20 +247,91 @@ def analyze(
         selection = "all"
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
+    _write(output, lambda out: rep.render(result, out, options))
+    raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _write(output: Path | None, render: Callable[[TextIO], None]) -> None:
+    """Render to stdout or a file; a closed pipe is not an error, an unwritable file is."""
     try:
         if output is None:
-            rep.render(result, sys.stdout, options)
+            render(sys.stdout)
             sys.stdout.flush()
         else:
             with output.open("w", encoding="utf-8", newline="") as fh:
-                rep.render(result, fh, options)
+                render(fh)
     except BrokenPipeError:
-        # the reader (head, less) went away: not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except OSError as e:
         raise _fail(f"cannot write {output}: {e.strerror}") from None
-    raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _analyze_many(
+    files: list[Path],
+    ports: list[int],
+    fmt: Format,
+    output: Path | None,
+    show_all: bool,
+    limit: int,
+    quiet: bool,
+    jobs: int | None,
+) -> NoReturn:
+    """Several captures: analyzed in parallel, reported in the order given.
+
+    Exit code: 2 if any capture could not be read (each says why on stderr), else 1 if any has
+    findings, else 0.
+    """
+    from pcapkit.analysis import analyze_many
+    from pcapkit.errors import KaflowError
+    from pcapkit.model import Analysis
+    from pcapkit.report import ReportOptions, reporter
+
+    results: list[tuple[Path, Analysis]] = []
+    failed = 0
+    show = sys.stderr.isatty() and not quiet
+    for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs), start=1):
+        if show:
+            sys.stderr.write(f"\r[{done}/{len(files)} captures]")
+            sys.stderr.flush()
+        if isinstance(res, KaflowError):
+            if show:
+                sys.stderr.write("\r\033[K")
+            typer.echo(f"kaflow: error: {res}", err=True)
+            failed += 1
+        else:
+            results.append((path, res))
+            for warning in res.capture.warnings:
+                typer.echo(f"kaflow: warning: {warning}", err=True)
+    if show:
+        sys.stderr.write("\r\033[K")
+    options = ReportOptions(connections="all" if show_all else None, limit=limit)
+
+    def render(out: TextIO) -> None:
+        if fmt is Format.json:
+            from pcapkit.report.json_report import many_dict
+
+            json.dump(many_dict([a for _, a in results], failed), out, indent=1, ensure_ascii=False)
+            out.write("\n")
+            return
+        rep = reporter(fmt.value)
+        for i, (path, analysis) in enumerate(results):
+            if fmt is Format.csv:
+                rep.render(analysis, out, replace(options, capture_column=True, header=i == 0))
+            else:
+                out.write(f"{'' if i == 0 else chr(10)}==> {path} <==\n")
+                rep.render(analysis, out, options)
+        if fmt is Format.table:
+            with_findings = sum(1 for _, a in results if a.has_findings)
+            out.write(
+                f"\n{len(files)} captures: {with_findings} with findings, "
+                f"{len(results) - with_findings} without, {failed} unreadable\n"
+            )
+
+    _write(output, render)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if any(a.has_findings for _, a in results) else EXIT_CLEAN)
 
 
 def main() -> None:

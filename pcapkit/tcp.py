@@ -524,23 +524,21 @@ class Reconstructor:
         pieces: list[bytes],
     ) -> Iterator[TcpConnection]:
         """A group holding client SYNs: split it wherever a SYN with a new ISN starts over."""
+        part = rows[idx]
+        syns = np.flatnonzero(part["c2s"] & ((part["flags"] & (SYN | ACK)) == SYN))
         start = 0
-        for j in range(len(idx)):
-            r = rows[idx[j]]
-            if not (r["c2s"] and r["flags"] & SYN and not r["flags"] & ACK):
-                continue
-            seq = int(r["seq"])
+        for j, seq in zip(syns.tolist(), part["seq"][syns].tolist(), strict=True):
             b = self._open.get(key)
             if b is not None and b.client_isn == seq:
                 continue  # the same attempt's SYN again
             # A SYN with a new ISN: the port was reused, or the capture began mid-connection and
             # this SYN opens the next connection on the tuple. What came before is the old one's.
             if j > start:
-                b = b or self._new(key, rows[idx[start]])
+                b = b or self._new(key, part[start])
                 _split_add(b, rows, idx[start:j], pieces)
             if b is not None:
                 yield _finish(self._open.pop(key))
-            self._new(key, r).client_isn = seq
+            self._new(key, part[j]).client_isn = seq
             start = j
         b = self._open.get(key) or self._new(key, rows[idx[start]])
         _split_add(b, rows, idx[start:], pieces)

@@ -159,3 +159,40 @@ def test_installed_command_runs_as_a_process(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("kaflow: error:") and not bad.stdout
+
+
+def test_several_captures_and_a_folder_in_one_call(tmp_path: Path) -> None:
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    clean(folder)
+    racy(folder)
+    (folder / "notes.txt").write_text("not a capture, not picked up from a folder")
+    r = runner.invoke(app, ["analyze", str(folder), "--jobs", "2"])
+    assert r.exit_code == 1, r.output
+    assert r.stdout.count("==> ") == 2 and "2 captures: 1 with findings, 1 without" in r.stdout
+    doc = json.loads(runner.invoke(app, ["analyze", str(folder), "-f", "json"]).stdout)
+    assert doc["schema"] == "kaflow.analyses/1"
+    assert [a["schema"] for a in doc["analyses"]] == ["kaflow.analysis/1"] * 2
+    assert [Path(a["capture"]["path"]).name for a in doc["analyses"]] == ["clean.pcap", "racy.pcap"]
+    rows = list(
+        csv.DictReader(
+            io.StringIO(runner.invoke(app, ["analyze", str(folder), "-f", "csv"]).stdout)
+        )
+    )
+    assert {Path(row["capture"]).name for row in rows} == {"clean.pcap", "racy.pcap"}
+
+
+def test_several_captures_one_unreadable_exit_2(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(clean(tmp_path)), str(tmp_path / "gone.pcap")])
+    assert r.exit_code == 2
+    assert "gone.pcap" in r.stderr and "1 unreadable" in r.stdout
+
+
+def test_analyze_many_in_parallel_matches_one_by_one(tmp_path: Path) -> None:
+    from pcapkit import analyze
+    from pcapkit.analysis import analyze_many
+
+    paths = [clean(tmp_path), racy(tmp_path)]
+    together = list(analyze_many(paths, jobs=2))
+    assert [p for p, _ in together] == paths
+    assert [a for _, a in together] == [analyze(p) for p in paths]

@@ -23,6 +23,8 @@ class ReportOptions:
 
     connections: tuple[int, ...] | str | None = None
     limit: int = 20
+    capture_column: bool = False  # csv: lead each row with the capture's path (several captures)
+    header: bool = True  # csv: write the header row
 
 
 class Reporter(Protocol):

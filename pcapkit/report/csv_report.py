@@ -40,12 +40,15 @@ def exact_seconds(ns: int) -> str:
 class CsvReporter:
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(COLUMNS)
+        lead: tuple[str, ...] = (analysis.capture.path,) if options.capture_column else ()
+        if options.header:
+            w.writerow((("capture",) if options.capture_column else ()) + COLUMNS)
         for c in analysis.connections:
             pins = pinned(c, analysis.findings_for(c.id))
             for i, e in enumerate(c.events):
                 w.writerow(
                     (
+                        *lead,
                         c.id,
                         c.client,
                         c.server,

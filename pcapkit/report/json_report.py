@@ -144,6 +144,19 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
+MANY_SCHEMA = "kaflow.analyses/1"
+
+
+def many_dict(analyses: list[Analysis], unreadable: int) -> dict[str, Any]:
+    """Several captures in one document: each one's ``kaflow.analysis/1`` object, in order."""
+    return {
+        "schema": MANY_SCHEMA,
+        "generator": f"kaflow {__version__}",
+        "unreadable": unreadable,
+        "analyses": [analysis_dict(a) for a in analyses],
+    }
+
+
 class JsonReporter:
     """Everything, always: the JSON report ignores the table's selection options."""
 
