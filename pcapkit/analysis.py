@@ -100,52 +100,71 @@ def build_connection(tc: TcpConnection) -> Connection:
 
     blind = "payload not captured"
     events = _mark_events(up, "client") + _mark_events(down, "server")
-    for i, m in enumerate(reqs):
-        events.append(
+    # positional construction: this runs once per HTTP message, millions of times on big captures
+    events.extend(
+        [
             Event(
                 m.ts_ns,
                 "request",
                 "client",
                 m.frame,
-                method=m.method,
-                target=m.target,
-                host=m.host,
-                request_index=i,
-                length=m.length,
-                note=None if m.parsed else blind,
+                m.method,
+                m.target,
+                m.host,
+                None,
+                False,
+                i,
+                m.length,
+                None if m.parsed else blind,
             )
-        )
-    for m, idx in zip(resps, answers, strict=True):
-        events.append(
+            for i, m in enumerate(reqs)
+        ]
+    )
+    events.extend(
+        [
             Event(
                 m.ts_ns,
                 "response",
                 "server",
                 m.frame,
-                status=m.status,
-                connection_close=m.connection_close,
-                request_index=idx,
-                length=m.length,
-                note=None if m.parsed else blind,
+                None,
+                None,
+                None,
+                m.status,
+                m.connection_close,
+                idx,
+                m.length,
+                None if m.parsed else blind,
             )
-        )
-    events.sort(key=lambda e: (e.time_ns, e.frame, _ORDER[e.type]))
-
-    requests = tuple(
-        Request(
-            index=i,
-            method=m.method,
-            target=m.target,
-            host=m.host,
-            sent_at_ns=m.ts_ns,
-            frame=m.frame,
-            status=final[i].status if i in final else None,
-            responded_at_ns=final[i].ts_ns if i in final else None,
-            response_frame=final[i].frame if i in final else None,
-            connection_close=final[i].connection_close if i in final else False,
-        )
-        for i, m in enumerate(reqs)
+            for m, idx in zip(resps, answers, strict=True)
+        ]
     )
+    if events:
+        order = _ORDER
+        events.sort(key=lambda e: (e.time_ns, e.frame, order[e.type]))
+
+    requests = []
+    for i, m in enumerate(reqs):
+        r = final.get(i)
+        if r is None:
+            requests.append(
+                Request(i, m.method, m.target, m.host, m.ts_ns, m.frame, None, None, None, False)
+            )
+        else:
+            requests.append(
+                Request(
+                    i,
+                    m.method,
+                    m.target,
+                    m.host,
+                    m.ts_ns,
+                    m.frame,
+                    r.status,
+                    r.ts_ns,
+                    r.frame,
+                    r.connection_close,
+                )
+            )
 
     start = machine.State.ESTABLISHED if tc.partial else machine.State.START
     run = machine.run(events, start)
@@ -195,7 +214,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         client_bytes=up.bytes,
         server_bytes=down.bytes,
         retransmissions=up.retransmissions + down.retransmissions,
-        requests=requests,
+        requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),
     )

@@ -39,7 +39,7 @@ _H2_SETTINGS = re.compile(rb"\x00[\x00-\xff]{2}\x04[\x00\x01]\x00\x00\x00\x00", 
 Kind = Literal["request", "response"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpMessage:
     """The start of one HTTP message in a stream, and what its head says."""
 

@@ -1,9 +1,11 @@
 """The plain values kaflow's analysis returns: connections, their events, findings, a summary.
 
-These are the public, documented result types. They are frozen dataclasses holding only ints,
-strings, bools and tuples, so they can be compared in tests, pickled across processes and turned
-into JSON or DataFrames without surprises. Times are integer nanoseconds since the epoch
-throughout (``*_ns``); reports convert to seconds at the edge.
+These are the public, documented result types: dataclasses holding only ints, strings, bools and
+tuples, so they can be compared in tests, pickled across processes and turned into JSON or
+DataFrames without surprises. Treat them as read-only. Connections, findings and the analysis
+are frozen; events and requests, of which a capture has millions, are plain slotted dataclasses
+because building a frozen one costs five times as much. Times are integer nanoseconds since the
+epoch throughout (``*_ns``); reports convert to seconds at the edge.
 
 Vocabulary: the *client* is nginx (the side with the ephemeral port), the *server* is the upstream
 (the side on the configured port).
@@ -34,7 +36,7 @@ FINDING_TYPES: tuple[FindingType, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One labelled moment of a connection: what a person would annotate in a tcpdump listing.
 
@@ -58,7 +60,7 @@ class Event:
     note: str | None = None  # e.g. "SYN sent 3 times", "payload not captured"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A request nginx sent and what became of it.
 
