@@ -80,6 +80,9 @@ _PCAPNG_EPB: Final = 6
 _PCAPNG_PACKETS: Final = frozenset((_PCAPNG_PB, _PCAPNG_SPB, _PCAPNG_EPB))
 _OPT_TSRESOL: Final = 9
 _OPT_TSOFFSET: Final = 14
+# if_tsoffset beyond this many seconds (~136 years) is corruption, and would overflow int64 ns.
+_MAX_TSOFFSET_S: Final = 1 << 32
+_I64_MAX: Final = (1 << 63) - 1
 
 # Compressed wrappers we refuse: magic -> (what it is, the command that undoes it; {} = the path).
 _COMPRESSED: Final[tuple[tuple[bytes, str, str], ...]] = (
@@ -482,6 +485,20 @@ class _Interface:
             ns = (raw // np.uint64(10 ** (self.tsresol - 9))).astype(np.int64)
         return ns + self.offset_ns if self.offset_ns else ns
 
+    @property
+    def max_raw(self) -> int:
+        """The largest raw timestamp whose nanoseconds (offset included) fit in an int64.
+
+        A bigger one is corruption (an EPB's 64-bit timestamp reaches 584 years in nanosecond
+        units, far more in coarser ones) and would wrap around silently in numpy.
+        """
+        budget = _I64_MAX - max(self.offset_ns, 0)
+        if self.binary:
+            return min((budget // _NS - 1) << self.tsresol, (1 << 64) - 1)
+        if self.tsresol <= 9:
+            return budget // int(10 ** (9 - self.tsresol))
+        return min(budget * int(10 ** (self.tsresol - 9)), (1 << 64) - 1)
+
 
 class _Section:
     """Byte order and interfaces: both are per section, and a file may hold several."""
@@ -605,6 +622,8 @@ class _PcapngWalker:
                     return f"declares a timestamp resolution of {base}^-{iface.tsresol}"
             elif code == _OPT_TSOFFSET and length >= 8:
                 (seconds,) = struct.unpack_from(order + "q", buf, value)
+                if abs(seconds) > _MAX_TSOFFSET_S:
+                    return f"declares a timestamp offset of {seconds:,} seconds"
                 iface.offset_ns = seconds * _NS
             p = value + (length + 3) // 4 * 4
         self._section.interfaces.append(iface)
@@ -692,18 +711,27 @@ class _PcapngWalker:
         body = np.where(spb, blen - 16, blen - 32)
         bad = (blen % 4 != 0) | (unaligned[o + blen - 4] != blen) | (body < 0)
         bad |= (caplen > body) | (caplen > self.caplen_limit) | (iface >= len(ifaces))
+        raw = (hdr[:, 3].astype(np.uint64) << np.uint64(32)) | hdr[:, 4]
+        late = np.zeros(o.size, np.bool_)
+        if ifaces:  # a timestamp nanoseconds cannot hold (Simple Packet Blocks have none)
+            limits = np.array([i.max_raw for i in ifaces], np.uint64)
+            late = ~spb & ~bad & (raw > limits[np.minimum(iface, len(ifaces) - 1)])
+            bad |= late
         if bad.any():
             k = int(np.argmax(bad))
             walk.bad_at = int(o[k])
             walk.bad_why = (
-                f"is a packet block (length {int(blen[k]):,}, captured length {int(caplen[k]):,},"
-                f" interface {int(iface[k])}) that contradicts itself"
+                f"is a packet block with a timestamp ({int(raw[k]):,} units of interface "
+                f"{int(iface[k])}) beyond what nanoseconds since 1970 can hold (the year 2262)"
+                if late[k]
+                else f"is a packet block (length {int(blen[k]):,}, captured length "
+                f"{int(caplen[k]):,}, interface {int(iface[k])}) that contradicts itself"
             )
             walk.consumed = walk.bad_at
             o, hdr, iface, caplen, spb = o[:k], hdr[:k], iface[:k], caplen[:k], spb[:k]
+            raw = raw[:k]
             if not o.size:
                 return False
-        raw = (hdr[:, 3].astype(np.uint64) << np.uint64(32)) | hdr[:, 4]
         link: int | I64
         if len(ifaces) == 1 or not (iface != iface[0]).any():
             only = ifaces[int(iface[0])]
