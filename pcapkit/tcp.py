@@ -500,20 +500,31 @@ class Reconstructor:
         client_syn &= rows["c2s"]
         syn_groups = set(np.unique(inverse[client_syn]).tolist())
         open_ = self._open
+        first_id = self._next_id
+        created: list[_Builder] = []
+        ended: list[_Builder] = []
         for g in np.argsort(first).tolist():  # groups in order of their first packet
             idx = order[bounds[g] : bounds[g + 1]]
             key = tuple(keys[idx[0]].tolist())
             if g in syn_groups:
-                yield from self._with_syns(key, rows, np.sort(idx), pieces)
+                self._with_syns(key, rows, np.sort(idx), pieces, created, ended)
                 continue
             b = open_.get(key)
             if b is None:
                 b = self._new(key, rows[int(idx.min())])
+                created.append(b)
             part = rows[idx]
             n_up = int(part["c2s"].sum())
             blob = b"".join([pieces[i] for i in idx.tolist()])
             cut = int(part["clen"][:n_up].sum())
             b.add(part[:n_up], blob[:cut], part[n_up:], blob[cut:])
+        # Ids follow first packets exactly, even when a tuple reused inside this batch made a
+        # connection start after another group's first packet.
+        created.sort(key=lambda c: c.first_frame)
+        for i, c in enumerate(created, start=first_id):
+            c.id = i
+        for c in ended:
+            yield _finish(c)
         yield from self._expire(int(rows["ts"].max()))
 
     def _with_syns(
@@ -522,7 +533,9 @@ class Reconstructor:
         rows: npt.NDArray[np.void],
         idx: npt.NDArray[np.intp],
         pieces: list[bytes],
-    ) -> Iterator[TcpConnection]:
+        created: list[_Builder],
+        ended: list[_Builder],
+    ) -> None:
         """A group holding client SYNs: split it wherever a SYN with a new ISN starts over."""
         part = rows[idx]
         syns = np.flatnonzero(part["c2s"] & ((part["flags"] & (SYN | ACK)) == SYN))
@@ -534,13 +547,20 @@ class Reconstructor:
             # A SYN with a new ISN: the port was reused, or the capture began mid-connection and
             # this SYN opens the next connection on the tuple. What came before is the old one's.
             if j > start:
-                b = b or self._new(key, part[start])
+                if b is None:
+                    b = self._new(key, part[start])
+                    created.append(b)
                 _split_add(b, rows, idx[start:j], pieces)
             if b is not None:
-                yield _finish(self._open.pop(key))
-            self._new(key, part[j]).client_isn = seq
+                ended.append(self._open.pop(key))
+            b = self._new(key, part[j])
+            b.client_isn = seq
+            created.append(b)
             start = j
-        b = self._open.get(key) or self._new(key, rows[idx[start]])
+        b = self._open.get(key)
+        if b is None:
+            b = self._new(key, rows[idx[start]])
+            created.append(b)
         _split_add(b, rows, idx[start:], pieces)
 
     def _new(self, key: tuple[int, ...], row: np.void) -> _Builder:
