@@ -34,7 +34,7 @@ app = typer.Typer(
         "Explain every nginx↔upstream keepalive connection in a packet capture: who closed it, "
         "which requests were lost to the upstream's FIN, and which nginx retried.\n\n"
         "Capture the upstream port on the nginx host, then analyze it:\n\n"
-        "  tcpdump -i any -U --immediate-mode -w dump.pcap 'tcp port 8080'\n\n"
+        "  tcpdump -i any -B 16384 -U --immediate-mode -w dump.pcap 'tcp port 8080'\n\n"
         "  kaflow analyze dump.pcap\n\n"
         "Exit codes: 0 no findings, 1 findings, 2 bad input or usage."
     ),

@@ -38,3 +38,31 @@ def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.Monke
     assert "6 6\n" in printed
     assert "GET /test/0/7 lost on connection 5 retried on 6" in printed
     assert "127.0.0.1:45512 server fin SF ShDdfF" in printed
+
+
+def test_readme_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every line of the README's sample session is a line kaflow really prints for it."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text()
+    start = text.index("$ kaflow analyze fixtures/idle-race-get/capture.pcap")
+    sample = text[start : text.index("```", start)].splitlines()[1:]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapkit",
+            "analyze",
+            "fixtures/idle-race-get/capture.pcap",
+            "-c",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    shown = [line for line in sample if line.strip() and line != "..."]
+    assert len(shown) > 10
+    assert [line for line in shown if line not in out] == []
