@@ -387,31 +387,195 @@ def _flow(rows: npt.NDArray[np.void], payload: bytes, pay_off: npt.NDArray[np.in
     )
 
 
-def _direction(parts: list[npt.NDArray[np.void]], payloads: list[bytes]) -> Flow:
-    rows = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _NO_ROWS
+_SPAN = 1 << 44  # room for one direction's offsets in the segmented running maximum
+
+
+def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[Flow]:
+    """Reassemble many directions at once: the same as :func:`_flow` on each, in one numpy pass.
+
+    Finishing connections one at a time spends most of its time in numpy's per-call overhead;
+    here every step runs over all the directions' rows together, with per-direction results
+    taken by ``reduceat`` and a running maximum kept apart per direction by offsetting each
+    direction into its own range. A direction whose offsets leave that range (a hostile run of
+    sequence jumps) is done on its own by :func:`_flow`.
+    """
+    out: list[Flow | None] = [None] * len(dirs)
+    parts: list[npt.NDArray[np.void]] = []
+    pays: list[bytes] = []
+    todo: list[int] = []
+    for i, (rows_list, pay_list) in enumerate(dirs):
+        if not rows_list:
+            out[i] = _flow(_NO_ROWS, b"", np.empty(0, dtype=np.int64))
+            continue
+        todo.append(i)
+        parts.extend(rows_list)
+        pays.append(b"".join(pay_list))
+    if not todo:
+        return [f for f in out if f is not None]
+    # concatenating structured arrays makes numpy compare dtypes per array: go through bytes
+    rows = np.concatenate([np.ascontiguousarray(p).view(np.uint8) for p in parts]).view(_ROW)
+    sizes = np.array([sum(len(r) for r in dirs[i][0]) for i in todo], dtype=np.int64)
+    first = np.cumsum(sizes) - sizes
+    did = np.repeat(np.arange(len(todo), dtype=np.int64), sizes)
     clen = rows["clen"].astype(np.int64)
-    return _flow(rows, b"".join(payloads), np.cumsum(clen) - clen)
+    # offsets into each direction's own payload buffer (pays[j]): no joined copy of everything
+    cum = np.cumsum(clen) - clen
+    pay_off = cum - cum[first][did]
+    n = len(rows)
+    idx = np.arange(n, dtype=np.int64)
+    flags = rows["flags"]
+    seq = rows["seq"].astype(np.int64)
+    ts, frame = rows["ts"], rows["frame"]
+    plen = rows["plen"].astype(np.int64)
+
+    is_syn = (flags & SYN) != 0
+    never = np.int64(n)
+    first_syn = np.minimum.reduceat(np.where(is_syn, idx, never), first)
+    has_syn = first_syn < n
+    syn_count = np.add.reduceat(is_syn.astype(np.int64), first)
+    ref = np.where(has_syn, (seq[np.minimum(first_syn, n - 1)] + 1) & (_MOD32 - 1), seq[first])
+    steps = np.empty(n, dtype=np.int64)
+    steps[1:] = np.diff(seq)
+    steps[first] = seq[first] - ref
+    steps = _signed32(steps)
+    cs = np.cumsum(steps)
+    rel = cs - (cs[first] - steps[first])[did]
+    start = rel + is_syn
+    end = start + plen
+
+    def first_of(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+        return np.minimum.reduceat(np.where(mask, idx, never), first)
+
+    first_fin = first_of((flags & FIN) != 0)
+    first_rst = first_of((flags & RST) != 0)
+    last_ts = np.maximum.reduceat(ts, first)
+
+    data = np.flatnonzero(plen)
+    order = data[np.lexsort((frame[data], ts[data], start[data], did[data]))]
+    d_did = did[order]
+    s = start[order]
+    e = end[order]
+    lift = did[order] * (2 * _SPAN) + _SPAN
+    wild = np.zeros(len(todo), dtype=bool)
+    out_of_range = (np.abs(s) >= _SPAN // 2) | (np.abs(e) >= _SPAN // 2)
+    if out_of_range.any():
+        wild[np.unique(d_did[out_of_range])] = True
+    reach = np.maximum.accumulate(e + lift) - lift
+    before = np.empty_like(reach)
+    if len(order):
+        before[1:] = reach[:-1]
+        new_dir = np.ones(len(order), dtype=bool)
+        new_dir[1:] = d_did[1:] != d_did[:-1]
+        before[new_dir] = s[new_dir]
+    keep = e > before
+    retrans = np.bincount(d_did[~keep], minlength=len(todo))
+    gap = np.where(keep, s - before, 0)
+    missing = np.bincount(d_did, weights=np.maximum(gap, 0), minlength=len(todo))
+    kept = order[keep]
+    k_did = d_did[keep]
+    new_s = np.maximum(s, before)[keep]
+    cut = new_s - s[keep]
+    k_clen = clen[kept]
+    got = np.maximum(k_clen - cut, 0)
+    lengths = e[keep] - new_s
+    offs = pay_off[kept]
+    # a direction is one slice of the payload buffer when nothing was trimmed and its kept
+    # pieces sit back to back in arrival order
+    broken = cut != 0
+    if len(kept) > 1:
+        same = k_did[1:] == k_did[:-1]
+        broken[1:] |= same & (offs[1:] != offs[:-1] + k_clen[:-1])
+    bad = np.bincount(k_did[broken], minlength=len(todo)) > 0
+    bounds = np.searchsorted(k_did, np.arange(len(todo) + 1))
+
+    before_got = np.cumsum(got) - got
+    dir_base = before_got[np.minimum(bounds[:-1], max(len(got) - 1, 0))] if len(got) else got
+    data_starts = before_got - dir_base[k_did] if len(got) else got
+    dir_bytes = np.bincount(k_did, weights=lengths, minlength=len(todo)).astype(np.int64)
+    dir_got = np.bincount(k_did, weights=got, minlength=len(todo)).astype(np.int64)
+    l_starts, l_lengths = new_s.tolist(), lengths.tolist()
+    l_ts, l_frames, l_got = ts[kept].tolist(), frame[kept].tolist(), got.tolist()
+    l_offs, l_cut, l_ds = offs.tolist(), cut.tolist(), data_starts.tolist()
+    for j, i in enumerate(todo):
+        if wild[j]:
+            rows_j = rows[first[j] : first[j] + sizes[j]]
+            c = clen[first[j] : first[j] + sizes[j]]
+            out[i] = _flow(rows_j, pays[j], np.cumsum(c) - c)
+            continue
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        if a == b:
+            stream = EMPTY_STREAM
+        else:
+            g = l_got[a:b]
+            payload = pays[j]
+            if not bad[j]:
+                lo = l_offs[a]
+                size = int(dir_got[j])
+                buf = payload if lo == 0 and size == len(payload) else payload[lo : lo + size]
+            else:
+                buf = b"".join(
+                    payload[o + min(c, n_) : o + n_]
+                    for o, c, n_ in zip(
+                        l_offs[a:b], l_cut[a:b], clen[kept[a:b]].tolist(), strict=True
+                    )
+                )
+            stream = Stream(
+                l_starts[a:b], l_lengths[a:b], l_ts[a:b], l_frames[a:b], g, l_ds[a:b], buf
+            )
+        fs, fr, sy = int(first_fin[j]), int(first_rst[j]), int(first_syn[j])
+        fin = Mark(int(ts[fs]), int(frame[fs]), int(end[fs])) if fs < n else None
+        late: tuple[Mark, ...] = ()
+        if fin is not None:
+            lo_r, hi_r = int(first[j]), int(first[j] + sizes[j])
+            beyond = np.flatnonzero((start[lo_r:hi_r] >= fin.offset) & (plen[lo_r:hi_r] > 0))
+            late = tuple(
+                Mark(int(ts[lo_r + x]), int(frame[lo_r + x]), int(start[lo_r + x])) for x in beyond
+            )
+        out[i] = Flow(
+            stream=stream,
+            syn=Mark(int(ts[sy]), int(frame[sy])) if sy < n else None,
+            syn_count=int(syn_count[j]),
+            fin=fin,
+            rst=Mark(int(ts[fr]), int(frame[fr]), int(start[fr])) if fr < n else None,
+            packets=int(sizes[j]),
+            retransmissions=int(retrans[j]),
+            bytes=int(dir_bytes[j]),
+            missing=int(missing[j]),
+            last_ts_ns=int(last_ts[j]),
+            late_data=late,
+        )
+    return [f for f in out if f is not None]
 
 
-def _finish(b: _Builder) -> TcpConnection:
-    to_server = _direction(b.rows_up, b.pay_up)
-    to_client = _direction(b.rows_down, b.pay_down)
-    c_hi, c_lo, s_hi, s_lo, ports = b.key
-    c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
-    return TcpConnection(
-        id=b.id,
-        client=format_endpoint(c_hi, c_lo, version, c_port),
-        server=format_endpoint(s_hi, s_lo, version, s_port),
-        client_port=c_port,
-        server_port=s_port,
-        ip_version=version,
-        first_ts_ns=b.first_ts,
-        first_frame=b.first_frame,
-        last_ts_ns=b.last_ts,
-        partial=to_server.syn is None,
-        to_server=to_server,
-        to_client=to_client,
+def _finish_many(builders: list[_Builder]) -> list[TcpConnection]:
+    """Connections from their builders, reassembling all their directions together."""
+    if not builders:
+        return []
+    flows = _flows(
+        [d for b in builders for d in ((b.rows_up, b.pay_up), (b.rows_down, b.pay_down))]
     )
+    out = []
+    for k, b in enumerate(builders):
+        to_server, to_client = flows[2 * k], flows[2 * k + 1]
+        c_hi, c_lo, s_hi, s_lo, ports = b.key
+        c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
+        out.append(
+            TcpConnection(
+                id=b.id,
+                client=format_endpoint(c_hi, c_lo, version, c_port),
+                server=format_endpoint(s_hi, s_lo, version, s_port),
+                client_port=c_port,
+                server_port=s_port,
+                ip_version=version,
+                first_ts_ns=b.first_ts,
+                first_frame=b.first_frame,
+                last_ts_ns=b.last_ts,
+                partial=to_server.syn is None,
+                to_server=to_server,
+                to_client=to_client,
+            )
+        )
+    return out
 
 
 @dataclass(slots=True)
@@ -523,8 +687,7 @@ class Reconstructor:
         created.sort(key=lambda c: c.first_frame)
         for i, c in enumerate(created, start=first_id):
             c.id = i
-        for c in ended:
-            yield _finish(c)
+        yield from _finish_many(ended)
         yield from self._expire(int(rows["ts"].max()))
 
     def _with_syns(
@@ -571,16 +734,15 @@ class Reconstructor:
     def _expire(self, now: int) -> Iterator[TcpConnection]:
         """Finish connections that are over and have been quiet for the linger time."""
         done = [k for k, b in self._open.items() if b.over and b.last_ts + self.linger_ns < now]
-        for k in done:
-            yield _finish(self._open.pop(k))
+        yield from _finish_many([self._open.pop(k) for k in done])
 
     def finish(self) -> Iterator[TcpConnection]:
         """The capture ended: finish every connection still open."""
         yield from self._group()
         builders = sorted(self._open.values(), key=lambda b: b.id)
         self._open.clear()
-        for b in builders:
-            yield _finish(b)
+        for i in range(0, len(builders), 20_000):  # bounded temporary arrays
+            yield from _finish_many(builders[i : i + 20_000])
 
 
 def reconstruct(batches: Iterable[SegmentBatch], ports: Iterable[int]) -> list[TcpConnection]:
