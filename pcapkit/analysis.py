@@ -199,6 +199,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         client_port=tc.client_port,
         ip_version=tc.ip_version,
         opened_at_ns=tc.first_ts_ns,
+        first_frame=tc.first_frame,
         opened_by=None if tc.partial else "client",
         established_at_ns=syn_ack.ts_ns if syn_ack is not None and not tc.partial else None,
         closed_by=closed_by,
@@ -287,29 +288,32 @@ def analyze(
     name = os.fspath(path)
     with open_capture(path) as cap:
         rec = Reconstructor(frozenset(ports))
-        tcs: list[TcpConnection] = []
+        # label each connection as soon as it is finished: only the small result is kept
+        connections: list[Connection] = []
         for batch in cap:
-            tcs.extend(rec.feed(batch))
+            connections.extend(build_connection(tc) for tc in rec.feed(batch))
             if progress is not None:
                 progress(*cap.progress())
-        tcs.extend(rec.finish())
+        connections.extend(build_connection(tc) for tc in rec.finish())
         info = cap.info
     if rec.stats.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
-    return assemble(tcs, _capture_summary(info, rec.stats, ports))
+    return _conclude(connections, _capture_summary(info, rec.stats, ports))
 
 
 def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
-    """The stages after TCP reconstruction: label, classify, diagnose, summarize.
+    """The stages after TCP reconstruction: label, classify, diagnose, summarize."""
+    return _conclude([build_connection(tc) for tc in tcs], capture)
+
+
+def _conclude(built: list[Connection], capture: CaptureSummary) -> Analysis:
+    """Classify, diagnose and summarize labelled connections.
 
     Connections are numbered here, 1-based in order of their first packet, so the ids do not
     depend on the order in which the reconstruction finished them.
     """
-    ordered = sorted(tcs, key=lambda t: t.first_frame)
-    connections = tuple(
-        build_connection(replace(tc, id=i) if tc.id != i else tc)
-        for i, tc in enumerate(ordered, start=1)
-    )
+    built.sort(key=lambda c: c.first_frame)
+    connections = tuple(c if c.id == i else replace(c, id=i) for i, c in enumerate(built, start=1))
     findings = tuple(classify.classify(connections))
     return Analysis(
         capture=capture,

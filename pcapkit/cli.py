@@ -131,6 +131,9 @@ def analyze(
             "the captures in it. Several are analyzed in parallel, one per CPU.",
             show_default=False,
             metavar="DUMP...",
+            # kaflow's reader says what is wrong with a path, in one line; click would not
+            exists=False,
+            readable=False,
         ),
     ],
     port: Annotated[

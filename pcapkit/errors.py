@@ -2,7 +2,8 @@
 
 A capture is untrusted input, so every way it can be unusable has a name here and a message that
 tells the operator what to do about it. The CLI turns any :class:`KaflowError` into one line on
-stderr and exit code 2; anything else escaping the library is a bug.
+stderr and exit code 2; anything else escaping the library is a bug. ``docs/robustness.md`` says
+what kaflow trusts in a capture, what it reports, and what it refuses, with every message.
 
 ::
 
@@ -10,7 +11,7 @@ stderr and exit code 2; anything else escaping the library is a bug.
     ├── InputError                  the path itself: missing, a directory, unreadable
     ├── CaptureError                the bytes are not a capture we can read
     │   ├── NotACaptureError        wrong magic; says what the file looks like instead
-    │   ├── CompressedCaptureError  gzip/xz/bzip2/zstd wrapper we do not unpack
+    │   ├── CompressedCaptureError  xz/bzip2/zstd/lz4/zip/7z: unpack it first (gzip is read)
     │   ├── UnsupportedLinkTypeError  a link type we cannot decode (named)
     │   ├── EmptyCaptureError       no packets at all
     │   └── MalformedCaptureError   structure broken beyond recovery (record header lies)

@@ -30,6 +30,7 @@ _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?$")
 # short peek before reading a whole head: garbage is rejected without copying 64 KiB per burst.
 _METHOD_START = re.compile(rb"[A-Z][A-Z0-9_-]{0,31}(?: |\Z)")
 _PEEK = 64
+_MAX_LINE = 8192 + 64  # the longest start line the regexes accept, and then some
 # A TLS record header (change_cipher_spec, alert, handshake, application_data; SSL 3.0..TLS 1.3)
 # and HTTP/2's client preface and first server frame (SETTINGS on stream 0).
 _TLS_RECORD = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
@@ -76,6 +77,27 @@ class _Stream:
         self.n = len(stream.starts)
         # the usual case: no holes, everything captured, so offset -> data index is a subtraction
         self.base = stream.starts[0] if stream.contiguous and self.n else None
+        self._run_last: list[int] | None = None  # see :meth:`run_last`
+
+    def run_last(self) -> list[int]:
+        """For each piece, the last piece of its run: pieces that follow each other without a
+        hole, all captured but maybe the last. A run's bytes are one slice of ``data``, so a read
+        is one slice too (walking piece by piece made a flood of one-byte segments with a single
+        hole cost 64 Ki steps per message head: quadratic)."""
+        if self._run_last is None:
+            st = self.st
+            last = [0] * self.n
+            j = self.n - 1
+            for i in range(self.n - 1, -1, -1):
+                if (
+                    i == self.n - 1
+                    or st.captured[i] != st.lengths[i]
+                    or st.starts[i + 1] != st.starts[i] + st.lengths[i]
+                ):
+                    j = i
+                last[i] = j
+            self._run_last = last
+        return self._run_last
 
     def index(self, pos: int) -> int | None:
         """Index of the piece holding stream offset ``pos``, or None in a gap."""
@@ -101,20 +123,9 @@ class _Stream:
         k = pos - st.starts[i]
         if k >= st.captured[i]:
             return b""
-        parts: list[bytes] = []
-        have = 0
-        while i < self.n and have < limit:
-            if parts and st.starts[i] != st.starts[i - 1] + st.lengths[i - 1]:
-                break  # a hole
-            d = st.data_starts[i] + k
-            take = min(st.captured[i] - k, limit - have)
-            parts.append(st.data[d : d + take])
-            have += take
-            if st.captured[i] < st.lengths[i]:
-                break  # this piece's tail was not captured
-            k = 0
-            i += 1
-        return b"".join(parts)
+        j = self.run_last()[i]
+        a = st.data_starts[i] + k
+        return st.data[a : min(a + limit, st.data_starts[j] + min(st.captured[j], st.lengths[j]))]
 
     def head_at(self, pos: int) -> bytes | None:
         """The message head starting at ``pos`` when it is all there, found without copying more.
@@ -200,7 +211,15 @@ class _Framer:
             buf = self.s.read(pos, limit)
             if len(buf) < limit or limit >= MAX_HEAD or _head(buf) is not None:
                 return buf
-            limit = min(limit * 8, MAX_HEAD)
+            if limit >= _MAX_LINE and b"\n" not in buf[:_MAX_LINE]:
+                return buf  # no start line is that long: do not read 64 KiB of garbage per burst
+            limit = _MAX_LINE if limit < _MAX_LINE else MAX_HEAD
+
+    def cut_by_hole(self, pos: int, buf: bytes) -> bool:
+        """Whether ``buf``, read from ``pos``, stops at bytes the capture never saw (a hole)
+        rather than at the end of the stream or at bytes a snaplen left out."""
+        stop = pos + len(buf)
+        return stop < self.s.end and self.s.index(stop) is None
 
     def other_protocol(self, pos: int, peek: bytes) -> str | None:
         """What the stream is instead of HTTP/1.x, when a message should start at ``pos``."""
@@ -234,8 +253,8 @@ class _Framer:
         while pos < end:
             k = pos - base
             m = line.match(data, k)
-            if m is None:
-                break
+            if m is None or (request and data.startswith(_H2_PREFACE, k)):
+                break  # HTTP/2's preface parses as a request line: the general loop names it
             body_at = data.find(b"\r\n\r\n", m.end() - 2, k + MAX_HEAD)
             if body_at < 0:
                 break
@@ -341,6 +360,14 @@ class _Framer:
         """Frame the whole stream. ``methods`` are the requests' methods, for responses to HEAD."""
         s = self.s
         pos = s.starts[0] if s.n else 0
+        if not self.midstream and pos < 0:
+            # Offset 0 is the first byte after the SYN: a byte before it is a keepalive probe's
+            # (one old byte at snd_nxt - 1 on a connection that has sent nothing yet), not data.
+            if s.index(0) is not None:
+                pos = 0
+            else:
+                nxt = s.next_start(-1)  # the first piece at or after offset 0
+                pos = s.end if nxt is None else nxt
         answered = 0  # final (non-1xx) responses seen, to pick the matching request's method
         while pos < s.end:
             if s.base is not None:
@@ -351,7 +378,8 @@ class _Framer:
                 nxt = s.next_start(pos)
                 if nxt is None:
                     break
-                self.note(pos, f"{nxt - pos} bytes missing from the capture")
+                gap = nxt - pos
+                self.note(pos, f"{gap:,} byte{'s' if gap != 1 else ''} missing from the capture")
                 pos = nxt
                 continue
             peek = s.read(pos, _PEEK)
@@ -379,6 +407,11 @@ class _Framer:
                     self.note(pos, "stream ends inside a message's first line")
                     self.blind(pos)
                     break
+                if nl < 0 and self.cut_by_hole(pos, buf) and _could_start(self.kind, buf):
+                    nxt = self.blind(pos)
+                    self.note(pos, _cut_note("start line", nxt - pos))
+                    pos = nxt
+                    continue
                 shown = first if nl >= 0 else buf
                 self.note(pos, f"not an HTTP/1.x {self.kind} line: {shown[:40]!r}")
                 pos = self.blind(pos)
@@ -435,9 +468,12 @@ class _Framer:
                 else:
                     length, nxt_pos = hlen + body, pos + hlen + body
             else:
+                nxt_pos = self.next_burst(pos)
                 if len(buf) >= MAX_HEAD:
                     self.note(pos, f"header block longer than {MAX_HEAD} bytes")
-                nxt_pos = self.next_burst(pos)
+                elif self.cut_by_hole(pos, buf):
+                    # a hole, not a snaplen, cut the head: say what reading skips, never silently
+                    self.note(pos, _cut_note("head", nxt_pos - pos))
             self.messages.append(
                 HttpMessage(
                     self.kind,
@@ -494,6 +530,13 @@ def _body_length(
     if cl is not None:
         return _content_length(cl)
     return 0
+
+
+def _cut_note(what: str, skipped: int) -> str:
+    return (
+        f"message {what} cut by bytes missing from the capture; "
+        f"{skipped:,} bytes not framed (resuming at the next burst)"
+    )
 
 
 def _may_begin(kind: Kind, peek: bytes) -> bool:

@@ -122,6 +122,7 @@ class Connection:
     client_port: int
     ip_version: int
     opened_at_ns: int  # first packet of the connection in the capture
+    first_frame: int  # that packet's number in the file
     opened_by: Side | None  # who sent the SYN; None when the capture began mid-connection
     established_at_ns: int | None  # the SYN-ACK
     closed_by: Side | None

@@ -38,9 +38,15 @@ _HALF32 = 1 << 31
 # retransmissions of its FIN or last ACK still land on it rather than opening a "partial" one.
 LINGER_NS = 10 * 1_000_000_000
 
-# Rows are grouped once this many are waiting: grouping costs per connection, so bigger groups
-# mean less Python per packet.
+# A connection silent this long (capture time) is finished whatever its state: a peer that
+# never shows up, or a close the capture missed, must not keep its bytes buffered to the end.
+# Longer than any keepalive idle timeout in common use (nginx 60 s, Tomcat 20-60 s).
+IDLE_FINISH_NS = 300 * 1_000_000_000
+
+# Rows are grouped once this many are waiting, or this many payload bytes: grouping costs per
+# connection, so bigger groups mean less Python per packet, but waiting rows hold their bytes.
 GROUP_ROWS = 1 << 17
+GROUP_BYTES = 1 << 20
 
 _ROW: np.dtype[np.void] = np.dtype(
     [
@@ -591,6 +597,8 @@ class Reconstructor:
         default_factory=list
     )
     _pending_rows: int = 0
+    _pending_bytes: int = 0
+    _pending_since: int = 0  # capture time of the oldest waiting row
 
     def feed(self, batch: SegmentBatch) -> Iterator[TcpConnection]:
         """Add one batch; yield the connections that are now finished."""
@@ -638,9 +646,16 @@ class Reconstructor:
         pieces = [b""] * len(keep)
         for i, o, n in zip(has.tolist(), offs, lens, strict=True):
             pieces[i] = mv[o : o + n].tobytes()
+        if not self._pending:
+            self._pending_since = int(rows["ts"][0])
         self._pending.append((rows, keys, pieces))
         self._pending_rows += len(keep)
-        if self._pending_rows >= GROUP_ROWS:
+        self._pending_bytes += sum(lens)
+        if (
+            self._pending_rows >= GROUP_ROWS
+            or self._pending_bytes >= GROUP_BYTES
+            or int(rows["ts"].max()) - self._pending_since > self.linger_ns
+        ):
             yield from self._group()
 
     def _group(self) -> Iterator[TcpConnection]:
@@ -652,6 +667,7 @@ class Reconstructor:
         pieces = [x for p in self._pending for x in p[2]]
         self._pending.clear()
         self._pending_rows = 0
+        self._pending_bytes = 0
 
         flat = np.ascontiguousarray(keys).view(np.dtype((np.void, 40))).ravel()
         _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
@@ -679,9 +695,13 @@ class Reconstructor:
                 created.append(b)
             part = rows[idx]
             n_up = int(part["c2s"].sum())
-            blob = b"".join([pieces[i] for i in idx.tolist()])
-            cut = int(part["clen"][:n_up].sum())
-            b.add(part[:n_up], blob[:cut], part[n_up:], blob[cut:])
+            ids = idx.tolist()
+            b.add(
+                part[:n_up],
+                b"".join([pieces[i] for i in ids[:n_up]]),
+                part[n_up:],
+                b"".join([pieces[i] for i in ids[n_up:]]),
+            )
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
@@ -703,10 +723,25 @@ class Reconstructor:
         part = rows[idx]
         syns = np.flatnonzero(part["c2s"] & ((part["flags"] & (SYN | ACK)) == SYN))
         start = 0
-        for j, seq in zip(syns.tolist(), part["seq"][syns].tolist(), strict=True):
+        syn_ts = part["ts"][syns].tolist()
+        for j, seq, t in zip(syns.tolist(), part["seq"][syns].tolist(), syn_ts, strict=True):
             b = self._open.get(key)
             if b is not None and b.client_isn == seq:
                 continue  # the same attempt's SYN again
+            if b is None or b.client_isn is None:
+                earliest = b.first_ts if b is not None else None
+                if j > start:
+                    waiting = int(part["ts"][start:j].min())
+                    earliest = waiting if earliest is None else min(earliest, waiting)
+                if earliest is not None and t <= earliest:
+                    # written to the file after packets it precedes (a SYN-ACK first: tcpdump
+                    # -i any across CPUs, mergecap): it opens this connection, not a new one
+                    if b is None:
+                        b = self._new(key, part[start])
+                        created.append(b)
+                    b.client_isn = seq
+                    b.first_ts = min(b.first_ts, t)
+                    continue
             # A SYN with a new ISN: the port was reused, or the capture began mid-connection and
             # this SYN opens the next connection on the tuple. What came before is the old one's.
             if j > start:
@@ -732,8 +767,13 @@ class Reconstructor:
         return b
 
     def _expire(self, now: int) -> Iterator[TcpConnection]:
-        """Finish connections that are over and have been quiet for the linger time."""
-        done = [k for k, b in self._open.items() if b.over and b.last_ts + self.linger_ns < now]
+        """Finish connections that are over and quiet for the linger time, or silent for long."""
+        linger, idle = self.linger_ns, IDLE_FINISH_NS
+        done = [
+            k
+            for k, b in self._open.items()
+            if b.last_ts + idle < now or (b.over and b.last_ts + linger < now)
+        ]
         yield from _finish_many([self._open.pop(k) for k in done])
 
     def finish(self) -> Iterator[TcpConnection]:

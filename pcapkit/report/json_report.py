@@ -57,6 +57,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
         "client": c.client,
         "server": c.server,
         "opened_at": seconds(c.opened_at_ns),
+        "first_frame": c.first_frame,
         "opened_by": c.opened_by,
         "established_at": seconds(c.established_at_ns),
         "closed_by": c.closed_by,
