@@ -80,6 +80,14 @@ def _mark_events(flow: Flow, side: Side) -> list[Event]:
     return out
 
 
+def _ignored_rsts(flow: Flow, side: Side, ts: int, frame: int) -> list[Anomaly]:
+    if not flow.ignored_rsts:
+        return []
+    n = flow.ignored_rsts
+    what = f"{n} RST{'s' if n != 1 else ''} far outside the stream ignored (blind resets?)"
+    return [Anomaly(ts, frame, side, what)]
+
+
 def build_connection(tc: TcpConnection) -> Connection:
     """Label one reconstructed TCP connection: HTTP messages, events, states, anomalies."""
     up, down = tc.to_server, tc.to_client
@@ -187,6 +195,8 @@ def build_connection(tc: TcpConnection) -> Connection:
         *(Anomaly(m.ts_ns, m.frame, "client", late) for m in up.late_data),
         *(Anomaly(m.ts_ns, m.frame, "server", late) for m in down.late_data),
         *(Anomaly(n.ts_ns, n.frame, "client", n.what) for n in req_notes),
+        *_ignored_rsts(up, "client", tc.first_ts_ns, tc.first_frame),
+        *_ignored_rsts(down, "server", tc.first_ts_ns, tc.first_frame),
         *(Anomaly(n.ts_ns, n.frame, "server", n.what) for n in resp_notes),
     ]
     anomalies.sort(key=lambda a: (a.time_ns, a.frame))

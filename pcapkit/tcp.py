@@ -173,6 +173,7 @@ class Flow:
     missing: int  # bytes in gaps the capture never saw
     last_ts_ns: int | None
     late_data: tuple[Mark, ...] = ()  # data beyond this direction's own FIN
+    ignored_rsts: int = 0  # RSTs whose number is far from the stream: blind resets, not closes
 
     @property
     def first_close(self) -> Mark | None:
@@ -293,117 +294,27 @@ def _split_add(
     )
 
 
-def _flow(rows: npt.NDArray[np.void], payload: bytes, pay_off: npt.NDArray[np.int64]) -> Flow:
-    """Order one direction by stream offset and keep every byte once (numpy, per direction).
+_SPAN = 1 << 44  # room for one direction's offsets in the segmented running maximum
+
+# A RST further than this from where its direction's stream stands is not taken as a close
+# (RFC 5961: a stack accepts a RST only at the next expected sequence number).
+RST_WINDOW = 1 << 20
+
+EMPTY_FLOW = Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)
+
+
+def _flows(
+    dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]], *, alone: bool = False
+) -> list[Flow]:
+    """Order each direction by stream offset and keep every byte once, all directions at once.
 
     Offsets are unwrapped in arrival order (each step is the signed 32-bit distance from the
     previous segment), which keeps them monotonic across 2**32 and tolerates the reordering and
-    retransmissions real captures have. The first transmission of a byte wins.
-    """
-    n = len(rows)
-    if n == 0:
-        return Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)
-    flags = rows["flags"]
-    seq = rows["seq"].astype(np.int64)
-    syn_rows = np.flatnonzero(flags & SYN)
-    syn = None
-    if len(syn_rows):
-        i = int(syn_rows[0])
-        syn = Mark(int(rows["ts"][i]), int(rows["frame"][i]))
-        ref = (int(seq[i]) + 1) & (_MOD32 - 1)
-    else:
-        ref = int(seq[0])
-    steps = np.empty(n, dtype=np.int64)
-    steps[0] = seq[0] - ref
-    steps[1:] = np.diff(seq)
-    steps = _signed32(steps)
-    rel = np.cumsum(steps)
-    start = rel + ((flags & SYN) != 0)
-    plen = rows["plen"].astype(np.int64)
-
-    fin = rst = None
-    fin_rows = np.flatnonzero(flags & FIN)
-    if len(fin_rows):
-        i = int(fin_rows[0])
-        fin = Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i] + plen[i]))
-    rst_rows = np.flatnonzero(flags & RST)
-    if len(rst_rows):
-        i = int(rst_rows[0])
-        rst = Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i]))
-
-    data = np.flatnonzero(plen)
-    late: tuple[Mark, ...] = ()
-    if fin is not None and len(data):
-        beyond = data[start[data] >= fin.offset]
-        late = tuple(Mark(int(rows["ts"][i]), int(rows["frame"][i]), int(start[i])) for i in beyond)
-    stream = EMPTY_STREAM
-    retrans = missing = unique = 0
-    if len(data):
-        order = data[np.lexsort((rows["frame"][data], rows["ts"][data], start[data]))]
-        s = start[order]
-        e = s + plen[order]
-        reach = np.maximum.accumulate(e)
-        before = np.empty_like(reach)
-        before[0] = s[0]
-        before[1:] = reach[:-1]
-        keep = e > before  # brings at least one new byte
-        retrans = int(len(order) - keep.sum())
-        kept = order[keep]
-        new_s = np.maximum(s, before)[keep]  # trim what an earlier segment already brought
-        gaps = s[keep] - before[keep]
-        missing = int(gaps[gaps > 0].sum())
-        cut = new_s - s[keep]
-        clen = rows["clen"][kept].astype(np.int64)
-        lengths = e[keep] - new_s
-        unique = int(lengths.sum())
-        offs = pay_off[kept]
-        if not cut.any() and bool((offs[1:] == offs[:-1] + clen[:-1]).all()):
-            # the usual case: pieces in arrival order, nothing trimmed: one slice of the buffer
-            lo = int(offs[0])
-            buf = payload[lo : lo + int(clen.sum())]
-            got = clen
-        else:
-            got = np.maximum(clen - cut, 0)
-            buf = b"".join(
-                payload[o + c : o + c + g]
-                for o, c, g in zip(offs.tolist(), cut.tolist(), got.tolist(), strict=True)
-            )
-        data_starts = np.cumsum(got) - got
-        stream = Stream(
-            starts=new_s.tolist(),
-            lengths=lengths.tolist(),
-            ts=rows["ts"][kept].tolist(),
-            frames=rows["frame"][kept].tolist(),
-            captured=got.tolist(),
-            data_starts=data_starts.tolist(),
-            data=buf,
-        )
-    return Flow(
-        stream=stream,
-        syn=syn,
-        syn_count=len(syn_rows),
-        fin=fin,
-        rst=rst,
-        packets=n,
-        retransmissions=retrans,
-        bytes=unique,
-        missing=missing,
-        last_ts_ns=int(rows["ts"].max()),
-        late_data=late,
-    )
-
-
-_SPAN = 1 << 44  # room for one direction's offsets in the segmented running maximum
-
-
-def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[Flow]:
-    """Reassemble many directions at once: the same as :func:`_flow` on each, in one numpy pass.
-
-    Finishing connections one at a time spends most of its time in numpy's per-call overhead;
-    here every step runs over all the directions' rows together, with per-direction results
-    taken by ``reduceat`` and a running maximum kept apart per direction by offsetting each
-    direction into its own range. A direction whose offsets leave that range (a hostile run of
-    sequence jumps) is done on its own by :func:`_flow`.
+    retransmissions real captures have. Finishing connections one at a time would spend most of
+    its time in numpy's per-call overhead, so every step runs over all the directions' rows
+    together: per-direction results come from ``reduceat``, and the running maximum is kept
+    apart per direction by lifting each direction into its own range. A direction whose offsets
+    leave that range (a hostile run of sequence jumps) is done again on its own (``alone``).
     """
     out: list[Flow | None] = [None] * len(dirs)
     parts: list[npt.NDArray[np.void]] = []
@@ -411,7 +322,7 @@ def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[F
     todo: list[int] = []
     for i, (rows_list, pay_list) in enumerate(dirs):
         if not rows_list:
-            out[i] = _flow(_NO_ROWS, b"", np.empty(0, dtype=np.int64))
+            out[i] = EMPTY_FLOW
             continue
         todo.append(i)
         parts.extend(rows_list)
@@ -435,25 +346,58 @@ def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[F
     plen = rows["plen"].astype(np.int64)
 
     is_syn = (flags & SYN) != 0
+    is_rst = (flags & RST) != 0
     never = np.int64(n)
     first_syn = np.minimum.reduceat(np.where(is_syn, idx, never), first)
     has_syn = first_syn < n
     syn_count = np.add.reduceat(is_syn.astype(np.int64), first)
     ref = np.where(has_syn, (seq[np.minimum(first_syn, n - 1)] + 1) & (_MOD32 - 1), seq[first])
-    steps = np.empty(n, dtype=np.int64)
-    steps[1:] = np.diff(seq)
-    steps[first] = seq[first] - ref
-    steps = _signed32(steps)
-    cs = np.cumsum(steps)
-    rel = cs - (cs[first] - steps[first])[did]
+
+    # Offsets follow the chain of every segment but RSTs (each step the signed 32-bit distance
+    # from the previous one): a RST's number may be anything (a blind reset, RFC 5961) and must
+    # not move where the stream is. A RST is placed against the segment before it.
+    rel = np.empty(n, dtype=np.int64)
+    a_idx = np.flatnonzero(~is_rst)
+    if len(a_idx):
+        a_did = did[a_idx]
+        a_seq = seq[a_idx]
+        a_first = np.ones(len(a_idx), dtype=bool)
+        a_first[1:] = a_did[1:] != a_did[:-1]
+        a_steps = np.empty(len(a_idx), dtype=np.int64)
+        a_steps[1:] = np.diff(a_seq)
+        a_steps[a_first] = a_seq[a_first] - ref[a_did[a_first]]
+        a_steps = _signed32(a_steps)
+        a_cs = np.cumsum(a_steps)
+        rel[a_idx] = a_cs - (a_cs - a_steps)[a_first][np.cumsum(a_first) - 1]
+    r_idx = np.flatnonzero(is_rst)
+    last_anchor = np.maximum.accumulate(np.where(~is_rst, idx, -1))
+    if len(r_idx):
+        la = last_anchor[r_idx]
+        la_ok = la >= first[did[r_idx]]
+        la_c = np.where(la_ok, la, r_idx)
+        rel[r_idx] = np.where(
+            la_ok,
+            rel[la_c] + _signed32(seq[r_idx] - seq[la_c]),
+            _signed32(seq[r_idx] - ref[did[r_idx]]),
+        )
     start = rel + is_syn
     end = start + plen
+    # where each direction's stream stands before each row (for judging a RST's number)
+    lift_all = did * (2 * _SPAN) + _SPAN
+    reach_all = np.maximum.accumulate(np.where(is_rst, -_SPAN, end + (flags & FIN != 0)) + lift_all)
+    reach_all -= lift_all
+    valid_rst = is_rst.copy()
+    if len(r_idx):
+        la = last_anchor[r_idx]
+        expected = np.where(la >= first[did[r_idx]], reach_all[np.maximum(la, 0)], 0)
+        valid_rst[r_idx] = np.abs(start[r_idx] - expected) <= RST_WINDOW
+    ignored_rst = np.bincount(did[is_rst & ~valid_rst], minlength=len(todo))
 
     def first_of(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
         return np.minimum.reduceat(np.where(mask, idx, never), first)
 
     first_fin = first_of((flags & FIN) != 0)
-    first_rst = first_of((flags & RST) != 0)
+    first_rst = first_of(valid_rst)
     last_ts = np.maximum.reduceat(ts, first)
 
     data = np.flatnonzero(plen)
@@ -464,7 +408,7 @@ def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[F
     lift = did[order] * (2 * _SPAN) + _SPAN
     wild = np.zeros(len(todo), dtype=bool)
     out_of_range = (np.abs(s) >= _SPAN // 2) | (np.abs(e) >= _SPAN // 2)
-    if out_of_range.any():
+    if not alone and out_of_range.any():
         wild[np.unique(d_did[out_of_range])] = True
     reach = np.maximum.accumulate(e + lift) - lift
     before = np.empty_like(reach)
@@ -504,9 +448,8 @@ def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[F
     l_offs, l_cut, l_ds = offs.tolist(), cut.tolist(), data_starts.tolist()
     for j, i in enumerate(todo):
         if wild[j]:
-            rows_j = rows[first[j] : first[j] + sizes[j]]
-            c = clen[first[j] : first[j] + sizes[j]]
-            out[i] = _flow(rows_j, pays[j], np.cumsum(c) - c)
+            # offsets too far apart for the shared running maximum: this direction on its own
+            out[i] = _flows([dirs[i]], alone=True)[0]
             continue
         a, b = int(bounds[j]), int(bounds[j + 1])
         if a == b:
@@ -549,6 +492,7 @@ def _flows(dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]]) -> list[F
             missing=int(missing[j]),
             last_ts_ns=int(last_ts[j]),
             late_data=late,
+            ignored_rsts=int(ignored_rst[j]),
         )
     return [f for f in out if f is not None]
 
