@@ -22,6 +22,7 @@ segments — again with numpy. Nothing here knows about HTTP; the next stage rea
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -300,6 +301,10 @@ _SPAN = 1 << 44  # room for one direction's offsets in the segmented running max
 # (RFC 5961: a stack accepts a RST only at the next expected sequence number).
 RST_WINDOW = 1 << 20
 
+# Directions with more segments than this keep the offset-ordered answer for overlaps (the
+# arrival-ordered walk is Python per segment).
+ARRIVAL_LIMIT = 200_000
+
 EMPTY_FLOW = Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)
 
 
@@ -401,6 +406,16 @@ def _flows(
     last_ts = np.maximum.reduceat(ts, first)
 
     data = np.flatnonzero(plen)
+    # Where a direction's data did not arrive in stream order with nothing overlapping, the
+    # bytes a later arrival repeats are decided in arrival order (below, per direction); the
+    # offset-ordered pass here is exact for every other direction.
+    arrival = data[np.lexsort((frame[data], ts[data], did[data]))]
+    a_did = did[arrival]
+    a_s = start[arrival]
+    back = np.zeros(len(arrival), dtype=bool)
+    if len(arrival) > 1:
+        back[1:] = (a_did[1:] == a_did[:-1]) & (a_s[1:] < a_s[:-1])
+    disordered = np.bincount(a_did[back], minlength=len(todo)) > 0
     order = data[np.lexsort((frame[data], ts[data], start[data], did[data]))]
     d_did = did[order]
     s = start[order]
@@ -452,7 +467,19 @@ def _flows(
             out[i] = _flows([dirs[i]], alone=True)[0]
             continue
         a, b = int(bounds[j]), int(bounds[j + 1])
-        if a == b:
+        retrans_j, missing_j, bytes_j = int(retrans[j]), int(missing[j]), int(dir_bytes[j])
+        if disordered[j] and sizes[j] <= ARRIVAL_LIMIT:
+            lo_r, hi_r = int(first[j]), int(first[j] + sizes[j])
+            stream, retrans_j, missing_j, bytes_j = _by_arrival(
+                start[lo_r:hi_r],
+                plen[lo_r:hi_r],
+                clen[lo_r:hi_r],
+                pay_off[lo_r:hi_r],
+                ts[lo_r:hi_r],
+                frame[lo_r:hi_r],
+                pays[j],
+            )
+        elif a == b:
             stream = EMPTY_STREAM
         else:
             g = l_got[a:b]
@@ -487,14 +514,88 @@ def _flows(
             fin=fin,
             rst=Mark(int(ts[fr]), int(frame[fr]), int(start[fr])) if fr < n else None,
             packets=int(sizes[j]),
-            retransmissions=int(retrans[j]),
-            bytes=int(dir_bytes[j]),
-            missing=int(missing[j]),
+            retransmissions=retrans_j,
+            bytes=bytes_j,
+            missing=missing_j,
             last_ts_ns=int(last_ts[j]),
             late_data=late,
             ignored_rsts=int(ignored_rst[j]),
         )
     return [f for f in out if f is not None]
+
+
+def _by_arrival(
+    start: npt.NDArray[np.int64],
+    plen: npt.NDArray[np.int64],
+    clen: npt.NDArray[np.int64],
+    pay_off: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    frame: npt.NDArray[np.int64],
+    payload: bytes,
+) -> tuple[Stream, int, int, int]:
+    """One direction's stream where segments overlap out of order: the first arrival wins.
+
+    Walks the data segments in (time, packet number) order and keeps of each only the bytes no
+    earlier arrival brought, so a retransmission that says something else (or a hostile
+    overlap) never overwrites what the receiver most likely took. Python, per segment: only
+    directions with reordered or repeated data come here.
+    Returns the stream, the segments that brought nothing new, missing and unique byte counts.
+    """
+    rows = np.flatnonzero(plen)
+    rows = rows[np.lexsort((frame[rows], ts[rows]))]
+    cs: list[int] = []  # starts of the ranges already taken: sorted, disjoint, not touching
+    ce: list[int] = []  # their ends
+    pieces: list[tuple[int, int, int]] = []  # (a, b, row)
+    retrans = 0
+    for i, s0, n in zip(rows.tolist(), start[rows].tolist(), plen[rows].tolist(), strict=True):
+        e0 = s0 + n
+        k = bisect_right(cs, s0) - 1
+        j = k if k >= 0 and ce[k] > s0 else k + 1  # first range overlapping [s0, e0)
+        m, pos = j, s0
+        new: list[tuple[int, int]] = []
+        while m < len(cs) and cs[m] < e0:
+            if cs[m] > pos:
+                new.append((pos, cs[m]))
+            pos = max(pos, ce[m])
+            m += 1
+        if pos < e0:
+            new.append((pos, e0))
+        if not new:
+            retrans += 1
+            continue
+        pieces.extend((a, b, i) for a, b in new)
+        lo = min(s0, cs[j]) if j < m else s0
+        hi = max(e0, ce[m - 1]) if j < m else e0
+        if j > 0 and ce[j - 1] >= lo:  # touching the range before
+            j -= 1
+            lo = cs[j]
+        if m < len(cs) and cs[m] <= hi:  # touching the range after
+            hi = max(hi, ce[m])
+            m += 1
+        cs[j:m] = [lo]
+        ce[j:m] = [hi]
+    pieces.sort()
+    starts, lengths, tss, frames, got, data_starts, parts = [], [], [], [], [], [], []
+    total = 0
+    missing = 0
+    prev_end: int | None = None
+    for a, b, i in pieces:
+        if prev_end is not None and a > prev_end:
+            missing += a - prev_end
+        prev_end = b
+        skip = a - int(start[i])
+        have = max(0, min(int(clen[i]), b - int(start[i])) - skip)
+        o = int(pay_off[i]) + skip
+        starts.append(a)
+        lengths.append(b - a)
+        tss.append(int(ts[i]))
+        frames.append(int(frame[i]))
+        got.append(have)
+        data_starts.append(total)
+        parts.append(payload[o : o + have])
+        total += have
+    stream = Stream(starts, lengths, tss, frames, got, data_starts, b"".join(parts))
+    return stream, retrans, missing, sum(lengths)
 
 
 def _finish_many(builders: list[_Builder]) -> list[TcpConnection]:

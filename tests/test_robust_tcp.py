@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pcapkit import Analysis, analyze
 from tests import craft
@@ -98,13 +97,6 @@ def test_retransmission_with_other_bytes_at_the_same_offset_first_wins(tmp_path:
     assert conn.client_bytes == len(get("/aaaa"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs lead: tcp._flow resolves overlaps in offset order, so a later segment that "
-    "starts earlier wins the bytes it overlaps; keep each byte from the segment that ARRIVED "
-    "first (walk data segments in (ts, frame) order, keep only their not-yet-covered sub-ranges) "
-    "and count a segment that brought no new byte as a retransmission",
-)
 def test_overlap_that_starts_earlier_and_arrives_later_does_not_win(tmp_path: Path) -> None:
     req = get("/first")
     c = Conv().handshake(T0)
