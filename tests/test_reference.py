@@ -6,7 +6,10 @@ path reads in vectorized windows and streams. Same answers required, packet for 
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -31,3 +34,31 @@ def same(fast: Analysis, ref: Analysis) -> None:
 def test_fast_path_equals_reference_on_fixtures(capture: str) -> None:
     assert len(CAPTURES) >= 14
     same(analyze(FIXTURES / capture), reference.analyze(FIXTURES / capture))
+
+
+def _gen() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gen.py"
+    spec = importlib.util.spec_from_file_location("kaflow_bench_gen_ref", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("fmt", "linktype", "seed"),
+    [("pcap", "EN10MB", 3), ("pcapng", "EN10MB", 4), ("pcap", "LINUX_SLL2", 5)],
+)
+def test_fast_path_equals_reference_on_generated_captures(
+    tmp_path: Path, fmt: str, linktype: str, seed: int
+) -> None:
+    """Busy keepalive traffic: overlapping connections, reused tuples, wrapping sequence
+    numbers, retransmissions, closes by both sides, lost requests and retries."""
+    path = tmp_path / f"gen.{fmt}"
+    truth = _gen().generate(
+        path, 30_000, seed=seed, fmt=fmt, linktype=linktype, concurrency=60, ports=(40000, 40199)
+    )
+    fast, ref = analyze(path), reference.analyze(path)
+    assert fast.summary.connections == truth["connections"]
+    same(fast, ref)
