@@ -47,7 +47,7 @@ IDLE_FINISH_NS = 300 * 1_000_000_000
 # Rows are grouped once this many are waiting, or this many payload bytes: grouping costs per
 # connection, so bigger groups mean less Python per packet, but waiting rows hold their bytes.
 GROUP_ROWS = 1 << 17
-GROUP_BYTES = 1 << 20
+GROUP_BYTES = 32 << 20
 
 _ROW: np.dtype[np.void] = np.dtype(
     [
