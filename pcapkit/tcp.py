@@ -60,7 +60,6 @@ _ROW: np.dtype[np.void] = np.dtype(
         ("c2s", "?"),
     ]
 )
-_NO_ROWS = np.empty(0, dtype=_ROW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -828,14 +827,3 @@ class Reconstructor:
         self._open.clear()
         for i in range(0, len(builders), 20_000):  # bounded temporary arrays
             yield from _finish_many(builders[i : i + 20_000])
-
-
-def reconstruct(batches: Iterable[SegmentBatch], ports: Iterable[int]) -> list[TcpConnection]:
-    """Every connection attempt on the upstream ports, in order of first packet."""
-    r = Reconstructor(frozenset(ports))
-    out: list[TcpConnection] = []
-    for batch in batches:
-        out.extend(r.feed(batch))
-    out.extend(r.finish())
-    out.sort(key=lambda c: c.id)
-    return out
