@@ -8,8 +8,9 @@ and builds the public values. It never prints: progress goes to a callback the c
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pcapkit import classify, diagnose
@@ -24,6 +25,7 @@ from pcapkit.model import (
     Finding,
     Summary,
 )
+from pcapkit.store import Spool, in_order
 from pcapkit.tcp import Reconstructor, TcpConnection, TcpStats
 
 DEFAULT_PORT = 8080
@@ -32,25 +34,101 @@ Progress = Callable[[int, int], None]
 """Called with (bytes read so far, file size) after each window of the capture."""
 
 
+@dataclass(slots=True)
+class _Totals:
+    """The summary's counts, added up one connection at a time."""
+
+    connections: int = 0
+    partial: int = 0
+    requests: int = 0
+    responses: int = 0
+    unanswered: int = 0
+    by_client: int = 0
+    by_server: int = 0
+    not_closed: int = 0
+    rst: int = 0
+    retransmissions: int = 0
+    anomalies: int = 0
+
+    def add(self, c: Connection) -> None:
+        self.connections += 1
+        self.partial += c.partial
+        reqs = c.requests
+        self.requests += len(reqs)
+        self.unanswered += sum(1 for r in reqs if r.responded_at_ns is None)
+        self.responses += sum(1 for e in c.events if e.type == "response")
+        if c.closed_by == "client":
+            self.by_client += 1
+        elif c.closed_by == "server":
+            self.by_server += 1
+        else:
+            self.not_closed += 1
+        self.rst += c.close == "rst"
+        self.retransmissions += c.retransmissions
+        self.anomalies += len(c.anomalies)
+
+    def summary(self, findings: Iterable[Finding]) -> Summary:
+        kinds = Counter(f.type for f in findings)
+        return Summary(
+            connections=self.connections,
+            partial_connections=self.partial,
+            requests=self.requests,
+            responses=self.responses,
+            unanswered_requests=self.unanswered,
+            closed_by_client=self.by_client,
+            closed_by_server=self.by_server,
+            not_closed=self.not_closed,
+            closed_with_rst=self.rst,
+            retransmissions=self.retransmissions,
+            anomalies=self.anomalies,
+            findings=tuple((t, kinds[t]) for t in FINDING_TYPES),
+        )
+
+
 def summarize(connections: Iterable[Connection], findings: Iterable[Finding]) -> Summary:
-    conns = list(connections)
-    found = list(findings)
-    reqs = [r for c in conns for r in c.requests]
-    answered = sum(1 for r in reqs if r.answered)
-    return Summary(
-        connections=len(conns),
-        partial_connections=sum(1 for c in conns if c.partial),
-        requests=len(reqs),
-        responses=sum(1 for c in conns for e in c.events if e.type == "response"),
-        unanswered_requests=len(reqs) - answered,
-        closed_by_client=sum(1 for c in conns if c.closed_by == "client"),
-        closed_by_server=sum(1 for c in conns if c.closed_by == "server"),
-        not_closed=sum(1 for c in conns if c.closed_by is None),
-        closed_with_rst=sum(1 for c in conns if c.close == "rst"),
-        retransmissions=sum(c.retransmissions for c in conns),
-        anomalies=sum(len(c.anomalies) for c in conns),
-        findings=tuple((t, sum(1 for f in found if f.type == t)) for t in FINDING_TYPES),
-    )
+    totals = _Totals()
+    for c in connections:
+        totals.add(c)
+    return totals.summary(findings)
+
+
+Keep = Callable[[Connection, bool], bool]
+"""Whether to keep a connection in the result, asked once per connection as it is finished, with
+whether it has a finding of its own (a retry is known only later). Summary, findings and advice
+always cover every connection."""
+
+
+class _Scan:
+    """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
+
+    def __init__(self, keep: Keep | None, spool: bool) -> None:
+        self.keep = keep
+        self.totals = _Totals()
+        self.evidence = diagnose.Evidence()
+        self.classifier = classify.Classifier()
+        self.spool = Spool() if spool else None
+        self.kept: list[Connection] = []
+
+    def add(self, conn: Connection) -> None:
+        self.totals.add(conn)
+        self.evidence.add(conn)
+        flagged = self.classifier.add(conn)
+        if self.keep is None or self.keep(conn, flagged):
+            if self.spool is not None:
+                self.spool.add(conn)
+            else:
+                self.kept.append(conn)
+
+    def conclude(self, capture: CaptureSummary) -> Analysis:
+        findings = tuple(self.classifier.finish())
+        kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
+        return Analysis(
+            capture=capture,
+            connections=kept,
+            findings=findings,
+            summary=self.totals.summary(findings),
+            advice=diagnose.advise(findings, self.evidence),
+        )
 
 
 def _capture_summary(info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> CaptureSummary:
@@ -87,6 +165,8 @@ def analyze(
     port: int | Iterable[int] = DEFAULT_PORT,
     *,
     progress: Progress | None = None,
+    keep: Keep | None = None,
+    spool: bool = False,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
 
@@ -94,45 +174,41 @@ def analyze(
     :class:`~pcapkit.errors.KaflowError` subclass, with a one-line message, for anything that is
     not a usable capture; never returns a half-read result silently (what was skipped, and why,
     is in ``Analysis.capture``).
+
+    Each connection is labelled and classified as soon as the reconstruction finishes it, and
+    then dropped unless kept: ``keep`` chooses (default: all), ``spool=True`` keeps them in a
+    temporary file instead of memory. With both, memory follows the connections open at once,
+    not the size of the capture.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     name = os.fspath(path)
+    scan = _Scan(keep, spool)
     with open_capture(path) as cap:
         rec = Reconstructor(frozenset(ports))
-        # label each connection as soon as it is finished: only the small result is kept
-        connections: list[Connection] = []
         for batch in cap:
-            connections.extend(build_connection(tc) for tc in rec.feed(batch))
+            for tc in rec.feed(batch):
+                scan.add(build_connection(tc))
             if progress is not None:
                 progress(*cap.progress())
-        connections.extend(build_connection(tc) for tc in rec.finish())
+        for tc in rec.finish():
+            scan.add(build_connection(tc))
         info = cap.info
     if rec.stats.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
-    return _conclude(connections, _capture_summary(info, rec.stats, ports))
+    return scan.conclude(_capture_summary(info, rec.stats, ports))
 
 
 def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
-    """The stages after TCP reconstruction: label, classify, diagnose, summarize."""
-    return _conclude([build_connection(tc) for tc in tcs], capture)
+    """The stages after TCP reconstruction, for connections at hand: label, classify, diagnose.
 
-
-def _conclude(built: list[Connection], capture: CaptureSummary) -> Analysis:
-    """Classify, diagnose and summarize labelled connections.
-
-    Connections are numbered here, 1-based in order of their first packet, so the ids do not
-    depend on the order in which the reconstruction finished them.
+    Connections are numbered here, 1-based in order of their first packet, whatever order they
+    come in (the reconstruction numbers them the same way as it goes).
     """
-    built.sort(key=lambda c: c.first_frame)
-    connections = tuple(c if c.id == i else replace(c, id=i) for i, c in enumerate(built, start=1))
-    findings = tuple(classify.classify(connections))
-    return Analysis(
-        capture=capture,
-        connections=connections,
-        findings=findings,
-        summary=summarize(connections, findings),
-        advice=diagnose.diagnose(connections, findings),
-    )
+    built = sorted((build_connection(tc) for tc in tcs), key=lambda c: c.first_frame)
+    scan = _Scan(None, spool=False)
+    for i, c in enumerate(built, start=1):
+        scan.add(c if c.id == i else replace(c, id=i))
+    return scan.conclude(capture)
 
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")

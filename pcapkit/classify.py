@@ -11,10 +11,14 @@ on its own (``docs/findings.md``). The rules encode nginx's documented behaviour
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
+from pcapkit.tcp import IDLE_FINISH_NS, LINGER_NS
 
 # How long after the loss nginx's retry can come and still be taken for one. nginx retries as
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
@@ -22,6 +26,10 @@ RETRY_WINDOW_NS = 1_000_000_000
 
 # Methods nginx never passes to the next upstream unless proxy_next_upstream has non_idempotent.
 NOT_RETRIED = frozenset({"POST", "LOCK", "PATCH"})
+
+# How long a finished connection's requests are remembered (capture time) for a loss found later:
+# a lost connection is finished at most this long after its last packet (silent, then expired).
+HORIZON_NS = IDLE_FINISH_NS + LINGER_NS + RETRY_WINDOW_NS
 
 
 def _first(events: Sequence[Event], side: str, types: tuple[str, ...]) -> Event | None:
@@ -50,28 +58,27 @@ def _ms(ns: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Loss:
-    """A request that got no answer because the upstream closed first."""
+    """A request that got no answer because the upstream closed first.
 
-    conn: Connection
+    Holds what the findings need, not the connection: a loss waits for its retry until the end of
+    the capture, and must not keep its connection's events alive meanwhile.
+    """
+
+    conn_id: int
     request: Request
     close: Event  # the upstream's FIN/RST that lost it
 
 
-def lost_requests(conns: Sequence[Connection]) -> list[Loss]:
+def lost_requests(conn: Connection) -> list[Loss]:
     """Requests left unanswered on a connection the upstream closed first.
 
     If nginx closed first instead (its proxy_read_timeout, say), nginx gave up on the request:
     that is not a loss to the upstream's FIN.
     """
-    out: list[Loss] = []
-    for conn in conns:
-        close = server_close(conn)
-        if close is None:
-            continue
-        for req in conn.requests:
-            if not req.answered:
-                out.append(Loss(conn, req, close))
-    return out
+    close = server_close(conn)
+    if close is None:
+        return []
+    return [Loss(conn.id, req, close) for req in conn.requests if not req.answered]
 
 
 def _close_reason(conn: Connection, lost: bool) -> tuple[CloseReason, int | None]:
@@ -92,66 +99,215 @@ def _close_reason(conn: Connection, lost: bool) -> tuple[CloseReason, int | None
     return "idle_timeout", idle
 
 
-def server_initiated_closes(conns: Sequence[Connection], losses: Sequence[Loss]) -> list[Finding]:
+def server_initiated_close(conn: Connection, lost: bool) -> Finding | None:
     """The upstream's FIN or RST was the connection's first closing segment."""
-    lost_on = {loss.conn.id for loss in losses}
-    out: list[Finding] = []
-    for conn in conns:
-        close = server_close(conn)
-        if close is None:
-            continue
-        reason, idle = _close_reason(conn, conn.id in lost_on)
-        what = "FIN" if close.type == "fin" else "RST"
-        idle_txt = f"{_ms(idle)} after its last response" if idle is not None else ""
-        if reason == "request_in_flight":
-            msg = f"upstream sent {what} first, {idle_txt}, with a request in flight"
-        elif reason == "connection_close":
-            msg = f"upstream sent {what} first after answering with Connection: close"
-        elif reason == "reset":
-            msg = f"upstream reset the connection first, {idle_txt}"
-        else:
-            msg = f"upstream sent {what} first: idle timeout, {idle_txt}"
-        out.append(
-            Finding(
-                type="server_initiated_close",
-                connection=conn.id,
-                time_ns=close.time_ns,
-                frame=close.frame,
-                message=msg.replace(", ,", ","),
-                reason=reason,
-                idle_ns=idle,
-            )
-        )
-    return out
+    close = server_close(conn)
+    if close is None:
+        return None
+    reason, idle = _close_reason(conn, lost)
+    what = "FIN" if close.type == "fin" else "RST"
+    idle_txt = f"{_ms(idle)} after its last response" if idle is not None else ""
+    if reason == "request_in_flight":
+        msg = f"upstream sent {what} first, {idle_txt}, with a request in flight"
+    elif reason == "connection_close":
+        msg = f"upstream sent {what} first after answering with Connection: close"
+    elif reason == "reset":
+        msg = f"upstream reset the connection first, {idle_txt}"
+    else:
+        msg = f"upstream sent {what} first: idle timeout, {idle_txt}"
+    return Finding(
+        type="server_initiated_close",
+        connection=conn.id,
+        time_ns=close.time_ns,
+        frame=close.frame,
+        message=msg.replace(", ,", ","),
+        reason=reason,
+        idle_ns=idle,
+    )
+
+
+def connect_failure(conn: Connection) -> Finding | None:
+    """nginx's SYN never answered, or answered with RST."""
+    if conn.opened_by != "client" or conn.established_at_ns is not None:
+        return None
+    rst = _first(conn.events, "server", ("rst",))
+    times = f" (sent {conn.syn_count} times)" if conn.syn_count > 1 else ""
+    if rst is not None:
+        msg = f"SYN{times} answered with RST: nothing listening, or the upstream refused it"
+    else:
+        msg = f"SYN{times} never answered: the upstream's accept queue was likely full"
+    syn = conn.events[0]
+    return Finding(
+        type="connect_failed",
+        connection=conn.id,
+        time_ns=syn.time_ns,
+        frame=syn.frame,
+        message=msg,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A request that may be the retry of a loss: what the retry finding needs of it."""
+
+    conn_id: int
+    index: int
+    sent_at_ns: int
+    frame: int
+    fresh_after_ns: int | None  # the connection opened then (None: open before the capture)
 
 
 @dataclass(frozen=True, slots=True)
 class _Retry:
     loss: Loss
-    conn: Connection
-    request: Request
+    cand: _Candidate
     new_connection: bool
 
 
-def match_retries(conns: Sequence[Connection], losses: Sequence[Loss]) -> list[_Retry]:
+def _key(method: str | None, target: str | None, host: str | None) -> int:
+    return hash((method, target, host))
+
+
+class _RequestIndex:
+    """Every recent request as (key, sent time, connection, index, frame, opened), columnar.
+
+    A retry can sit on a connection that finished before the lost one did, so requests must
+    outlive their connection for a while; but only for a while, or memory would follow the file.
+    A row is dropped once it is older than :data:`HORIZON_NS` before the newest packet seen:
+    further back than any lost connection can be finished after its loss. Rows whose key matches
+    a loss are copied out (they are few) before rows are dropped. Keys are 64-bit hashes of
+    (method, target, Host): a false match needs a hash collision within the retry window.
+    """
+
+    _CHUNK = 1 << 16  # rows per concatenation: numpy arrays grow in steps, not per connection
+
+    def __init__(self) -> None:
+        self._cols: list[list[int]] = [[], [], [], [], [], []]
+        self._arrays: list[npt.NDArray[np.int64]] | None = None
+        self._rows = 0
+        self._pending = 0
+
+    def add(self, conn: Connection) -> None:
+        reqs = conn.requests
+        if not reqs:
+            return
+        opened = -1 if conn.partial else conn.opened_at_ns
+        keys, sent, cid, idx, frames, fresh = self._cols
+        keys.extend([_key(r.method, r.target, r.host) for r in reqs])
+        sent.extend([r.sent_at_ns for r in reqs])
+        frames.extend([r.frame for r in reqs])
+        n = len(reqs)
+        cid.extend([conn.id] * n)
+        idx.extend(range(n))
+        fresh.extend([opened] * n)
+        self._pending += n
+
+    def _flush(self) -> list[npt.NDArray[np.int64]]:
+        if self._pending or self._arrays is None:
+            new = [np.array(c, dtype=np.int64) for c in self._cols]
+            for c in self._cols:
+                c.clear()
+            if self._arrays is None:
+                self._arrays = new
+            else:
+                self._arrays = [
+                    np.concatenate((a, b)) for a, b in zip(self._arrays, new, strict=True)
+                ]
+            self._pending = 0
+        return self._arrays
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def take(self, keys: set[int]) -> list[tuple[int, _Candidate]]:
+        """The rows whose key is one of ``keys``, as (key, candidate)."""
+        cols = self._flush()
+        if not keys or not len(cols[0]):
+            return []
+        hit = np.flatnonzero(np.isin(cols[0], np.fromiter(keys, dtype=np.int64)))
+        k, sent, cid, idx, frames, fresh = (c[hit].tolist() for c in cols)
+        return [
+            (
+                k[i],
+                _Candidate(cid[i], idx[i], sent[i], frames[i], None if fresh[i] < 0 else fresh[i]),
+            )
+            for i in range(len(hit))
+        ]
+
+    def drop_before(self, ns: int) -> None:
+        cols = self._flush()
+        keep = cols[1] >= ns
+        if not keep.all():
+            self._arrays = [c[keep] for c in cols]
+
+
+class Classifier:
+    """The findings of a stream of connections, taken one at a time in any order.
+
+    Connections arrive as the reconstruction finishes them. Everything but retries is decided
+    per connection on arrival; a loss is paired with its retry at :meth:`finish`, when every
+    connection that could hold the retry has been seen. Memory: the findings, the losses, and
+    the requests of the last :data:`HORIZON_NS` of capture time.
+    """
+
+    def __init__(self) -> None:
+        self._found: list[Finding] = []
+        self._losses: list[Loss] = []
+        self._loss_keys: set[int] = set()
+        self._index = _RequestIndex()
+        self._cands: dict[tuple[int, int], tuple[int, _Candidate]] = {}
+        self._clock = 0
+
+    def add(self, conn: Connection) -> bool:
+        """Take one connection; True if it has a finding of its own (retries come later)."""
+        losses = lost_requests(conn)
+        close = server_initiated_close(conn, bool(losses))
+        failed = connect_failure(conn)
+        if close is not None:
+            self._found.append(close)
+        if failed is not None:
+            self._found.append(failed)
+        for loss in losses:
+            self._losses.append(loss)
+            req = loss.request
+            if req.method is not None and req.target is not None:
+                self._loss_keys.add(_key(req.method, req.target, req.host))
+        self._index.add(conn)
+        self._clock = max(self._clock, conn.last_seen_ns)
+        if self._index.pending >= _RequestIndex._CHUNK:
+            self._collect()
+            self._index.drop_before(self._clock - HORIZON_NS)
+        return bool(losses) or close is not None or failed is not None
+
+    def _collect(self) -> None:
+        """Copy out every indexed request that has the key of a loss."""
+        for key, cand in self._index.take(self._loss_keys):
+            self._cands.setdefault((cand.conn_id, cand.index), (key, cand))
+
+    def finish(self) -> list[Finding]:
+        """Every finding, ordered by time (then connection)."""
+        self._collect()
+        retries = match_retries(self._losses, [kc for kc in self._cands.values()])
+        findings = [*self._found, *_loss_findings(self._losses, retries), *_retry_findings(retries)]
+        findings.sort(key=lambda f: (f.time_ns, f.connection, f.frame))
+        return findings
+
+
+def _order(c: _Candidate) -> tuple[int, int, int]:
+    return (c.sent_at_ns, c.conn_id, c.index)
+
+
+def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]) -> list[_Retry]:
     """Pair each lost request with the same request sent next on another connection.
 
     "The same" is method, target and Host; the retry must follow the loss within
     :data:`RETRY_WINDOW_NS` of the upstream's close. Each request can be the retry of one loss.
     Requests whose bytes were not captured cannot be matched and are never taken for retries.
     """
-    wanted = {
-        (x.request.method, x.request.target, x.request.host)
-        for x in losses
-        if x.request.method is not None
-    }
-    by_key: dict[tuple[str, str, str | None], list[tuple[Connection, Request]]] = {}
-    if wanted:
-        for conn in conns:
-            for req in conn.requests:
-                key = (req.method, req.target, req.host)
-                if key in wanted:
-                    by_key.setdefault(key, []).append((conn, req))  # type: ignore[arg-type]
+    by_key: dict[int, list[_Candidate]] = {}
+    for key, cand in cands:
+        by_key.setdefault(key, []).append(cand)
     used: set[tuple[int, int]] = set()
     out: list[_Retry] = []
     for loss in sorted(losses, key=lambda x: x.request.sent_at_ns):
@@ -159,25 +315,24 @@ def match_retries(conns: Sequence[Connection], losses: Sequence[Loss]) -> list[_
         if req.method is None or req.target is None:
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
-        best: tuple[Connection, Request] | None = None
-        for conn, cand in by_key.get((req.method, req.target, req.host), ()):
-            if conn.id == loss.conn.id or (conn.id, cand.index) in used:
+        best: _Candidate | None = None
+        for cand in by_key.get(_key(req.method, req.target, req.host), ()):
+            if cand.conn_id == loss.conn_id or (cand.conn_id, cand.index) in used:
                 continue
             if cand.sent_at_ns <= req.sent_at_ns or cand.sent_at_ns - start > RETRY_WINDOW_NS:
                 continue
-            if best is None or cand.sent_at_ns < best[1].sent_at_ns:
-                best = (conn, cand)
+            if best is None or _order(cand) < _order(best):
+                best = cand
         if best is None:
             continue
-        conn, cand = best
-        used.add((conn.id, cand.index))
-        fresh = not conn.partial and conn.opened_at_ns > req.sent_at_ns
-        out.append(_Retry(loss, conn, cand, fresh))
+        used.add((best.conn_id, best.index))
+        fresh = best.fresh_after_ns is not None and best.fresh_after_ns > req.sent_at_ns
+        out.append(_Retry(loss, best, fresh))
     return out
 
 
 def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Finding]:
-    retried = {(r.loss.conn.id, r.loss.request.index): r for r in retries}
+    retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
     out: list[Finding] = []
     for loss in losses:
         req, close = loss.request, loss.close
@@ -187,11 +342,11 @@ def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Fi
             timing = f"upstream's {what} came {_ms(gap)} after it"
         else:
             timing = f"it crossed the upstream's {what}, sent {_ms(-gap)} after it"
-        r = retried.get((loss.conn.id, req.index))
+        r = retried.get((loss.conn_id, req.index))
         if r is not None:
             how = "a new connection" if r.new_connection else "a cached connection"
-            after = _ms(r.request.sent_at_ns - req.sent_at_ns)
-            tail = f"nginx retried it {after} later on #{r.conn.id} ({how})"
+            after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
+            tail = f"nginx retried it {after} later on #{r.cand.conn_id} ({how})"
         elif req.method is None:
             tail = "payload not captured: retry unknown"
         elif req.method in NOT_RETRIED:
@@ -201,13 +356,13 @@ def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Fi
         out.append(
             Finding(
                 type="request_lost_to_fin",
-                connection=loss.conn.id,
+                connection=loss.conn_id,
                 time_ns=close.time_ns,
                 frame=close.frame,
                 message=f"{req.label} got no response: {timing}; {tail}",
                 request=req.label if req.method is not None else None,
                 retried=r is not None if req.method is not None else None,
-                retried_on=r.conn.id if r is not None else None,
+                retried_on=r.cand.conn_id if r is not None else None,
                 request_index=req.index,
             )
         )
@@ -218,57 +373,26 @@ def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
     out: list[Finding] = []
     for r in retries:
         how = "new connection" if r.new_connection else "cached connection"
+        label = r.loss.request.label  # the same method and target: that is what matched
         out.append(
             Finding(
                 type="retry",
-                connection=r.conn.id,
-                time_ns=r.request.sent_at_ns,
-                frame=r.request.frame,
-                message=f"{r.request.label} retried on a {how} after it was lost on "
-                f"#{r.loss.conn.id}",
-                request=r.request.label,
-                retry_of=r.loss.conn.id,
+                connection=r.cand.conn_id,
+                time_ns=r.cand.sent_at_ns,
+                frame=r.cand.frame,
+                message=f"{label} retried on a {how} after it was lost on #{r.loss.conn_id}",
+                request=label,
+                retry_of=r.loss.conn_id,
                 new_connection=r.new_connection,
-                request_index=r.request.index,
+                request_index=r.cand.index,
             )
         )
     return out
 
 
-def connect_failures(conns: Sequence[Connection]) -> list[Finding]:
-    """nginx's SYN never answered, or answered with RST."""
-    out: list[Finding] = []
-    for conn in conns:
-        if conn.opened_by != "client" or conn.established_at_ns is not None:
-            continue
-        rst = _first(conn.events, "server", ("rst",))
-        times = f" (sent {conn.syn_count} times)" if conn.syn_count > 1 else ""
-        if rst is not None:
-            msg = f"SYN{times} answered with RST: nothing listening, or the upstream refused it"
-        else:
-            msg = f"SYN{times} never answered: the upstream's accept queue was likely full"
-        syn = conn.events[0]
-        out.append(
-            Finding(
-                type="connect_failed",
-                connection=conn.id,
-                time_ns=syn.time_ns,
-                frame=syn.frame,
-                message=msg,
-            )
-        )
-    return out
-
-
-def classify(conns: Sequence[Connection]) -> list[Finding]:
+def classify(conns: Iterable[Connection]) -> list[Finding]:
     """Every finding, ordered by time (then connection)."""
-    losses = lost_requests(conns)
-    retries = match_retries(conns, losses)
-    findings = [
-        *server_initiated_closes(conns, losses),
-        *_loss_findings(losses, retries),
-        *_retry_findings(retries),
-        *connect_failures(conns),
-    ]
-    findings.sort(key=lambda f: (f.time_ns, f.connection, f.frame))
-    return findings
+    c = Classifier()
+    for conn in conns:
+        c.add(conn)
+    return c.finish()

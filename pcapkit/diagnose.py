@@ -9,7 +9,8 @@ its FINs, its max-keep-alive-requests off the request count on connections it en
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from statistics import median
 
 from pcapkit.model import Advice, Connection, Finding
@@ -37,18 +38,37 @@ def _idle(findings: Sequence[Finding]) -> Advice | None:
     )
 
 
-def _max_requests(conns: Sequence[Connection]) -> Advice | None:
-    counts = Counter(
-        len(c.requests)
-        for c in conns
-        if not c.partial
-        and c.requests
-        and c.requests[-1].connection_close
-        and all(r.answered for r in c.requests)
-    )
+@dataclass(slots=True)
+class Evidence:
+    """What the diagnosis needs of the connections, gathered one connection at a time.
+
+    Kept apart from the connections so that a capture of millions of them can be diagnosed
+    without holding them: a count of requests per connection ended with Connection: close, and
+    a count of refused connects.
+    """
+
+    closed_after: Counter[int] = field(default_factory=Counter)
+    refused: int = 0
+
+    def add(self, c: Connection) -> None:
+        reqs = c.requests
+        if (
+            not c.partial
+            and reqs
+            and reqs[-1].connection_close
+            and all(r.responded_at_ns is not None for r in reqs)
+        ):
+            self.closed_after[len(reqs)] += 1
+        if c.opened_by == "client" and c.established_at_ns is None and c.state == "REJ":
+            self.refused += 1
+
+
+def _max_requests(ev: Evidence) -> Advice | None:
+    counts = ev.closed_after
     if not counts:
         return None
-    limit, n = counts.most_common(1)[0]
+    # the most common count; on a tie the larger (order-free: connections come in any order)
+    limit, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
     total = sum(counts.values())
     return Advice(
         "upstream_max_requests",
@@ -82,12 +102,11 @@ def _lost(findings: Sequence[Finding]) -> Advice | None:
     )
 
 
-def _connect(findings: Sequence[Finding], conns: Sequence[Connection]) -> Advice | None:
+def _connect(findings: Sequence[Finding], ev: Evidence) -> Advice | None:
     failed = [f for f in findings if f.type == "connect_failed"]
     if not failed:
         return None
-    by_id = {c.id: c for c in conns}
-    refused = sum(1 for f in failed if by_id[f.connection].state == "REJ")
+    refused = ev.refused
     silent = len(failed) - refused
     parts = []
     if silent:
@@ -106,7 +125,20 @@ def _connect(findings: Sequence[Finding], conns: Sequence[Connection]) -> Advice
     )
 
 
-def diagnose(conns: Sequence[Connection], findings: Sequence[Finding]) -> tuple[Advice, ...]:
+def advise(findings: Sequence[Finding], evidence: Evidence) -> tuple[Advice, ...]:
     """Every conclusion the capture supports, most consequential first."""
-    found = (_lost(findings), _idle(findings), _max_requests(conns), _connect(findings, conns))
+    found = (
+        _lost(findings),
+        _idle(findings),
+        _max_requests(evidence),
+        _connect(findings, evidence),
+    )
     return tuple(a for a in found if a is not None)
+
+
+def diagnose(conns: Iterable[Connection], findings: Sequence[Finding]) -> tuple[Advice, ...]:
+    """:func:`advise`, for connections at hand."""
+    ev = Evidence()
+    for c in conns:
+        ev.add(c)
+    return advise(findings, ev)

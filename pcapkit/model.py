@@ -13,6 +13,7 @@ Vocabulary: the *client* is nginx (the side with the ephemeral port), the *serve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -236,17 +237,29 @@ class Summary:
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """The result of :func:`pcapkit.analyze`: everything kaflow learned from one capture."""
+    """The result of :func:`pcapkit.analyze`: everything kaflow learned from one capture.
+
+    ``connections`` holds every connection in id order, unless ``analyze()`` was told to keep
+    fewer (``keep=``): the summary and the findings always cover all of them. It is a tuple, or a
+    :class:`~pcapkit.store.Spool` read back from disk one connection at a time (``spool=True``).
+    """
 
     capture: CaptureSummary
-    connections: tuple[Connection, ...]
+    connections: Sequence[Connection]
     findings: tuple[Finding, ...]
     summary: Summary
     advice: tuple[Advice, ...] = ()
     _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
 
     def connection(self, conn_id: int) -> Connection:
-        """The connection with this id (ids are 1-based, in order of first packet)."""
+        """The connection with this id (ids are 1-based, in order of first packet).
+
+        KeyError if it was not kept.
+        """
+        find = getattr(self.connections, "by_id", None)
+        if find is not None:
+            found: Connection = find(conn_id)
+            return found
         if not self._by_id:
             self._by_id.update((c.id, c) for c in self.connections)
         return self._by_id[conn_id]
