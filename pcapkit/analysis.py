@@ -229,9 +229,11 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def _one(path: Path, ports: tuple[int, ...]) -> Analysis | KaflowError:
+def _one(
+    path: Path, ports: tuple[int, ...], keep: Callable[[], Keep] | None
+) -> Analysis | KaflowError:
     try:
-        return analyze(path, ports)
+        return analyze(path, ports, keep=keep() if keep is not None else None)
     except KaflowError as e:
         return e
 
@@ -241,22 +243,24 @@ def analyze_many(
     port: int | Iterable[int] = DEFAULT_PORT,
     *,
     jobs: int | None = None,
+    keep: Callable[[], Keep] | None = None,
 ) -> Iterator[tuple[Path, Analysis | KaflowError]]:
     """Analyze several captures, one per process, yielding each result in the order given.
 
     A capture that cannot be read yields its :class:`~pcapkit.errors.KaflowError` instead of
     stopping the others. ``jobs`` defaults to the number of CPUs (at most one per capture).
+    ``keep`` makes a fresh ``analyze(keep=)`` choice for each capture (it must pickle).
     """
     files = expand(paths)
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if workers <= 1:
         for f in files:
-            yield f, _one(f, ports)
+            yield f, _one(f, ports, keep)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_one, f, ports) for f in files]
+        futures = [pool.submit(_one, f, ports, keep) for f in files]
         for f, fut in zip(files, futures, strict=True):
             yield f, fut.result()

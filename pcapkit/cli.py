@@ -15,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
 from pcapkit import __version__
+
+if TYPE_CHECKING:
+    from pcapkit.model import Connection
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -96,27 +99,42 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_ERROR)
 
 
-def _select(analysis_ids: dict[int, int], wanted: list[str]) -> tuple[int, ...]:
-    """Resolve --connection values: a connection id, or an nginx-side (client) port."""
-    by_port: dict[int, list[int]] = {}
-    for cid, port in analysis_ids.items():
-        by_port.setdefault(port, []).append(cid)
-    out: list[int] = []
+def _wanted(wanted: list[str]) -> tuple[set[int], set[int]]:
+    """--connection values as (ids, client ports): ``12`` or ``#12`` an id, ``:45678`` a port.
+
+    A bare number may be either, so it is both until the analysis says which it is.
+    """
+    ids: set[int] = set()
+    ports: set[int] = set()
     for raw in wanted:
         text = raw.lstrip("#:")
         if not text.isdigit():
             raise _fail(
                 f"--connection {raw!r}: give a connection id (12) or a client port (:45678)"
             )
-        n = int(text)
-        if not raw.startswith(":") and n in analysis_ids:
+        if not raw.startswith(":"):
+            ids.add(int(text))
+        if not raw.startswith("#"):
+            ports.add(int(text))
+    return ids, ports
+
+
+def _select(kept: dict[int, int], wanted: list[str], total: int) -> tuple[int, ...]:
+    """Resolve --connection values among the kept connections (id → client port)."""
+    by_port: dict[int, list[int]] = {}
+    for cid, port in kept.items():
+        by_port.setdefault(port, []).append(cid)
+    out: list[int] = []
+    for raw in wanted:
+        n = int(raw.lstrip("#:"))
+        if not raw.startswith(":") and n in kept:
             out.append(n)
         elif not raw.startswith("#") and n in by_port:
             out.extend(by_port[n])
         else:
             raise _fail(
                 f"--connection {raw}: no connection with that id or client port "
-                f"(ids run from 1 to {len(analysis_ids)})"
+                f"(ids run from 1 to {total})"
             )
     return tuple(dict.fromkeys(out))
 
@@ -231,9 +249,10 @@ def analyze(
     from pcapkit.errors import KaflowError
     from pcapkit.report import ReportOptions, reporter
 
+    keep, spool = _keeping(fmt, connection, show_all, limit)
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
-        result = run_analysis(dump, port or [8080], progress=bar)
+        result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -245,13 +264,33 @@ def analyze(
 
     selection: tuple[int, ...] | str | None = None
     if connection:
-        selection = _select({c.id: c.client_port for c in result.connections}, connection)
+        kept = {c.id: c.client_port for c in result.connections}
+        selection = _select(kept, connection, result.summary.connections)
     elif show_all:
         selection = "all"
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _keeping(
+    fmt: Format, connection: list[str] | None, show_all: bool, limit: int
+) -> tuple[Callable[[Connection, bool], bool] | None, bool]:
+    """What the report will read of the connections: (keep, spool) for ``analyze()``.
+
+    JSON, CSV and ``--all`` read every connection, once, in order: they are spooled to a
+    temporary file rather than held. The default table reads a few timelines; ``--connection``
+    reads the ones named, matched by id or port as each connection is finished.
+    """
+    if connection:
+        ids, ports = _wanted(connection)
+        return (lambda c, _: c.id in ids or c.client_port in ports), False
+    if fmt is not Format.table or show_all:
+        return None, True
+    from pcapkit.report.table import FirstFlagged
+
+    return FirstFlagged(limit), True
 
 
 def _write(output: Path | None, render: Callable[[TextIO], None]) -> None:
@@ -293,7 +332,14 @@ def _analyze_many(
     results: list[tuple[Path, Analysis]] = []
     failed = 0
     show = sys.stderr.isatty() and not quiet
-    for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs), start=1):
+    keep = None
+    if fmt is Format.table and not show_all:
+        from functools import partial
+
+        from pcapkit.report.table import FirstFlagged
+
+        keep = partial(FirstFlagged, limit)  # only the timelines shown cross back from workers
+    for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs, keep=keep), start=1):
         if show:
             sys.stderr.write(f"\r[{done}/{len(files)} captures]")
             sys.stderr.flush()

@@ -250,6 +250,9 @@ class Analysis:
     summary: Summary
     advice: tuple[Advice, ...] = ()
     _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
+    _by_conn: dict[int, tuple[Finding, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def connection(self, conn_id: int) -> Connection:
         """The connection with this id (ids are 1-based, in order of first packet).
@@ -265,7 +268,12 @@ class Analysis:
         return self._by_id[conn_id]
 
     def findings_for(self, conn_id: int) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.connection == conn_id)
+        if not self._by_conn and self.findings:
+            by: dict[int, list[Finding]] = {}
+            for f in self.findings:
+                by.setdefault(f.connection, []).append(f)
+            self._by_conn.update((k, tuple(v)) for k, v in by.items())
+        return self._by_conn.get(conn_id, ())
 
     @property
     def has_findings(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+import weakref
 from array import array
 from collections.abc import Iterator, Sequence
 from typing import overload
@@ -32,6 +33,8 @@ class Spool(Sequence[Connection]):
         self._end = 0
         self._order: list[int] = []  # positions in id order, once sealed
         self._sealed = False
+        # closed with the spool, whoever drops the last reference (reports, tests, the CLI)
+        self._closer = weakref.finalize(self, self._fh.close)
 
     def add(self, conn: Connection) -> None:
         data = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
@@ -91,7 +94,7 @@ class Spool(Sequence[Connection]):
         raise KeyError(conn_id)
 
     def close(self) -> None:
-        self._fh.close()
+        self._closer()
 
 
 def in_order(conns: list[Connection]) -> tuple[Connection, ...]:

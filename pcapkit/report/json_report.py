@@ -99,8 +99,12 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     return d
 
 
-def analysis_dict(a: Analysis) -> dict[str, Any]:
-    """The whole analysis as plain JSON-ready values, schema ``kaflow.analysis/1``."""
+def analysis_dict(a: Analysis, connections: bool = True) -> dict[str, Any]:
+    """The whole analysis as plain JSON-ready values, schema ``kaflow.analysis/1``.
+
+    ``connections=False`` leaves the connections out (an empty list), for :func:`write` to
+    stream them.
+    """
     cap = a.capture
     s = a.summary
     return {
@@ -136,7 +140,7 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
             "anomalies": s.anomalies,
             "findings": dict(s.findings),
         },
-        "connections": [connection_dict(c) for c in a.connections],
+        "connections": [connection_dict(c) for c in a.connections] if connections else [],
         "findings": [finding_dict(f) for f in a.findings],
         "advice": [
             {"topic": x.topic, "text": x.text, "value": x.value, "evidence": x.evidence}
@@ -158,9 +162,34 @@ def many_dict(analyses: list[Analysis], unreadable: int) -> dict[str, Any]:
     }
 
 
+_HOLE = '"connections": []'
+
+
+def write(a: Analysis, out: TextIO) -> None:
+    """The document, with its connections written one by one, one line each.
+
+    Connections are most of the document: built all at once they would hold every event of
+    the capture in memory twice. Each one is encoded on its own line with the C encoder (the
+    indenting one is pure Python and several times slower); the rest is indented for reading.
+    """
+    head, tail = json.dumps(
+        analysis_dict(a, connections=False), indent=1, ensure_ascii=False
+    ).split(_HOLE, 1)
+    out.write(head)
+    out.write('"connections": [')
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    sep = "\n  "
+    for c in a.connections:
+        out.write(sep)
+        out.write(encode(connection_dict(c)))
+        sep = ",\n  "
+    out.write("\n ]" if sep != "\n  " else "]")
+    out.write(tail)
+    out.write("\n")
+
+
 class JsonReporter:
     """Everything, always: the JSON report ignores the table's selection options."""
 
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
-        json.dump(analysis_dict(analysis), out, indent=1, ensure_ascii=False)
-        out.write("\n")
+        write(analysis, out)

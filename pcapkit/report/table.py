@@ -8,7 +8,9 @@ and the finding it shows. By default only connections with findings get a timeli
 
 from __future__ import annotations
 
+import heapq
 import textwrap
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -201,27 +203,57 @@ class TableReporter:
 
     def _timelines(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
         sel = options.connections
+        total = analysis.summary.connections
         if sel == "all":
-            conns = list(analysis.connections)
-            limit = None
+            conns: Iterable[Connection] = analysis.connections
+            more = 0
         elif isinstance(sel, tuple):
             conns = [analysis.connection(i) for i in sel]
-            limit = None
+            more = 0
         else:
-            with_findings = {f.connection for f in analysis.findings}
-            conns = [c for c in analysis.connections if c.id in with_findings]
-            limit = options.limit
-        shown = conns if limit is None else conns[:limit]
-        for conn in shown:
+            flagged = sorted({f.connection for f in analysis.findings})
+            limit = max(options.limit, 0)
+            conns = (analysis.connection(i) for i in flagged[:limit])
+            more = len(flagged) - limit
+        for conn in conns:
             out.write("\n" + header(conn) + "\n")
             out.write(timeline(conn, analysis.findings_for(conn.id)) + "\n")
             for a in conn.anomalies:
                 out.write(f"  anomaly at {clock(a.time_ns)} (frame {a.frame}, {_SIDE[a.side]}): ")
                 out.write(a.what + "\n")
-        if limit is not None and len(conns) > limit:
+        if more > 0:
             out.write(
-                f"\n… {len(conns) - limit:,} more connections with findings: "
+                f"\n… {more:,} more connections with findings: "
                 "--all shows every connection, --connection ID one of them\n"
             )
-        if sel is None and not conns and analysis.connections:
+        if sel is None and not analysis.findings and total:
             out.write("\n(--all shows every connection's timeline)\n")
+
+
+class FirstFlagged:
+    """What the default table can show, chosen connection by connection (``analyze(keep=)``).
+
+    The default report shows the timelines of the ``limit`` lowest-numbered connections with
+    findings. A connection's own findings are known when it is finished, but whether it holds
+    the retry of a loss is known only later; so below the current cutoff (the ``limit``-th
+    flagged id so far) every connection with requests is kept too. The few that turn out not
+    to be needed cost a little disk in the spool, never a timeline.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._worst: list[int] = []  # max-heap (negated) of the lowest flagged ids
+
+    def __call__(self, conn: Connection, flagged: bool) -> bool:
+        if self.limit <= 0:
+            return False
+        full = len(self._worst) >= self.limit
+        if flagged:
+            if not full:
+                heapq.heappush(self._worst, -conn.id)
+                return True
+            if conn.id < -self._worst[0]:
+                heapq.heapreplace(self._worst, -conn.id)
+                return True
+            return False
+        return bool(conn.requests) and (not full or conn.id < -self._worst[0])

@@ -1,0 +1,134 @@
+"""Connection by connection: the streamed analysis must equal the analysis of everything at once.
+
+The command line never holds a capture's connections: each is classified as it is finished,
+spooled to disk or dropped, and the report reads back what it shows. These tests hold the
+streaming parts to the plain answer: findings in any arrival order, retries found after the
+request index was pruned, spooled connections, the default table's choice of what to keep, and
+the JSON document written a connection at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pcapkit import Analysis, analyze, classify
+from pcapkit.report import ReportOptions, reporter
+from pcapkit.report.json_report import analysis_dict
+from pcapkit.report.table import FirstFlagged
+from pcapkit.store import Spool
+from tests.test_benchmark_gen import SEED, gen
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CAPTURES = sorted(FIXTURES.glob("*/capture.pcap"))
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A generated capture with hundreds of findings of every kind, retries included."""
+    path = tmp_path_factory.mktemp("gen") / "busy.pcap"
+    gen.generate(path, 20_000, seed=SEED, concurrency=40, ports=(40000, 40099))
+    yield path
+
+
+def _name(p: Path | None) -> str:
+    return p.parent.name if p else "busy"
+
+
+def _render(a: Analysis, fmt: str, options: ReportOptions) -> str:
+    out = io.StringIO()
+    reporter(fmt).render(a, out, options)
+    return out.getvalue()
+
+
+def test_busy_capture_has_what_these_tests_need(busy: Path) -> None:
+    s = analyze(busy).summary
+    assert s.findings_of("retry") >= 5 and s.findings_of("request_lost_to_fin") >= 5
+    assert s.findings_of("server_initiated_close") >= 20
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_findings_do_not_depend_on_the_order_connections_arrive(busy: Path, seed: int) -> None:
+    a = analyze(busy)
+    conns = list(a.connections)
+    random.Random(seed).shuffle(conns)
+    assert tuple(classify.classify(conns)) == a.findings
+
+
+def test_retries_survive_pruning_of_the_request_index(
+    busy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prune after every few requests, keeping only the last few seconds: retries still found."""
+    want = analyze(busy).findings
+    monkeypatch.setattr(classify._RequestIndex, "_CHUNK", 8)
+    monkeypatch.setattr(classify, "HORIZON_NS", 12 * 1_000_000_000)
+    dropped = []
+    drop = classify._RequestIndex.drop_before
+
+    def counting(self: classify._RequestIndex, ns: int) -> None:
+        before = len(self._flush()[0])
+        drop(self, ns)
+        dropped.append(before - len(self._flush()[0]))
+
+    monkeypatch.setattr(classify._RequestIndex, "drop_before", counting)
+    assert analyze(busy).findings == want
+    assert sum(dropped) > 1000  # the index really was pruned
+
+
+@pytest.mark.parametrize("path", [*CAPTURES, None], ids=_name)
+def test_spooled_connections_equal_the_held_ones(path: Path | None, busy: Path) -> None:
+    path = path or busy
+    held = analyze(path)
+    spooled = analyze(path, spool=True)
+    assert isinstance(spooled.connections, Spool)
+    assert list(spooled.connections) == list(held.connections)
+    assert spooled.findings == held.findings and spooled.summary == held.summary
+    assert spooled.advice == held.advice
+    last = held.connections[-1]
+    assert spooled.connection(last.id) == last
+    assert spooled.connections[0] == held.connections[0]
+    with pytest.raises(KeyError):
+        spooled.connection(last.id + 1)
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3, 20])
+def test_default_table_from_kept_connections_equals_the_full_one(busy: Path, limit: int) -> None:
+    """FirstFlagged keeps exactly what the default table shows, retries' connections included."""
+    options = ReportOptions(limit=limit)
+    full = _render(analyze(busy), "table", options)
+    kept = analyze(busy, keep=FirstFlagged(limit), spool=True)
+    assert _render(kept, "table", options) == full
+    assert len(kept.connections) < kept.summary.connections  # it did drop connections
+    retried_on = {f.connection for f in kept.findings if f.type == "retry"}
+    shown = sorted({f.connection for f in kept.findings})[:limit]
+    assert {i for i in shown if i in retried_on} <= set(kept.connections.ids())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "path", [*CAPTURES[:3], None], ids=lambda p: p.parent.name if p else "busy"
+)
+def test_streamed_json_is_the_whole_document(path: Path | None, busy: Path) -> None:
+    a = analyze(path or busy, spool=True)
+    text = _render(a, "json", ReportOptions())
+    assert json.loads(text) == json.loads(json.dumps(analysis_dict(analyze(path or busy))))
+    assert text.count('\n  {"id":') == a.summary.connections  # one line per connection
+
+
+def test_streamed_json_without_connections(tmp_path: Path, busy: Path) -> None:
+    a = analyze(busy, keep=lambda c, flagged: False)
+    doc = json.loads(_render(a, "json", ReportOptions()))
+    assert doc["connections"] == [] and doc["summary"]["connections"] > 0
+
+
+def test_spooled_csv_equals_held_csv(busy: Path) -> None:
+    held = _render(analyze(busy), "csv", ReportOptions())
+    spooled = _render(analyze(busy, spool=True), "csv", ReportOptions())
+    assert spooled == held
+    rows = list(csv.reader(io.StringIO(spooled)))
+    assert any("retry" in r[-1] for r in rows[1:])
