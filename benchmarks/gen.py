@@ -209,8 +209,10 @@ class Generator:
         concurrency: int,
         ports: tuple[int, int],
         pcapng: bool = False,
+        profile: str = "mixed",
     ) -> None:
         self.target = packets
+        self.small = profile == "small"
         self.pcapng = pcapng
         self.record = self._pcapng_block if pcapng else self._pcap_record
         self.rng = random.Random(seed)
@@ -551,10 +553,10 @@ class Generator:
             target += f"?page={1 + int(rnd() * 8)}&limit=50"
         host = HOSTS[int(rnd() * len(HOSTS))]
         head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode()
-        tail = self.req_tails[int(rnd() * len(self.req_tails))]
+        tail = b"" if self.small else self.req_tails[int(rnd() * len(self.req_tails))]
         if method != "POST":
             return method, target, host, head + tail + b"\r\n"
-        n = self.ri(20, 600)
+        n = self.ri(20, 120) if self.small else self.ri(20, 600)
         body = b'{"q":"' + self.fill[: n - 8] + b'"}'
         clen = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         return method, target, host, head + tail + clen + body
@@ -570,7 +572,9 @@ class Generator:
         elif r < 0.09 and method == "POST":
             status = 201
         s = rnd()
-        if s < 0.8:  # most API answers are a few hundred bytes of JSON
+        if self.small:  # an API answering a few bytes to a few hundred
+            size = 2 + int(rnd() * 200)
+        elif s < 0.8:  # most API answers are a few hundred bytes of JSON
             size = 40 + int(rnd() * 460)
         elif s < 0.97:
             size = 500 + int(rnd() * 2500)
@@ -907,6 +911,7 @@ def truth_json(g: Generator, seed: int, fmt: str, linktype: str) -> dict[str, An
             "concurrency": g.concurrency,
             "ports": f"{g.port_lo}-{g.port_hi}",
             "upstream_port": UPSTREAM_PORT,
+            "profile": "small" if g.small else "mixed",
         },
         "packets": t.packets,
         "skipped": dict(sorted(t.skipped.items())),
@@ -940,12 +945,20 @@ def generate(
     linktype: str = "EN10MB",
     concurrency: int | None = None,
     ports: tuple[int, int] = (32768, 60999),
+    profile: str = "mixed",
 ) -> dict[str, Any]:
-    """Write the capture to ``out`` and its truth to ``out.truth.json``; return the truth."""
+    """Write the capture to ``out`` and its truth to ``out.truth.json``; return the truth.
+
+    ``profile``: ``mixed`` (the default) has browser-like request headers and responses from a
+    few bytes to ~48 KB, ~465 bytes a packet; ``small`` has nginx's bare proxied requests and
+    answers of up to 200 bytes, ~200 bytes a packet: a busy API.
+    """
     if packets < MARGIN * 2:
         raise ValueError(f"packets must be at least {MARGIN * 2}")
     if fmt not in ("pcap", "pcapng"):
         raise ValueError(f"format must be pcap or pcapng, not {fmt!r}")
+    if profile not in ("mixed", "small"):
+        raise ValueError(f"profile must be mixed or small, not {profile!r}")
     g = Generator(
         packets,
         seed,
@@ -953,6 +966,7 @@ def generate(
         concurrency or max(20, min(2000, packets // 500)),
         ports,
         pcapng=fmt == "pcapng",
+        profile=profile,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb", buffering=0) as f:
@@ -970,6 +984,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     parser.add_argument("--linktype", choices=tuple(LINKTYPES), default="EN10MB")
+    parser.add_argument(
+        "--profile",
+        choices=("mixed", "small"),
+        default="mixed",
+        help="mixed: responses up to ~48 KB, ~465 B a packet; small: up to 200 B, ~200 B a packet",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -990,6 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
             linktype=args.linktype,
             concurrency=args.concurrency,
             ports=(int(lo), int(hi)),
+            profile=args.profile,
         )
     except ValueError as e:
         parser.error(str(e))

@@ -149,3 +149,13 @@ def test_deterministic(tmp_path: Path, capture: tuple[Path, dict[str, Any]]) -> 
     again = tmp_path / "again.pcap"
     _generate(again)
     assert again.read_bytes() == capture[0].read_bytes()
+
+
+def test_small_profile(tmp_path: Path, capture: tuple[Path, dict[str, Any]]) -> None:
+    """The busy-API profile: under half the bytes per packet, and kaflow still exact."""
+    path = tmp_path / "small.pcap"
+    truth = _generate(path, profile="small")
+    assert truth["generator"]["profile"] == "small"
+    assert path.stat().st_size * 2 < capture[0].stat().st_size
+    assert truth["lost_requests"] and truth["retries"] and truth["chunked_responses"]
+    assert _mismatches(analyze(path, port=8080), truth) == []
