@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .linktypes import LINK_TYPES
 from .reader import CaptureReader, open_capture
+from .reread import FileBytes
 from .types import (
     ACK,
     FIN,
@@ -35,6 +36,7 @@ __all__ = [
     "URG",
     "CaptureInfo",
     "CaptureReader",
+    "FileBytes",
     "SegmentBatch",
     "format_endpoint",
     "format_ip",

@@ -25,7 +25,7 @@ import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, BinaryIO, Final
 
@@ -1000,7 +1000,14 @@ class CaptureReader:
         hi = int(records.ts_ns.max())
         info.first_ts_ns = lo if info.first_ts_ns is None else min(info.first_ts_ns, lo)
         info.last_ts_ns = hi if info.last_ts_ns is None else max(info.last_ts_ns, hi)
+        if not self._source._streaming:
+            batch = replace(batch, file_base=self._source.offset)
         return batch
+
+    @property
+    def rereadable(self) -> str | None:
+        """The file's path if payloads can be read back from it later (plain file on disk)."""
+        return None if self._source._streaming else os.fspath(self._path)
 
     def _note_interfaces(self, walker: _PcapngWalker) -> None:
         info = self.info

@@ -44,6 +44,9 @@ class SegmentBatch:
     ``data[payload_off[i] : payload_off[i] + captured_len[i]]``. ``payload_len`` comes from the IP
     header, so it is the true length even when a snaplen cut the packet (``captured_len`` is then
     smaller). Consumers copy what they keep: the window is released after the batch is processed.
+    ``file_base`` is where ``data`` starts in the capture file when the file is plain (not
+    compressed, not a pipe): a payload can then be read back later from ``file_base +
+    payload_off`` instead of being copied and held (see :class:`pcapkit.capture.FileBytes`).
     """
 
     frame: I64  # 1-based packet number in the file (counts every record, TCP or not)
@@ -63,6 +66,7 @@ class SegmentBatch:
     captured_len: U32  # payload bytes actually present in the capture
     payload_off: I64  # offset of the first payload byte in ``data``
     data: bytes
+    file_base: int | None = None  # file offset of data[0]; None for gzip or a pipe
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])

@@ -1,0 +1,71 @@
+"""Payload bytes read back from the capture file, instead of held from the first read until use.
+
+A connection's bytes are needed only when it is finished, which for a keepalive connection can
+be minutes of capture later. Held in memory, the payloads of every open connection make memory
+follow the traffic; a plain capture file already holds them, so the reconstruction notes where
+each payload is (:attr:`SegmentBatch.file_base` + offset) and reads them back here when the
+connection is finished. Reads are batched: the pieces wanted are sorted by file offset and
+neighbours merged into one ``pread`` each, so a batch of finishing connections costs a few
+large reads, not one per packet. Only plain files qualify: a gzip stream or a pipe cannot be
+read twice, and there the payloads are copied as before.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import numpy.typing as npt
+
+from pcapkit.errors import MalformedCaptureError
+
+# Pieces closer than this are read together: one syscall instead of two, a little waste.
+_MERGE_GAP = 16 << 10
+
+
+class FileBytes:
+    """The capture file, open for reading payloads back by their file offsets."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def gather(self, offsets: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> bytes:
+        """The pieces ``[offsets[i], offsets[i] + lengths[i])`` of the file, joined in order."""
+        n = len(offsets)
+        if n == 0:
+            return b""
+        order = np.argsort(offsets, kind="stable")
+        start = offsets[order]
+        end = start + lengths[order]
+        # a new read where the next piece starts beyond what is read so far, plus the gap
+        reach = np.maximum.accumulate(end)
+        new = np.ones(n, dtype=bool)
+        new[1:] = start[1:] > reach[:-1] + _MERGE_GAP
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], n) - 1
+        pieces: list[bytes] = [b""] * n
+        slot = order.tolist()
+        s_list, e_list = start.tolist(), end.tolist()
+        for a, b in zip(first.tolist(), last.tolist(), strict=True):
+            lo, hi = s_list[a], int(reach[b])
+            buf = os.pread(self._fd, hi - lo, lo)
+            if len(buf) < hi - lo:
+                raise MalformedCaptureError(
+                    f"{self._path} changed while being read: it is shorter than before"
+                )
+            mv = memoryview(buf)
+            for k in range(a, b + 1):
+                pieces[slot[k]] = mv[s_list[k] - lo : e_list[k] - lo].tobytes()
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileBytes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
