@@ -101,12 +101,12 @@ always cover every connection."""
 class _Scan:
     """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
 
-    def __init__(self, keep: Keep | None, spool: bool) -> None:
+    def __init__(self, keep: Keep | None, spool: bool, spool_path: str | None = None) -> None:
         self.keep = keep
         self.totals = _Totals()
         self.evidence = diagnose.Evidence()
         self.classifier = classify.Classifier()
-        self.spool = Spool() if spool else None
+        self.spool = Spool(path=spool_path) if spool else None
         self.kept: list[Connection] = []
 
     def add(self, conn: Connection) -> None:
@@ -167,6 +167,7 @@ def analyze(
     progress: Progress | None = None,
     keep: Keep | None = None,
     spool: bool = False,
+    jobs: int = 1,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
 
@@ -178,10 +179,17 @@ def analyze(
     Each connection is labelled and classified as soon as the reconstruction finishes it, and
     then dropped unless kept: ``keep`` chooses (default: all), ``spool=True`` keeps them in a
     temporary file instead of memory. With both, memory follows the connections open at once,
-    not the size of the capture.
+    not the size of the capture. ``jobs`` > 1 shares the connections out to that many processes
+    (:mod:`pcapkit.parallel`); the result is the same.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     name = os.fspath(path)
+    if jobs > 1:
+        from pcapkit.parallel import analyze_split
+
+        if not os.path.isfile(name):
+            open_capture(path).close()  # the reader's one-line error for what is not a file
+        return analyze_split(name, ports, jobs, progress=progress, keep=keep, spool=spool)
     scan = _Scan(keep, spool)
     with open_capture(path) as cap:
         rec = Reconstructor(frozenset(ports))

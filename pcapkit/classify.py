@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -235,6 +236,17 @@ class _RequestIndex:
             for i in range(len(hit))
         ]
 
+    def spill(self, out: BinaryIO) -> int:
+        """Write the waiting rows to ``out`` (int64, six per row) instead of keeping them."""
+        if not self._pending:
+            return 0
+        rows = np.array(self._cols, dtype=np.int64).T
+        out.write(np.ascontiguousarray(rows).tobytes())
+        for c in self._cols:
+            c.clear()
+        n, self._pending = self._pending, 0
+        return n
+
     def drop_before(self, ns: int) -> None:
         cols = self._flush()
         keep = cols[1] >= ns
@@ -251,7 +263,9 @@ class Classifier:
     the requests of the last :data:`HORIZON_NS` of capture time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spill: BinaryIO | None = None) -> None:
+        self._spill = spill  # a part of a split capture: requests go to disk, retries are later
+        self.spilled = 0
         self._found: list[Finding] = []
         self._losses: list[Loss] = []
         self._loss_keys: set[int] = set()
@@ -275,7 +289,10 @@ class Classifier:
                 self._loss_keys.add(_key(req.method, req.target, req.host))
         self._index.add(conn)
         self._clock = max(self._clock, conn.last_seen_ns)
-        if self._index.pending >= _RequestIndex._CHUNK:
+        if self._spill is not None:
+            if self._index.pending >= _RequestIndex._CHUNK:
+                self.spilled += self._index.spill(self._spill)
+        elif self._index.pending >= _RequestIndex._CHUNK:
             self._collect()
             self._index.drop_before(self._clock - HORIZON_NS)
         return bool(losses) or close is not None or failed is not None
@@ -288,10 +305,55 @@ class Classifier:
     def finish(self) -> list[Finding]:
         """Every finding, ordered by time (then connection)."""
         self._collect()
-        retries = match_retries(self._losses, [kc for kc in self._cands.values()])
-        findings = [*self._found, *_loss_findings(self._losses, retries), *_retry_findings(retries)]
-        findings.sort(key=lambda f: (f.time_ns, f.connection, f.frame))
-        return findings
+        return conclude(self._found, self._losses, list(self._cands.values()))
+
+    def part(self) -> tuple[list[Finding], list[Loss]]:
+        """For a part of a split capture: its own findings and losses; its requests are spilled.
+
+        The retries are matched by :func:`conclude` once every part is in, against the spilled
+        requests of all parts (:func:`spilled_candidates`).
+        """
+        assert self._spill is not None
+        self.spilled += self._index.spill(self._spill)
+        return self._found, self._losses
+
+
+def loss_keys(losses: Iterable[Loss]) -> set[int]:
+    return {
+        _key(x.request.method, x.request.target, x.request.host)
+        for x in losses
+        if x.request.method is not None and x.request.target is not None
+    }
+
+
+def spilled_candidates(
+    path: str, keys: set[int], conn_ids: npt.NDArray[np.int64]
+) -> list[tuple[int, _Candidate]]:
+    """The spilled requests whose key is one of ``keys``; ids mapped through ``conn_ids``."""
+    out: list[tuple[int, _Candidate]] = []
+    if not keys:
+        return out
+    want = np.fromiter(keys, dtype=np.int64)
+    step = 1 << 20
+    with open(path, "rb") as fh:
+        while True:
+            rows = np.fromfile(fh, dtype=np.int64, count=6 * step).reshape(-1, 6)
+            if not len(rows):
+                return out
+            hit = rows[np.isin(rows[:, 0], want)]
+            for key, sent, cid, idx, frame, fresh in hit.tolist():
+                opened = None if fresh < 0 else fresh
+                out.append((key, _Candidate(int(conn_ids[cid]), idx, sent, frame, opened)))
+
+
+def conclude(
+    found: Iterable[Finding], losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]
+) -> list[Finding]:
+    """Per-connection findings, plus losses paired with their retries; by time, connection."""
+    retries = match_retries(losses, cands)
+    findings = [*found, *_loss_findings(losses, retries), *_retry_findings(retries)]
+    findings.sort(key=lambda f: (f.time_ns, f.connection, f.frame))
+    return findings
 
 
 def _order(c: _Candidate) -> tuple[int, int, int]:

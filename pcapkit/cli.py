@@ -211,7 +211,8 @@ def analyze(
         typer.Option(
             "--jobs",
             "-j",
-            help="Captures analyzed at once (several captures only). [default: the CPUs]",
+            help="Processes to use: several captures at once, or one big capture's connections "
+            "shared out (from 32 MiB). [default: the CPUs]",
             min=1,
             show_default=False,
             metavar="N",
@@ -252,7 +253,9 @@ def analyze(
     keep, spool = _keeping(fmt, connection, show_all, limit)
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
-        result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
+        result = run_analysis(
+            dump, port or [8080], progress=bar, keep=keep, spool=spool, jobs=_split(dump, jobs)
+        )
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -272,6 +275,18 @@ def analyze(
     rep = reporter(fmt.value)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+SPLIT_FROM = 32 << 20  # below this, starting processes costs more than sharing out saves
+
+
+def _split(dump: Path, jobs: int | None) -> int:
+    """Processes for one capture: the CPUs (or ``--jobs``) for a big plain file, else one."""
+    try:
+        big = dump.is_file() and dump.stat().st_size >= SPLIT_FROM
+    except OSError:
+        big = False
+    return max(1, jobs or os.cpu_count() or 1) if big else 1
 
 
 def _keeping(

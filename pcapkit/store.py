@@ -1,60 +1,124 @@
-"""Where finished connections wait for the report: in memory, or spooled to a temporary file.
+"""Where finished connections wait for the report: in memory, or spooled to temporary files.
 
 A capture of a busy hour has hundreds of thousands of connections and millions of events; held as
 objects they would make memory follow the file. The command line needs them only once, in id
 order, when it writes the report (or a handful of them, for the timelines it shows), so it
-spools each connection to an anonymous temporary file as soon as it is labelled and reads it
-back when asked. Memory is then 16 bytes per connection for the index, whatever the events.
+spools each connection to a temporary file as soon as it is labelled and reads it back when
+asked. Memory is then ~24 bytes per connection for the index, whatever the events.
+
+A capture split across processes (:mod:`pcapkit.parallel`) has one spool per process; the
+parent reads them all as one, renumbering each process's connections into the capture's order.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
 import weakref
 from array import array
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import overload
 
 from pcapkit.model import Connection
 
 
-class Spool(Sequence[Connection]):
-    """Connections pickled to a temporary file; a read-only sequence in id order once sealed.
+@dataclass(frozen=True, slots=True)
+class SpoolFile:
+    """A finished spool as another process can open it: its path and its index."""
 
-    ``directory`` chooses where the file goes (default: the system's temporary directory); the
-    file has no name and disappears when the spool is closed or the process ends.
+    path: str
+    ids: bytes  # array("q"): connection ids, in the order written
+    offsets: bytes  # array("q"): where each one starts; the next one's start ends it
+    end: int
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+class Spool(Sequence[Connection]):
+    """Connections pickled to temporary files; a read-only sequence in id order once sealed.
+
+    ``directory`` chooses where the file goes (default: the system's temporary directory).
+    Without ``path`` the file has no name and disappears when the spool is closed or dropped;
+    with one it stays for another process to read (:meth:`export`), and is its owner's to remove.
     """
 
-    def __init__(self, directory: str | None = None) -> None:
-        self._fh = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by close()
-        self._ids = array("q")
+    def __init__(self, directory: str | None = None, path: str | None = None) -> None:
+        if path is None:
+            fh = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept as a descriptor
+            fd = os.dup(fh.fileno())
+            fh.close()
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._path = path
+        self._fds = [fd]
+        self._file = array("b")  # which file each entry is in
+        self._ids = array("q")  # connection id of each entry
         self._offsets = array("q")
+        self._lengths = array("q")
         self._end = 0
-        self._order: list[int] = []  # positions in id order, once sealed
+        self._order: list[int] = []  # entries in id order, once sealed
         self._sealed = False
         # closed with the spool, whoever drops the last reference (reports, tests, the CLI)
-        self._closer = weakref.finalize(self, self._fh.close)
+        self._closer = weakref.finalize(self, _close_all, self._fds)
 
     def add(self, conn: Connection) -> None:
         data = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
-        self._fh.write(data)
+        os.write(self._fds[0], data)
+        self._file.append(0)
         self._ids.append(conn.id)
         self._offsets.append(self._end)
+        self._lengths.append(len(data))
         self._end += len(data)
 
     def seal(self) -> Spool:
         """No more connections: order them by id for reading."""
-        self._fh.flush()
         self._order = sorted(range(len(self._ids)), key=self._ids.__getitem__)
         self._sealed = True
         return self
 
+    def export(self) -> SpoolFile:
+        """This spool's file and index, for a parent process to read (:meth:`merged`)."""
+        assert self._path is not None, "only a named spool can be read by another process"
+        return SpoolFile(self._path, self._ids.tobytes(), self._offsets.tobytes(), self._end)
+
+    @classmethod
+    def merged(cls, files: Sequence[SpoolFile], renumber: Sequence[Sequence[int]]) -> Spool:
+        """Several processes' spools as one; ``renumber[k][local id]`` is the id in the whole.
+
+        The files are opened here, so their paths can be removed right after.
+        """
+        out = cls.__new__(cls)
+        out._path = None
+        out._fds = [os.open(f.path, os.O_RDONLY) for f in files]
+        out._file, out._ids = array("b"), array("q")
+        out._offsets, out._lengths = array("q"), array("q")
+        out._end = 0
+        for k, f in enumerate(files):
+            ids, offs = array("q"), array("q")
+            ids.frombytes(f.ids)
+            offs.frombytes(f.offsets)
+            ends = offs[1:] + array("q", [f.end] if offs else [])
+            out._file.extend(array("b", [k]) * len(ids))
+            out._ids.extend(renumber[k][i] for i in ids)
+            out._offsets.extend(offs)
+            out._lengths.extend(e - o for o, e in zip(offs, ends, strict=True))
+        out._closer = weakref.finalize(out, _close_all, out._fds)
+        out._renumber = True
+        return out.seal()
+
+    _renumber = False
+
     def _load(self, pos: int) -> Connection:
-        start = self._offsets[pos]
-        end = self._offsets[pos + 1] if pos + 1 < len(self._offsets) else self._end
-        self._fh.seek(start)
-        conn: Connection = pickle.loads(self._fh.read(end - start))
+        fd = self._fds[self._file[pos]]
+        data = os.pread(fd, self._lengths[pos], self._offsets[pos])
+        conn: Connection = pickle.loads(data)
+        if self._renumber and conn.id != self._ids[pos]:
+            conn = replace(conn, id=self._ids[pos])
         return conn
 
     def __len__(self) -> int:
@@ -83,7 +147,7 @@ class Spool(Sequence[Connection]):
         """The connection with this id; KeyError if it was not kept."""
         lo, hi = 0, len(self._order)
         ids = self._ids
-        while lo < hi:  # binary search over positions sorted by id
+        while lo < hi:  # binary search over entries sorted by id
             mid = (lo + hi) // 2
             if ids[self._order[mid]] < conn_id:
                 lo = mid + 1

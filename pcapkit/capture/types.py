@@ -71,6 +71,11 @@ class SegmentBatch:
     def __len__(self) -> int:
         return int(self.frame.shape[0])
 
+    def take(self, rows: npt.NDArray[np.bool_]) -> SegmentBatch:
+        """The rows where ``rows`` is True, sharing the window."""
+        cols = {f: getattr(self, f)[rows] for f in _COLUMNS}
+        return SegmentBatch(**cols, data=self.data, file_base=self.file_base)
+
     def payload(self, i: int) -> bytes:
         """The captured payload bytes of row ``i`` (possibly fewer than ``payload_len``)."""
         off = int(self.payload_off[i])
@@ -113,3 +118,23 @@ def format_endpoint(hi: int, lo: int, version: int, port: int) -> str:
     """``ip:port`` for IPv4, ``[ip]:port`` for IPv6 (as in URLs and nginx's logs)."""
     ip = format_ip(hi, lo, version)
     return f"[{ip}]:{port}" if version == 6 else f"{ip}:{port}"
+
+
+_COLUMNS = (
+    "frame",
+    "ts_ns",
+    "ip_version",
+    "src_hi",
+    "src_lo",
+    "dst_hi",
+    "dst_lo",
+    "sport",
+    "dport",
+    "seq",
+    "ack",
+    "flags",
+    "window",
+    "payload_len",
+    "captured_len",
+    "payload_off",
+)

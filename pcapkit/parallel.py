@@ -1,0 +1,235 @@
+"""One capture, several processes: the connections are shared out by their endpoints.
+
+Reading is cheap (millions of packets a second); reconstructing, labelling and classifying
+connections is where the time goes, and each connection needs only its own packets. So every
+process reads the whole file but keeps only the segments of its share of the connections —
+chosen by a hash of the two endpoints, the same in both directions, so a connection (and every
+later connection on its 4-tuple) belongs to exactly one process. Each process labels and
+classifies its connections, spools them to a file, and spills its requests to another; the
+parent then does the little that needs all of them:
+
+- numbers the connections 1.. in order of first packet across the processes;
+- pairs each lost request with its retry, which may be on another process's connection;
+- adds up the counts and draws the diagnosis.
+
+Processes are forked, so they share the interpreter's string hashing (the request keys) and
+whatever ``keep`` callable the caller passed (a lambda is fine).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import traceback
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection as Pipe
+from multiprocessing.connection import wait
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pcapkit import classify, diagnose
+from pcapkit.capture import CaptureInfo, SegmentBatch, open_capture
+from pcapkit.errors import KaflowError, NoUpstreamTrafficError
+from pcapkit.label import build_connection
+from pcapkit.model import Analysis, Connection, Finding
+from pcapkit.store import Spool, SpoolFile
+from pcapkit.tcp import Reconstructor, TcpStats
+
+if TYPE_CHECKING:
+    from pcapkit.analysis import Keep, Progress, _Totals
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads nearby ports and addresses
+
+
+def share_of(batch: SegmentBatch, shares: int) -> npt.NDArray[np.int64]:
+    """Which process each segment's connection belongs to; the same for both directions."""
+    with np.errstate(over="ignore"):
+        h = batch.src_hi ^ batch.dst_hi ^ batch.src_lo ^ batch.dst_lo
+        h = h ^ (batch.sport.astype(np.uint64) ^ batch.dport.astype(np.uint64))
+        h = (h * _MIX) >> np.uint64(40)
+    return (h % np.uint64(shares)).astype(np.int64)
+
+
+@dataclass(slots=True)
+class _Part:
+    """What one process learned of its share of the connections."""
+
+    info: CaptureInfo
+    stats: TcpStats
+    totals: _Totals
+    evidence: diagnose.Evidence
+    found: list[Finding]
+    losses: list[classify.Loss]
+    first_frames: bytes  # int64 by local id - 1: to number connections across the parts
+    spool: SpoolFile
+    requests: str  # the spilled request index
+
+
+def _work(
+    path: str,
+    ports: tuple[int, ...],
+    share: int,
+    shares: int,
+    keep: Keep | None,
+    tmp: str,
+    read: Any,
+    out: Pipe,
+) -> None:
+    """A child process: analyze one share and send the :class:`_Part` (or the error) back."""
+    from pcapkit.analysis import _Scan
+
+    try:
+        index_path = os.path.join(tmp, f"requests-{share}")
+        with open(index_path, "wb") as spill:
+            scan = _Scan(keep, spool=True, spool_path=os.path.join(tmp, f"spool-{share}"))
+            scan.classifier = classify.Classifier(spill=spill)
+            firsts: dict[int, int] = {}
+
+            def add(conn: Connection) -> None:
+                firsts[conn.id] = conn.first_frame
+                scan.add(conn)
+
+            with open_capture(path) as cap:
+                rec = Reconstructor(frozenset(ports))
+                for batch in cap:
+                    mine = batch.take(share_of(batch, shares) == share)
+                    if len(mine):
+                        for tc in rec.feed(mine):
+                            add(build_connection(tc))
+                    if share == 0:
+                        read.value = cap.progress()[0]
+                for tc in rec.finish():
+                    add(build_connection(tc))
+                info = cap.info
+            found, losses = scan.classifier.part()
+        frames = np.array([firsts[i] for i in range(1, len(firsts) + 1)], dtype=np.int64)
+        assert scan.spool is not None
+        out.send(
+            _Part(
+                info=info,
+                stats=rec.stats,
+                totals=scan.totals,
+                evidence=scan.evidence,
+                found=found,
+                losses=losses,
+                first_frames=frames.tobytes(),
+                spool=scan.spool.seal().export(),
+                requests=index_path,
+            )
+        )
+    except KaflowError as e:
+        out.send(e)
+    except BaseException:  # a bug: the parent reports it rather than waiting forever
+        out.send(RuntimeError("a worker process failed:\n" + traceback.format_exc()))
+    finally:
+        out.close()
+
+
+def analyze_split(
+    path: str,
+    ports: tuple[int, ...],
+    jobs: int,
+    *,
+    progress: Progress | None,
+    keep: Keep | None,
+    spool: bool,
+) -> Analysis:
+    """:func:`pcapkit.analysis.analyze` over ``jobs`` processes; the same result."""
+    ctx = mp.get_context("fork")
+    size = os.path.getsize(path)
+    read = ctx.Value("q", 0, lock=False)
+    with tempfile.TemporaryDirectory(prefix="kaflow-") as tmp:
+        pipes: list[Pipe] = []
+        procs = []
+        for share in range(jobs):
+            recv, send = ctx.Pipe(duplex=False)
+            p = ctx.Process(
+                target=_work, args=(path, ports, share, jobs, keep, tmp, read, send), daemon=True
+            )
+            p.start()
+            send.close()
+            pipes.append(recv)
+            procs.append(p)
+        got: dict[int, _Part | BaseException] = {}
+        try:
+            while len(got) < jobs:
+                for ready in wait([p for i, p in enumerate(pipes) if i not in got], 0.2):
+                    assert isinstance(ready, Pipe)
+                    i = pipes.index(ready)
+                    try:
+                        got[i] = ready.recv()
+                    except EOFError:
+                        got[i] = RuntimeError(f"worker process {i} died (exit {procs[i].exitcode})")
+                if progress is not None:
+                    progress(min(int(read.value), size), size)
+        finally:
+            for p in procs:
+                if p.is_alive() and len(got) < jobs:
+                    p.terminate()
+                p.join()
+        for i in range(jobs):
+            res = got[i]
+            if isinstance(res, BaseException):
+                raise res
+        parts = [got[i] for i in range(jobs)]
+        assert all(isinstance(p, _Part) for p in parts)
+        return _merge([p for p in parts if isinstance(p, _Part)], path, ports, spool)
+
+
+def _merge(parts: list[_Part], path: str, ports: tuple[int, ...], spool: bool) -> Analysis:
+    from pcapkit.analysis import _capture_summary, _no_traffic, _Totals
+
+    info = parts[0].info  # every process read the whole file: the same capture counts
+    stats = TcpStats()
+    for p in parts:
+        stats.upstream_segments += p.stats.upstream_segments
+        stats.other_ports += p.stats.other_ports
+        stats.other_port_counts.update(p.stats.other_port_counts)
+    if stats.upstream_segments == 0:
+        raise NoUpstreamTrafficError(_no_traffic(path, info, stats, ports))
+
+    # number the connections of all parts in order of their first packet
+    frames = [np.frombuffer(p.first_frames, dtype=np.int64) for p in parts]
+    everything = np.concatenate(frames)
+    rank = np.empty(len(everything), dtype=np.int64)
+    rank[np.argsort(everything, kind="stable")] = np.arange(1, len(everything) + 1)
+    renumber: list[npt.NDArray[np.int64]] = []
+    at = 0
+    for f in frames:
+        renumber.append(np.concatenate(([0], rank[at : at + len(f)])))  # local id → global
+        at += len(f)
+
+    found: list[Finding] = []
+    losses: list[classify.Loss] = []
+    totals = _Totals()
+    evidence = diagnose.Evidence()
+    for p, ids in zip(parts, renumber, strict=True):
+        found.extend(replace(f, connection=int(ids[f.connection])) for f in p.found)
+        losses.extend(replace(x, conn_id=int(ids[x.conn_id])) for x in p.losses)
+        for name in _Totals.__slots__:
+            setattr(totals, name, getattr(totals, name) + getattr(p.totals, name))
+        evidence.closed_after.update(p.evidence.closed_after)
+        evidence.refused += p.evidence.refused
+    keys = classify.loss_keys(losses)
+    cands = [
+        c
+        for p, ids in zip(parts, renumber, strict=True)
+        for c in classify.spilled_candidates(p.requests, keys, ids)
+    ]
+    findings = tuple(classify.conclude(found, losses, cands))
+    ids_lists = [r.tolist() for r in renumber]
+    kept = Spool.merged([p.spool for p in parts], ids_lists)
+    connections: Spool | tuple[Connection, ...] = kept
+    if not spool:
+        connections = tuple(kept)
+        kept.close()
+    return Analysis(
+        capture=_capture_summary(info, stats, ports),
+        connections=connections,
+        findings=findings,
+        summary=totals.summary(findings),
+        advice=diagnose.advise(findings, evidence),
+    )
