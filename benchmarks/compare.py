@@ -4,7 +4,8 @@
         [--markdown] [--json OUT.json] [--scapy-packets 100000] [--timeout 1800]
 
 Every tool runs as a whole process, the way a person runs it: wall time is measured with
-``time.perf_counter`` around ``subprocess.run``, peak RSS with GNU ``/usr/bin/time -v``. The runs
+``time.perf_counter`` around the process, peak RSS with GNU ``/usr/bin/time -v`` (and, for tools
+that fork workers, the whole process tree sampled every 20 ms, whichever is larger). The runs
 are interleaved (one of each tool per round, ``--repeat`` rounds) and the file is read once first,
 so every tool finds it in the page cache. The table gives medians and each tool's time as a
 multiple of kaflow's (default report): a ratio, comparable across machines, not a promise of
@@ -264,26 +265,69 @@ def tools(
 _RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants, now (0 once it is gone).
+
+    GNU time's "Maximum resident set size" is the largest single process's: a tool that works
+    in several processes (kaflow on a big capture) would look smaller than it is.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as fh:
+                total += int(fh.read().split()[1]) * _PAGE
+        except OSError:
+            pass
+    return total
+
+
 def run_once(tool: Tool, timeout: float, workdir: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one run."""
+    """(wall seconds, peak RSS MiB) of one run.
+
+    Peak RSS is the larger of GNU time's (the largest process) and the whole process tree's,
+    sampled every 20 ms (it can miss a spike shorter than that).
+    """
     report = workdir / "time.txt"
     argv = [TIME, "-v", "-o", str(report), *tool.argv]
+    errors = (workdir / "stderr.txt").open("w+")  # a file, not a pipe: nothing can block
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-        text=True,
-        env=tool.env,
-        cwd=tool.cwd,
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=errors, env=tool.env, cwd=tool.cwd
     )
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        if time.perf_counter() - t0 > timeout:
+            proc.kill()
+            proc.wait()
+            raise subprocess.TimeoutExpired(argv, timeout)
+        time.sleep(0.02)
     seconds = time.perf_counter() - t0
+    errors.seek(0)
+    stderr = errors.read()
+    errors.close()
     if proc.returncode not in tool.ok_codes:
-        tail = proc.stderr.strip().splitlines()[-3:]
+        tail = stderr.strip().splitlines()[-3:]
         raise RuntimeError(f"exit code {proc.returncode}: {' / '.join(tail)}")
     m = _RSS.search(report.read_text())
-    return seconds, (int(m.group(1)) / 1024 if m else float("nan"))
+    largest = int(m.group(1)) * 1024 if m else 0
+    return seconds, max(largest, peak) / (1 << 20)
 
 
 def measure(
