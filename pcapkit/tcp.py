@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from pcapkit.capture.types import ACK, FIN, RST, SYN, SegmentBatch, format_endpoint
+from pcapkit.capture.types import ACK, FIN, RST, SYN, SegmentBatch, format_ip
 
 _MOD32 = 1 << 32
 _HALF32 = 1 << 31
@@ -60,6 +60,8 @@ _ROW: np.dtype[np.void] = np.dtype(
         ("c2s", "?"),
     ]
 )
+# A waiting row: the same, and the slot of the connection it belongs to.
+_STORE: np.dtype[np.void] = np.dtype([*_ROW.descr, ("slot", "<i4")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,80 +220,21 @@ def _signed32(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 
 class _Builder:
-    """One connection attempt: per direction, its rows (an array per batch) and payload bytes."""
+    """One open connection attempt. Its rows live in the reconstructor's shared row store, under
+    ``slot``; its last packet time and close bits live in per-slot arrays, updated by numpy."""
 
-    __slots__ = (
-        "client_isn",
-        "closed",
-        "first_frame",
-        "first_ts",
-        "id",
-        "key",
-        "last_ts",
-        "pay_down",
-        "pay_up",
-        "rows_down",
-        "rows_up",
-    )
+    __slots__ = ("client_isn", "first_frame", "first_ts", "id", "key", "seq", "slot")
 
-    def __init__(self, conn_id: int, key: tuple[int, ...], ts: int, frame: int) -> None:
+    def __init__(
+        self, conn_id: int, key: tuple[int, ...], ts: int, frame: int, slot: int, seq: int
+    ) -> None:
         self.id = conn_id
         self.key = key
         self.first_ts = ts
         self.first_frame = frame
-        self.last_ts = ts
         self.client_isn: int | None = None
-        self.closed = 0  # bit 1: the client sent FIN/RST, bit 2: the server did, bit 4: a RST
-        self.rows_up: list[npt.NDArray[np.void]] = []
-        self.rows_down: list[npt.NDArray[np.void]] = []
-        self.pay_up: list[bytes] = []
-        self.pay_down: list[bytes] = []
-
-    def add(
-        self,
-        up: npt.NDArray[np.void],
-        up_bytes: bytes,
-        down: npt.NDArray[np.void],
-        down_bytes: bytes,
-    ) -> None:
-        """Rows to the server and back, each in file order, with their captured payloads."""
-        for rows, payload, rows_list, pay_list, bit in (
-            (up, up_bytes, self.rows_up, self.pay_up, 1),
-            (down, down_bytes, self.rows_down, self.pay_down, 2),
-        ):
-            if not len(rows):
-                continue
-            rows_list.append(rows)
-            if payload:
-                pay_list.append(payload)
-            flags = rows["flags"]
-            if (flags & (FIN | RST)).any():
-                self.closed |= bit
-                if (flags & RST).any():
-                    self.closed |= 4
-            last = int(rows["ts"].max())
-            if last > self.last_ts:
-                self.last_ts = last
-
-    @property
-    def over(self) -> bool:
-        return self.closed & 4 != 0 or self.closed & 3 == 3
-
-
-def _split_add(
-    b: _Builder, rows: npt.NDArray[np.void], idx: npt.NDArray[np.intp], pieces: list[bytes]
-) -> None:
-    """Add rows ``idx`` (file order, both directions mixed) to ``b``."""
-    part = rows[idx]
-    up = part["c2s"]
-    ids = idx.tolist()
-    ups = up.tolist()
-    b.add(
-        part[up],
-        b"".join([pieces[i] for i, u in zip(ids, ups, strict=True) if u]),
-        part[~up],
-        b"".join([pieces[i] for i, u in zip(ids, ups, strict=True) if not u]),
-    )
+        self.slot = slot
+        self.seq = seq  # creation order: the order connections are looked at for expiry
 
 
 _SPAN = 1 << 44  # room for one direction's offsets in the segmented running maximum
@@ -307,7 +250,7 @@ ARRIVAL_LIMIT = 200_000
 EMPTY_FLOW = Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)
 
 
-def _flows(
+def _flows_general(
     dirs: list[tuple[list[npt.NDArray[np.void]], list[bytes]]], *, alone: bool = False
 ) -> list[Flow]:
     """Order each direction by stream offset and keep every byte once, all directions at once.
@@ -463,7 +406,7 @@ def _flows(
     for j, i in enumerate(todo):
         if wild[j]:
             # offsets too far apart for the shared running maximum: this direction on its own
-            out[i] = _flows([dirs[i]], alone=True)[0]
+            out[i] = _flows_general([dirs[i]], alone=True)[0]
             continue
         a, b = int(bounds[j]), int(bounds[j + 1])
         retrans_j, missing_j, bytes_j = int(retrans[j]), int(missing[j]), int(dir_bytes[j])
@@ -597,52 +540,324 @@ def _by_arrival(
     return stream, retrans, missing, sum(lengths)
 
 
-def _finish_many(builders: list[_Builder]) -> list[TcpConnection]:
-    """Connections from their builders, reassembling all their directions together."""
-    if not builders:
-        return []
-    flows = _flows(
-        [d for b in builders for d in ((b.rows_up, b.pay_up), (b.rows_down, b.pay_down))]
+# Multipliers of the key hash (odd 64-bit constants from splitmix64 and xxhash).
+_MIX = np.array(
+    [
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x27D4EB2F165667C5,
+        0x94D049BB133111EB,
+    ],
+    dtype=np.uint64,
+)
+
+# Connections finished together: their temporary arrays, and the payload they hold twice (the
+# pieces and the joined streams), stay bounded.
+FINISH_CHUNK = 2048
+
+_I64_MIN = -(1 << 63)
+
+
+def _key_groups(
+    keys: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp], list[int]]:
+    """Rows with equal keys, found with one sort of a 64-bit hash (with the row number in its
+    low bits, so a plain sort is stable); equal hashes are checked against the keys.
+
+    Returns each group's first row, each row's group, the rows ordered by group (file order
+    within one) and where each group starts in that order.
+    """
+    n = len(keys)
+    h = keys[:, 0] * _MIX[0]
+    for c in range(1, 5):
+        h ^= h >> np.uint64(29)
+        h += keys[:, c] * _MIX[c]
+    h ^= h >> np.uint64(32)
+    h *= _MIX[4]
+    h ^= h >> np.uint64(29)
+    bits = max(n - 1, 1).bit_length()
+    packed = np.sort((h << np.uint64(bits)) | np.arange(n, dtype=np.uint64))
+    order = (packed & np.uint64((1 << bits) - 1)).astype(np.intp)
+    hv = packed >> np.uint64(bits)
+    new = np.ones(n, dtype=bool)
+    new[1:] = hv[1:] != hv[:-1]
+    ks = keys[order]
+    differ = (ks[1:] != ks[:-1]).any(axis=1)
+    if (differ & ~new[1:]).any():  # two keys with one hash: sort the keys themselves
+        order = np.lexsort(keys.T[::-1]).astype(np.intp)
+        ks = keys[order]
+        new[1:] = (ks[1:] != ks[:-1]).any(axis=1)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    return order[starts], inverse, order, [*starts.tolist(), n]
+
+
+def _as_rows(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    out = np.empty(len(rows), dtype=_ROW)
+    for name in _ROW.names or ():
+        out[name] = rows[name]
+    return out
+
+
+def _reassemble(
+    rows: npt.NDArray[np.void], pieces: npt.NDArray[np.object_], sizes: npt.NDArray[np.int64]
+) -> list[Flow]:
+    """Every direction's :class:`Flow` at once; the fast, exact path of :func:`_flows_general`.
+
+    ``rows`` holds the directions one after the other (``sizes[d]`` rows each), each in file
+    order; ``pieces[i]`` is row ``i``'s captured payload. Nearly every direction arrives in
+    order: capture times never go back, and data never goes back in the stream (retransmissions
+    of the newest segment included). For those, arrival order is file order and offset order at
+    once, so the two sorts of :func:`_flows_general` are not needed, and a direction's ``data``
+    is its kept pieces joined once. The other directions (reordered, overlapping out of order,
+    or with offsets too far apart for the shared running maximum) go to
+    :func:`_flows_general`, which gives the same answer for every direction.
+    """
+    out: list[Flow] = [EMPTY_FLOW] * len(sizes)
+    todo = np.flatnonzero(sizes)
+    if not len(todo):
+        return out
+    sz = sizes[todo]
+    m = len(todo)
+    first = np.cumsum(sz) - sz
+    did = np.repeat(np.arange(m, dtype=np.int64), sz)
+    n = len(rows)
+    idx = np.arange(n, dtype=np.int64)
+    flags = rows["flags"]
+    seq = rows["seq"].astype(np.int64)
+    ts, frame = rows["ts"], rows["frame"]
+    plen = rows["plen"].astype(np.int64)
+    clen = rows["clen"].astype(np.int64)
+
+    is_syn = (flags & SYN) != 0
+    is_rst = (flags & RST) != 0
+    never = np.int64(n)
+    first_syn = np.minimum.reduceat(np.where(is_syn, idx, never), first)
+    has_syn = first_syn < n
+    syn_count = np.add.reduceat(is_syn.astype(np.int64), first)
+    ref = np.where(has_syn, (seq[np.minimum(first_syn, n - 1)] + 1) & (_MOD32 - 1), seq[first])
+
+    # offsets: as in _flows_general
+    rel = np.empty(n, dtype=np.int64)
+    a_idx = np.flatnonzero(~is_rst)
+    if len(a_idx):
+        a_did = did[a_idx]
+        a_seq = seq[a_idx]
+        a_first = np.ones(len(a_idx), dtype=bool)
+        a_first[1:] = a_did[1:] != a_did[:-1]
+        a_steps = np.empty(len(a_idx), dtype=np.int64)
+        a_steps[1:] = np.diff(a_seq)
+        a_steps[a_first] = a_seq[a_first] - ref[a_did[a_first]]
+        a_steps = _signed32(a_steps)
+        a_cs = np.cumsum(a_steps)
+        rel[a_idx] = a_cs - (a_cs - a_steps)[a_first][np.cumsum(a_first) - 1]
+    r_idx = np.flatnonzero(is_rst)
+    last_anchor = np.maximum.accumulate(np.where(~is_rst, idx, -1))
+    if len(r_idx):
+        la = last_anchor[r_idx]
+        la_ok = la >= first[did[r_idx]]
+        la_c = np.where(la_ok, la, r_idx)
+        rel[r_idx] = np.where(
+            la_ok,
+            rel[la_c] + _signed32(seq[r_idx] - seq[la_c]),
+            _signed32(seq[r_idx] - ref[did[r_idx]]),
+        )
+    start = rel + is_syn
+    end = start + plen
+    # A direction with offsets outside the lifted range goes to _flows_general on its own; here
+    # its offsets are zeroed so that it cannot spill into its neighbours' running maxima.
+    far = (np.abs(start) >= _SPAN // 2) | (np.abs(end) >= _SPAN // 2)
+    wild = np.zeros(m, dtype=bool)
+    if far.any():
+        wild[did[far]] = True
+        zero = wild[did]
+        start[zero] = 0
+        end[zero] = 0
+    odd = wild.copy()
+    lift_all = did * (2 * _SPAN) + _SPAN
+    reach_all = np.maximum.accumulate(np.where(is_rst, -_SPAN, end + (flags & FIN != 0)) + lift_all)
+    reach_all -= lift_all
+    valid_rst = is_rst.copy()
+    if len(r_idx):
+        la = last_anchor[r_idx]
+        expected = np.where(la >= first[did[r_idx]], reach_all[np.maximum(la, 0)], 0)
+        valid_rst[r_idx] = np.abs(start[r_idx] - expected) <= RST_WINDOW
+    ignored_rst = np.bincount(did[is_rst & ~valid_rst], minlength=m)
+    first_fin = np.minimum.reduceat(np.where((flags & FIN) != 0, idx, never), first)
+    first_rst = np.minimum.reduceat(np.where(valid_rst, idx, never), first)
+    last_ts = np.maximum.reduceat(ts, first)
+
+    data = np.flatnonzero(plen)
+    d_did = did[data]
+    s = start[data]
+    e = end[data]
+    new_dir = np.ones(len(data), dtype=bool)
+    if len(data) > 1:
+        new_dir[1:] = d_did[1:] != d_did[:-1]
+        d_ts = ts[data]
+        turn = ~new_dir[1:] & ((d_ts[1:] < d_ts[:-1]) | (s[1:] < s[:-1]))
+        odd[d_did[1:][turn]] = True
+    # in order: a piece brings what lies beyond the furthest byte before it
+    lift = d_did * (2 * _SPAN) + _SPAN
+    before = np.empty_like(s)
+    if len(data):
+        before[1:] = (np.maximum.accumulate(e + lift) - lift)[:-1]
+        before[new_dir] = s[new_dir]
+    keep = e > before
+    retrans = np.bincount(d_did[~keep], minlength=m)
+    gap = np.where(keep, s - before, 0)
+    missing = np.bincount(d_did, weights=np.maximum(gap, 0), minlength=m)
+    kept = data[keep]
+    k_did = d_did[keep]
+    new_s = np.maximum(s, before)[keep]
+    cut = new_s - s[keep]
+    k_clen = clen[kept]
+    got = np.maximum(k_clen - cut, 0)
+    lengths = e[keep] - new_s
+    bounds = np.searchsorted(k_did, np.arange(m + 1)).tolist()
+    before_got = np.cumsum(got) - got
+    base = np.append(before_got, before_got[-1] + got[-1] if len(got) else 0)
+    data_starts = before_got - base[bounds[:-1]][k_did]
+    dir_bytes = np.bincount(k_did, weights=lengths, minlength=m)
+    got_pieces = pieces[kept]
+    trim = np.flatnonzero(cut)
+    for i, c in zip(trim.tolist(), np.minimum(cut, k_clen)[trim].tolist(), strict=True):
+        got_pieces[i] = got_pieces[i][c:]  # the first transmission of these bytes won
+
+    fin_at = np.minimum(first_fin, n - 1)
+    fin_end = end[fin_at]
+    late_at = np.flatnonzero((plen > 0) & (first_fin < n)[did] & (start >= fin_end[did]))
+    late: dict[int, list[Mark]] = {}
+    for j, t, f, a in zip(
+        did[late_at].tolist(),
+        ts[late_at].tolist(),
+        frame[late_at].tolist(),
+        start[late_at].tolist(),
+        strict=True,
+    ):
+        late.setdefault(j, []).append(Mark(t, f, a))
+
+    l_starts, l_lengths, l_got = new_s.tolist(), lengths.tolist(), got.tolist()
+    l_ts, l_frames, l_ds = ts[kept].tolist(), frame[kept].tolist(), data_starts.tolist()
+    l_pieces = got_pieces.tolist()
+    syn_at = np.minimum(first_syn, n - 1)
+    rst_at = np.minimum(first_rst, n - 1)
+    c_syn = zip(
+        first_syn.tolist(),
+        ts[syn_at].tolist(),
+        frame[syn_at].tolist(),
+        syn_count.tolist(),
+        strict=True,
     )
-    out = []
-    for k, b in enumerate(builders):
-        to_server, to_client = flows[2 * k], flows[2 * k + 1]
-        c_hi, c_lo, s_hi, s_lo, ports = b.key
-        c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
-        out.append(
-            TcpConnection(
-                id=b.id,
-                client=format_endpoint(c_hi, c_lo, version, c_port),
-                server=format_endpoint(s_hi, s_lo, version, s_port),
-                client_port=c_port,
-                server_port=s_port,
-                ip_version=version,
-                first_ts_ns=b.first_ts,
-                first_frame=b.first_frame,
-                last_ts_ns=b.last_ts,
-                partial=to_server.syn is None,
-                to_server=to_server,
-                to_client=to_client,
+    c_fin = zip(
+        first_fin.tolist(),
+        ts[fin_at].tolist(),
+        frame[fin_at].tolist(),
+        fin_end.tolist(),
+        strict=True,
+    )
+    c_rst = zip(
+        first_rst.tolist(),
+        ts[rst_at].tolist(),
+        frame[rst_at].tolist(),
+        start[rst_at].tolist(),
+        strict=True,
+    )
+    c_counts = zip(
+        sz.tolist(),
+        retrans.tolist(),
+        dir_bytes.tolist(),
+        missing.tolist(),
+        last_ts.tolist(),
+        ignored_rst.tolist(),
+        strict=True,
+    )
+    for j, i, is_odd, syn, fin, rst, counts in zip(
+        range(m), todo.tolist(), odd.tolist(), c_syn, c_fin, c_rst, c_counts, strict=True
+    ):
+        if is_odd:
+            continue
+        a, b = bounds[j], bounds[j + 1]
+        stream = (
+            EMPTY_STREAM
+            if a == b
+            else Stream(
+                l_starts[a:b],
+                l_lengths[a:b],
+                l_ts[a:b],
+                l_frames[a:b],
+                l_got[a:b],
+                l_ds[a:b],
+                b"".join(l_pieces[a:b]),
             )
         )
+        out[i] = Flow(
+            stream=stream,
+            syn=Mark(syn[1], syn[2]) if syn[0] < n else None,
+            syn_count=syn[3],
+            fin=Mark(fin[1], fin[2], fin[3]) if fin[0] < n else None,
+            rst=Mark(rst[1], rst[2], rst[3]) if rst[0] < n else None,
+            packets=counts[0],
+            retransmissions=counts[1],
+            bytes=int(counts[2]),
+            missing=int(counts[3]),
+            last_ts_ns=counts[4],
+            late_data=tuple(late.get(j, ())),
+            ignored_rsts=counts[5],
+        )
+
+    if odd.any():
+        odd_js = np.flatnonzero(odd).tolist()
+        dirs = [
+            (
+                [_as_rows(rows[first[j] : first[j] + sz[j]])],
+                [b"".join(pieces[first[j] : first[j] + sz[j]].tolist())],
+            )
+            for j in odd_js
+        ]
+        tame = [k for k, j in enumerate(odd_js) if not wild[j]]
+        for k, flow in zip(tame, _flows_general([dirs[k] for k in tame]), strict=True):
+            out[int(todo[odd_js[k]])] = flow
+        for k, j in enumerate(odd_js):
+            if wild[j]:  # alone: its offsets would spill over its neighbours'
+                out[int(todo[j])] = _flows_general([dirs[k]])[0]
     return out
 
 
 @dataclass(slots=True)
 class Reconstructor:
-    """Feeds on segment batches; yields each connection attempt once it can no longer grow."""
+    """Feeds on segment batches; yields each connection attempt once it can no longer grow.
+
+    Rows of the open connections wait in one shared store (a structured array in file order,
+    each row tagged with its connection's slot) beside an object array of their payload pieces;
+    a finished connection's rows are found by slot, its pieces are dropped, and the store is
+    compacted once as many of its rows are dead as alive, so memory follows the open connections.
+    """
 
     ports: frozenset[int]
     stats: TcpStats = field(default_factory=TcpStats)
     linger_ns: int = LINGER_NS
     _open: dict[tuple[int, ...], _Builder] = field(default_factory=dict)
     _next_id: int = 1
-    _pending: list[tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], list[bytes]]] = field(
-        default_factory=list
+    _next_seq: int = 0
+    _pending: list[tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], npt.NDArray[np.object_]]] = (
+        field(default_factory=list)
     )
     _pending_rows: int = 0
     _pending_bytes: int = 0
     _pending_since: int = 0  # capture time of the oldest waiting row
+    _rows: npt.NDArray[np.void] = field(default_factory=lambda: np.empty(0, dtype=_STORE))
+    _pay: npt.NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
+    _dead: int = 0  # rows of finished connections still in the store
+    # per slot: last packet time, close bits (1 client FIN/RST, 2 server's, 4 a RST), open
+    _last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _closed: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    _is_open: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _slots: list[_Builder | None] = field(default_factory=list)
+    _free: list[int] = field(default_factory=list)
+    _ips: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
     def feed(self, batch: SegmentBatch) -> Iterator[TcpConnection]:
         """Add one batch; yield the connections that are now finished."""
@@ -663,14 +878,16 @@ class Reconstructor:
         if not len(keep):
             return
         c2s = to_srv[keep]
-        rows = np.empty(len(keep), dtype=_ROW)
+        rows = np.empty(len(keep), dtype=_STORE)
         rows["ts"] = batch.ts_ns[keep]
         rows["frame"] = batch.frame[keep]
         rows["seq"] = batch.seq[keep]
         rows["plen"] = batch.payload_len[keep]
-        rows["clen"] = batch.captured_len[keep]
+        clen = batch.captured_len[keep]
+        rows["clen"] = clen
         rows["flags"] = batch.flags[keep]
         rows["c2s"] = c2s
+        rows["slot"] = -1
         src_hi, src_lo = batch.src_hi[keep], batch.src_lo[keep]
         dst_hi, dst_lo = batch.dst_hi[keep], batch.dst_lo[keep]
         sport, dport = batch.sport[keep], batch.dport[keep]
@@ -682,19 +899,20 @@ class Reconstructor:
         cport = np.where(c2s, sport, dport).astype(np.uint64)
         sport_ = np.where(c2s, dport, sport).astype(np.uint64)
         keys[:, 4] = (cport << 32) | (sport_ << 8) | batch.ip_version[keep]
-        # copy the captured payloads now: the batch's window is released after this call
-        mv = memoryview(batch.data)
-        has = np.flatnonzero(rows["clen"])
-        offs = batch.payload_off[keep][has].tolist()
-        lens = rows["clen"][has].tolist()
-        pieces = [b""] * len(keep)
-        for i, o, n in zip(has.tolist(), offs, lens, strict=True):
-            pieces[i] = mv[o : o + n].tobytes()
+        # copy the captured payloads now (the batch's window is released after this call): one
+        # bytes object per piece, sliced in C; they are joined once, when the stream is built
+        pay = np.full(len(keep), b"", dtype=object)
+        has = np.flatnonzero(clen)
+        if len(has):
+            window = batch.data if type(batch.data) is bytes else bytes(batch.data)
+            offs = batch.payload_off[keep[has]]
+            cuts = map(slice, offs.tolist(), (offs + clen[has]).tolist())
+            pay[has] = np.fromiter(map(window.__getitem__, cuts), dtype=object, count=len(has))
         if not self._pending:
             self._pending_since = int(rows["ts"][0])
-        self._pending.append((rows, keys, pieces))
+        self._pending.append((rows, keys, pay))
         self._pending_rows += len(keep)
-        self._pending_bytes += sum(lens)
+        self._pending_bytes += int(clen.sum())
         if (
             self._pending_rows >= GROUP_ROWS
             or self._pending_bytes >= GROUP_BYTES
@@ -703,71 +921,94 @@ class Reconstructor:
             yield from self._group()
 
     def _group(self) -> Iterator[TcpConnection]:
-        """Hand the waiting rows to their connections, one numpy grouping for all of them."""
+        """Hand the waiting rows to their connections, one numpy grouping for all of them.
+
+        Python runs once per connection here (a dict lookup), and per client SYN only for the
+        rare groups a SYN may split (a new ISN on an open tuple, SYNs written out of order).
+        """
         if not self._pending:
             return
         rows = np.concatenate([p[0] for p in self._pending])
         keys = np.concatenate([p[1] for p in self._pending])
-        pieces = [x for p in self._pending for x in p[2]]
+        pay = np.concatenate([p[2] for p in self._pending])
         self._pending.clear()
         self._pending_rows = 0
         self._pending_bytes = 0
 
-        flat = np.ascontiguousarray(keys).view(np.dtype((np.void, 40))).ravel()
-        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
-        # rows by connection, then nginx's rows before the upstream's, each in file order
-        order = np.lexsort((~rows["c2s"], inverse))
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse))))
+        first, inverse, order, bounds = _key_groups(keys)
         flags = rows["flags"]
-        client_syn = (flags & (SYN | ACK)) == SYN
-        client_syn &= rows["c2s"]
-        syn_groups = set(np.unique(inverse[client_syn]).tolist())
+        c2s = rows["c2s"]
+        client_syn = c2s & ((flags & (SYN | ACK)) == SYN)
+        # per group: the lowest and highest ISN of its client SYNs (-1: none)
+        isn_lo = np.full(len(first), -1, dtype=np.int64)
+        isn_hi = isn_lo.copy()
+        syn_rows = np.flatnonzero(client_syn)
+        if len(syn_rows):
+            sg = inverse[syn_rows]
+            isn = rows["seq"][syn_rows].astype(np.int64)
+            isn_lo[sg] = _MOD32
+            np.minimum.at(isn_lo, sg, isn)
+            np.maximum.at(isn_hi, sg, isn)
+        key_l = keys[first].tolist()
+        ts_l = rows["ts"][first].tolist()
+        frame_l = rows["frame"][first].tolist()
+        lo_l, hi_l = isn_lo.tolist(), isn_hi.tolist()
+        opens_l = client_syn[first].tolist()
+        slot_l = [-1] * len(first)
         open_ = self._open
         first_id = self._next_id
         created: list[_Builder] = []
         ended: list[_Builder] = []
+        assign: list[tuple[npt.NDArray[np.intp], int]] = []
         for g in np.argsort(first).tolist():  # groups in order of their first packet
-            idx = order[bounds[g] : bounds[g + 1]]
-            key = tuple(keys[idx[0]].tolist())
-            if g in syn_groups:
-                self._with_syns(key, rows, np.sort(idx), pieces, created, ended)
-                continue
+            key = tuple(key_l[g])
             b = open_.get(key)
+            lo = lo_l[g]
+            if lo >= 0 and not (
+                lo == hi_l[g] and (opens_l[g] if b is None else b.client_isn == lo)
+            ):
+                # not simply one attempt's SYNs opening the group, or repeated on its builder
+                self._with_syns(key, rows, order[bounds[g] : bounds[g + 1]], created, ended, assign)
+                continue
             if b is None:
-                b = self._new(key, rows[int(idx.min())])
+                b = self._new(key, ts_l[g], frame_l[g])
+                if lo >= 0:
+                    b.client_isn = lo
                 created.append(b)
-            part = rows[idx]
-            n_up = int(part["c2s"].sum())
-            ids = idx.tolist()
-            b.add(
-                part[:n_up],
-                b"".join([pieces[i] for i in ids[:n_up]]),
-                part[n_up:],
-                b"".join([pieces[i] for i in ids[n_up:]]),
-            )
+            slot_l[g] = b.slot
+        row_slot = np.array(slot_l, dtype=np.int32)[inverse]
+        for at, slot in assign:
+            row_slot[at] = slot
+        rows["slot"] = row_slot
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
         for i, c in enumerate(created, start=first_id):
             c.id = i
-        yield from _finish_many(ended)
-        yield from self._expire(int(rows["ts"].max()))
+        np.maximum.at(self._last, row_slot, rows["ts"])
+        shut = np.flatnonzero(flags & (FIN | RST))
+        if len(shut):
+            bits = np.where(c2s[shut], 1, 2) | np.where(flags[shut] & RST, 4, 0)
+            np.bitwise_or.at(self._closed, row_slot[shut], bits.astype(np.uint8))
+        self._rows = np.concatenate((self._rows, rows))
+        self._pay = np.concatenate((self._pay, pay))
+        yield from self._finish(ended + self._expired(int(rows["ts"].max())))
 
     def _with_syns(
         self,
         key: tuple[int, ...],
         rows: npt.NDArray[np.void],
         idx: npt.NDArray[np.intp],
-        pieces: list[bytes],
         created: list[_Builder],
         ended: list[_Builder],
+        assign: list[tuple[npt.NDArray[np.intp], int]],
     ) -> None:
         """A group holding client SYNs: split it wherever a SYN with a new ISN starts over."""
         part = rows[idx]
         syns = np.flatnonzero(part["c2s"] & ((part["flags"] & (SYN | ACK)) == SYN))
         start = 0
-        syn_ts = part["ts"][syns].tolist()
+        p_ts, p_frame = part["ts"], part["frame"]
+        syn_ts = p_ts[syns].tolist()
         for j, seq, t in zip(syns.tolist(), part["seq"][syns].tolist(), syn_ts, strict=True):
             b = self._open.get(key)
             if b is not None and b.client_isn == seq:
@@ -775,13 +1016,13 @@ class Reconstructor:
             if b is None or b.client_isn is None:
                 earliest = b.first_ts if b is not None else None
                 if j > start:
-                    waiting = int(part["ts"][start:j].min())
+                    waiting = int(p_ts[start:j].min())
                     earliest = waiting if earliest is None else min(earliest, waiting)
                 if earliest is not None and t <= earliest:
                     # written to the file after packets it precedes (a SYN-ACK first: tcpdump
                     # -i any across CPUs, mergecap): it opens this connection, not a new one
                     if b is None:
-                        b = self._new(key, part[start])
+                        b = self._new(key, int(p_ts[start]), int(p_frame[start]))
                         created.append(b)
                     b.client_isn = seq
                     b.first_ts = min(b.first_ts, t)
@@ -790,40 +1031,129 @@ class Reconstructor:
             # this SYN opens the next connection on the tuple. What came before is the old one's.
             if j > start:
                 if b is None:
-                    b = self._new(key, part[start])
+                    b = self._new(key, int(p_ts[start]), int(p_frame[start]))
                     created.append(b)
-                _split_add(b, rows, idx[start:j], pieces)
+                assign.append((idx[start:j], b.slot))
             if b is not None:
                 ended.append(self._open.pop(key))
-            b = self._new(key, part[j])
+                self._is_open[b.slot] = False
+            b = self._new(key, t, int(p_frame[j]))
             b.client_isn = seq
             created.append(b)
             start = j
         b = self._open.get(key)
         if b is None:
-            b = self._new(key, rows[idx[start]])
+            b = self._new(key, int(p_ts[start]), int(p_frame[start]))
             created.append(b)
-        _split_add(b, rows, idx[start:], pieces)
+        assign.append((idx[start:], b.slot))
 
-    def _new(self, key: tuple[int, ...], row: np.void) -> _Builder:
-        b = self._open[key] = _Builder(self._next_id, key, int(row["ts"]), int(row["frame"]))
+    def _new(self, key: tuple[int, ...], ts: int, frame: int) -> _Builder:
+        if not self._free:
+            self._grow()
+        slot = self._free.pop()
+        b = _Builder(self._next_id, key, ts, frame, slot, self._next_seq)
         self._next_id += 1
+        self._next_seq += 1
+        self._open[key] = b
+        self._slots[slot] = b
+        self._last[slot] = ts
+        self._closed[slot] = 0
+        self._is_open[slot] = True
         return b
 
-    def _expire(self, now: int) -> Iterator[TcpConnection]:
-        """Finish connections that are over and quiet for the linger time, or silent for long."""
-        linger, idle = self.linger_ns, IDLE_FINISH_NS
-        done = [
-            k
-            for k, b in self._open.items()
-            if b.last_ts + idle < now or (b.over and b.last_ts + linger < now)
-        ]
-        yield from _finish_many([self._open.pop(k) for k in done])
+    def _grow(self) -> None:
+        """More slots: twice as many (slots are reused, so they follow the open connections)."""
+        old = len(self._slots)
+        size = max(1024, 2 * old)
+        for name in ("_last", "_closed", "_is_open"):
+            arr = getattr(self, name)
+            grown = np.zeros(size, dtype=arr.dtype)
+            grown[:old] = arr
+            setattr(self, name, grown)
+        self._slots.extend([None] * (size - old))
+        self._free.extend(range(size - 1, old - 1, -1))
+
+    def _expired(self, now: int) -> list[_Builder]:
+        """Connections over and quiet for the linger time, or silent for long; oldest first."""
+        last, closed = self._last, self._closed
+        over = ((closed & 4) != 0) | ((closed & 3) == 3)
+        quiet = last < max(now - self.linger_ns, _I64_MIN)
+        silent = last < max(now - IDLE_FINISH_NS, _I64_MIN)
+        due = np.flatnonzero(self._is_open & (silent | (over & quiet))).tolist()
+        done = sorted((b for s in due if (b := self._slots[s]) is not None), key=lambda b: b.seq)
+        for b in done:
+            del self._open[b.key]
+            self._is_open[b.slot] = False
+        return done
+
+    def _finish(self, builders: list[_Builder]) -> Iterator[TcpConnection]:
+        for i in range(0, len(builders), FINISH_CHUNK):
+            yield from self._finish_chunk(builders[i : i + FINISH_CHUNK])
+
+    def _finish_chunk(self, builders: list[_Builder]) -> list[TcpConnection]:
+        """Connections from their builders, reassembling all their directions together."""
+        k = len(builders)
+        slots = np.array([b.slot for b in builders], dtype=np.int64)
+        rank = np.full(len(self._slots) + 1, -1, dtype=np.int64)  # [-1]: dead rows
+        rank[slots] = np.arange(k, dtype=np.int64)
+        store = self._rows
+        r = rank[store["slot"]]
+        sel = np.flatnonzero(r >= 0)
+        # each direction's rows together (client's first), in file order: a stable sort
+        d = (2 * r[sel] + ~store["c2s"][sel]).astype(np.uint64)
+        bits = max(len(sel) - 1, 1).bit_length()
+        by_dir = np.sort((d << np.uint64(bits)) | np.arange(len(sel), dtype=np.uint64))
+        sel = sel[(by_dir & np.uint64((1 << bits) - 1)).astype(np.intp)]
+        sizes = np.bincount((by_dir >> np.uint64(bits)).astype(np.intp), minlength=2 * k)
+        flows = _reassemble(store[sel], self._pay[sel], sizes)
+        out = []
+        for j, (b, last) in enumerate(zip(builders, self._last[slots].tolist(), strict=True)):
+            to_server, to_client = flows[2 * j], flows[2 * j + 1]
+            c_hi, c_lo, s_hi, s_lo, ports = b.key
+            c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
+            out.append(
+                TcpConnection(
+                    id=b.id,
+                    client=self._endpoint(c_hi, c_lo, version, c_port),
+                    server=self._endpoint(s_hi, s_lo, version, s_port),
+                    client_port=c_port,
+                    server_port=s_port,
+                    ip_version=version,
+                    first_ts_ns=b.first_ts,
+                    first_frame=b.first_frame,
+                    last_ts_ns=last,
+                    partial=to_server.syn is None,
+                    to_server=to_server,
+                    to_client=to_client,
+                )
+            )
+        # the finished connections leave: their pieces now, their rows at the next compaction
+        self._pay[sel] = None
+        store["slot"][sel] = -1
+        self._dead += len(sel)
+        for b in builders:
+            self._slots[b.slot] = None
+            self._free.append(b.slot)
+        if 2 * self._dead > len(store):
+            alive = store["slot"] >= 0
+            self._rows = store[alive]
+            self._pay = self._pay[alive]
+            self._dead = 0
+        return out
+
+    def _endpoint(self, hi: int, lo: int, version: int, port: int) -> str:
+        """``format_endpoint``, with the address printed once per host rather than per side."""
+        ip = self._ips.get((hi, lo, version))
+        if ip is None:
+            if len(self._ips) >= 4096:
+                self._ips.clear()
+            ip = self._ips[hi, lo, version] = format_ip(hi, lo, version)
+        return f"[{ip}]:{port}" if version == 6 else f"{ip}:{port}"
 
     def finish(self) -> Iterator[TcpConnection]:
         """The capture ended: finish every connection still open."""
         yield from self._group()
         builders = sorted(self._open.values(), key=lambda b: b.id)
         self._open.clear()
-        for i in range(0, len(builders), 20_000):  # bounded temporary arrays
-            yield from _finish_many(builders[i : i + 20_000])
+        self._is_open[:] = False
+        yield from self._finish(builders)
