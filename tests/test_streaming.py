@@ -132,3 +132,35 @@ def test_spooled_csv_equals_held_csv(busy: Path) -> None:
     assert spooled == held
     rows = list(csv.reader(io.StringIO(spooled)))
     assert any("retry" in r[-1] for r in rows[1:])
+
+
+def test_connection_json_is_exactly_what_the_encoder_writes(busy: Path) -> None:
+    """The hand-written line equals json.dumps of the dict, byte for byte, odd strings too."""
+    from dataclasses import replace
+
+    from pcapkit.model import Anomaly, Event, Request
+    from pcapkit.report.json_report import connection_dict, connection_json
+
+    def exact(c: object) -> str:
+        d = connection_dict(c)  # type: ignore[arg-type]
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    a = analyze(busy)
+    for c in a.connections:
+        assert connection_json(c) == exact(c)
+    odd = 'a"b\\c\x00\x1f\x7f é ✓ \u2028 \ud7ff'
+    c = a.connections[0]
+    weird = replace(
+        c,
+        client=odd,
+        history="",
+        requests=(Request(0, odd, odd, None, 1, 2), *c.requests),
+        events=(
+            Event(123456789, "request", "client", 7, odd, odd, odd, None, False, 0, 5, odd),
+            Event(1, "response", "server", 8, None, None, None, None, True, None, None, None),
+            *c.events,
+        ),
+        anomalies=(Anomaly(3, 4, "server", odd),),
+    )
+    assert connection_json(weird) == exact(weird)
+    assert json.loads(connection_json(weird))["client"] == odd
