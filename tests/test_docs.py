@@ -30,7 +30,7 @@ def test_python_examples_run(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    code = blocks("docs/api.md")[1]
+    code = next(b for b in blocks("docs/api.md") if "request_lost_to_fin" in b)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "docs/api.md", "exec"), {})
@@ -38,6 +38,15 @@ def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.Monke
     assert "6 6\n" in printed
     assert "GET /test/0/7 lost on connection 5 retried on 6" in printed
     assert "127.0.0.1:45512 server fin SF ShDdfF" in printed
+
+
+def test_keep_example_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code = next(b for b in blocks("docs/api.md") if "spool=True" in b)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/api.md", "exec"), {})
+    assert out.getvalue() == "6 [1, 2, 3, 4, 5, 6]\n"
 
 
 def test_readme_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
