@@ -22,6 +22,7 @@ segments — again with numpy. Nothing here knows about HTTP; the next stage rea
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -562,17 +563,18 @@ _I64_MIN = -(1 << 63)
 def _key_groups(
     keys: npt.NDArray[np.uint64],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp], list[int]]:
-    """Rows with equal keys, found with one sort of a 64-bit hash (with the row number in its
-    low bits, so a plain sort is stable); equal hashes are checked against the keys.
+    """Rows with equal keys (``keys[:, i]`` is row ``i``'s key), found with one sort of a 64-bit
+    hash with the row number in its low bits (so a plain sort is stable); rows with equal hashes
+    are checked against the keys themselves.
 
     Returns each group's first row, each row's group, the rows ordered by group (file order
     within one) and where each group starts in that order.
     """
-    n = len(keys)
-    h = keys[:, 0] * _MIX[0]
+    n = keys.shape[1]
+    h = keys[0] * _MIX[0]
     for c in range(1, 5):
         h ^= h >> np.uint64(29)
-        h += keys[:, c] * _MIX[c]
+        h += keys[c] * _MIX[c]
     h ^= h >> np.uint64(32)
     h *= _MIX[4]
     h ^= h >> np.uint64(29)
@@ -582,12 +584,16 @@ def _key_groups(
     hv = packed >> np.uint64(bits)
     new = np.ones(n, dtype=bool)
     new[1:] = hv[1:] != hv[:-1]
-    ks = keys[order]
-    differ = (ks[1:] != ks[:-1]).any(axis=1)
-    if (differ & ~new[1:]).any():  # two keys with one hash: sort the keys themselves
-        order = np.lexsort(keys.T[::-1]).astype(np.intp)
-        ks = keys[order]
-        new[1:] = (ks[1:] != ks[:-1]).any(axis=1)
+    same = ~new[1:]
+    for c in range(5):
+        col = keys[c][order]
+        if (same & (col[1:] != col[:-1])).any():  # two keys, one hash: sort the keys instead
+            order = np.lexsort(keys[::-1]).astype(np.intp)
+            new[1:] = False
+            for c2 in range(5):
+                col = keys[c2][order]
+                new[1:] |= col[1:] != col[:-1]
+            break
     inverse = np.empty(n, dtype=np.intp)
     inverse[order] = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
@@ -831,9 +837,11 @@ class Reconstructor:
     """Feeds on segment batches; yields each connection attempt once it can no longer grow.
 
     Rows of the open connections wait in one shared store (a structured array in file order,
-    each row tagged with its connection's slot) beside an object array of their payload pieces;
-    a finished connection's rows are found by slot, its pieces are dropped, and the store is
-    compacted once as many of its rows are dead as alive, so memory follows the open connections.
+    each row tagged with its connection's slot, filled like a vector: room doubles when full)
+    beside an object array of their payload pieces. A finished connection's rows are found by
+    slot, its pieces dropped at once, and the store is compacted once as many of its rows are
+    dead as alive, so memory follows the open connections and each row is copied a bounded
+    number of times on average.
     """
 
     ports: frozenset[int]
@@ -850,7 +858,8 @@ class Reconstructor:
     _pending_since: int = 0  # capture time of the oldest waiting row
     _rows: npt.NDArray[np.void] = field(default_factory=lambda: np.empty(0, dtype=_STORE))
     _pay: npt.NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
-    _dead: int = 0  # rows of finished connections still in the store
+    _used: int = 0  # rows of the store in use (the rest is room)
+    _dead: int = 0  # rows of finished connections among them
     # per slot: last packet time, close bits (1 client FIN/RST, 2 server's, 4 a RST), open
     _last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _closed: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
@@ -891,14 +900,14 @@ class Reconstructor:
         src_hi, src_lo = batch.src_hi[keep], batch.src_lo[keep]
         dst_hi, dst_lo = batch.dst_hi[keep], batch.dst_lo[keep]
         sport, dport = batch.sport[keep], batch.dport[keep]
-        keys = np.empty((len(keep), 5), dtype=np.uint64)
-        keys[:, 0] = np.where(c2s, src_hi, dst_hi)
-        keys[:, 1] = np.where(c2s, src_lo, dst_lo)
-        keys[:, 2] = np.where(c2s, dst_hi, src_hi)
-        keys[:, 3] = np.where(c2s, dst_lo, src_lo)
+        keys = np.empty((5, len(keep)), dtype=np.uint64)  # a column per key part
+        keys[0] = np.where(c2s, src_hi, dst_hi)
+        keys[1] = np.where(c2s, src_lo, dst_lo)
+        keys[2] = np.where(c2s, dst_hi, src_hi)
+        keys[3] = np.where(c2s, dst_lo, src_lo)
         cport = np.where(c2s, sport, dport).astype(np.uint64)
         sport_ = np.where(c2s, dport, sport).astype(np.uint64)
-        keys[:, 4] = (cport << 32) | (sport_ << 8) | batch.ip_version[keep]
+        keys[4] = (cport << 32) | (sport_ << 8) | batch.ip_version[keep]
         # copy the captured payloads now (the batch's window is released after this call): one
         # bytes object per piece, sliced in C; they are joined once, when the stream is built
         pay = np.full(len(keep), b"", dtype=object)
@@ -929,7 +938,7 @@ class Reconstructor:
         if not self._pending:
             return
         rows = np.concatenate([p[0] for p in self._pending])
-        keys = np.concatenate([p[1] for p in self._pending])
+        keys = np.concatenate([p[1] for p in self._pending], axis=1)
         pay = np.concatenate([p[2] for p in self._pending])
         self._pending.clear()
         self._pending_rows = 0
@@ -949,7 +958,7 @@ class Reconstructor:
             isn_lo[sg] = _MOD32
             np.minimum.at(isn_lo, sg, isn)
             np.maximum.at(isn_hi, sg, isn)
-        key_l = keys[first].tolist()
+        key_l = keys[:, first].T.tolist()
         ts_l = rows["ts"][first].tolist()
         frame_l = rows["frame"][first].tolist()
         lo_l, hi_l = isn_lo.tolist(), isn_hi.tolist()
@@ -976,23 +985,46 @@ class Reconstructor:
                     b.client_isn = lo
                 created.append(b)
             slot_l[g] = b.slot
-        row_slot = np.array(slot_l, dtype=np.int32)[inverse]
-        for at, slot in assign:
-            row_slot[at] = slot
+        group_slot = np.array(slot_l, dtype=np.int32)
+        row_slot = group_slot[inverse]
+        ts = rows["ts"]
+        whole = np.flatnonzero(group_slot >= 0)
+        if len(whole):  # the groups that went to one connection: their latest packet
+            latest = np.maximum.reduceat(ts[order], bounds[:-1])[whole]
+            at = group_slot[whole]
+            self._last[at] = np.maximum(self._last[at], latest)
+        for rows_at, slot in assign:
+            row_slot[rows_at] = slot
+            self._last[slot] = max(int(self._last[slot]), int(ts[rows_at].max()))
         rows["slot"] = row_slot
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
         for i, c in enumerate(created, start=first_id):
             c.id = i
-        np.maximum.at(self._last, row_slot, rows["ts"])
         shut = np.flatnonzero(flags & (FIN | RST))
         if len(shut):
             bits = np.where(c2s[shut], 1, 2) | np.where(flags[shut] & RST, 4, 0)
             np.bitwise_or.at(self._closed, row_slot[shut], bits.astype(np.uint8))
-        self._rows = np.concatenate((self._rows, rows))
-        self._pay = np.concatenate((self._pay, pay))
-        yield from self._finish(ended + self._expired(int(rows["ts"].max())))
+        self._append(rows, pay)
+        yield from self._finish(ended + self._expired(int(ts.max())))
+
+    def _append(self, rows: npt.NDArray[np.void], pay: npt.NDArray[np.object_]) -> None:
+        """Add rows to the store: into its room, after compacting or growing it when full."""
+        n, used = len(rows), self._used
+        if used + n > len(self._rows):
+            alive = self._rows["slot"][:used] >= 0
+            live = int(alive.sum())
+            size = max(2 * (live + n), 1 << 16)
+            grown = np.empty(size, dtype=_STORE)
+            grown[:live] = self._rows[:used][alive]
+            grown_pay = np.full(size, None, dtype=object)
+            grown_pay[:live] = self._pay[:used][alive]
+            self._rows, self._pay = grown, grown_pay
+            used, self._dead = live, 0
+        self._rows[used : used + n] = rows
+        self._pay[used : used + n] = pay
+        self._used = used + n
 
     def _with_syns(
         self,
@@ -1087,16 +1119,15 @@ class Reconstructor:
         return done
 
     def _finish(self, builders: list[_Builder]) -> Iterator[TcpConnection]:
-        for i in range(0, len(builders), FINISH_CHUNK):
-            yield from self._finish_chunk(builders[i : i + FINISH_CHUNK])
-
-    def _finish_chunk(self, builders: list[_Builder]) -> list[TcpConnection]:
-        """Connections from their builders, reassembling all their directions together."""
+        """Connections from their builders, in that order: their rows are found with one pass
+        over the store and one sort, then reassembled :data:`FINISH_CHUNK` at a time."""
+        if not builders:
+            return
         k = len(builders)
         slots = np.array([b.slot for b in builders], dtype=np.int64)
         rank = np.full(len(self._slots) + 1, -1, dtype=np.int64)  # [-1]: dead rows
         rank[slots] = np.arange(k, dtype=np.int64)
-        store = self._rows
+        store = self._rows[: self._used]
         r = rank[store["slot"]]
         sel = np.flatnonzero(r >= 0)
         # each direction's rows together (client's first), in file order: a stable sort
@@ -1105,41 +1136,64 @@ class Reconstructor:
         by_dir = np.sort((d << np.uint64(bits)) | np.arange(len(sel), dtype=np.uint64))
         sel = sel[(by_dir & np.uint64((1 << bits) - 1)).astype(np.intp)]
         sizes = np.bincount((by_dir >> np.uint64(bits)).astype(np.intp), minlength=2 * k)
-        flows = _reassemble(store[sel], self._pay[sel], sizes)
-        out = []
-        for j, (b, last) in enumerate(zip(builders, self._last[slots].tolist(), strict=True)):
-            to_server, to_client = flows[2 * j], flows[2 * j + 1]
-            c_hi, c_lo, s_hi, s_lo, ports = b.key
-            c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
-            out.append(
-                TcpConnection(
-                    id=b.id,
-                    client=self._endpoint(c_hi, c_lo, version, c_port),
-                    server=self._endpoint(s_hi, s_lo, version, s_port),
-                    client_port=c_port,
-                    server_port=s_port,
-                    ip_version=version,
-                    first_ts_ns=b.first_ts,
-                    first_frame=b.first_frame,
-                    last_ts_ns=last,
-                    partial=to_server.syn is None,
-                    to_server=to_server,
-                    to_client=to_client,
-                )
+        ends = np.cumsum(sizes).tolist()
+        last = self._last[slots].tolist()
+        for c0 in range(0, k, FINISH_CHUNK):
+            c1 = min(c0 + FINISH_CHUNK, k)
+            lo, hi = ends[2 * c0 - 1] if c0 else 0, ends[2 * c1 - 1]
+            part = sel[lo:hi]
+            conns = self._connections(
+                builders[c0:c1], last[c0:c1], store[part], self._pay[part], sizes[2 * c0 : 2 * c1]
             )
-        # the finished connections leave: their pieces now, their rows at the next compaction
-        self._pay[sel] = None
-        store["slot"][sel] = -1
-        self._dead += len(sel)
-        for b in builders:
-            self._slots[b.slot] = None
-            self._free.append(b.slot)
-        if 2 * self._dead > len(store):
-            alive = store["slot"] >= 0
-            self._rows = store[alive]
-            self._pay = self._pay[alive]
-            self._dead = 0
-        return out
+            # the finished connections leave: their pieces now, their rows at the next compaction
+            self._pay[part] = None
+            store["slot"][part] = -1
+            self._dead += len(part)
+            for b in builders[c0:c1]:
+                self._slots[b.slot] = None
+                self._free.append(b.slot)
+            yield from conns
+
+    def _connections(
+        self,
+        builders: list[_Builder],
+        last: list[int],
+        rows: npt.NDArray[np.void],
+        pieces: npt.NDArray[np.object_],
+        sizes: npt.NDArray[np.int64],
+    ) -> list[TcpConnection]:
+        """Build the objects with the cyclic garbage collector paused: they hold no cycles, and
+        hundreds of thousands of new lists would otherwise make it walk the heap again and again.
+        """
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            flows = _reassemble(rows, pieces, sizes)
+            out = []
+            for j, (b, last_ts) in enumerate(zip(builders, last, strict=True)):
+                to_server, to_client = flows[2 * j], flows[2 * j + 1]
+                c_hi, c_lo, s_hi, s_lo, ports = b.key
+                c_port, s_port, version = ports >> 32, (ports >> 8) & 0xFFFF, ports & 0xFF
+                out.append(
+                    TcpConnection(
+                        id=b.id,
+                        client=self._endpoint(c_hi, c_lo, version, c_port),
+                        server=self._endpoint(s_hi, s_lo, version, s_port),
+                        client_port=c_port,
+                        server_port=s_port,
+                        ip_version=version,
+                        first_ts_ns=b.first_ts,
+                        first_frame=b.first_frame,
+                        last_ts_ns=last_ts,
+                        partial=to_server.syn is None,
+                        to_server=to_server,
+                        to_client=to_client,
+                    )
+                )
+            return out
+        finally:
+            if paused:
+                gc.enable()
 
     def _endpoint(self, hi: int, lo: int, version: int, port: int) -> str:
         """``format_endpoint``, with the address printed once per host rather than per side."""
@@ -1157,3 +1211,6 @@ class Reconstructor:
         self._open.clear()
         self._is_open[:] = False
         yield from self._finish(builders)
+        self._rows = np.empty(0, dtype=_STORE)
+        self._pay = np.empty(0, dtype=object)
+        self._used = self._dead = 0
