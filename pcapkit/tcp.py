@@ -27,6 +27,8 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice, pairwise
+from operator import getitem
 
 import numpy as np
 import numpy.typing as npt
@@ -61,8 +63,9 @@ _ROW: np.dtype[np.void] = np.dtype(
         ("c2s", "?"),
     ]
 )
-# A waiting row: the same, and the slot of the connection it belongs to.
-_STORE: np.dtype[np.void] = np.dtype([*_ROW.descr, ("slot", "<i4")])
+# A stored row: the same, the slot of the connection it belongs to, and the serial number of
+# the payload blob holding its bytes (see Reconstructor).
+_STORE: np.dtype[np.void] = np.dtype([*_ROW.descr, ("slot", "<i4"), ("blob", "<i8")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,7 +558,7 @@ _MIX = np.array(
 
 # Connections finished together: their temporary arrays, and the payload they hold twice (the
 # pieces and the joined streams), stay bounded.
-FINISH_CHUNK = 2048
+FINISH_CHUNK = 256
 
 _I64_MIN = -(1 << 63)
 
@@ -608,18 +611,18 @@ def _as_rows(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
 
 
 def _reassemble(
-    rows: npt.NDArray[np.void], pieces: npt.NDArray[np.object_], sizes: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.void], payloads: list[bytes], sizes: npt.NDArray[np.int64]
 ) -> list[Flow]:
     """Every direction's :class:`Flow` at once; the fast, exact path of :func:`_flows_general`.
 
     ``rows`` holds the directions one after the other (``sizes[d]`` rows each), each in file
-    order; ``pieces[i]`` is row ``i``'s captured payload. Nearly every direction arrives in
-    order: capture times never go back, and data never goes back in the stream (retransmissions
-    of the newest segment included). For those, arrival order is file order and offset order at
-    once, so the two sorts of :func:`_flows_general` are not needed, and a direction's ``data``
-    is its kept pieces joined once. The other directions (reordered, overlapping out of order,
-    or with offsets too far apart for the shared running maximum) go to
-    :func:`_flows_general`, which gives the same answer for every direction.
+    order; ``payloads[d]`` is direction ``d``'s captured payload bytes, row after row. Nearly
+    every direction arrives in order: capture times never go back, and data never goes back in
+    the stream (retransmissions of the newest segment included). For those, arrival order is
+    file order and offset order at once, so the two sorts of :func:`_flows_general` are not
+    needed. The other directions (reordered, overlapping out of order, or with offsets too far
+    apart for the shared running maximum) go to :func:`_flows_general`, which gives the same
+    answer for every direction.
     """
     out: list[Flow] = [EMPTY_FLOW] * len(sizes)
     todo = np.flatnonzero(sizes)
@@ -636,6 +639,8 @@ def _reassemble(
     ts, frame = rows["ts"], rows["frame"]
     plen = rows["plen"].astype(np.int64)
     clen = rows["clen"].astype(np.int64)
+    cum = np.cumsum(clen) - clen
+    pay_off = cum - cum[first][did]  # where each row's bytes sit in its direction's payload
 
     is_syn = (flags & SYN) != 0
     is_rst = (flags & RST) != 0
@@ -727,10 +732,14 @@ def _reassemble(
     base = np.append(before_got, before_got[-1] + got[-1] if len(got) else 0)
     data_starts = before_got - base[bounds[:-1]][k_did]
     dir_bytes = np.bincount(k_did, weights=lengths, minlength=m)
-    got_pieces = pieces[kept]
-    trim = np.flatnonzero(cut)
-    for i, c in zip(trim.tolist(), np.minimum(cut, k_clen)[trim].tolist(), strict=True):
-        got_pieces[i] = got_pieces[i][c:]  # the first transmission of these bytes won
+    dir_got = np.bincount(k_did, weights=got, minlength=m)
+    # as in _flows_general: a direction is one slice of its payload when nothing was trimmed
+    # and its kept pieces sit back to back
+    offs = pay_off[kept]
+    broken = cut != 0
+    if len(kept) > 1:
+        broken[1:] |= (k_did[1:] == k_did[:-1]) & (offs[1:] != offs[:-1] + k_clen[:-1])
+    bad = np.bincount(k_did[broken], minlength=m) > 0
 
     fin_at = np.minimum(first_fin, n - 1)
     fin_end = end[fin_at]
@@ -747,7 +756,8 @@ def _reassemble(
 
     l_starts, l_lengths, l_got = new_s.tolist(), lengths.tolist(), got.tolist()
     l_ts, l_frames, l_ds = ts[kept].tolist(), frame[kept].tolist(), data_starts.tolist()
-    l_pieces = got_pieces.tolist()
+    l_cut = cut.tolist()
+    l_offs = offs.tolist()
     syn_at = np.minimum(first_syn, n - 1)
     rst_at = np.minimum(first_rst, n - 1)
     c_syn = zip(
@@ -772,6 +782,8 @@ def _reassemble(
         strict=True,
     )
     c_counts = zip(
+        dir_got.tolist(),
+        bad.tolist(),
         sz.tolist(),
         retrans.tolist(),
         dir_bytes.tolist(),
@@ -780,48 +792,51 @@ def _reassemble(
         ignored_rst.tolist(),
         strict=True,
     )
+    todo_l = todo.tolist()
     for j, i, is_odd, syn, fin, rst, counts in zip(
-        range(m), todo.tolist(), odd.tolist(), c_syn, c_fin, c_rst, c_counts, strict=True
+        range(m), todo_l, odd.tolist(), c_syn, c_fin, c_rst, c_counts, strict=True
     ):
         if is_odd:
             continue
         a, b = bounds[j], bounds[j + 1]
-        stream = (
-            EMPTY_STREAM
-            if a == b
-            else Stream(
-                l_starts[a:b],
-                l_lengths[a:b],
-                l_ts[a:b],
-                l_frames[a:b],
-                l_got[a:b],
-                l_ds[a:b],
-                b"".join(l_pieces[a:b]),
+        if a == b:
+            stream = EMPTY_STREAM
+        else:
+            payload = payloads[i]
+            if not counts[1]:
+                lo, size = l_offs[a], int(counts[0])
+                buf = payload if lo == 0 and size == len(payload) else payload[lo : lo + size]
+            else:  # the first transmission of each byte won: keep what each piece brought
+                buf = b"".join(
+                    [
+                        payload[o + min(c, n_) : o + n_]
+                        for o, c, n_ in zip(
+                            l_offs[a:b], l_cut[a:b], k_clen[a:b].tolist(), strict=True
+                        )
+                    ]
+                )
+            stream = Stream(
+                l_starts[a:b], l_lengths[a:b], l_ts[a:b], l_frames[a:b], l_got[a:b], l_ds[a:b], buf
             )
-        )
         out[i] = Flow(
             stream=stream,
             syn=Mark(syn[1], syn[2]) if syn[0] < n else None,
             syn_count=syn[3],
             fin=Mark(fin[1], fin[2], fin[3]) if fin[0] < n else None,
             rst=Mark(rst[1], rst[2], rst[3]) if rst[0] < n else None,
-            packets=counts[0],
-            retransmissions=counts[1],
-            bytes=int(counts[2]),
-            missing=int(counts[3]),
-            last_ts_ns=counts[4],
+            packets=counts[2],
+            retransmissions=counts[3],
+            bytes=int(counts[4]),
+            missing=int(counts[5]),
+            last_ts_ns=counts[6],
             late_data=tuple(late.get(j, ())),
-            ignored_rsts=counts[5],
+            ignored_rsts=counts[7],
         )
 
     if odd.any():
         odd_js = np.flatnonzero(odd).tolist()
         dirs = [
-            (
-                [_as_rows(rows[first[j] : first[j] + sz[j]])],
-                [b"".join(pieces[first[j] : first[j] + sz[j]].tolist())],
-            )
-            for j in odd_js
+            ([_as_rows(rows[first[j] : first[j] + sz[j]])], [payloads[todo_l[j]]]) for j in odd_js
         ]
         tame = [k for k, j in enumerate(odd_js) if not wild[j]]
         for k, flow in zip(tame, _flows_general([dirs[k] for k in tame]), strict=True):
@@ -837,11 +852,14 @@ class Reconstructor:
     """Feeds on segment batches; yields each connection attempt once it can no longer grow.
 
     Rows of the open connections wait in one shared store (a structured array in file order,
-    each row tagged with its connection's slot, filled like a vector: room doubles when full)
-    beside an object array of their payload pieces. A finished connection's rows are found by
-    slot, its pieces dropped at once, and the store is compacted once as many of its rows are
-    dead as alive, so memory follows the open connections and each row is copied a bounded
-    number of times on average.
+    each row tagged with its connection's slot, filled like a vector: room doubles when full).
+    Payload bytes wait as blobs: when rows are grouped, each connection's pieces in each
+    direction are joined into one bytes object, which every one of those rows points to (an
+    object array beside the store) and names by a serial number. A direction's payload is then
+    its few blobs joined, not thousands of pieces, and finishing touches few Python objects.
+    A finished connection's rows are found by slot, its blobs dropped at once, and the store is
+    compacted once as many of its rows are dead as alive, so memory follows the open
+    connections and each row is copied a bounded number of times on average.
     """
 
     ports: frozenset[int]
@@ -850,15 +868,17 @@ class Reconstructor:
     _open: dict[tuple[int, ...], _Builder] = field(default_factory=dict)
     _next_id: int = 1
     _next_seq: int = 0
-    _pending: list[tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], npt.NDArray[np.object_]]] = (
-        field(default_factory=list)
-    )
+    # waiting batches: rows, key columns, the window holding their payloads, payload offsets
+    _pending: list[
+        tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], memoryview, npt.NDArray[np.int64]]
+    ] = field(default_factory=list)
     _pending_rows: int = 0
     _pending_bytes: int = 0
     _pending_since: int = 0  # capture time of the oldest waiting row
     _rows: npt.NDArray[np.void] = field(default_factory=lambda: np.empty(0, dtype=_STORE))
     _pay: npt.NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
     _used: int = 0  # rows of the store in use (the rest is room)
+    _blobs: int = 0  # serial numbers of blobs handed out
     _dead: int = 0  # rows of finished connections among them
     # per slot: last packet time, close bits (1 client FIN/RST, 2 server's, 4 a RST), open
     _last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -908,18 +928,14 @@ class Reconstructor:
         cport = np.where(c2s, sport, dport).astype(np.uint64)
         sport_ = np.where(c2s, dport, sport).astype(np.uint64)
         keys[4] = (cport << 32) | (sport_ << 8) | batch.ip_version[keep]
-        # copy the captured payloads now (the batch's window is released after this call): one
-        # bytes object per piece, sliced in C; they are joined once, when the stream is built
-        pay = np.full(len(keep), b"", dtype=object)
-        has = np.flatnonzero(clen)
-        if len(has):
-            window = batch.data if type(batch.data) is bytes else bytes(batch.data)
-            offs = batch.payload_off[keep[has]]
-            cuts = map(slice, offs.tolist(), (offs + clen[has]).tolist())
-            pay[has] = np.fromiter(map(window.__getitem__, cuts), dtype=object, count=len(has))
+        # The payloads stay in the batch's window until the rows are grouped, and are then
+        # copied once, straight into each connection's blobs (an immutable window is kept as
+        # it is; any other buffer is copied, as it may be reused once this call returns).
+        window = memoryview(batch.data if type(batch.data) is bytes else bytes(batch.data))
+        offsets = batch.payload_off[keep]
         if not self._pending:
             self._pending_since = int(rows["ts"][0])
-        self._pending.append((rows, keys, pay))
+        self._pending.append((rows, keys, window, offsets))
         self._pending_rows += len(keep)
         self._pending_bytes += int(clen.sum())
         if (
@@ -939,7 +955,10 @@ class Reconstructor:
             return
         rows = np.concatenate([p[0] for p in self._pending])
         keys = np.concatenate([p[1] for p in self._pending], axis=1)
-        pay = np.concatenate([p[2] for p in self._pending])
+        windows = np.empty(len(self._pending), dtype=object)
+        windows[:] = [p[2] for p in self._pending]
+        window = np.repeat(windows, [len(p[0]) for p in self._pending])
+        offsets = np.concatenate([p[3] for p in self._pending])
         self._pending.clear()
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -997,6 +1016,7 @@ class Reconstructor:
             row_slot[rows_at] = slot
             self._last[slot] = max(int(self._last[slot]), int(ts[rows_at].max()))
         rows["slot"] = row_slot
+        pay = self._blobs_of(rows, window, offsets)
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
@@ -1008,6 +1028,45 @@ class Reconstructor:
             np.bitwise_or.at(self._closed, row_slot[shut], bits.astype(np.uint8))
         self._append(rows, pay)
         yield from self._finish(ended + self._expired(int(ts.max())))
+
+    def _blobs_of(
+        self,
+        rows: npt.NDArray[np.void],
+        window: npt.NDArray[np.object_],
+        offsets: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.object_]:
+        """Join each connection's payloads per direction (file order) into one blob, straight
+        from the batches' windows; give every row its blob and the blob's serial number.
+
+        Python runs per blob; per payload only C does (``map`` slicing memoryviews, ``join``).
+        """
+        n = len(rows)
+        pair = 2 * rows["slot"].astype(np.uint64) + ~rows["c2s"]
+        bits = max(n - 1, 1).bit_length()
+        packed = np.sort((pair << np.uint64(bits)) | np.arange(n, dtype=np.uint64))
+        order = (packed & np.uint64((1 << bits) - 1)).astype(np.intp)
+        pair = packed >> np.uint64(bits)
+        new = np.ones(n, dtype=bool)
+        new[1:] = pair[1:] != pair[:-1]
+        serial = np.cumsum(new) - 1
+        count = int(serial[-1]) + 1
+        clen = rows["clen"].astype(np.int64)[order]
+        has = np.flatnonzero(clen)
+        per_blob = np.bincount(serial[has], minlength=count).tolist()
+        starts = offsets[order[has]]
+        views = map(
+            getitem,
+            window[order[has]].tolist(),
+            map(slice, starts.tolist(), (starts + clen[has]).tolist()),
+        )
+        blobs = np.fromiter(
+            (b"".join(islice(views, k)) for k in per_blob), dtype=object, count=count
+        )
+        at = np.empty(n, dtype=np.intp)
+        at[order] = serial
+        rows["blob"] = at + self._blobs
+        self._blobs += count
+        return blobs[at]
 
     def _append(self, rows: npt.NDArray[np.void], pay: npt.NDArray[np.object_]) -> None:
         """Add rows to the store: into its room, after compacting or growing it when full."""
@@ -1140,11 +1199,20 @@ class Reconstructor:
         last = self._last[slots].tolist()
         for c0 in range(0, k, FINISH_CHUNK):
             c1 = min(c0 + FINISH_CHUNK, k)
-            lo, hi = ends[2 * c0 - 1] if c0 else 0, ends[2 * c1 - 1]
-            part = sel[lo:hi]
+            part = sel[ends[2 * c0 - 1] if c0 else 0 : ends[2 * c1 - 1]]
+            chunk_sizes = sizes[2 * c0 : 2 * c1]
+            # each direction's payload: its blobs joined (a blob's rows begin where the serial
+            # changes; directions never share a blob)
+            blob = store["blob"][part]
+            blob_at = np.flatnonzero(np.concatenate(([True], blob[1:] != blob[:-1])))
+            blobs = self._pay[part[blob_at]].tolist()
+            cut = [0, *np.searchsorted(blob_at, np.cumsum(chunk_sizes)).tolist()]
+            payloads = [b"".join(blobs[a:b]) for a, b in pairwise(cut)]
+            del blobs
             conns = self._connections(
-                builders[c0:c1], last[c0:c1], store[part], self._pay[part], sizes[2 * c0 : 2 * c1]
+                builders[c0:c1], last[c0:c1], store[part], payloads, chunk_sizes
             )
+            del payloads
             # the finished connections leave: their pieces now, their rows at the next compaction
             self._pay[part] = None
             store["slot"][part] = -1
@@ -1159,7 +1227,7 @@ class Reconstructor:
         builders: list[_Builder],
         last: list[int],
         rows: npt.NDArray[np.void],
-        pieces: npt.NDArray[np.object_],
+        payloads: list[bytes],
         sizes: npt.NDArray[np.int64],
     ) -> list[TcpConnection]:
         """Build the objects with the cyclic garbage collector paused: they hold no cycles, and
@@ -1168,7 +1236,7 @@ class Reconstructor:
         paused = gc.isenabled()
         gc.disable()
         try:
-            flows = _reassemble(rows, pieces, sizes)
+            flows = _reassemble(rows, payloads, sizes)
             out = []
             for j, (b, last_ts) in enumerate(zip(builders, last, strict=True)):
                 to_server, to_client = flows[2 * j], flows[2 * j + 1]
