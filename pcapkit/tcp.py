@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice, pairwise
 from operator import getitem
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -1054,14 +1055,16 @@ class Reconstructor:
         has = np.flatnonzero(clen)
         per_blob = np.bincount(serial[has], minlength=count).tolist()
         starts = offsets[order[has]]
-        views = map(
-            getitem,
-            window[order[has]].tolist(),
-            map(slice, starts.tolist(), (starts + clen[has]).tolist()),
+        views = cast(
+            Iterator[memoryview],
+            map(
+                getitem,
+                window[order[has]].tolist(),
+                map(slice, starts.tolist(), (starts + clen[has]).tolist()),
+            ),
         )
-        blobs = np.fromiter(
-            (b"".join(islice(views, k)) for k in per_blob), dtype=object, count=count
-        )
+        blobs: npt.NDArray[np.object_] = np.empty(count, dtype=object)
+        blobs[:] = [b"".join(islice(views, k)) for k in per_blob]
         at = np.empty(n, dtype=np.intp)
         at[order] = serial
         rows["blob"] = at + self._blobs
