@@ -854,13 +854,13 @@ class Reconstructor:
 
     Rows of the open connections wait in one shared store (a structured array in file order,
     each row tagged with its connection's slot, filled like a vector: room doubles when full).
-    Payload bytes wait as blobs: when rows are grouped, each connection's pieces in each
-    direction are joined into one bytes object, which every one of those rows points to (an
-    object array beside the store) and names by a serial number. A direction's payload is then
-    its few blobs joined, not thousands of pieces, and finishing touches few Python objects.
-    A finished connection's rows are found by slot, its blobs dropped at once, and the store is
-    compacted once as many of its rows are dead as alive, so memory follows the open
-    connections and each row is copied a bounded number of times on average.
+    Payload bytes wait as blobs: when rows are grouped, each connection's payloads in each
+    direction are copied from the batches' windows into one bytes object, named by a serial
+    number that its rows carry. A direction's payload is then its few blobs joined, not
+    thousands of pieces, and finishing touches few Python objects. A finished connection's rows
+    are found by slot and its blobs dropped at once; the store is compacted when it is full and
+    holds dead rows, so memory follows the open connections and each row is copied a bounded
+    number of times on average.
     """
 
     ports: frozenset[int]
@@ -877,7 +877,7 @@ class Reconstructor:
     _pending_bytes: int = 0
     _pending_since: int = 0  # capture time of the oldest waiting row
     _rows: npt.NDArray[np.void] = field(default_factory=lambda: np.empty(0, dtype=_STORE))
-    _pay: npt.NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
+    _blob_of: dict[int, bytes] = field(default_factory=dict)  # live blobs by serial number
     _used: int = 0  # rows of the store in use (the rest is room)
     _blobs: int = 0  # serial numbers of blobs handed out
     _dead: int = 0  # rows of finished connections among them
@@ -1017,7 +1017,7 @@ class Reconstructor:
             row_slot[rows_at] = slot
             self._last[slot] = max(int(self._last[slot]), int(ts[rows_at].max()))
         rows["slot"] = row_slot
-        pay = self._blobs_of(rows, window, offsets)
+        self._blobs_of(rows, window, offsets)
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
@@ -1027,7 +1027,7 @@ class Reconstructor:
         if len(shut):
             bits = np.where(c2s[shut], 1, 2) | np.where(flags[shut] & RST, 4, 0)
             np.bitwise_or.at(self._closed, row_slot[shut], bits.astype(np.uint8))
-        self._append(rows, pay)
+        self._append(rows)
         yield from self._finish(ended + self._expired(int(ts.max())))
 
     def _blobs_of(
@@ -1035,7 +1035,7 @@ class Reconstructor:
         rows: npt.NDArray[np.void],
         window: npt.NDArray[np.object_],
         offsets: npt.NDArray[np.int64],
-    ) -> npt.NDArray[np.object_]:
+    ) -> None:
         """Join each connection's payloads per direction (file order) into one blob, straight
         from the batches' windows; give every row its blob and the blob's serial number.
 
@@ -1063,15 +1063,20 @@ class Reconstructor:
                 map(slice, starts.tolist(), (starts + clen[has]).tolist()),
             ),
         )
-        blobs: npt.NDArray[np.object_] = np.empty(count, dtype=object)
-        blobs[:] = [b"".join(islice(views, k)) for k in per_blob]
+        base = self._blobs
+        self._blob_of.update(
+            zip(
+                range(base, base + count),
+                (b"".join(islice(views, k)) for k in per_blob),
+                strict=True,
+            )
+        )
         at = np.empty(n, dtype=np.intp)
         at[order] = serial
-        rows["blob"] = at + self._blobs
+        rows["blob"] = at + base
         self._blobs += count
-        return blobs[at]
 
-    def _append(self, rows: npt.NDArray[np.void], pay: npt.NDArray[np.object_]) -> None:
+    def _append(self, rows: npt.NDArray[np.void]) -> None:
         """Add rows to the store: into its room, after compacting or growing it when full."""
         n, used = len(rows), self._used
         if used + n > len(self._rows):
@@ -1080,12 +1085,9 @@ class Reconstructor:
             size = max(2 * (live + n), 1 << 16)
             grown = np.empty(size, dtype=_STORE)
             grown[:live] = self._rows[:used][alive]
-            grown_pay = np.full(size, None, dtype=object)
-            grown_pay[:live] = self._pay[:used][alive]
-            self._rows, self._pay = grown, grown_pay
+            self._rows = grown
             used, self._dead = live, 0
         self._rows[used : used + n] = rows
-        self._pay[used : used + n] = pay
         self._used = used + n
 
     def _with_syns(
@@ -1208,7 +1210,7 @@ class Reconstructor:
             # changes; directions never share a blob)
             blob = store["blob"][part]
             blob_at = np.flatnonzero(np.concatenate(([True], blob[1:] != blob[:-1])))
-            blobs = self._pay[part[blob_at]].tolist()
+            blobs = list(map(self._blob_of.pop, blob[blob_at].tolist()))
             cut = [0, *np.searchsorted(blob_at, np.cumsum(chunk_sizes)).tolist()]
             payloads = [b"".join(blobs[a:b]) for a, b in pairwise(cut)]
             del blobs
@@ -1217,7 +1219,6 @@ class Reconstructor:
             )
             del payloads
             # the finished connections leave: their pieces now, their rows at the next compaction
-            self._pay[part] = None
             store["slot"][part] = -1
             self._dead += len(part)
             for b in builders[c0:c1]:
@@ -1283,5 +1284,5 @@ class Reconstructor:
         self._is_open[:] = False
         yield from self._finish(builders)
         self._rows = np.empty(0, dtype=_STORE)
-        self._pay = np.empty(0, dtype=object)
+        self._blob_of.clear()
         self._used = self._dead = 0
