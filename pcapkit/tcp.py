@@ -64,9 +64,9 @@ _ROW: np.dtype[np.void] = np.dtype(
         ("c2s", "?"),
     ]
 )
-# A stored row: the same, the slot of the connection it belongs to, and the serial number of
-# the payload blob holding its bytes (see Reconstructor).
-_STORE: np.dtype[np.void] = np.dtype([*_ROW.descr, ("slot", "<i4"), ("blob", "<i8")])
+# A stored row: the same, and the serial number of the payload blob holding its bytes (see
+# Reconstructor; the slot of its connection is kept apart, in a column scanned on its own).
+_STORE: np.dtype[np.void] = np.dtype([*_ROW.descr, ("blob", "<i8")])
 # The same bytes as one opaque item: numpy gathers these several times faster than records.
 _STORE_ITEM: np.dtype[np.void] = np.dtype((np.void, _STORE.itemsize))
 
@@ -900,9 +900,9 @@ class Reconstructor:
     _pending_since: int = 0  # capture time of the oldest waiting row
     _rows: npt.NDArray[np.void] = field(default_factory=lambda: np.empty(0, dtype=_STORE))
     _blob_of: dict[int, bytes] = field(default_factory=dict)  # live blobs by serial number
+    _row_slot: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     _used: int = 0  # rows of the store in use (the rest is room)
     _blobs: int = 0  # serial numbers of blobs handed out
-    _dead: int = 0  # rows of finished connections among them
     # per slot: last packet time, close bits (1 client FIN/RST, 2 server's, 4 a RST), open
     _last: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _closed: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
@@ -939,7 +939,6 @@ class Reconstructor:
         rows["clen"] = clen
         rows["flags"] = batch.flags[keep]
         rows["c2s"] = c2s
-        rows["slot"] = -1
         src_hi, src_lo = batch.src_hi[keep], batch.src_lo[keep]
         dst_hi, dst_lo = batch.dst_hi[keep], batch.dst_lo[keep]
         sport, dport = batch.sport[keep], batch.dport[keep]
@@ -1038,8 +1037,7 @@ class Reconstructor:
         for rows_at, slot in assign:
             row_slot[rows_at] = slot
             self._last[slot] = max(int(self._last[slot]), int(ts[rows_at].max()))
-        rows["slot"] = row_slot
-        self._blobs_of(rows, window, offsets)
+        self._blobs_of(rows, row_slot, window, offsets)
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
@@ -1049,12 +1047,13 @@ class Reconstructor:
         if len(shut):
             bits = np.where(c2s[shut], 1, 2) | np.where(flags[shut] & RST, 4, 0)
             np.bitwise_or.at(self._closed, row_slot[shut], bits.astype(np.uint8))
-        self._append(rows)
+        self._append(rows, row_slot)
         yield from self._finish(ended + self._expired(int(ts.max())))
 
     def _blobs_of(
         self,
         rows: npt.NDArray[np.void],
+        row_slot: npt.NDArray[np.int32],
         window: npt.NDArray[np.object_],
         offsets: npt.NDArray[np.int64],
     ) -> None:
@@ -1064,7 +1063,7 @@ class Reconstructor:
         Python runs per blob; per payload only C does (``map`` slicing memoryviews, ``join``).
         """
         n = len(rows)
-        pair = 2 * rows["slot"].astype(np.uint64) + ~rows["c2s"]
+        pair = 2 * row_slot.astype(np.uint64) + ~rows["c2s"]
         bits = max(n - 1, 1).bit_length()
         packed = np.sort((pair << np.uint64(bits)) | np.arange(n, dtype=np.uint64))
         order = (packed & np.uint64((1 << bits) - 1)).astype(np.intp)
@@ -1098,18 +1097,24 @@ class Reconstructor:
         rows["blob"] = at + base
         self._blobs += count
 
-    def _append(self, rows: npt.NDArray[np.void]) -> None:
-        """Add rows to the store: into its room, after compacting or growing it when full."""
+    def _append(self, rows: npt.NDArray[np.void], row_slot: npt.NDArray[np.int32]) -> None:
+        """Add rows to the store: into its room, after dropping the dead rows when it is full
+        (and growing it when the live ones would fill more than half of it)."""
         n, used = len(rows), self._used
         if used + n > len(self._rows):
-            alive = self._rows["slot"][:used] >= 0
-            live = int(alive.sum())
-            size = max(2 * (live + n), 1 << 16)
-            grown = np.empty(size, dtype=_STORE)
-            grown[:live] = _take(self._rows[:used], np.flatnonzero(alive))
-            self._rows = grown
-            used, self._dead = live, 0
+            alive = np.flatnonzero(self._row_slot[:used] >= 0)
+            live = len(alive)
+            kept_rows = _take(self._rows[:used], alive)
+            kept_slots = self._row_slot[alive]
+            if 2 * (live + n) > len(self._rows):
+                size = max(2 * (live + n), 1 << 16)
+                self._rows = np.empty(size, dtype=_STORE)
+                self._row_slot = np.empty(size, dtype=np.int32)
+            self._rows[:live] = kept_rows
+            self._row_slot[:live] = kept_slots
+            used = live
         self._rows[used : used + n] = rows
+        self._row_slot[used : used + n] = row_slot
         self._used = used + n
 
     def _with_syns(
@@ -1211,13 +1216,15 @@ class Reconstructor:
             return
         k = len(builders)
         slots = np.array([b.slot for b in builders], dtype=np.int64)
-        rank = np.full(len(self._slots) + 1, -1, dtype=np.int64)  # [-1]: dead rows
+        finishing = np.zeros(len(self._slots) + 1, dtype=bool)  # [-1]: dead rows
+        finishing[slots] = True
+        rank = np.zeros(len(self._slots), dtype=np.int64)
         rank[slots] = np.arange(k, dtype=np.int64)
         store = self._rows[: self._used]
-        r = rank[store["slot"]]
-        sel = np.flatnonzero(r >= 0)
+        row_slot = self._row_slot[: self._used]
+        sel = np.flatnonzero(finishing[row_slot])
         # each direction's rows together (client's first), in file order: a stable sort
-        d = (2 * r[sel] + ~store["c2s"][sel]).astype(np.uint64)
+        d = (2 * rank[row_slot[sel]] + ~store["c2s"][sel]).astype(np.uint64)
         bits = max(len(sel) - 1, 1).bit_length()
         by_dir = np.sort((d << np.uint64(bits)) | np.arange(len(sel), dtype=np.uint64))
         sel = sel[(by_dir & np.uint64((1 << bits) - 1)).astype(np.intp)]
@@ -1230,19 +1237,17 @@ class Reconstructor:
             chunk_sizes = sizes[2 * c0 : 2 * c1]
             # each direction's payload: its blobs joined (a blob's rows begin where the serial
             # changes; directions never share a blob)
-            blob = store["blob"][part]
+            rows = _take(store, part)
+            blob = rows["blob"]
             blob_at = np.flatnonzero(np.concatenate(([True], blob[1:] != blob[:-1])))
             blobs = list(map(self._blob_of.pop, blob[blob_at].tolist()))
             cut = [0, *np.searchsorted(blob_at, np.cumsum(chunk_sizes)).tolist()]
             payloads = [b"".join(blobs[a:b]) for a, b in pairwise(cut)]
             del blobs
-            conns = self._connections(
-                builders[c0:c1], last[c0:c1], _take(store, part), payloads, chunk_sizes
-            )
+            conns = self._connections(builders[c0:c1], last[c0:c1], rows, payloads, chunk_sizes)
             del payloads
             # the finished connections leave: their pieces now, their rows at the next compaction
-            store["slot"][part] = -1
-            self._dead += len(part)
+            row_slot[part] = -1
             for b in builders[c0:c1]:
                 self._slots[b.slot] = None
                 self._free.append(b.slot)
@@ -1307,4 +1312,4 @@ class Reconstructor:
         yield from self._finish(builders)
         self._rows = np.empty(0, dtype=_STORE)
         self._blob_of.clear()
-        self._used = self._dead = 0
+        self._used = 0
