@@ -25,7 +25,7 @@ from pcapkit.model import (
     Finding,
     Summary,
 )
-from pcapkit.store import Spool, in_order
+from pcapkit.store import Spool, TextCodec, in_order
 from pcapkit.tcp import Reconstructor, TcpConnection, TcpStats
 
 DEFAULT_PORT = 8080
@@ -101,12 +101,15 @@ always cover every connection."""
 class _Scan:
     """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
 
-    def __init__(self, keep: Keep | None, spool: bool, spool_path: str | None = None) -> None:
+    def __init__(
+        self, keep: Keep | None, spool: bool | TextCodec, spool_path: str | None = None
+    ) -> None:
         self.keep = keep
         self.totals = _Totals()
         self.evidence = diagnose.Evidence()
         self.classifier = classify.Classifier()
-        self.spool = Spool(path=spool_path) if spool else None
+        text = None if isinstance(spool, bool) else spool
+        self.spool = Spool(path=spool_path, text=text) if spool else None
         self.kept: list[Connection] = []
 
     def add(self, conn: Connection) -> None:
@@ -166,7 +169,7 @@ def analyze(
     *,
     progress: Progress | None = None,
     keep: Keep | None = None,
-    spool: bool = False,
+    spool: bool | TextCodec = False,
     jobs: int = 1,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
@@ -178,9 +181,10 @@ def analyze(
 
     Each connection is labelled and classified as soon as the reconstruction finishes it, and
     then dropped unless kept: ``keep`` chooses (default: all), ``spool=True`` keeps them in a
-    temporary file instead of memory. With both, memory follows the connections open at once,
-    not the size of the capture. ``jobs`` > 1 shares the connections out to that many processes
-    (:mod:`pcapkit.parallel`); the result is the same.
+    temporary file instead of memory (or, given a :class:`~pcapkit.store.TextCodec`, as lines of
+    text read back with ``connections.lines()``). With both, memory follows the connections open
+    at once, not the size of the capture. ``jobs`` > 1 shares the connections out to that many
+    processes (:mod:`pcapkit.parallel`); the result is the same.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     name = os.fspath(path)

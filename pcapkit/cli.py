@@ -23,6 +23,7 @@ from pcapkit import __version__
 
 if TYPE_CHECKING:
     from pcapkit.model import Connection
+    from pcapkit.store import TextCodec
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -291,7 +292,7 @@ def _split(dump: Path, jobs: int | None) -> int:
 
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
-) -> tuple[Callable[[Connection, bool], bool] | None, bool]:
+) -> tuple[Callable[[Connection, bool], bool] | None, bool | TextCodec]:
     """What the report will read of the connections: (keep, spool) for ``analyze()``.
 
     JSON, CSV and ``--all`` read every connection, once, in order: they are spooled to a
@@ -301,6 +302,10 @@ def _keeping(
     if connection:
         ids, ports = _wanted(connection)
         return (lambda c, _: c.id in ids or c.client_port in ports), False
+    if fmt is Format.json:
+        from pcapkit.report.json_report import JSON_LINES
+
+        return None, JSON_LINES  # written as JSON once, by whichever process labelled it
     if fmt is not Format.table or show_all:
         return None, True
     from pcapkit.report.table import FirstFlagged

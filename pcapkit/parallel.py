@@ -35,7 +35,7 @@ from pcapkit.capture import CaptureInfo, SegmentBatch, open_capture
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.label import build_connection
 from pcapkit.model import Analysis, Connection, Finding
-from pcapkit.store import Spool, SpoolFile
+from pcapkit.store import Spool, SpoolFile, TextCodec
 from pcapkit.tcp import Reconstructor, TcpStats
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def _work(
     share: int,
     shares: int,
     keep: Keep | None,
+    text: TextCodec | None,
     tmp: str,
     read: Any,
     out: Pipe,
@@ -84,7 +85,8 @@ def _work(
     try:
         index_path = os.path.join(tmp, f"requests-{share}")
         with open(index_path, "wb") as spill:
-            scan = _Scan(keep, spool=True, spool_path=os.path.join(tmp, f"spool-{share}"))
+            path_ = os.path.join(tmp, f"spool-{share}")
+            scan = _Scan(keep, spool=text or True, spool_path=path_)
             scan.classifier = classify.Classifier(spill=spill)
             firsts: dict[int, int] = {}
 
@@ -135,9 +137,10 @@ def analyze_split(
     *,
     progress: Progress | None,
     keep: Keep | None,
-    spool: bool,
+    spool: bool | TextCodec,
 ) -> Analysis:
     """:func:`pcapkit.analysis.analyze` over ``jobs`` processes; the same result."""
+    text = None if isinstance(spool, bool) else spool
     ctx = mp.get_context("fork")
     size = os.path.getsize(path)
     read = ctx.Value("q", 0, lock=False)
@@ -147,7 +150,9 @@ def analyze_split(
         for share in range(jobs):
             recv, send = ctx.Pipe(duplex=False)
             p = ctx.Process(
-                target=_work, args=(path, ports, share, jobs, keep, tmp, read, send), daemon=True
+                target=_work,
+                args=(path, ports, share, jobs, keep, text, tmp, read, send),
+                daemon=True,
             )
             p.start()
             send.close()
@@ -179,7 +184,9 @@ def analyze_split(
         return _merge([p for p in parts if isinstance(p, _Part)], path, ports, spool)
 
 
-def _merge(parts: list[_Part], path: str, ports: tuple[int, ...], spool: bool) -> Analysis:
+def _merge(
+    parts: list[_Part], path: str, ports: tuple[int, ...], spool: bool | TextCodec
+) -> Analysis:
     from pcapkit.analysis import _capture_summary, _no_traffic, _Totals
 
     info = parts[0].info  # every process read the whole file: the same capture counts
@@ -221,9 +228,10 @@ def _merge(parts: list[_Part], path: str, ports: tuple[int, ...], spool: bool) -
     ]
     findings = tuple(classify.conclude(found, losses, cands))
     ids_lists = [r.tolist() for r in renumber]
-    kept = Spool.merged([p.spool for p in parts], ids_lists)
+    text = None if isinstance(spool, bool) else spool
+    kept = Spool.merged([p.spool for p in parts], ids_lists, text)
     connections: Spool | tuple[Connection, ...] = kept
-    if not spool:
+    if spool is False:
         connections = tuple(kept)
         kept.close()
     return Analysis(

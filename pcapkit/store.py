@@ -19,9 +19,21 @@ import weakref
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import overload
+from typing import Protocol, overload
 
 from pcapkit.model import Connection
+
+
+class TextCodec(Protocol):
+    """How a spool keeps connections as text lines (the JSON report's), not as objects.
+
+    ``relabel`` gives a line the id the connection has in the whole capture, for spools written
+    by several processes (each numbers its own connections).
+    """
+
+    def encode(self, conn: Connection) -> str: ...
+
+    def relabel(self, line: str, conn_id: int) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +57,14 @@ class Spool(Sequence[Connection]):
     ``directory`` chooses where the file goes (default: the system's temporary directory).
     Without ``path`` the file has no name and disappears when the spool is closed or dropped;
     with one it stays for another process to read (:meth:`export`), and is its owner's to remove.
+    With ``text`` each connection is kept as the line ``text.encode`` makes of it, read back
+    with :meth:`lines` (indexing such a spool is an error: it holds no objects).
     """
 
-    def __init__(self, directory: str | None = None, path: str | None = None) -> None:
+    def __init__(
+        self, directory: str | None = None, path: str | None = None, text: TextCodec | None = None
+    ) -> None:
+        self.text = text
         if path is None:
             fh = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept as a descriptor
             fd = os.dup(fh.fileno())
@@ -67,7 +84,10 @@ class Spool(Sequence[Connection]):
         self._closer = weakref.finalize(self, _close_all, self._fds)
 
     def add(self, conn: Connection) -> None:
-        data = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.text is not None:
+            data = self.text.encode(conn).encode("utf-8")
+        else:
+            data = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
         os.write(self._fds[0], data)
         self._file.append(0)
         self._ids.append(conn.id)
@@ -87,12 +107,19 @@ class Spool(Sequence[Connection]):
         return SpoolFile(self._path, self._ids.tobytes(), self._offsets.tobytes(), self._end)
 
     @classmethod
-    def merged(cls, files: Sequence[SpoolFile], renumber: Sequence[Sequence[int]]) -> Spool:
+    def merged(
+        cls,
+        files: Sequence[SpoolFile],
+        renumber: Sequence[Sequence[int]],
+        text: TextCodec | None = None,
+    ) -> Spool:
         """Several processes' spools as one; ``renumber[k][local id]`` is the id in the whole.
 
-        The files are opened here, so their paths can be removed right after.
+        ``text``: the codec they were written with, if any. The files are opened here, so their
+        paths can be removed right after.
         """
         out = cls.__new__(cls)
+        out.text = text
         out._path = None
         out._fds = [os.open(f.path, os.O_RDONLY) for f in files]
         out._file, out._ids = array("b"), array("q")
@@ -113,10 +140,20 @@ class Spool(Sequence[Connection]):
 
     _renumber = False
 
+    def _read(self, pos: int) -> bytes:
+        return os.pread(self._fds[self._file[pos]], self._lengths[pos], self._offsets[pos])
+
+    def lines(self) -> Iterator[str]:
+        """A text spool's lines, in id order, each with its id in the whole capture."""
+        assert self.text is not None and self._sealed
+        for pos in self._order:
+            line = self._read(pos).decode("utf-8")
+            yield self.text.relabel(line, self._ids[pos]) if self._renumber else line
+
     def _load(self, pos: int) -> Connection:
-        fd = self._fds[self._file[pos]]
-        data = os.pread(fd, self._lengths[pos], self._offsets[pos])
-        conn: Connection = pickle.loads(data)
+        if self.text is not None:
+            raise TypeError("this spool holds text lines, not connections: use lines()")
+        conn: Connection = pickle.loads(self._read(pos))
         if self._renumber and conn.id != self._ids[pos]:
             conn = replace(conn, id=self._ids[pos])
         return conn

@@ -164,3 +164,16 @@ def test_connection_json_is_exactly_what_the_encoder_writes(busy: Path) -> None:
     )
     assert connection_json(weird) == exact(weird)
     assert json.loads(connection_json(weird))["client"] == odd
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_json_lines_spool_writes_the_same_document(busy: Path, jobs: int) -> None:
+    """Connections kept as their JSON lines (by the process that labelled them) read back equal."""
+    from pcapkit.report.json_report import JSON_LINES
+
+    want = _render(analyze(busy), "json", ReportOptions())
+    a = analyze(busy, spool=JSON_LINES, jobs=jobs)
+    assert isinstance(a.connections, Spool) and a.connections.text is JSON_LINES
+    assert _render(a, "json", ReportOptions()) == want
+    with pytest.raises(TypeError, match="text lines"):
+        a.connections[0]

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from pcapkit import __version__
 from pcapkit.model import Analysis, Connection, Event, Finding, Request
 from pcapkit.report import ReportOptions
+from pcapkit.store import Spool
 
 SCHEMA = "kaflow.analysis/1"
 
@@ -157,6 +158,20 @@ def connection_json(c: Connection) -> str:
     )
 
 
+class JsonLines:
+    """Connections spooled as their JSON lines (``analyze(spool=JSON_LINES)``)."""
+
+    def encode(self, conn: Connection) -> str:
+        return connection_json(conn)
+
+    def relabel(self, line: str, conn_id: int) -> str:
+        assert line.startswith('{"id":')
+        return f'{{"id":{conn_id}' + line[line.index(",") :]
+
+
+JSON_LINES = JsonLines()
+
+
 def finding_dict(f: Finding) -> dict[str, Any]:
     d: dict[str, Any] = {
         "type": f.type,
@@ -255,9 +270,11 @@ def write(a: Analysis, out: TextIO) -> None:
     out.write(head)
     out.write('"connections": [')
     sep = "\n  "
-    for c in a.connections:
+    conns = a.connections
+    text = conns.lines() if isinstance(conns, Spool) and conns.text is not None else None
+    for line in text if text is not None else map(connection_json, conns):
         out.write(sep)
-        out.write(connection_json(c))
+        out.write(line)
         sep = ",\n  "
     out.write("\n ]" if sep != "\n  " else "]")
     out.write(tail)
