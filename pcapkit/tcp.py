@@ -641,29 +641,40 @@ def _reassemble(
     first = np.cumsum(sz) - sz
     did = np.repeat(np.arange(m, dtype=np.int64), sz)
     n = len(rows)
-    idx = np.arange(n, dtype=np.int64)
     flags = rows["flags"]
     seq = rows["seq"].astype(np.int64)
     ts, frame = rows["ts"], rows["frame"]
     plen = rows["plen"].astype(np.int64)
     clen = rows["clen"].astype(np.int64)
-    cum = np.cumsum(clen) - clen
-    pay_off = cum - cum[first][did]  # where each row's bytes sit in its direction's payload
+    cum = np.cumsum(clen) - clen  # a row's bytes sit at cum - cum[first] of its payload
 
+    def first_of(at: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        """Each direction's first row among ``at`` (ascending); ``n`` where it has none."""
+        found = np.full(m, n, dtype=np.int64)
+        if len(at):
+            d = did[at]
+            head = np.ones(len(at), dtype=bool)
+            head[1:] = d[1:] != d[:-1]
+            found[d[head]] = at[head]
+        return found
+
+    # Control segments are few: their per-direction answers come from their own rows.
     is_syn = (flags & SYN) != 0
-    is_rst = (flags & RST) != 0
-    never = np.int64(n)
-    first_syn = np.minimum.reduceat(np.where(is_syn, idx, never), first)
+    syn_rows = np.flatnonzero(is_syn)
+    first_syn = first_of(syn_rows)
     has_syn = first_syn < n
-    syn_count = np.add.reduceat(is_syn.astype(np.int64), first)
+    syn_count = np.bincount(did[syn_rows], minlength=m)
     ref = np.where(has_syn, (seq[np.minimum(first_syn, n - 1)] + 1) & (_MOD32 - 1), seq[first])
 
-    # offsets: as in _flows_general
+    # offsets: as in _flows_general (the chain runs through every segment but RSTs)
+    r_idx = np.flatnonzero(flags & RST)
+    if len(r_idx):
+        a_idx = np.flatnonzero((flags & RST) == 0)
+        a_did, a_seq = did[a_idx], seq[a_idx]
+    else:
+        a_idx, a_did, a_seq = np.arange(n), did, seq
     rel = np.empty(n, dtype=np.int64)
-    a_idx = np.flatnonzero(~is_rst)
     if len(a_idx):
-        a_did = did[a_idx]
-        a_seq = seq[a_idx]
         a_first = np.ones(len(a_idx), dtype=bool)
         a_first[1:] = a_did[1:] != a_did[:-1]
         a_steps = np.empty(len(a_idx), dtype=np.int64)
@@ -672,11 +683,11 @@ def _reassemble(
         a_steps = _signed32(a_steps)
         a_cs = np.cumsum(a_steps)
         rel[a_idx] = a_cs - (a_cs - a_steps)[a_first][np.cumsum(a_first) - 1]
-    r_idx = np.flatnonzero(is_rst)
-    last_anchor = np.maximum.accumulate(np.where(~is_rst, idx, -1))
+    # each RST's anchor: the last non-RST row before it (a_pos: where that is in a_idx)
+    a_pos = np.searchsorted(a_idx, r_idx) - 1
+    la = a_idx[np.maximum(a_pos, 0)] if len(a_idx) else np.zeros(len(r_idx), dtype=np.int64)
+    la_ok = (a_pos >= 0) & (la >= first[did[r_idx]])
     if len(r_idx):
-        la = last_anchor[r_idx]
-        la_ok = la >= first[did[r_idx]]
         la_c = np.where(la_ok, la, r_idx)
         rel[r_idx] = np.where(
             la_ok,
@@ -687,25 +698,28 @@ def _reassemble(
     end = start + plen
     # A direction with offsets outside the lifted range goes to _flows_general on its own; here
     # its offsets are zeroed so that it cannot spill into its neighbours' running maxima.
-    far = (np.abs(start) >= _SPAN // 2) | (np.abs(end) >= _SPAN // 2)
     wild = np.zeros(m, dtype=bool)
-    if far.any():
+    if start.min() <= -(_SPAN // 2) or end.max() >= _SPAN // 2:
+        far = (np.abs(start) >= _SPAN // 2) | (np.abs(end) >= _SPAN // 2)
         wild[did[far]] = True
         zero = wild[did]
         start[zero] = 0
         end[zero] = 0
     odd = wild.copy()
-    lift_all = did * (2 * _SPAN) + _SPAN
-    reach_all = np.maximum.accumulate(np.where(is_rst, -_SPAN, end + (flags & FIN != 0)) + lift_all)
-    reach_all -= lift_all
-    valid_rst = is_rst.copy()
+    fin_rows = np.flatnonzero(flags & FIN)
+    valid_rst = np.ones(len(r_idx), dtype=bool)
     if len(r_idx):
-        la = last_anchor[r_idx]
-        expected = np.where(la >= first[did[r_idx]], reach_all[np.maximum(la, 0)], 0)
-        valid_rst[r_idx] = np.abs(start[r_idx] - expected) <= RST_WINDOW
-    ignored_rst = np.bincount(did[is_rst & ~valid_rst], minlength=m)
-    first_fin = np.minimum.reduceat(np.where((flags & FIN) != 0, idx, never), first)
-    first_rst = np.minimum.reduceat(np.where(valid_rst, idx, never), first)
+        # where the direction's stream stood at each RST's anchor: the furthest end (FIN
+        # included) of its non-RST rows up to the anchor
+        fin_step = np.zeros(n, dtype=np.int64)
+        fin_step[fin_rows] = 1
+        a_lift = a_did * (2 * _SPAN) + _SPAN
+        reach = np.maximum.accumulate((end + fin_step)[a_idx] + a_lift) - a_lift
+        expected = np.where(la_ok, reach[np.maximum(a_pos, 0)] if len(a_idx) else 0, 0)
+        valid_rst = np.abs(start[r_idx] - expected) <= RST_WINDOW
+    ignored_rst = np.bincount(did[r_idx[~valid_rst]], minlength=m)
+    first_fin = first_of(fin_rows)
+    first_rst = first_of(r_idx[valid_rst])
     last_ts = np.maximum.reduceat(ts, first)
 
     data = np.flatnonzero(plen)
@@ -743,7 +757,7 @@ def _reassemble(
     dir_got = np.bincount(k_did, weights=got, minlength=m)
     # as in _flows_general: a direction is one slice of its payload when nothing was trimmed
     # and its kept pieces sit back to back
-    offs = pay_off[kept]
+    offs = cum[kept] - cum[first][k_did]
     broken = cut != 0
     if len(kept) > 1:
         broken[1:] |= (k_did[1:] == k_did[:-1]) & (offs[1:] != offs[:-1] + k_clen[:-1])
@@ -751,7 +765,7 @@ def _reassemble(
 
     fin_at = np.minimum(first_fin, n - 1)
     fin_end = end[fin_at]
-    late_at = np.flatnonzero((plen > 0) & (first_fin < n)[did] & (start >= fin_end[did]))
+    late_at = data[(first_fin < n)[d_did] & (s >= fin_end[d_did])]
     late: dict[int, list[Mark]] = {}
     for j, t, f, a in zip(
         did[late_at].tolist(),
