@@ -18,9 +18,9 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pcapkit.tcp import Chunk, Stream
+from pcapkit.tcp import EMPTY_STREAM, Chunk, Stream
 
 MAX_HEAD = 64 * 1024  # longest header block we look for; nginx's own default limit is far lower
 _REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$")
@@ -171,16 +171,41 @@ def _headers(lines: list[bytes]) -> dict[bytes, bytes]:
     return out
 
 
+Row = tuple[int, int, int, bool, str | None, str | None, str | None, int | None, bool, int | None]
+"""One framed message as a plain tuple, in :class:`HttpMessage`'s field order after ``kind``:
+(offset, ts_ns, frame, parsed, method, target, host, status, connection_close, length).
+Labelling builds its events straight from these: an object per message here would be built only
+to be taken apart again, and a busy capture has millions of messages."""
+
+
 class _Framer:
     """Walks one direction's stream message by message, falling back to bursts when blind."""
 
-    def __init__(self, kind: Kind, stream: Stream, bursts: Sequence[int], midstream: bool) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        stream: Stream,
+        bursts: Sequence[int] | None,
+        midstream: bool,
+        other: Stream | None = None,
+    ) -> None:
         self.kind: Kind = kind
         self.midstream = midstream
         self.s = _Stream(stream)
-        self.bursts = bursts
-        self.messages: list[HttpMessage] = []
+        # Bursts are only needed where the framing cannot be followed: computed on first use
+        # from the other direction's stream when not given.
+        self._bursts = bursts
+        self._other = other
+        self.rows: list[Row] = []
         self.notes: list[HttpNote] = []
+        self._heads: set[int] | None = None
+
+    @property
+    def bursts(self) -> Sequence[int]:
+        if self._bursts is None:
+            other = self._other if self._other is not None else EMPTY_STREAM
+            self._bursts = burst_starts(self.s.st, other)
+        return self._bursts
 
     def note(self, pos: int, what: str) -> None:
         ts, frame = self.s.where(pos)
@@ -194,7 +219,7 @@ class _Framer:
     def blind(self, pos: int) -> int:
         """Record a message we cannot read at ``pos``; resume at the next burst."""
         ts, frame = self.s.where(pos)
-        self.messages.append(HttpMessage(self.kind, pos, ts, frame, parsed=False))
+        self.rows.append((pos, ts, frame, False, None, None, None, None, False, None))
         return self.next_burst(pos)
 
     def read_head(self, pos: int) -> bytes:
@@ -225,21 +250,153 @@ class _Framer:
         """What the stream is instead of HTTP/1.x, when a message should start at ``pos``."""
         if _TLS_RECORD.match(peek):
             return "TLS (HTTPS) — the payload is encrypted; its messages cannot be read"
-        at_start = not self.messages and not self.midstream and pos == self.s.starts[0]
+        at_start = not self.rows and not self.midstream and pos == self.s.starts[0]
         if peek.startswith(_H2_PREFACE) or (
             at_start and self.kind == "response" and _H2_SETTINGS.match(peek)
         ):
             return "HTTP/2 — kaflow reads HTTP/1.x; its messages are not read"
         return None
 
-    def fast(self, pos: int, methods: Sequence[str | None], answered: int) -> tuple[int, int, bool]:
+    def turbo(
+        self, pos: int, methods: Sequence[str | None], answered: int
+    ) -> tuple[int, int, bool]:
+        """Frame the plainest messages of a contiguous stream, as far as they go.
+
+        One regex match per message (:data:`_TURBO_REQUEST`, :data:`_TURBO_STATUS`) reads the
+        whole head and picks out the four headers framing depends on; what those say is looked up
+        in :data:`_FRAMINGS`, since the same few lines recur on every connection. A message is
+        taken here only when :meth:`fast` and the general loop would agree on it; anything else
+        (one of the four headers given twice or with white space around its name, a bare LF, a
+        chunked body cut short, an unreadable Content-Length) stops here, and :meth:`fast`
+        decides that one message as it always has. Returns (where to go on, final responses seen,
+        stop).
+        """
+        if self.kind == "request":
+            return self._turbo_requests(pos), answered, False
+        return self._turbo_responses(pos, methods, answered)
+
+    def _turbo_requests(self, pos: int) -> int:
+        """:meth:`turbo` for requests; returns where to go on."""
+        s = self.s
+        data = s.st.data
+        base = s.base
+        assert base is not None
+        end = s.end
+        starts, ts, frames = s.starts, s.st.ts, s.st.frames
+        append = self.rows.append
+        match = _TURBO_REQUEST.match
+        framings = _FRAMINGS
+        method_names = _METHOD_NAMES
+        i = 0  # the piece holding ``pos``: pieces and messages both go forward
+        while pos < end:
+            m = match(data, pos - base)
+            if m is None:
+                break
+            hlen = m.end() - pos + base
+            body, _, close, _, host = framings[m.group(3, 4, 5, 6)]
+            if hlen > MAX_HEAD:
+                break
+            i = bisect_right(starts, pos, i) - 1
+            method, target = m.group(1, 2)
+            if body == 0:
+                length = hlen
+            elif body > 0:
+                length = hlen + body
+            elif body == -3:
+                stop = self.chunked_end(pos + hlen)
+                if stop is None:
+                    break  # the general loop falls back to bursts and says so
+                length = stop - pos
+            else:
+                break  # an unreadable Content-Length: the general loop notes it
+            append(
+                (
+                    pos,
+                    ts[i],
+                    frames[i],
+                    True,
+                    method_names[method],
+                    target.decode("latin-1"),
+                    host,
+                    None,
+                    close,
+                    length,
+                )
+            )
+            pos += length
+        return pos
+
+    def heads(self, methods: Sequence[str | None]) -> set[int]:
+        """Which responses (counting final ones only) answer a HEAD: no body, whatever they say.
+
+        Worked out once per stream: the framer may come back to :meth:`turbo` once per burst.
+        """
+        if self._heads is None:
+            self._heads = {n for n, method in enumerate(methods) if method == "HEAD"}
+        return self._heads
+
+    def _turbo_responses(
+        self, pos: int, methods: Sequence[str | None], answered: int
+    ) -> tuple[int, int, bool]:
+        """:meth:`turbo` for responses."""
+        s = self.s
+        data = s.st.data
+        base = s.base
+        assert base is not None
+        end = s.end
+        starts, ts, frames = s.starts, s.st.ts, s.st.frames
+        append = self.rows.append
+        match = _TURBO_STATUS.match
+        framings = _FRAMINGS
+        statuses = _STATUS_CODES
+        bodiless = _BODILESS
+        heads = self.heads(methods)
+        i = 0  # the piece holding ``pos``: pieces and messages both go forward
+        while pos < end:
+            m = match(data, pos - base)
+            if m is None:
+                break
+            hlen = m.end() - pos + base
+            _, body, close, close_10, _ = framings[m.group(3, 4, 5, 6)]
+            if hlen > MAX_HEAD:
+                break
+            i = bisect_right(starts, pos, i) - 1
+            version, code = m.group(1, 2)
+            status = statuses[code]
+            if version == b"1.0":
+                close = close_10  # HTTP/1.0 closes unless it asks to keep alive
+            if status in bodiless or answered in heads:
+                length = hlen
+            elif body >= 0:
+                length = hlen + body
+            elif body == -3:
+                stop = self.chunked_end(pos + hlen)
+                if stop is None:
+                    break  # the general loop falls back to bursts and says so
+                length = stop - pos
+            elif body == -1:
+                length = end - pos
+            else:
+                break  # an unreadable Content-Length: the general loop notes it
+            append((pos, ts[i], frames[i], True, None, None, None, status, close, length))
+            pos += length
+            if status >= 200:
+                answered += 1
+            elif status == 101:
+                return pos, answered, True  # switched protocols: no more HTTP/1.x
+        return pos, answered, False
+
+    def fast(
+        self, pos: int, methods: Sequence[str | None], answered: int, once: bool = False
+    ) -> tuple[int, int, bool]:
         """Frame well-formed messages of a contiguous stream at C speed, as far as it goes.
 
         Nearly every message on a real nginx↔upstream connection is a plain HTTP/1.1 head with
         CRLF line ends and Content-Length (or chunked) framing; those are read here with one
         regex match and a few ``bytes.find`` calls. Anything else (a gap, a bare LF, a header
         given twice, a line that is not a start line) returns to the general loop, which handles
-        it and notes it. Returns (where to go on, final responses seen, stop).
+        it and notes it. ``once``: stop after one message (:meth:`turbo` takes the rest).
+        Returns (where to go on, final responses seen, stop).
         """
         s = self.s
         data = s.st.data
@@ -248,8 +405,7 @@ class _Framer:
         end = s.end
         request = self.kind == "request"
         line = _FAST_REQUEST if request else _FAST_STATUS
-        msgs = self.messages
-        kind = self.kind
+        rows = self.rows
         while pos < end:
             k = pos - base
             m = line.match(data, k)
@@ -300,20 +456,8 @@ class _Framer:
             else:
                 length, nxt = hlen + body, pos + hlen + body
             i = bisect_right(s.starts, pos) - 1
-            msgs.append(
-                HttpMessage(
-                    kind,
-                    pos,
-                    s.st.ts[i],
-                    s.st.frames[i],
-                    True,
-                    method,
-                    target,
-                    host,
-                    status,
-                    close,
-                    length,
-                )
+            rows.append(
+                (pos, s.st.ts[i], s.st.frames[i], True, method, target, host, status, close, length)
             )
             if status is not None:
                 if status == 101:
@@ -321,10 +465,14 @@ class _Framer:
                 if status >= 200:
                     answered += 1
             pos = nxt
+            if once:
+                break
         return pos, answered, False
 
     def chunked_end(self, pos: int) -> int | None:
         """End of a chunked body starting at ``pos``; None if the bytes needed are missing."""
+        if self.s.base is not None:
+            return self._chunked_end_flat(pos)
         while True:
             line = self.s.read(pos, 1024)
             nl = line.find(b"\n")
@@ -356,6 +504,44 @@ class _Framer:
             else:
                 return None
 
+    def _chunked_end_flat(self, pos: int) -> int | None:
+        """:meth:`chunked_end` on a contiguous stream: the same reads, as searches in place
+        rather than a copied KiB per chunk."""
+        data = self.s.st.data
+        base = self.s.base
+        assert base is not None
+        k = pos - base
+        if k < 0:
+            return None
+        find = data.find
+        size_line = _CHUNK_SIZE.match
+        while True:
+            nl = find(b"\n", k, k + 1024)
+            if nl < 0:
+                return None
+            m = size_line(data, k, nl)
+            if m is None:
+                return None
+            size = int(m.group(1), 16)
+            k = nl + 1
+            if size == 0:
+                # trailer section, ends with an empty line
+                while True:
+                    tn = find(b"\n", k, k + 8192)
+                    if tn < 0:
+                        return None
+                    blank = tn == k or data[k:tn].strip() == b""
+                    k = tn + 1
+                    if blank:
+                        return k + base
+            k += size
+            if data.startswith(b"\r\n", k):
+                k += 2
+            elif data.startswith(b"\n", k):
+                k += 1
+            else:
+                return None  # cut short (past the end, the stream has no more bytes)
+
     def run(self, methods: Sequence[str | None] = ()) -> None:
         """Frame the whole stream. ``methods`` are the requests' methods, for responses to HEAD."""
         s = self.s
@@ -371,9 +557,15 @@ class _Framer:
         answered = 0  # final (non-1xx) responses seen, to pick the matching request's method
         while pos < s.end:
             if s.base is not None:
-                pos, answered, stop = self.fast(pos, methods, answered)
+                pos, answered, stop = self.turbo(pos, methods, answered)
                 if stop or pos >= s.end:
                     break
+                was = pos
+                pos, answered, stop = self.fast(pos, methods, answered, once=True)
+                if stop or pos >= s.end:
+                    break
+                if pos != was:
+                    continue  # fast took one message turbo would not: turbo goes on after it
             if s.index(pos) is None:  # in a gap the capture never saw
                 nxt = s.next_start(pos)
                 if nxt is None:
@@ -398,7 +590,7 @@ class _Framer:
             first = buf[:nl] if nl >= 0 else b""
             m = (_REQUEST_LINE if self.kind == "request" else _STATUS_LINE).match(first)
             if m is None:
-                if self.midstream and not self.messages and pos == s.starts[0]:
+                if self.midstream and not self.rows and pos == s.starts[0]:
                     # the capture began inside a message: its start was never seen
                     self.note(pos, "capture began mid-message")
                     pos = self.next_burst(pos)
@@ -474,19 +666,18 @@ class _Framer:
                 elif self.cut_by_hole(pos, buf):
                     # a hole, not a snaplen, cut the head: say what reading skips, never silently
                     self.note(pos, _cut_note("head", nxt_pos - pos))
-            self.messages.append(
-                HttpMessage(
-                    self.kind,
+            self.rows.append(
+                (
                     pos,
                     ts,
                     frame,
-                    parsed=True,
-                    method=msg_method,
-                    target=target if self.kind == "request" else None,
-                    host=host,
-                    status=status,
-                    connection_close=close,
-                    length=length,
+                    True,
+                    msg_method,
+                    target if self.kind == "request" else None,
+                    host,
+                    status,
+                    close,
+                    length,
                 )
             )
             if status is not None:
@@ -495,6 +686,94 @@ class _Framer:
                 if status >= 200:
                     answered += 1
             pos = max(nxt_pos, pos + 1)
+
+
+# The common head in one match: the start line, header lines ending in CRLF (no bare LF: every
+# LF ends a line after a CR), then the empty line. The four headers framing depends on are
+# captured, groups 3 to 6, each at most once (a second one fails the match): a line is one of
+# them exactly as the general parser would see it (any case), or cannot be read as one by it
+# (lines starting with white space before such a name fail the match too).
+_SPACE = rb"[ \t\r\x0b\x0c]"  # what bytes.strip() drops from a header name
+
+
+def _once(group: int, name: bytes) -> bytes:
+    """A ``name: value`` line captured in ``group``, unless that group already matched."""
+    return rb"(?(%d)(?!)|(?i:%b):([^\r\n]*)\r\n)" % (group, name)
+
+
+_HEAD_LINES = (
+    rb"\r\n(?:"
+    rb"[^CcTtHh\r\n \t\x0b\x0c][^\n]*+(?<=\r)\n|"  # most lines: no name of the four
+    + _once(3, b"content-length")
+    + b"|"
+    + _once(4, b"transfer-encoding")
+    + b"|"
+    + _once(5, b"connection")
+    + b"|"
+    + _once(6, b"host")
+    + rb"|(?!"
+    + _SPACE
+    + rb"*(?i:content-length|transfer-encoding|connection|host)"
+    + _SPACE
+    + rb"*:)[^\r\n][^\n]*+(?<=\r)\n"
+    rb")*+\r\n"
+)
+_TURBO_REQUEST = re.compile(
+    rb"(?!PRI \* HTTP/2\.0\r\n)([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/\d\.\d" + _HEAD_LINES
+)
+_TURBO_STATUS = re.compile(rb"HTTP/(\d\.\d) (\d{3})(?: [^\r\n]*)?" + _HEAD_LINES)
+_STATUS_CODES = {b"%03d" % n: n for n in range(1000)}
+_BODILESS = frozenset([*range(100, 200), 204, 304])  # statuses whose responses have no body
+
+
+class _Names(dict[bytes, str]):
+    """Method names, decoded once each."""
+
+    def __missing__(self, key: bytes) -> str:
+        if len(self) >= 1024:
+            self.clear()  # not a real method vocabulary: do not grow without bound
+        value = self[key] = key.decode("ascii")
+        return value
+
+
+_METHOD_NAMES = _Names()
+
+# (request body, response body, close, close for HTTP/1.0, host) for the four framing headers'
+# values (None when absent): the same few lines recur on every connection (a Host, a
+# Content-Length), so each combination is read once. Bodies as :func:`_body_length` gives them,
+# with -3 for chunked.
+Framing = tuple[int, int, bool, bool, str | None]
+FramingKey = tuple[bytes | Any, ...]  # groups 3 to 6 of a turbo match, None where absent
+
+
+class _Framings(dict[FramingKey, Framing]):
+    def __missing__(self, key: FramingKey) -> Framing:
+        if len(self) >= 4096:
+            self.clear()  # Content-Length values are many: keep the recent ones only
+        cl, te, conn, host = key
+        value = self[key] = _framing(cl, te, conn, host)
+        return value
+
+
+_FRAMINGS = _Framings()
+
+
+def _framing(
+    cl_v: bytes | None, te_v: bytes | None, conn_v: bytes | None, host_v: bytes | None
+) -> Framing:
+    """What the framing headers say, read as :meth:`_Framer.fast` reads them."""
+    conn = conn_v.strip().lower() if conn_v is not None else None
+    te = te_v.strip().lower() if te_v is not None else None
+    close = conn is not None and b"close" in conn
+    close_10 = close or conn is None or b"keep-alive" not in conn
+    host = (host_v.strip().decode("latin-1") or None) if host_v is not None else None
+    if te and b"chunked" in te:
+        req_body = resp_body = -3
+    elif cl_v is not None:
+        req_body = resp_body = _content_length(cl_v.strip())
+    else:
+        req_body, resp_body = 0, -1
+    return req_body, resp_body, close, close_10, host
 
 
 _FAST_REQUEST = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r\n")
@@ -574,7 +853,7 @@ def frame_requests(
     """
     f = _Framer("request", _as_stream(chunks), bursts, midstream)
     f.run()
-    return f.messages, f.notes
+    return [HttpMessage("request", *r) for r in f.rows], f.notes
 
 
 def frame_responses(
@@ -587,7 +866,22 @@ def frame_responses(
     """The responses in a server→client stream, in order; ``methods`` frame responses to HEAD."""
     f = _Framer("response", _as_stream(chunks), bursts, midstream)
     f.run(methods)
-    return f.messages, f.notes
+    return [HttpMessage("response", *r) for r in f.rows], f.notes
+
+
+def frame_rows(
+    kind: Kind,
+    stream: Stream,
+    other: Stream,
+    methods: Sequence[str | None] = (),
+    *,
+    midstream: bool = False,
+) -> tuple[list[Row], list[HttpNote]]:
+    """:func:`frame_requests` or :func:`frame_responses` as plain rows (see :data:`Row`), with
+    the bursts taken from ``other``, the opposite direction, only if the framing needs them."""
+    f = _Framer(kind, stream, None, midstream, other)
+    f.run(methods)
+    return f.rows, f.notes
 
 
 def burst_starts(mine: Stream | Sequence[Chunk], other: Stream | Sequence[Chunk]) -> list[int]:

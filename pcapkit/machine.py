@@ -106,12 +106,47 @@ def run(events: Iterable[Event], start: State = State.START) -> Run:
         key: Key = (ev.type, ev.side)
         nxt = TRANSITIONS[state].get(key)
         if nxt is None:
-            what = _WHAT.get(key, f"{ev.type} from {ev.side}")
-            anomalies.append(Anomaly(ev.time_ns, ev.frame, ev.side, f"{what} in state {state}"))
+            anomalies.append(_unexpected(ev, key, state))
         else:
             state = nxt
         states.append(state)
     return Run(tuple(states), state, tuple(anomalies))
+
+
+def _unexpected(ev: Event, key: Key, state: State) -> Anomaly:
+    what = _WHAT.get(key, f"{ev.type} from {ev.side}")
+    return Anomaly(ev.time_ns, ev.frame, ev.side, f"{what} in state {state}")
+
+
+def describe(events: Iterable[Event], start: State = State.START) -> tuple[list[Anomaly], str, str]:
+    """:func:`run`'s anomalies, :func:`zeek_state` and :func:`history` in one pass.
+
+    Labelling needs all three for every connection, and a busy keepalive connection has
+    thousands of events: walking them once, with the state's row of the table at hand, is what
+    makes the machine cheap next to building the events.
+    """
+    state = start
+    table = TRANSITIONS[state]
+    anomalies: list[Anomaly] = []
+    seen: dict[Key, None] = {}  # each (type, side) once, in order of first appearance
+    for ev in events:
+        key: Key = (ev.type, ev.side)
+        nxt = table.get(key)
+        if nxt is None:
+            anomalies.append(_unexpected(ev, key, state))
+        elif nxt is not state:
+            state = nxt
+            table = TRANSITIONS[state]
+        if key not in seen:
+            seen[key] = None
+    return anomalies, _zeek(seen), "".join([_HISTORY[k] for k in seen])
+
+
+def _seen(events: Iterable[Event]) -> dict[Key, None]:
+    seen: dict[Key, None] = {}
+    for ev in events:
+        seen.setdefault((ev.type, ev.side))
+    return seen
 
 
 def zeek_state(events: Iterable[Event]) -> str:
@@ -120,13 +155,12 @@ def zeek_state(events: Iterable[Event]) -> str:
     Kept beside the machine because it is the same knowledge in the vocabulary users may already
     check against (conn.log). See Zeek's ``base/protocols/conn/main.zeek`` for the codes.
     """
-    seen: set[Key] = set()
-    first_rst: Side | None = None
-    for ev in events:
-        key: Key = (ev.type, ev.side)
-        seen.add(key)
-        if ev.type == "rst" and first_rst is None:
-            first_rst = ev.side
+    return _zeek(_seen(events))
+
+
+def _zeek(seen: dict[Key, None]) -> str:
+    """:func:`zeek_state` from the (type, side) pairs seen, in order of first appearance."""
+    first_rst: Side | None = next((side for kind, side in seen if kind == "rst"), None)
     syn = ("syn", "client") in seen
     syn_ack = ("syn_ack", "server") in seen
     cfin = ("fin", "client") in seen
@@ -172,12 +206,7 @@ def history(events: Iterable[Event]) -> str:
     ``ShDdFf`` is a healthy keepalive connection closed by nginx; ``ShDdfF`` means the upstream's
     FIN came first.
     """
-    out: list[str] = []
-    for ev in events:
-        letter = _HISTORY[(ev.type, ev.side)]
-        if letter not in out:
-            out.append(letter)
-    return "".join(out)
+    return "".join([_HISTORY[k] for k in _seen(events)])
 
 
 def diagram() -> str:
