@@ -1118,16 +1118,18 @@ class Reconstructor:
         if used + n > len(self._rows):
             alive = np.flatnonzero(self._row_slot[:used] >= 0)
             live = len(alive)
-            kept_rows = _take(self._rows[:used], alive)
-            kept_slots = self._row_slot[alive]
-            if 2 * (live + n) > len(self._rows):
+            old_rows, old_slot = self._rows[:used].view(_STORE_ITEM), self._row_slot[:used]
+            if 2 * (live + n) > len(self._rows):  # grow: the live rows go straight over
                 size = max(2 * (live + n), 1 << 16)
                 self._rows = np.empty(size, dtype=_STORE)
                 self._row_slot = np.empty(size, dtype=np.int32)
-            self._rows[:live] = kept_rows
-            self._row_slot[:live] = kept_slots
+                np.take(old_rows, alive, out=self._rows.view(_STORE_ITEM)[:live])
+                np.take(old_slot, alive, out=self._row_slot[:live])
+            else:  # compact in place, through a copy of the live rows
+                self._rows.view(_STORE_ITEM)[:live] = old_rows[alive]
+                self._row_slot[:live] = old_slot[alive]
             used = live
-        self._rows[used : used + n] = rows
+        self._rows.view(_STORE_ITEM)[used : used + n] = rows.view(_STORE_ITEM)
         self._row_slot[used : used + n] = row_slot
         self._used = used + n
 
