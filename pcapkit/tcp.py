@@ -14,9 +14,18 @@ What this stage decides, and why here:
   came for :data:`LINGER_NS` of capture time, or its tuple is reused, or the capture ends. Finished
   connections leave memory, so memory follows the connections open at once, not the file size.
 
-Speed: the work per packet is numpy over a whole batch (orientation, grouping by connection,
-flag summaries); Python runs once per connection per batch, and once per connection to order its
-segments — again with numpy. Nothing here knows about HTTP; the next stage reads
+Speed: no Python runs per packet. Per batch, numpy orients the rows and keeps the batch's window
+(its payload bytes are not copied yet). Per grouping (every :data:`GROUP_ROWS` rows or
+:data:`GROUP_BYTES` payload bytes), one sort of a 64-bit key hash groups the rows by connection,
+Python looks each connection up once, and each connection's payloads per direction are copied
+once, in C, straight from the windows into one *blob*; the rows go to one shared store
+(see :class:`Reconstructor`). Finishing is per set of connections: one scan of the store finds
+their rows, one sort orders them by direction, and :func:`_reassemble` answers every direction
+at once. A direction that arrived in order (nearly all) needs no further sort: arrival order is
+then offset order, and its ``data`` is its blobs joined (copied once more), or one blob as is.
+Reordered or overlapping directions take :func:`_flows_general`, the two-sort path that decides
+overlaps by arrival. Python then builds the objects, per direction, with the cyclic garbage
+collector paused (they hold no cycles). Nothing here knows about HTTP; the next stage reads
 :attr:`Flow.stream` as a byte stream.
 """
 
@@ -274,6 +283,10 @@ def _flows_general(
     together: per-direction results come from ``reduceat``, and the running maximum is kept
     apart per direction by lifting each direction into its own range. A direction whose offsets
     leave that range (a hostile run of sequence jumps) is done again on its own (``alone``).
+
+    This is the general path: :func:`_reassemble` hands it the directions that need its sorts
+    (and any direction out of range on its own, so that none can spill into another's running
+    maximum), and ``tests/test_tcp_fast.py`` checks that both give the same flows.
     """
     out: list[Flow | None] = [None] * len(dirs)
     parts: list[npt.NDArray[np.void]] = []
