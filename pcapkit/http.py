@@ -293,11 +293,12 @@ class _Framer:
             if m is None:
                 break
             hlen = m.end() - pos + base
-            body, _, close, _, host = framings[m.group(3, 4, 5, 6)]
+            g = m.groups()
+            body, _, close, _, host = framings[g[2:]]
             if hlen > MAX_HEAD:
                 break
             i = bisect_right(starts, pos, i) - 1
-            method, target = m.group(1, 2)
+            method, target = g[0], g[1]
             if body == 0:
                 length = hlen
             elif body > 0:
@@ -357,11 +358,12 @@ class _Framer:
             if m is None:
                 break
             hlen = m.end() - pos + base
-            _, body, close, close_10, _ = framings[m.group(3, 4, 5, 6)]
+            g = m.groups()
+            _, body, close, close_10, _ = framings[g[2:]]
             if hlen > MAX_HEAD:
                 break
             i = bisect_right(starts, pos, i) - 1
-            version, code = m.group(1, 2)
+            version, code = g[0], g[1]
             status = statuses[code]
             if version == b"1.0":
                 close = close_10  # HTTP/1.0 closes unless it asks to keep alive

@@ -21,6 +21,8 @@ from pcapkit.tcp import Flow, Mark, TcpConnection
 _BLIND = "payload not captured"
 _LATE = "data after its own FIN"
 _WHEN = attrgetter("time_ns", "frame")
+_TIME = attrgetter("time_ns")
+_FRAME = attrgetter("frame")
 
 
 def _opening(flow: Flow, side: Side) -> list[Event]:
@@ -68,21 +70,11 @@ def build_connection(tc: TcpConnection) -> Connection:
         Event(ts, "request", "client", fr, me, ta, ho, None, False, i, ln, None if ok else _BLIND)
         for i, (_, ts, fr, ok, me, ta, ho, _, _, ln) in enumerate(reqs)
     ]
-    resp_events, answers = _responses(reqs, resps)
-    n = len(reqs)
-    status: list[int | None] = [None] * n
-    at: list[int | None] = [None] * n
-    frame: list[int | None] = [None] * n
-    close = [False] * n
-    for i, r in answers:
-        status[i], at[i], frame[i], close[i] = r[7], r[1], r[2], r[8]
-    requests = [
-        Request(i, q[4], q[5], q[6], q[1], q[2], s, t, f, c)
-        for i, q, s, t, f, c in zip(range(n), reqs, status, at, frame, close, strict=True)
-    ]
+    resp_events, requests = _responses(reqs, resps)
 
-    # Sorting by (time, frame) alone is stable, so events that share a packet keep the order
-    # they are listed in: SYN, SYN-ACK, requests, responses, FINs, RSTs.
+    # Sorted by (time, frame), stably, so events that share a packet keep the order they are
+    # listed in: SYN, SYN-ACK, requests, responses, FINs, RSTs. Two stable sorts on plain int
+    # keys (frame, then time) give that order without building a key tuple per event.
     closing: tuple[tuple[EventType, Side, Mark | None], ...] = (
         ("fin", "client", up.fin),
         ("fin", "server", down.fin),
@@ -94,7 +86,8 @@ def build_connection(tc: TcpConnection) -> Connection:
     events += req_events
     events += resp_events
     events += closes
-    events.sort(key=_WHEN)
+    events.sort(key=_FRAME)
+    events.sort(key=_TIME)
 
     start = machine.State.ESTABLISHED if tc.partial else machine.State.START
     unexpected, state, history = machine.describe(events, start)
@@ -148,44 +141,37 @@ def build_connection(tc: TcpConnection) -> Connection:
     )
 
 
-def _responses(reqs: list[Row], resps: list[Row]) -> tuple[list[Event], list[tuple[int, Row]]]:
-    """The response events, and (request index, final response) for each answered request.
+def _responses(reqs: list[Row], resps: list[Row]) -> tuple[list[Event], list[Request]]:
+    """The response events, and every request with the final response that answered it.
 
     HTTP/1.1 answers in order, so each response answers the oldest request not yet answered. A
     response earlier than every pending request answers one sent before the capture began;
     interim 1xx responses point at their request without using it up.
     """
     events: list[Event] = []
-    answers: list[tuple[int, Row]] = []
+    requests: list[Request] = []
     head = 0  # the oldest request not yet answered
     n = len(reqs)
-    for r in resps:
-        _, ts, fr, ok, _, _, _, status, close, length = r
+    q = reqs[0] if n else None
+    for _, ts, fr, ok, _, _, _, status, close, length in resps:
         idx: int | None = None
-        if head < n:
-            q = reqs[head]
-            if q[1] < ts or (q[1] == ts and q[2] <= fr):
-                idx = head
-                if status is None or status >= 200:
-                    answers.append((head, r))
-                    head += 1
+        if q is not None and (q[1] < ts or (q[1] == ts and q[2] <= fr)):
+            idx = head
+            if status is None or status >= 200:
+                requests.append(Request(head, q[4], q[5], q[6], q[1], q[2], status, ts, fr, close))
+                head += 1
+                q = reqs[head] if head < n else None
         events.append(
             Event(
-                ts,
-                "response",
-                "server",
-                fr,
-                None,
-                None,
-                None,
-                status,
-                close,
-                idx,
-                length,
+                ts, "response", "server", fr, None, None, None, status, close, idx, length,
                 None if ok else _BLIND,
             )
-        )
-    return events, answers
+        )  # fmt: skip
+    requests += [
+        Request(i, q[4], q[5], q[6], q[1], q[2], None, None, None, False)
+        for i, q in enumerate(reqs[head:], head)
+    ]
+    return events, requests
 
 
 def _last_data(down: Flow, first_close: Event | None) -> int | None:
