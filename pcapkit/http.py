@@ -527,6 +527,8 @@ class _Framer:
             size = int(m.group(1), 16)
             k = nl + 1
             if size == 0:
+                if data.startswith(b"\r\n", k):
+                    return k + 2 + base  # no trailers: the usual end
                 # trailer section, ends with an empty line
                 while True:
                     tn = find(b"\n", k, k + 8192)
