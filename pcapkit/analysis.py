@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pcapkit import classify, diagnose
-from pcapkit.capture import CaptureInfo, open_capture
+from pcapkit.capture import CaptureInfo, CaptureReader, FileBytes, open_capture
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.label import build_connection
 from pcapkit.model import (
@@ -163,6 +164,18 @@ def _no_traffic(path: str, info: CaptureInfo, stats: TcpStats, ports: tuple[int,
     return f"{path}: no traffic on port {want}; ports seen most: {top} — try --port {hint}"
 
 
+@contextmanager
+def reconstructor(cap: CaptureReader, ports: tuple[int, ...]) -> Iterator[Reconstructor]:
+    """The TCP stage for this capture: payloads are read back from a plain file when needed
+    (memory then follows the open connections' packets, not their bytes), held otherwise."""
+    where = cap.rereadable
+    if where is None:
+        yield Reconstructor(frozenset(ports))
+        return
+    with FileBytes(where) as source:
+        yield Reconstructor(frozenset(ports), payloads=source)
+
+
 def analyze(
     path: str | os.PathLike[str],
     port: int | Iterable[int] = DEFAULT_PORT,
@@ -195,8 +208,7 @@ def analyze(
             open_capture(path).close()  # the reader's one-line error for what is not a file
         return analyze_split(name, ports, jobs, progress=progress, keep=keep, spool=spool)
     scan = _Scan(keep, spool)
-    with open_capture(path) as cap:
-        rec = Reconstructor(frozenset(ports))
+    with open_capture(path) as cap, reconstructor(cap, ports) as rec:
         for batch in cap:
             for tc in rec.feed(batch):
                 scan.add(build_connection(tc))

@@ -11,6 +11,8 @@ on its own (``docs/findings.md``). The rules encode nginx's documented behaviour
 
 from __future__ import annotations
 
+import tempfile
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,7 +21,6 @@ import numpy as np
 import numpy.typing as npt
 
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
-from pcapkit.tcp import IDLE_FINISH_NS, LINGER_NS
 
 # How long after the loss nginx's retry can come and still be taken for one. nginx retries as
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
@@ -27,10 +28,6 @@ RETRY_WINDOW_NS = 1_000_000_000
 
 # Methods nginx never passes to the next upstream unless proxy_next_upstream has non_idempotent.
 NOT_RETRIED = frozenset({"POST", "LOCK", "PATCH"})
-
-# How long a finished connection's requests are remembered (capture time) for a loss found later:
-# a lost connection is finished at most this long after its last packet (silent, then expired).
-HORIZON_NS = IDLE_FINISH_NS + LINGER_NS + RETRY_WINDOW_NS
 
 
 def _first(events: Sequence[Event], side: str, types: tuple[str, ...]) -> Event | None:
@@ -170,23 +167,22 @@ def _key(method: str | None, target: str | None, host: str | None) -> int:
 
 
 class _RequestIndex:
-    """Every recent request as (key, sent time, connection, index, frame, opened), columnar.
+    """Every request as (key, sent time, connection, index, frame, opened): spilled to disk.
 
-    A retry can sit on a connection that finished before the lost one did, so requests must
-    outlive their connection for a while; but only for a while, or memory would follow the file.
-    A row is dropped once it is older than :data:`HORIZON_NS` before the newest packet seen:
-    further back than any lost connection can be finished after its loss. Rows whose key matches
-    a loss are copied out (they are few) before rows are dropped. Keys are 64-bit hashes of
-    (method, target, Host): a false match needs a hash collision within the retry window.
+    A retry can sit on a connection finished long before or long after the lost one, so every
+    request must stay findable until the end; held in memory that would follow the file. Rows
+    go to a file, 48 bytes each, in steps of :attr:`_CHUNK`; at the end, one pass over it takes
+    the few whose key is a loss's. Keys are 64-bit hashes of (method, target, Host): a false
+    match needs a hash collision, and then still the same window of time.
     """
 
-    _CHUNK = 1 << 16  # rows per concatenation: numpy arrays grow in steps, not per connection
+    _CHUNK = 1 << 16  # rows per write: numpy arrays are built in steps, not per connection
 
-    def __init__(self) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self._cols: list[list[int]] = [[], [], [], [], [], []]
-        self._arrays: list[npt.NDArray[np.int64]] | None = None
-        self._rows = 0
         self._pending = 0
+        self.out = out
+        self.rows = 0
 
     def add(self, conn: Connection) -> None:
         reqs = conn.requests
@@ -202,56 +198,19 @@ class _RequestIndex:
         idx.extend(range(n))
         fresh.extend([opened] * n)
         self._pending += n
+        if self._pending >= self._CHUNK:
+            self.spill()
 
-    def _flush(self) -> list[npt.NDArray[np.int64]]:
-        if self._pending or self._arrays is None:
-            new = [np.array(c, dtype=np.int64) for c in self._cols]
-            for c in self._cols:
-                c.clear()
-            if self._arrays is None:
-                self._arrays = new
-            else:
-                self._arrays = [
-                    np.concatenate((a, b)) for a, b in zip(self._arrays, new, strict=True)
-                ]
-            self._pending = 0
-        return self._arrays
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def take(self, keys: set[int]) -> list[tuple[int, _Candidate]]:
-        """The rows whose key is one of ``keys``, as (key, candidate)."""
-        cols = self._flush()
-        if not keys or not len(cols[0]):
-            return []
-        hit = np.flatnonzero(np.isin(cols[0], np.fromiter(keys, dtype=np.int64)))
-        k, sent, cid, idx, frames, fresh = (c[hit].tolist() for c in cols)
-        return [
-            (
-                k[i],
-                _Candidate(cid[i], idx[i], sent[i], frames[i], None if fresh[i] < 0 else fresh[i]),
-            )
-            for i in range(len(hit))
-        ]
-
-    def spill(self, out: BinaryIO) -> int:
-        """Write the waiting rows to ``out`` (int64, six per row) instead of keeping them."""
+    def spill(self) -> None:
+        """Write the waiting rows (int64, six per row)."""
         if not self._pending:
-            return 0
+            return
         rows = np.array(self._cols, dtype=np.int64).T
-        out.write(np.ascontiguousarray(rows).tobytes())
+        self.out.write(np.ascontiguousarray(rows).tobytes())
         for c in self._cols:
             c.clear()
-        n, self._pending = self._pending, 0
-        return n
-
-    def drop_before(self, ns: int) -> None:
-        cols = self._flush()
-        keep = cols[1] >= ns
-        if not keep.all():
-            self._arrays = [c[keep] for c in cols]
+        self.rows += self._pending
+        self._pending = 0
 
 
 class Classifier:
@@ -259,19 +218,20 @@ class Classifier:
 
     Connections arrive as the reconstruction finishes them. Everything but retries is decided
     per connection on arrival; a loss is paired with its retry at :meth:`finish`, when every
-    connection that could hold the retry has been seen. Memory: the findings, the losses, and
-    the requests of the last :data:`HORIZON_NS` of capture time.
+    connection that could hold the retry has been seen. Memory: the findings and the losses;
+    the requests wait in ``spill`` (a temporary file by default).
     """
 
     def __init__(self, spill: BinaryIO | None = None) -> None:
-        self._spill = spill  # a part of a split capture: requests go to disk, retries are later
-        self.spilled = 0
+        if spill is None:
+            spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), or when dropped
+            self._owned: BinaryIO | None = spill
+            weakref.finalize(self, spill.close)
+        else:
+            self._owned = None
+        self._index = _RequestIndex(spill)
         self._found: list[Finding] = []
         self._losses: list[Loss] = []
-        self._loss_keys: set[int] = set()
-        self._index = _RequestIndex()
-        self._cands: dict[tuple[int, int], tuple[int, _Candidate]] = {}
-        self._clock = 0
 
     def add(self, conn: Connection) -> bool:
         """Take one connection; True if it has a finding of its own (retries come later)."""
@@ -282,39 +242,30 @@ class Classifier:
             self._found.append(close)
         if failed is not None:
             self._found.append(failed)
-        for loss in losses:
-            self._losses.append(loss)
-            req = loss.request
-            if req.method is not None and req.target is not None:
-                self._loss_keys.add(_key(req.method, req.target, req.host))
+        self._losses.extend(losses)
         self._index.add(conn)
-        self._clock = max(self._clock, conn.last_seen_ns)
-        if self._spill is not None:
-            if self._index.pending >= _RequestIndex._CHUNK:
-                self.spilled += self._index.spill(self._spill)
-        elif self._index.pending >= _RequestIndex._CHUNK:
-            self._collect()
-            self._index.drop_before(self._clock - HORIZON_NS)
         return bool(losses) or close is not None or failed is not None
-
-    def _collect(self) -> None:
-        """Copy out every indexed request that has the key of a loss."""
-        for key, cand in self._index.take(self._loss_keys):
-            self._cands.setdefault((cand.conn_id, cand.index), (key, cand))
 
     def finish(self) -> list[Finding]:
         """Every finding, ordered by time (then connection)."""
-        self._collect()
-        return conclude(self._found, self._losses, list(self._cands.values()))
+        found, losses = self.part()
+        out = self._index.out
+        out.flush()
+        out.seek(0)
+        try:
+            cands = _candidates(out, loss_keys(losses), None)
+        finally:
+            if self._owned is not None:
+                self._owned.close()
+        return conclude(found, losses, cands)
 
     def part(self) -> tuple[list[Finding], list[Loss]]:
-        """For a part of a split capture: its own findings and losses; its requests are spilled.
+        """Its own findings and losses, every request written to ``spill``.
 
-        The retries are matched by :func:`conclude` once every part is in, against the spilled
-        requests of all parts (:func:`spilled_candidates`).
+        For a part of a split capture: the retries are matched by :func:`conclude` once every
+        part is in, against the requests of all parts (:func:`spilled_candidates`).
         """
-        assert self._spill is not None
-        self.spilled += self._index.spill(self._spill)
+        self._index.spill()
         return self._found, self._losses
 
 
@@ -326,24 +277,31 @@ def loss_keys(losses: Iterable[Loss]) -> set[int]:
     }
 
 
-def spilled_candidates(
-    path: str, keys: set[int], conn_ids: npt.NDArray[np.int64]
+def _candidates(
+    fh: BinaryIO, keys: set[int], conn_ids: npt.NDArray[np.int64] | None
 ) -> list[tuple[int, _Candidate]]:
-    """The spilled requests whose key is one of ``keys``; ids mapped through ``conn_ids``."""
     out: list[tuple[int, _Candidate]] = []
     if not keys:
         return out
     want = np.fromiter(keys, dtype=np.int64)
     step = 1 << 20
+    while True:
+        rows = np.frombuffer(fh.read(48 * step), dtype=np.int64).reshape(-1, 6)
+        if not len(rows):
+            return out
+        hit = rows[np.isin(rows[:, 0], want)]
+        for key, sent, cid, idx, frame, fresh in hit.tolist():
+            opened = None if fresh < 0 else fresh
+            conn = cid if conn_ids is None else int(conn_ids[cid])
+            out.append((key, _Candidate(conn, idx, sent, frame, opened)))
+
+
+def spilled_candidates(
+    path: str, keys: set[int], conn_ids: npt.NDArray[np.int64]
+) -> list[tuple[int, _Candidate]]:
+    """The spilled requests whose key is one of ``keys``; ids mapped through ``conn_ids``."""
     with open(path, "rb") as fh:
-        while True:
-            rows = np.fromfile(fh, dtype=np.int64, count=6 * step).reshape(-1, 6)
-            if not len(rows):
-                return out
-            hit = rows[np.isin(rows[:, 0], want)]
-            for key, sent, cid, idx, frame, fresh in hit.tolist():
-                opened = None if fresh < 0 else fresh
-                out.append((key, _Candidate(int(conn_ids[cid]), idx, sent, frame, opened)))
+        return _candidates(fh, keys, conn_ids)
 
 
 def conclude(

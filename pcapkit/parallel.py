@@ -36,7 +36,7 @@ from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.label import build_connection
 from pcapkit.model import Analysis, Connection, Finding
 from pcapkit.store import Spool, SpoolFile, TextCodec
-from pcapkit.tcp import Reconstructor, TcpStats
+from pcapkit.tcp import TcpStats
 
 if TYPE_CHECKING:
     from pcapkit.analysis import Keep, Progress, _Totals
@@ -80,7 +80,7 @@ def _work(
     out: Pipe,
 ) -> None:
     """A child process: analyze one share and send the :class:`_Part` (or the error) back."""
-    from pcapkit.analysis import _Scan
+    from pcapkit.analysis import _Scan, reconstructor
 
     try:
         index_path = os.path.join(tmp, f"requests-{share}")
@@ -94,8 +94,7 @@ def _work(
                 firsts[conn.id] = conn.first_frame
                 scan.add(conn)
 
-            with open_capture(path) as cap:
-                rec = Reconstructor(frozenset(ports))
+            with open_capture(path) as cap, reconstructor(cap, ports) as rec:
                 for batch in cap:
                     mine = batch.take(share_of(batch, shares) == share)
                     if len(mine):

@@ -43,6 +43,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from pcapkit.capture.reread import FileBytes
 from pcapkit.capture.types import ACK, FIN, RST, SYN, SegmentBatch, format_ip
 
 _MOD32 = 1 << 32
@@ -915,12 +916,17 @@ class Reconstructor:
     ports: frozenset[int]
     stats: TcpStats = field(default_factory=TcpStats)
     linger_ns: int = LINGER_NS
+    # Read payloads back from the capture file when a connection is finished, instead of
+    # holding them meanwhile: rows then carry their payload's file offset in place of a blob.
+    payloads: FileBytes | None = None
     _open: dict[tuple[int, ...], _Builder] = field(default_factory=dict)
     _next_id: int = 1
     _next_seq: int = 0
     # waiting batches: rows, key columns, the window holding their payloads, payload offsets
     _pending: list[
-        tuple[npt.NDArray[np.void], npt.NDArray[np.uint64], memoryview, npt.NDArray[np.int64]]
+        tuple[
+            npt.NDArray[np.void], npt.NDArray[np.uint64], memoryview | None, npt.NDArray[np.int64]
+        ]
     ] = field(default_factory=list)
     _pending_rows: int = 0
     _pending_bytes: int = 0
@@ -980,8 +986,14 @@ class Reconstructor:
         # The payloads stay in the batch's window until the rows are grouped, and are then
         # copied once, straight into each connection's blobs (an immutable window is kept as
         # it is; any other buffer is copied, as it may be reused once this call returns).
-        window = memoryview(batch.data if type(batch.data) is bytes else bytes(batch.data))
         offsets = batch.payload_off[keep]
+        window: memoryview | None = None
+        if self.payloads is not None:
+            if batch.file_base is None:
+                raise ValueError("payloads are read back from the file: batches need file_base")
+            rows["blob"] = offsets + batch.file_base
+        else:
+            window = memoryview(batch.data if type(batch.data) is bytes else bytes(batch.data))
         if not self._pending:
             self._pending_since = int(rows["ts"][0])
         self._pending.append((rows, keys, window, offsets))
@@ -1004,9 +1016,11 @@ class Reconstructor:
             return
         rows = np.concatenate([p[0] for p in self._pending])
         keys = np.concatenate([p[1] for p in self._pending], axis=1)
-        windows = np.empty(len(self._pending), dtype=object)
-        windows[:] = [p[2] for p in self._pending]
-        window = np.repeat(windows, [len(p[0]) for p in self._pending])
+        window: npt.NDArray[np.object_] | None = None
+        if self.payloads is None:
+            windows = np.empty(len(self._pending), dtype=object)
+            windows[:] = [p[2] for p in self._pending]
+            window = np.repeat(windows, [len(p[0]) for p in self._pending])
         offsets = np.concatenate([p[3] for p in self._pending])
         self._pending.clear()
         self._pending_rows = 0
@@ -1064,7 +1078,8 @@ class Reconstructor:
         for rows_at, slot in assign:
             row_slot[rows_at] = slot
             self._last[slot] = max(int(self._last[slot]), int(ts[rows_at].max()))
-        self._blobs_of(rows, row_slot, window, offsets)
+        if window is not None:
+            self._blobs_of(rows, row_slot, window, offsets)
         # Ids follow first packets exactly, even when a tuple reused inside this batch made a
         # connection start after another group's first packet.
         created.sort(key=lambda c: c.first_frame)
@@ -1267,12 +1282,15 @@ class Reconstructor:
             # each direction's payload: its blobs joined (a blob's rows begin where the serial
             # changes; directions never share a blob)
             rows = _take(store, part)
-            blob = rows["blob"]
-            blob_at = np.flatnonzero(np.concatenate(([True], blob[1:] != blob[:-1])))
-            blobs = list(map(self._blob_of.pop, blob[blob_at].tolist()))
-            cut = [0, *np.searchsorted(blob_at, np.cumsum(chunk_sizes)).tolist()]
-            payloads = [b"".join(blobs[a:b]) for a, b in pairwise(cut)]
-            del blobs
+            if self.payloads is not None:
+                payloads = self._read_back(rows, chunk_sizes, self.payloads)
+            else:
+                blob = rows["blob"]
+                blob_at = np.flatnonzero(np.concatenate(([True], blob[1:] != blob[:-1])))
+                blobs = list(map(self._blob_of.pop, blob[blob_at].tolist()))
+                cut = [0, *np.searchsorted(blob_at, np.cumsum(chunk_sizes)).tolist()]
+                payloads = [b"".join(blobs[a:b]) for a, b in pairwise(cut)]
+                del blobs
             conns = self._connections(builders[c0:c1], last[c0:c1], rows, payloads, chunk_sizes)
             del payloads
             # the finished connections leave: their pieces now, their rows at the next compaction
@@ -1281,6 +1299,17 @@ class Reconstructor:
                 self._slots[b.slot] = None
                 self._free.append(b.slot)
             yield from conns
+
+    @staticmethod
+    def _read_back(
+        rows: npt.NDArray[np.void], sizes: npt.NDArray[np.int64], source: FileBytes
+    ) -> list[bytes]:
+        """Each direction's payloads (its rows are consecutive, in file order) from the file."""
+        clen = rows["clen"].astype(np.int64)
+        has = np.flatnonzero(clen)
+        direction = np.repeat(np.arange(len(sizes)), sizes)
+        pieces = np.bincount(direction[has], minlength=len(sizes)).tolist()
+        return source.gather_groups(rows["blob"][has], clen[has], pieces)
 
     def _connections(
         self,

@@ -58,3 +58,19 @@ def test_a_file_cut_meanwhile_is_an_error_not_garbage(tmp_path: Path) -> None:
         path.write_bytes(b"x" * 10)
         with pytest.raises(MalformedCaptureError, match="changed while being read"):
             fb.gather(np.array([50_000], dtype=np.int64), np.array([10], dtype=np.int64))
+
+
+def test_payloads_read_back_or_held_give_the_same_analysis(tmp_path: Path) -> None:
+    """A plain file is read back (payloads not held); its gzip copy is held: same analysis."""
+    import gzip
+
+    from pcapkit import analyze
+    from tests.test_benchmark_gen import SEED, gen
+
+    plain = tmp_path / "busy.pcap"
+    gen.generate(plain, 20_000, seed=SEED, concurrency=40, ports=(40000, 40099))
+    gz = tmp_path / "busy.pcap.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=1))
+    a, b = analyze(plain), analyze(gz)
+    assert a.connections == b.connections and a.findings == b.findings
+    assert sum(c.server_bytes for c in a.connections) > 1_000_000

@@ -19,8 +19,11 @@ import numpy.typing as npt
 
 from pcapkit.errors import MalformedCaptureError
 
-# Pieces closer than this are read together: one syscall instead of two, a little waste.
-_MERGE_GAP = 16 << 10
+# Pieces closer than this are read together: one syscall instead of two, a little waste (a
+# syscall costs about as much as copying a few KiB). Reads stay within aligned blocks of
+# _SPAN_MAX bytes, so a read never holds much more than the pieces it was for.
+_MERGE_GAP = 2 << 10
+_SPAN_MAX = 1 << 20
 
 
 class FileBytes:
@@ -32,19 +35,27 @@ class FileBytes:
 
     def gather(self, offsets: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> bytes:
         """The pieces ``[offsets[i], offsets[i] + lengths[i])`` of the file, joined in order."""
+        return self.gather_groups(offsets, lengths, [len(offsets)])[0]
+
+    def gather_groups(
+        self, offsets: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], groups: list[int]
+    ) -> list[bytes]:
+        """The pieces, joined in order, in consecutive groups of ``groups[k]`` pieces each."""
         n = len(offsets)
         if n == 0:
-            return b""
+            return [b""] * len(groups)
         order = np.argsort(offsets, kind="stable")
         start = offsets[order]
         end = start + lengths[order]
         # a new read where the next piece starts beyond what is read so far, plus the gap
         reach = np.maximum.accumulate(end)
         new = np.ones(n, dtype=bool)
-        new[1:] = start[1:] > reach[:-1] + _MERGE_GAP
+        new[1:] = (start[1:] > reach[:-1] + _MERGE_GAP) | (
+            start[1:] // _SPAN_MAX != start[:-1] // _SPAN_MAX
+        )
         first = np.flatnonzero(new)
         last = np.append(first[1:], n) - 1
-        pieces: list[bytes] = [b""] * n
+        pieces: list[memoryview] = [memoryview(b"")] * n
         slot = order.tolist()
         s_list, e_list = start.tolist(), end.tolist()
         for a, b in zip(first.tolist(), last.tolist(), strict=True):
@@ -56,8 +67,13 @@ class FileBytes:
                 )
             mv = memoryview(buf)
             for k in range(a, b + 1):
-                pieces[slot[k]] = mv[s_list[k] - lo : e_list[k] - lo].tobytes()
-        return b"".join(pieces)
+                pieces[slot[k]] = mv[s_list[k] - lo : e_list[k] - lo]
+        out: list[bytes] = []
+        at = 0
+        for k in groups:
+            out.append(b"".join(pieces[at : at + k]))
+            at += k
+        return out
 
     def close(self) -> None:
         if self._fd >= 0:
