@@ -284,7 +284,7 @@ def _candidates(
     if not keys:
         return out
     want = np.fromiter(keys, dtype=np.int64)
-    step = 1 << 20
+    step = 1 << 17  # rows per read: a few MiB at a time
     while True:
         rows = np.frombuffer(fh.read(48 * step), dtype=np.int64).reshape(-1, 6)
         if not len(rows):

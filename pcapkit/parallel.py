@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import traceback
+from array import array
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
@@ -88,10 +89,12 @@ def _work(
             path_ = os.path.join(tmp, f"spool-{share}")
             scan = _Scan(keep, spool=text or True, spool_path=path_)
             scan.classifier = classify.Classifier(spill=spill)
-            firsts: dict[int, int] = {}
+            # (id, first frame) of every connection, 16 bytes each: numbering across the parts
+            firsts = array("q")
 
             def add(conn: Connection) -> None:
-                firsts[conn.id] = conn.first_frame
+                firsts.append(conn.id)
+                firsts.append(conn.first_frame)
                 scan.add(conn)
 
             with open_capture(path) as cap, reconstructor(cap, ports) as rec:
@@ -106,7 +109,9 @@ def _work(
                     add(build_connection(tc))
                 info = cap.info
             found, losses = scan.classifier.part()
-        frames = np.array([firsts[i] for i in range(1, len(firsts) + 1)], dtype=np.int64)
+        pairs = np.frombuffer(firsts, dtype=np.int64).reshape(-1, 2)
+        frames = np.empty(len(pairs), dtype=np.int64)
+        frames[pairs[:, 0] - 1] = pairs[:, 1]
         assert scan.spool is not None
         out.send(
             _Part(
@@ -226,9 +231,8 @@ def _merge(
         for c in classify.spilled_candidates(p.requests, keys, ids)
     ]
     findings = tuple(classify.conclude(found, losses, cands))
-    ids_lists = [r.tolist() for r in renumber]
     text = None if isinstance(spool, bool) else spool
-    kept = Spool.merged([p.spool for p in parts], ids_lists, text)
+    kept = Spool.merged([p.spool for p in parts], renumber, text)
     connections: Spool | tuple[Connection, ...] = kept
     if spool is False:
         connections = tuple(kept)

@@ -21,6 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, overload
 
+import numpy as np
+import numpy.typing as npt
+
 from pcapkit.model import Connection
 
 
@@ -110,7 +113,7 @@ class Spool(Sequence[Connection]):
     def merged(
         cls,
         files: Sequence[SpoolFile],
-        renumber: Sequence[Sequence[int]],
+        renumber: Sequence[npt.NDArray[np.int64]],
         text: TextCodec | None = None,
     ) -> Spool:
         """Several processes' spools as one; ``renumber[k][local id]`` is the id in the whole.
@@ -131,7 +134,7 @@ class Spool(Sequence[Connection]):
             offs.frombytes(f.offsets)
             ends = offs[1:] + array("q", [f.end] if offs else [])
             out._file.extend(array("b", [k]) * len(ids))
-            out._ids.extend(renumber[k][i] for i in ids)
+            out._ids.extend(renumber[k][np.frombuffer(f.ids, dtype=np.int64)].tolist())
             out._offsets.extend(offs)
             out._lengths.extend(e - o for o, e in zip(offs, ends, strict=True))
         out._closer = weakref.finalize(out, _close_all, out._fds)

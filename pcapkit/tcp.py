@@ -579,8 +579,10 @@ _MIX = np.array(
 )
 
 # Connections finished together: their temporary arrays, and the payload they hold twice (the
-# pieces and the joined streams), stay bounded.
-FINISH_CHUNK = 256
+# pieces and the joined streams), stay bounded: at most this many connections, and no more
+# payload than FINISH_BYTES unless one connection alone has more.
+FINISH_CHUNK = 128
+FINISH_BYTES = 8 << 20
 
 _I64_MIN = -(1 << 63)
 
@@ -1275,8 +1277,15 @@ class Reconstructor:
         sizes = np.bincount((by_dir >> np.uint64(bits)).astype(np.intp), minlength=2 * k)
         ends = np.cumsum(sizes).tolist()
         last = self._last[slots].tolist()
-        for c0 in range(0, k, FINISH_CHUNK):
-            c1 = min(c0 + FINISH_CHUNK, k)
+        dirs = (by_dir >> np.uint64(bits)).astype(np.intp)
+        per_conn = np.bincount(dirs // 2, weights=store["clen"][sel], minlength=k)
+        reach = np.cumsum(per_conn)
+        c1 = 0
+        while c1 < k:
+            c0 = c1
+            base = float(reach[c0 - 1]) if c0 else 0.0
+            fits = int(np.searchsorted(reach, base + FINISH_BYTES, side="right"))
+            c1 = min(max(fits, c0 + 1), c0 + FINISH_CHUNK, k)
             part = sel[ends[2 * c0 - 1] if c0 else 0 : ends[2 * c1 - 1]]
             chunk_sizes = sizes[2 * c0 : 2 * c1]
             # each direction's payload: its blobs joined (a blob's rows begin where the serial
