@@ -218,7 +218,12 @@ def _merge(
     totals = _Totals()
     evidence = diagnose.Evidence()
     for p, ids in zip(parts, renumber, strict=True):
-        found.extend(replace(f, connection=int(ids[f.connection])) for f in p.found)
+        # renumbered one by one, each old value freed as its copy is made: a big capture has
+        # hundreds of thousands of findings, and two copies of them would be the peak
+        for i, one in enumerate(p.found):
+            p.found[i] = replace(one, connection=int(ids[one.connection]))
+        found.extend(p.found)
+        p.found.clear()
         losses.extend(replace(x, conn_id=int(ids[x.conn_id])) for x in p.losses)
         for name in _Totals.__slots__:
             setattr(totals, name, getattr(totals, name) + getattr(p.totals, name))
