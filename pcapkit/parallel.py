@@ -183,6 +183,8 @@ def analyze_split(
             res = got[i]
             if isinstance(res, BaseException):
                 raise res
+        if progress is not None:
+            progress(size, size)  # every part is in: the whole file was read
         parts = [got[i] for i in range(jobs)]
         assert all(isinstance(p, _Part) for p in parts)
         return _merge([p for p in parts if isinstance(p, _Part)], path, ports, spool)

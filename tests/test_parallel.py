@@ -107,3 +107,12 @@ def test_cli_splits_big_captures(busy: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert calls == [2]
     assert two.exit_code == one.exit_code == 1
     assert two.stdout == one.stdout
+
+
+def test_progress_reaches_the_end_when_split(busy: Path) -> None:  # noqa: F811
+    seen: list[tuple[int, int]] = []
+    analyze(busy, jobs=2, progress=lambda done, size: seen.append((done, size)))
+    size = busy.stat().st_size
+    assert seen and seen[-1] == (size, size)
+    assert all(s == size and 0 <= d <= size for d, s in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
