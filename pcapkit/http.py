@@ -299,17 +299,9 @@ class _Framer:
                 break
             i = bisect_right(starts, pos, i) - 1
             method, target = g[0], g[1]
-            if body == 0:
-                length = hlen
-            elif body > 0:
-                length = hlen + body
-            elif body == -3:
-                stop = self.chunked_end(pos + hlen)
-                if stop is None:
-                    break  # the general loop falls back to bursts and says so
-                length = stop - pos
-            else:
-                break  # an unreadable Content-Length: the general loop notes it
+            length = self.extent(pos, hlen, body, end)
+            if length is None:
+                break
             append(
                 (
                     pos,
@@ -326,6 +318,19 @@ class _Framer:
             )
             pos += length
         return pos
+
+    def extent(self, pos: int, hlen: int, body: int, end: int) -> int | None:
+        """A message's length from its head's length and its framing (:data:`_FRAMINGS`);
+        None where :meth:`turbo` stops: a chunked body cut short (the general loop falls back
+        to bursts and says so) or an unreadable Content-Length (the general loop notes it)."""
+        if body >= 0:
+            return hlen + body
+        if body == -3:
+            stop = self.chunked_end(pos + hlen)
+            return None if stop is None else stop - pos
+        if body == -1:  # responses only: until the connection closes
+            return end - pos
+        return None
 
     def heads(self, methods: Sequence[str | None]) -> set[int]:
         """Which responses (counting final ones only) answer a HEAD: no body, whatever they say.
@@ -367,19 +372,9 @@ class _Framer:
             status = statuses[code]
             if version == b"1.0":
                 close = close_10  # HTTP/1.0 closes unless it asks to keep alive
-            if status in bodiless or answered in heads:
-                length = hlen
-            elif body >= 0:
-                length = hlen + body
-            elif body == -3:
-                stop = self.chunked_end(pos + hlen)
-                if stop is None:
-                    break  # the general loop falls back to bursts and says so
-                length = stop - pos
-            elif body == -1:
-                length = end - pos
-            else:
-                break  # an unreadable Content-Length: the general loop notes it
+            length = hlen if status in bodiless or answered in heads else None
+            if length is None and (length := self.extent(pos, hlen, body, end)) is None:
+                break
             append((pos, ts[i], frames[i], True, None, None, None, status, close, length))
             pos += length
             if status >= 200:
