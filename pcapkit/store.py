@@ -67,15 +67,21 @@ class Spool(Sequence[Connection]):
     def __init__(
         self, directory: str | None = None, path: str | None = None, text: TextCodec | None = None
     ) -> None:
-        self.text = text
         if path is None:
             fh = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept as a descriptor
             fd = os.dup(fh.fileno())
             fh.close()
         else:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._setup([fd], path, text, renumbered=False)
+
+    def _setup(
+        self, fds: list[int], path: str | None, text: TextCodec | None, renumbered: bool
+    ) -> None:
+        self.text = text
         self._path = path
-        self._fds = [fd]
+        self._fds = fds
+        self._renumber = renumbered  # ids differ from the ones pickled (several processes)
         self._file = array("b")  # which file each entry is in
         self._ids = array("q")  # connection id of each entry
         self._offsets = array("q")
@@ -122,26 +128,16 @@ class Spool(Sequence[Connection]):
         paths can be removed right after.
         """
         out = cls.__new__(cls)
-        out.text = text
-        out._path = None
-        out._fds = [os.open(f.path, os.O_RDONLY) for f in files]
-        out._file, out._ids = array("b"), array("q")
-        out._offsets, out._lengths = array("q"), array("q")
-        out._end = 0
+        out._setup([os.open(f.path, os.O_RDONLY) for f in files], None, text, renumbered=True)
         for k, f in enumerate(files):
-            ids, offs = array("q"), array("q")
-            ids.frombytes(f.ids)
+            offs = array("q")
             offs.frombytes(f.offsets)
             ends = offs[1:] + array("q", [f.end] if offs else [])
-            out._file.extend(array("b", [k]) * len(ids))
+            out._file.extend(array("b", [k]) * len(offs))
             out._ids.extend(renumber[k][np.frombuffer(f.ids, dtype=np.int64)].tolist())
             out._offsets.extend(offs)
             out._lengths.extend(e - o for o, e in zip(offs, ends, strict=True))
-        out._closer = weakref.finalize(out, _close_all, out._fds)
-        out._renumber = True
         return out.seal()
-
-    _renumber = False
 
     def _read(self, pos: int) -> bytes:
         return os.pread(self._fds[self._file[pos]], self._lengths[pos], self._offsets[pos])
