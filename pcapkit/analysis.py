@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pcapkit import classify, diagnose
-from pcapkit.capture import CaptureInfo, CaptureReader, FileBytes, open_capture
+from pcapkit.capture import CaptureInfo, CaptureReader, FileBytes, SegmentBatch, open_capture
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.label import build_connection
 from pcapkit.model import (
@@ -124,15 +124,26 @@ class _Scan:
                 self.kept.append(conn)
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
-        findings = tuple(self.classifier.finish())
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
-        return Analysis(
-            capture=capture,
-            connections=kept,
-            findings=findings,
-            summary=self.totals.summary(findings),
-            advice=diagnose.advise(findings, self.evidence),
-        )
+        return finished(capture, kept, self.classifier.finish(), self.totals, self.evidence)
+
+
+def finished(
+    capture: CaptureSummary,
+    connections: Sequence[Connection],
+    findings: Iterable[Finding],
+    totals: _Totals,
+    evidence: diagnose.Evidence,
+) -> Analysis:
+    """The analysis, once every connection has been counted and classified."""
+    found = tuple(findings)
+    return Analysis(
+        capture=capture,
+        connections=connections,
+        findings=found,
+        summary=totals.summary(found),
+        advice=diagnose.advise(found, evidence),
+    )
 
 
 def _capture_summary(info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> CaptureSummary:
@@ -176,6 +187,30 @@ def reconstructor(cap: CaptureReader, ports: tuple[int, ...]) -> Iterator[Recons
         yield Reconstructor(frozenset(ports), payloads=source)
 
 
+def scan_file(
+    path: str | os.PathLike[str],
+    ports: tuple[int, ...],
+    add: Callable[[Connection], None],
+    *,
+    after_batch: Callable[[CaptureReader], None] | None = None,
+    select: Callable[[SegmentBatch], SegmentBatch] | None = None,
+) -> tuple[CaptureInfo, TcpStats]:
+    """Read the capture once and hand each labelled connection to ``add`` as soon as it ends.
+
+    ``select`` narrows each batch first (a process's share of a split capture); ``after_batch``
+    sees the reader after each batch (progress).
+    """
+    with open_capture(path) as cap, reconstructor(cap, ports) as rec:
+        for batch in cap:
+            for tc in rec.feed(batch if select is None else select(batch)):
+                add(build_connection(tc))
+            if after_batch is not None:
+                after_batch(cap)
+        for tc in rec.finish():
+            add(build_connection(tc))
+        return cap.info, rec.stats
+
+
 def analyze(
     path: str | os.PathLike[str],
     port: int | Iterable[int] = DEFAULT_PORT,
@@ -208,18 +243,11 @@ def analyze(
             open_capture(path).close()  # the reader's one-line error for what is not a file
         return analyze_split(name, ports, jobs, progress=progress, keep=keep, spool=spool)
     scan = _Scan(keep, spool)
-    with open_capture(path) as cap, reconstructor(cap, ports) as rec:
-        for batch in cap:
-            for tc in rec.feed(batch):
-                scan.add(build_connection(tc))
-            if progress is not None:
-                progress(*cap.progress())
-        for tc in rec.finish():
-            scan.add(build_connection(tc))
-        info = cap.info
-    if rec.stats.upstream_segments == 0:
-        raise NoUpstreamTrafficError(_no_traffic(name, info, rec.stats, ports))
-    return scan.conclude(_capture_summary(info, rec.stats, ports))
+    report = None if progress is None else (lambda cap: progress(*cap.progress()))
+    info, stats = scan_file(path, ports, scan.add, after_batch=report)
+    if stats.upstream_segments == 0:
+        raise NoUpstreamTrafficError(_no_traffic(name, info, stats, ports))
+    return scan.conclude(_capture_summary(info, stats, ports))
 
 
 def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:

@@ -32,9 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pcapkit import classify, diagnose
-from pcapkit.capture import CaptureInfo, SegmentBatch, open_capture
+from pcapkit.capture import CaptureInfo, CaptureReader, SegmentBatch
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
-from pcapkit.label import build_connection
 from pcapkit.model import Analysis, Connection, Finding
 from pcapkit.store import Spool, SpoolFile, TextCodec
 from pcapkit.tcp import TcpStats
@@ -81,7 +80,7 @@ def _work(
     out: Pipe,
 ) -> None:
     """A child process: analyze one share and send the :class:`_Part` (or the error) back."""
-    from pcapkit.analysis import _Scan, reconstructor
+    from pcapkit.analysis import _Scan, scan_file
 
     try:
         index_path = os.path.join(tmp, f"requests-{share}")
@@ -97,17 +96,16 @@ def _work(
                 firsts.append(conn.first_frame)
                 scan.add(conn)
 
-            with open_capture(path) as cap, reconstructor(cap, ports) as rec:
-                for batch in cap:
-                    mine = batch.take(share_of(batch, shares) == share)
-                    if len(mine):
-                        for tc in rec.feed(mine):
-                            add(build_connection(tc))
-                    if share == 0:
-                        read.value = cap.progress()[0]
-                for tc in rec.finish():
-                    add(build_connection(tc))
-                info = cap.info
+            def progress(cap: CaptureReader) -> None:
+                read.value = cap.progress()[0]
+
+            info, stats = scan_file(
+                path,
+                ports,
+                add,
+                after_batch=progress if share == 0 else None,
+                select=lambda batch: batch.take(share_of(batch, shares) == share),
+            )
             found, losses = scan.classifier.part()
         pairs = np.frombuffer(firsts, dtype=np.int64).reshape(-1, 2)
         frames = np.empty(len(pairs), dtype=np.int64)
@@ -116,7 +114,7 @@ def _work(
         out.send(
             _Part(
                 info=info,
-                stats=rec.stats,
+                stats=stats,
                 totals=scan.totals,
                 evidence=scan.evidence,
                 found=found,
@@ -193,7 +191,7 @@ def analyze_split(
 def _merge(
     parts: list[_Part], path: str, ports: tuple[int, ...], spool: bool | TextCodec
 ) -> Analysis:
-    from pcapkit.analysis import _capture_summary, _no_traffic, _Totals
+    from pcapkit.analysis import _capture_summary, _no_traffic, _Totals, finished
 
     info = parts[0].info  # every process read the whole file: the same capture counts
     stats = TcpStats()
@@ -237,17 +235,11 @@ def _merge(
         for p, ids in zip(parts, renumber, strict=True)
         for c in classify.spilled_candidates(p.requests, keys, ids)
     ]
-    findings = tuple(classify.conclude(found, losses, cands))
+    findings = classify.conclude(found, losses, cands)
     text = None if isinstance(spool, bool) else spool
     kept = Spool.merged([p.spool for p in parts], renumber, text)
     connections: Spool | tuple[Connection, ...] = kept
     if spool is False:
         connections = tuple(kept)
         kept.close()
-    return Analysis(
-        capture=_capture_summary(info, stats, ports),
-        connections=connections,
-        findings=findings,
-        summary=totals.summary(findings),
-        advice=diagnose.advise(findings, evidence),
-    )
+    return finished(_capture_summary(info, stats, ports), connections, findings, totals, evidence)
