@@ -79,10 +79,8 @@ def lost_requests(conn: Connection) -> list[Loss]:
     return [Loss(conn.id, req, close) for req in conn.requests if not req.answered]
 
 
-def _close_reason(conn: Connection, lost: bool) -> tuple[CloseReason, int | None]:
+def _close_reason(conn: Connection, lost: bool, close: Event) -> tuple[CloseReason, int | None]:
     idle = None
-    close = server_close(conn)
-    assert close is not None
     if conn.last_response_ns is not None:
         idle = close.time_ns - conn.last_response_ns
     elif conn.established_at_ns is not None:
@@ -102,7 +100,7 @@ def server_initiated_close(conn: Connection, lost: bool) -> Finding | None:
     close = server_close(conn)
     if close is None:
         return None
-    reason, idle = _close_reason(conn, lost)
+    reason, idle = _close_reason(conn, lost, close)
     what = "FIN" if close.type == "fin" else "RST"
     idle_txt = f"{_ms(idle)} after its last response" if idle is not None else ""
     if reason == "request_in_flight":
