@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from pcapkit import classify, diagnose
 from pcapkit.capture import CaptureInfo, CaptureReader, FileBytes, SegmentBatch, open_capture
@@ -26,7 +27,7 @@ from pcapkit.model import (
     Finding,
     Summary,
 )
-from pcapkit.store import Spool, TextCodec, in_order
+from pcapkit.store import FindingSpool, Spool, TextCodec, in_order
 from pcapkit.tcp import Reconstructor, TcpConnection, TcpStats
 
 DEFAULT_PORT = 8080
@@ -69,7 +70,7 @@ class _Totals:
         self.anomalies += len(c.anomalies)
 
     def summary(self, findings: Iterable[Finding]) -> Summary:
-        kinds = Counter(f.type for f in findings)
+        kinds = findings.kinds() if isinstance(findings, FindingSpool) else _kinds(findings)
         return Summary(
             connections=self.connections,
             partial_connections=self.partial,
@@ -84,6 +85,10 @@ class _Totals:
             anomalies=self.anomalies,
             findings=tuple((t, kinds[t]) for t in FINDING_TYPES),
         )
+
+
+def _kinds(findings: Iterable[Finding]) -> Counter[str]:
+    return Counter(f.type for f in findings)
 
 
 def summarize(connections: Iterable[Connection], findings: Iterable[Finding]) -> Summary:
@@ -103,14 +108,21 @@ class _Scan:
     """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
 
     def __init__(
-        self, keep: Keep | None, spool: bool | TextCodec, spool_path: str | None = None
+        self,
+        keep: Keep | None,
+        spool: bool | TextCodec,
+        spool_path: str | None = None,
+        spill: BinaryIO | None = None,
     ) -> None:
         self.keep = keep
         self.totals = _Totals()
         self.evidence = diagnose.Evidence()
-        self.classifier = classify.Classifier()
         text = None if isinstance(spool, bool) else spool
         self.spool = Spool(path=spool_path, text=text) if spool else None
+        found = None
+        if spool:
+            found = FindingSpool(path=None if spool_path is None else spool_path + ".findings")
+        self.classifier = classify.Classifier(spill=spill, found=found)
         self.kept: list[Connection] = []
 
     def add(self, conn: Connection) -> None:
@@ -131,18 +143,17 @@ class _Scan:
 def finished(
     capture: CaptureSummary,
     connections: Sequence[Connection],
-    findings: Iterable[Finding],
+    findings: Sequence[Finding],
     totals: _Totals,
     evidence: diagnose.Evidence,
 ) -> Analysis:
     """The analysis, once every connection has been counted and classified."""
-    found = tuple(findings)
     return Analysis(
         capture=capture,
         connections=connections,
-        findings=found,
-        summary=totals.summary(found),
-        advice=diagnose.advise(found, evidence),
+        findings=findings,
+        summary=totals.summary(findings),
+        advice=diagnose.advise(findings, evidence),
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
+from pcapkit.store import FindingSpool
 
 # How long after the loss nginx's retry can come and still be taken for one. nginx retries as
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
@@ -216,11 +217,12 @@ class Classifier:
 
     Connections arrive as the reconstruction finishes them. Everything but retries is decided
     per connection on arrival; a loss is paired with its retry at :meth:`finish`, when every
-    connection that could hold the retry has been seen. Memory: the findings and the losses;
-    the requests wait in ``spill`` (a temporary file by default).
+    connection that could hold the retry has been seen. Memory: the losses, and the findings
+    unless ``found`` keeps them on disk; the requests wait in ``spill`` (a temporary file by
+    default).
     """
 
-    def __init__(self, spill: BinaryIO | None = None) -> None:
+    def __init__(self, spill: BinaryIO | None = None, found: FindingSpool | None = None) -> None:
         if spill is None:
             spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), or when dropped
             self._owned: BinaryIO | None = spill
@@ -228,7 +230,7 @@ class Classifier:
         else:
             self._owned = None
         self._index = _RequestIndex(spill)
-        self._found: list[Finding] = []
+        self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
 
     def add(self, conn: Connection) -> bool:
@@ -244,8 +246,8 @@ class Classifier:
         self._index.add(conn)
         return bool(losses) or close is not None or failed is not None
 
-    def finish(self) -> list[Finding]:
-        """Every finding, ordered by time (then connection)."""
+    def finish(self) -> Sequence[Finding]:
+        """Every finding, ordered by time (then connection): a tuple, or the sealed spool."""
         found, losses = self.part()
         out = self._index.out
         out.flush()
@@ -257,7 +259,7 @@ class Classifier:
                 self._owned.close()
         return conclude(found, losses, cands)
 
-    def part(self) -> tuple[list[Finding], list[Loss]]:
+    def part(self) -> tuple[list[Finding] | FindingSpool, list[Loss]]:
         """Its own findings and losses, every request written to ``spill``.
 
         For a part of a split capture: the retries are matched by :func:`conclude` once every
@@ -303,13 +305,25 @@ def spilled_candidates(
 
 
 def conclude(
-    found: Iterable[Finding], losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]
-) -> list[Finding]:
-    """Per-connection findings, plus losses paired with their retries; by time, connection."""
+    found: Iterable[Finding] | FindingSpool,
+    losses: Sequence[Loss],
+    cands: Sequence[tuple[int, _Candidate]],
+) -> Sequence[Finding]:
+    """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
+    or ``found`` itself sealed if it is a spool."""
     retries = match_retries(losses, cands)
-    findings = [*found, *_loss_findings(losses, retries), *_retry_findings(retries)]
-    findings.sort(key=lambda f: (f.time_ns, f.connection, f.frame))
-    return findings
+    more = [*_loss_findings(losses, retries), *_retry_findings(retries)]
+    if isinstance(found, FindingSpool):
+        found.extend(more)
+        return found.seal()
+    findings = [*found, *more]
+    findings.sort(key=finding_order)
+    return tuple(findings)
+
+
+def finding_order(f: Finding) -> tuple[int, int, int]:
+    """The order of a report's findings: by time, then connection, then frame."""
+    return (f.time_ns, f.connection, f.frame)
 
 
 def _order(c: _Candidate) -> tuple[int, int, int]:
@@ -408,7 +422,7 @@ def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
     return out
 
 
-def classify(conns: Iterable[Connection]) -> list[Finding]:
+def classify(conns: Iterable[Connection]) -> Sequence[Finding]:
     """Every finding, ordered by time (then connection)."""
     c = Classifier()
     for conn in conns:

@@ -16,11 +16,40 @@ from statistics import median
 from pcapkit.model import Advice, Connection, Finding
 
 
-def _idle(findings: Sequence[Finding]) -> Advice | None:
-    idle = [f.idle_ns for f in findings if f.reason == "idle_timeout" and f.idle_ns is not None]
-    raced = [
-        f.idle_ns for f in findings if f.reason == "request_in_flight" and f.idle_ns is not None
-    ]
+@dataclass(slots=True)
+class _Gathered:
+    """What the advice needs of the findings, gathered in one pass (they may be on disk)."""
+
+    idle: list[int] = field(default_factory=list)  # idle time before each idle-timeout close
+    raced: list[int] = field(default_factory=list)  # ... before a close with a request in flight
+    lost: int = 0
+    retried: int = 0
+    failed: int = 0  # lost and not retried
+    methods: set[str] = field(default_factory=set)  # of those not retried
+    connect_failed: int = 0
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding]) -> _Gathered:
+        g = cls()
+        for f in findings:
+            if f.type == "server_initiated_close" and f.idle_ns is not None:
+                if f.reason == "idle_timeout":
+                    g.idle.append(f.idle_ns)
+                elif f.reason == "request_in_flight":
+                    g.raced.append(f.idle_ns)
+            elif f.type == "request_lost_to_fin":
+                g.lost += 1
+                g.retried += bool(f.retried)
+                if f.retried is False:
+                    g.failed += 1
+                    g.methods.add((f.request or "").split(" ")[0])
+            elif f.type == "connect_failed":
+                g.connect_failed += 1
+        return g
+
+
+def _idle(g: _Gathered) -> Advice | None:
+    idle, raced = g.idle, g.raced
     if not idle:
         return None
     mid, low = median(idle) / 1e9, min(idle) / 1e9
@@ -82,32 +111,27 @@ def _max_requests(ev: Evidence) -> Advice | None:
     )
 
 
-def _lost(findings: Sequence[Finding]) -> Advice | None:
-    lost = [f for f in findings if f.type == "request_lost_to_fin"]
+def _lost(g: _Gathered) -> Advice | None:
+    lost = g.lost
     if not lost:
         return None
-    retried = sum(1 for f in lost if f.retried)
-    failed = [f for f in lost if f.retried is False]
-    methods = sorted({(f.request or "").split(" ")[0] for f in failed})
-    parts = [f"{len(lost)} request{'s' if len(lost) != 1 else ''} lost to the upstream's close"]
-    if retried:
-        parts.append(f"{retried} retried by nginx (its client saw only the delay)")
-    if failed:
+    parts = [f"{lost} request{'s' if lost != 1 else ''} lost to the upstream's close"]
+    if g.retried:
+        parts.append(f"{g.retried} retried by nginx (its client saw only the delay)")
+    if g.failed:
         parts.append(
-            f"{len(failed)} not retried ({', '.join(methods)}): their clients got a 502 and "
-            "nginx logged 'upstream prematurely closed connection'"
+            f"{g.failed} not retried ({', '.join(sorted(g.methods))}): their clients got a 502 "
+            "and nginx logged 'upstream prematurely closed connection'"
         )
-    return Advice(
-        "lost_requests", "; ".join(parts) + ".", value=float(len(lost)), evidence=len(lost)
-    )
+    return Advice("lost_requests", "; ".join(parts) + ".", value=float(lost), evidence=lost)
 
 
-def _connect(findings: Sequence[Finding], ev: Evidence) -> Advice | None:
-    failed = [f for f in findings if f.type == "connect_failed"]
+def _connect(g: _Gathered, ev: Evidence) -> Advice | None:
+    failed = g.connect_failed
     if not failed:
         return None
     refused = ev.refused
-    silent = len(failed) - refused
+    silent = failed - refused
     parts = []
     if silent:
         parts.append(
@@ -120,19 +144,14 @@ def _connect(findings: Sequence[Finding], ev: Evidence) -> Advice | None:
             f"{refused} SYN{'s' if refused != 1 else ''} refused with RST: nothing was listening "
             "(nginx logs 'connect() failed (111: Connection refused)')"
         )
-    return Advice(
-        "connect_failed", "; ".join(parts) + ".", value=float(len(failed)), evidence=len(failed)
-    )
+    return Advice("connect_failed", "; ".join(parts) + ".", value=float(failed), evidence=failed)
 
 
-def advise(findings: Sequence[Finding], evidence: Evidence) -> tuple[Advice, ...]:
-    """Every conclusion the capture supports, most consequential first."""
-    found = (
-        _lost(findings),
-        _idle(findings),
-        _max_requests(evidence),
-        _connect(findings, evidence),
-    )
+def advise(findings: Iterable[Finding], evidence: Evidence) -> tuple[Advice, ...]:
+    """Every conclusion the capture supports, most consequential first (one pass over the
+    findings, which may be read back from disk)."""
+    g = _Gathered.of(findings)
+    found = (_lost(g), _idle(g), _max_requests(evidence), _connect(g, evidence))
     return tuple(a for a in found if a is not None)
 
 

@@ -242,11 +242,13 @@ class Analysis:
     ``connections`` holds every connection in id order, unless ``analyze()`` was told to keep
     fewer (``keep=``): the summary and the findings always cover all of them. It is a tuple, or a
     :class:`~pcapkit.store.Spool` read back from disk one connection at a time (``spool=True``).
+    ``findings`` likewise: a tuple, or with ``spool=True`` a :class:`~pcapkit.store.FindingSpool`
+    (equal to the tuple it would otherwise be).
     """
 
     capture: CaptureSummary
     connections: Sequence[Connection]
-    findings: tuple[Finding, ...]
+    findings: Sequence[Finding]
     summary: Summary
     advice: tuple[Advice, ...] = ()
     _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
@@ -268,6 +270,11 @@ class Analysis:
         return self._by_id[conn_id]
 
     def findings_for(self, conn_id: int) -> tuple[Finding, ...]:
+        """One connection's findings, in report order."""
+        of = getattr(self.findings, "of", None)
+        if of is not None:
+            mine: tuple[Finding, ...] = of(conn_id)
+            return mine
         if not self._by_conn and self.findings:
             by: dict[int, list[Finding]] = {}
             for f in self.findings:
@@ -275,9 +282,17 @@ class Analysis:
             self._by_conn.update((k, tuple(v)) for k, v in by.items())
         return self._by_conn.get(conn_id, ())
 
+    def flagged(self) -> list[int]:
+        """The ids of the connections with findings, in order."""
+        ids = getattr(self.findings, "connection_ids", None)
+        if ids is not None:
+            found: list[int] = ids()
+            return found
+        return sorted({f.connection for f in self.findings})
+
     @property
     def has_findings(self) -> bool:
-        return bool(self.findings)
+        return len(self.findings) > 0
 
     def events_frame(self) -> pd.DataFrame:
         """One row per event of every connection (see ``docs/api.md`` for the columns)."""

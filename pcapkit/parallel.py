@@ -23,6 +23,7 @@ import os
 import tempfile
 import traceback
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
@@ -35,7 +36,7 @@ from pcapkit import classify, diagnose
 from pcapkit.capture import CaptureInfo, CaptureReader, SegmentBatch
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
 from pcapkit.model import Analysis, Connection, Finding
-from pcapkit.store import Spool, SpoolFile, TextCodec
+from pcapkit.store import FindingFile, FindingSpool, Spool, SpoolFile, TextCodec
 from pcapkit.tcp import TcpStats
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class _Part:
     stats: TcpStats
     totals: _Totals
     evidence: diagnose.Evidence
-    found: list[Finding]
+    found: FindingFile
     losses: list[classify.Loss]
     first_frames: bytes  # int64 by local id - 1: to number connections across the parts
     spool: SpoolFile
@@ -86,8 +87,7 @@ def _work(
         index_path = os.path.join(tmp, f"requests-{share}")
         with open(index_path, "wb") as spill:
             path_ = os.path.join(tmp, f"spool-{share}")
-            scan = _Scan(keep, spool=text or True, spool_path=path_)
-            scan.classifier = classify.Classifier(spill=spill)
+            scan = _Scan(keep, spool=text or True, spool_path=path_, spill=spill)
             # (id, first frame) of every connection, 16 bytes each: numbering across the parts
             firsts = array("q")
 
@@ -107,6 +107,7 @@ def _work(
                 select=lambda batch: batch.take(share_of(batch, shares) == share),
             )
             found, losses = scan.classifier.part()
+            assert isinstance(found, FindingSpool)
         pairs = np.frombuffer(firsts, dtype=np.int64).reshape(-1, 2)
         frames = np.empty(len(pairs), dtype=np.int64)
         frames[pairs[:, 0] - 1] = pairs[:, 1]
@@ -117,7 +118,7 @@ def _work(
                 stats=stats,
                 totals=scan.totals,
                 evidence=scan.evidence,
-                found=found,
+                found=found.export(),
                 losses=losses,
                 first_frames=frames.tobytes(),
                 spool=scan.spool.seal().export(),
@@ -213,17 +214,11 @@ def _merge(
         renumber.append(np.concatenate(([0], rank[at : at + len(f)])))  # local id → global
         at += len(f)
 
-    found: list[Finding] = []
+    found = FindingSpool.merged([p.found for p in parts], renumber)
     losses: list[classify.Loss] = []
     totals = _Totals()
     evidence = diagnose.Evidence()
     for p, ids in zip(parts, renumber, strict=True):
-        # renumbered one by one, each old value freed as its copy is made: a big capture has
-        # hundreds of thousands of findings, and two copies of them would be the peak
-        for i, one in enumerate(p.found):
-            p.found[i] = replace(one, connection=int(ids[one.connection]))
-        found.extend(p.found)
-        p.found.clear()
         losses.extend(replace(x, conn_id=int(ids[x.conn_id])) for x in p.losses)
         for name in _Totals.__slots__:
             setattr(totals, name, getattr(totals, name) + getattr(p.totals, name))
@@ -235,11 +230,13 @@ def _merge(
         for p, ids in zip(parts, renumber, strict=True)
         for c in classify.spilled_candidates(p.requests, keys, ids)
     ]
-    findings = classify.conclude(found, losses, cands)
+    findings: Sequence[Finding] = classify.conclude(found, losses, cands)
     text = None if isinstance(spool, bool) else spool
     kept = Spool.merged([p.spool for p in parts], renumber, text)
     connections: Spool | tuple[Connection, ...] = kept
-    if spool is False:
+    if spool is False:  # held in memory, as one process would
         connections = tuple(kept)
         kept.close()
+        findings = tuple(found)
+        found.close()
     return finished(_capture_summary(info, stats, ports), connections, findings, totals, evidence)

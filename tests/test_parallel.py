@@ -15,6 +15,7 @@ from pcapkit.errors import NotACaptureError, NoUpstreamTrafficError
 from pcapkit.parallel import share_of
 from pcapkit.report import ReportOptions, reporter
 from pcapkit.report.table import FirstFlagged
+from pcapkit.store import FindingSpool
 from tests.test_streaming import busy  # noqa: F401 - the generated capture fixture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -59,6 +60,13 @@ def test_default_table_split_and_spooled_equals_one_process(busy: Path) -> None:
 
     want = table(analyze(busy))
     assert table(analyze(busy, keep=FirstFlagged(5), spool=True, jobs=2)) == want
+
+
+def test_split_and_spooled_findings_equal_one_process(busy: Path) -> None:  # noqa: F811
+    one = analyze(busy)
+    two = analyze(busy, spool=True, jobs=2)
+    assert isinstance(two.findings, FindingSpool) and two.findings == one.findings
+    assert two.summary == one.summary and two.advice == one.advice
 
 
 def test_share_is_the_same_both_ways() -> None:

@@ -16,13 +16,15 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pcapkit import Analysis, analyze, classify
+from pcapkit.model import Finding
 from pcapkit.report import ReportOptions, reporter
 from pcapkit.report.json_report import analysis_dict
 from pcapkit.report.table import FirstFlagged
-from pcapkit.store import Spool
+from pcapkit.store import FindingSpool, Spool
 from tests.test_benchmark_gen import SEED, gen
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -88,6 +90,10 @@ def test_spooled_connections_equal_the_held_ones(path: Path | None, busy: Path) 
     assert list(spooled.connections) == list(held.connections)
     assert spooled.findings == held.findings and spooled.summary == held.summary
     assert spooled.advice == held.advice
+    assert isinstance(spooled.findings, FindingSpool)
+    assert spooled.findings[:3] == held.findings[:3] and spooled.flagged() == held.flagged()
+    for conn_id in {*held.flagged(), held.connections[0].id}:
+        assert spooled.findings_for(conn_id) == held.findings_for(conn_id)
     last = held.connections[-1]
     assert spooled.connection(last.id) == last
     assert spooled.connections[0] == held.connections[0]
@@ -175,3 +181,48 @@ def test_json_lines_spool_writes_the_same_document(busy: Path, jobs: int) -> Non
     assert _render(a, "json", ReportOptions()) == want
     with pytest.raises(TypeError, match="text lines"):
         a.connections[0]
+
+
+def _finding(conn: int, time_ns: int, frame: int, what: str = "") -> Finding:
+    return Finding("server_initiated_close", conn, time_ns, frame, what)
+
+
+def test_finding_spool_reads_back_in_report_order_ties_as_added() -> None:
+    spool = FindingSpool()
+    written = [
+        _finding(2, 50, 7),
+        _finding(1, 50, 9, "a"),
+        _finding(1, 10, 3),
+        _finding(1, 50, 9, "b"),  # same time, connection and frame as "a": stays after it
+        Finding("connect_failed", 3, 5, 1, "c"),
+    ]
+    spool.extend(written)
+    with pytest.raises(RuntimeError):
+        spool[0]  # not sealed yet
+    spool.seal()
+    want = sorted(written, key=classify.finding_order)
+    assert list(spool) == want and spool == tuple(want) and tuple(want) == spool
+    assert spool[-1] == want[-1] and spool[1:3] == tuple(want[1:3])
+    assert spool != tuple(written) and spool != 5
+    assert [f.message for f in spool.of(1)] == ["", "a", "b"] and spool.of(4) == ()
+    assert spool.connection_ids() == [1, 2, 3]
+    assert spool.kinds() == {"server_initiated_close": 4, "connect_failed": 1}
+    with pytest.raises(RuntimeError):
+        spool.append(_finding(1, 1, 1))
+
+
+def test_merged_finding_spools_renumber_connections(tmp_path: Path) -> None:
+    """Each process numbers its own connections; the merged spool shows the capture's ids."""
+    parts = []
+    for k in range(2):
+        part = FindingSpool(path=str(tmp_path / f"f{k}"))
+        part.extend([_finding(1, 100 + k, 1, f"p{k}"), _finding(2, 10 + k, 2, f"p{k}")])
+        parts.append(part.export())
+    renumber = [np.array([0, 3, 1]), np.array([0, 2, 4])]
+    merged = FindingSpool.merged(parts, renumber)
+    merged.append(_finding(5, 11, 1, "parent"))
+    merged.seal()
+    got = [(f.connection, f.time_ns, f.message) for f in merged]
+    assert got == [(1, 10, "p0"), (4, 11, "p1"), (5, 11, "parent"), (3, 100, "p0"), (2, 101, "p1")]
+    assert merged.connection_ids() == [1, 2, 3, 4, 5]
+    assert [f.message for f in merged.of(4)] == ["p1"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from pcapkit import __version__
@@ -191,11 +192,11 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     return d
 
 
-def analysis_dict(a: Analysis, connections: bool = True) -> dict[str, Any]:
+def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) -> dict[str, Any]:
     """The whole analysis as plain JSON-ready values, schema ``kaflow.analysis/1``.
 
-    ``connections=False`` leaves the connections out (an empty list), for :func:`write` to
-    stream them.
+    ``connections=False`` and ``findings=False`` leave them out (an empty list), for
+    :func:`write` to stream them.
     """
     cap = a.capture
     s = a.summary
@@ -233,7 +234,7 @@ def analysis_dict(a: Analysis, connections: bool = True) -> dict[str, Any]:
             "findings": dict(s.findings),
         },
         "connections": [connection_dict(c) for c in a.connections] if connections else [],
-        "findings": [finding_dict(f) for f in a.findings],
+        "findings": [finding_dict(f) for f in a.findings] if findings else [],
         "advice": [
             {"topic": x.topic, "text": x.text, "value": x.value, "evidence": x.evidence}
             for x in a.advice
@@ -255,6 +256,7 @@ def many_dict(analyses: list[Analysis], unreadable: int) -> dict[str, Any]:
 
 
 _HOLE = '"connections": []'
+_FINDINGS_HOLE = '"findings": []'
 
 
 def write(a: Analysis, out: TextIO) -> None:
@@ -264,21 +266,37 @@ def write(a: Analysis, out: TextIO) -> None:
     the capture in memory twice. Each one is written on its own line by :func:`connection_json`
     (the indenting encoder is pure Python and several times slower); the rest is indented.
     """
-    head, tail = json.dumps(
-        analysis_dict(a, connections=False), indent=1, ensure_ascii=False
+    head, rest = json.dumps(
+        analysis_dict(a, connections=False, findings=False), indent=1, ensure_ascii=False
     ).split(_HOLE, 1)
+    middle, tail = rest.split(_FINDINGS_HOLE, 1)
     out.write(head)
-    out.write('"connections": [')
-    sep = "\n  "
+    out.write('"connections": ')
     conns = a.connections
     text = conns.lines() if isinstance(conns, Spool) and conns.text is not None else None
-    for line in text if text is not None else map(connection_json, conns):
-        out.write(sep)
-        out.write(line)
-        sep = ",\n  "
-    out.write("\n ]" if sep != "\n  " else "]")
+    _items(text if text is not None else map(connection_json, conns), out)
+    out.write(middle)
+    out.write('"findings": ')
+    # as the indenting encoder would write them, one at a time: they may be read from disk
+    _items((_indented(finding_dict(f)) for f in a.findings), out)
     out.write(tail)
     out.write("\n")
+
+
+def _indented(item: dict[str, Any]) -> str:
+    """An item of a top-level list, as ``json.dumps(document, indent=1)`` writes it."""
+    return json.dumps(item, indent=1, ensure_ascii=False).replace("\n", "\n  ")
+
+
+def _items(items: Iterable[str], out: TextIO) -> None:
+    """A top-level list of the document, given its items' text."""
+    out.write("[")
+    sep = "\n  "
+    for item in items:
+        out.write(sep)
+        out.write(item)
+        sep = ",\n  "
+    out.write("\n ]" if sep != "\n  " else "]")
 
 
 class JsonReporter:

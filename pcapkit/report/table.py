@@ -211,7 +211,7 @@ class TableReporter:
             conns = [analysis.connection(i) for i in sel]
             more = 0
         else:
-            flagged = sorted({f.connection for f in analysis.findings})
+            flagged = analysis.flagged()
             limit = max(options.limit, 0)
             conns = (analysis.connection(i) for i in flagged[:limit])
             more = len(flagged) - limit
