@@ -301,7 +301,7 @@ def _keeping(
     """
     if connection:
         ids, ports = _wanted(connection)
-        return (lambda c, _: c.id in ids or c.client_port in ports), False
+        return (lambda c, _: c.id in ids or c.client_port in ports), True
     if fmt is Format.json:
         from pcapkit.report.json_report import JSON_LINES
 
