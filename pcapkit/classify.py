@@ -283,13 +283,19 @@ def _candidates(
     out: list[tuple[int, _Candidate]] = []
     if not keys:
         return out
-    want = np.fromiter(keys, dtype=np.int64)
-    step = 1 << 17  # rows per read: a few MiB at a time
+    want = np.unique(np.fromiter(keys, dtype=np.int64))
+    # a few MiB at a time, into one buffer: a fresh one per read would leave the allocator
+    # holding tens of MiB more by the end of a big capture's spill
+    buf = bytearray(48 << 17)
     while True:
-        rows = np.frombuffer(fh.read(48 * step), dtype=np.int64).reshape(-1, 6)
+        got = fh.readinto(buf)  # type: ignore[attr-defined]
+        rows = np.frombuffer(buf, dtype=np.int64, count=got // 48 * 6).reshape(-1, 6)
         if not len(rows):
             return out
-        hit = rows[np.isin(rows[:, 0], want)]
+        # a binary search in the sorted keys: np.isin's temporaries grow the heap chunk by chunk
+        at = np.searchsorted(want, rows[:, 0])
+        at[at == len(want)] = 0
+        hit = rows[want[at] == rows[:, 0]]
         for key, sent, cid, idx, frame, fresh in hit.tolist():
             opened = None if fresh < 0 else fresh
             conn = cid if conn_ids is None else int(conn_ids[cid])

@@ -204,15 +204,21 @@ def _merge(
         raise NoUpstreamTrafficError(_no_traffic(path, info, stats, ports))
 
     # number the connections of all parts in order of their first packet
+    sizes = [len(p.first_frames) // 8 for p in parts]
     frames = [np.frombuffer(p.first_frames, dtype=np.int64) for p in parts]
     everything = np.concatenate(frames)
+    del frames
+    for p in parts:
+        p.first_frames = b""  # 8 bytes a connection, and a big capture has millions
     rank = np.empty(len(everything), dtype=np.int64)
     rank[np.argsort(everything, kind="stable")] = np.arange(1, len(everything) + 1)
+    del everything
     renumber: list[npt.NDArray[np.int64]] = []
     at = 0
-    for f in frames:
-        renumber.append(np.concatenate(([0], rank[at : at + len(f)])))  # local id → global
-        at += len(f)
+    for n in sizes:
+        renumber.append(np.concatenate(([0], rank[at : at + n])))  # local id → global
+        at += n
+    del rank
 
     found = FindingSpool.merged([p.found for p in parts], renumber)
     losses: list[classify.Loss] = []
