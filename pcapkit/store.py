@@ -4,7 +4,9 @@ A capture of a busy hour has hundreds of thousands of connections and millions o
 objects they would make memory follow the file. The command line needs them only once, in id
 order, when it writes the report (or a handful of them, for the timelines it shows), so it
 spools each connection to a temporary file as soon as it is labelled and reads it back when
-asked. Memory is then ~24 bytes per connection for the index, whatever the events.
+asked. Memory is then ~24 bytes per connection for the index, whatever the events. Findings
+wait the same way (:class:`FindingSpool`): a busy capture has hundreds of thousands of them, and
+the report reads a hundred and those of the timelines it shows.
 
 A capture split across processes (:mod:`pcapkit.parallel`) has one spool per process; the
 parent reads them all as one, renumbering each process's connections into the capture's order.
