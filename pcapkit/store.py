@@ -237,7 +237,7 @@ class FindingSpool(_Records, Sequence[Finding]):
 
     A busy hour's capture has hundreds of thousands of findings; the report shows a hundred of
     them and the timelines of a few connections, so they wait on disk like the connections do.
-    Memory is the sort key and index: ~45 bytes a finding. It compares equal to any sequence of
+    Memory is the sort key and index: ~42 bytes a finding. It compares equal to any sequence of
     the same findings (a tuple, another spool).
     """
 
@@ -252,7 +252,6 @@ class FindingSpool(_Records, Sequence[Finding]):
         self._conn = array("q")  # in the whole capture, renumbered if written by a part
         self._frame = array("q")
         self._kind = array("b")  # index in FINDING_TYPES
-        self._renumbered = array("b")  # 1: pickled with another id (a part of a split capture)
         self._order: npt.NDArray[np.int64] | None = None  # positions in report order, once sealed
         self._by_conn: npt.NDArray[np.int64] | None = None  # positions by connection, when asked
 
@@ -264,7 +263,6 @@ class FindingSpool(_Records, Sequence[Finding]):
         self._conn.append(f.connection)
         self._frame.append(f.frame)
         self._kind.append(FINDING_TYPES.index(f.type))
-        self._renumbered.append(0)
 
     def extend(self, findings: Iterable[Finding]) -> None:
         for f in findings:
@@ -317,7 +315,6 @@ class FindingSpool(_Records, Sequence[Finding]):
             out._conn.frombytes(renumber[k - 1][rows[:, 1]].astype(np.int64).tobytes())
             out._frame.frombytes(rows[:, 2].tobytes())
             out._kind.frombytes(rows[:, 3].astype(np.int8).tobytes())
-            out._renumbered.extend(array("b", [1]) * len(rows))
         return out
 
     def _in_order(self) -> npt.NDArray[np.int64]:
@@ -327,7 +324,8 @@ class FindingSpool(_Records, Sequence[Finding]):
 
     def _load(self, pos: int) -> Finding:
         f: Finding = pickle.loads(self._read(pos))
-        if self._renumbered[pos] and f.connection != self._conn[pos]:
+        # only what this spool writes itself is in file 0; a part's findings carry its own ids
+        if self._file[pos] and f.connection != self._conn[pos]:
             f = replace(f, connection=self._conn[pos])
         return f
 

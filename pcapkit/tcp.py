@@ -241,6 +241,22 @@ def _signed32(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return ((x + _HALF32) & (_MOD32 - 1)) - _HALF32
 
 
+def _unwrapped(
+    did: npt.NDArray[np.int64], seq: npt.NDArray[np.int64], ref: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Sequence numbers relative to their direction's ``ref``, unwrapped past 2**32: each row's
+    step from the one before it (from ``ref`` for a direction's first row) taken as signed 32-bit
+    and added up within the direction. Rows come grouped by direction (``did``)."""
+    first = np.ones(len(did), dtype=bool)
+    first[1:] = did[1:] != did[:-1]
+    steps = np.empty(len(did), dtype=np.int64)
+    steps[1:] = np.diff(seq)
+    steps[first] = seq[first] - ref[did[first]]
+    steps = _signed32(steps)
+    total = np.cumsum(steps)
+    return total - (total - steps)[first][np.cumsum(first) - 1]  # type: ignore[no-any-return]
+
+
 class _Builder:
     """One open connection attempt. Its rows live in the reconstructor's shared row store, under
     ``slot``; its last packet time and close bits live in per-slot arrays, updated by numpy."""
@@ -332,16 +348,7 @@ def _flows_general(
     rel = np.empty(n, dtype=np.int64)
     a_idx = np.flatnonzero(~is_rst)
     if len(a_idx):
-        a_did = did[a_idx]
-        a_seq = seq[a_idx]
-        a_first = np.ones(len(a_idx), dtype=bool)
-        a_first[1:] = a_did[1:] != a_did[:-1]
-        a_steps = np.empty(len(a_idx), dtype=np.int64)
-        a_steps[1:] = np.diff(a_seq)
-        a_steps[a_first] = a_seq[a_first] - ref[a_did[a_first]]
-        a_steps = _signed32(a_steps)
-        a_cs = np.cumsum(a_steps)
-        rel[a_idx] = a_cs - (a_cs - a_steps)[a_first][np.cumsum(a_first) - 1]
+        rel[a_idx] = _unwrapped(did[a_idx], seq[a_idx], ref)
     r_idx = np.flatnonzero(is_rst)
     last_anchor = np.maximum.accumulate(np.where(~is_rst, idx, -1))
     if len(r_idx):
@@ -691,14 +698,7 @@ def _reassemble(
         a_idx, a_did, a_seq = np.arange(n), did, seq
     rel = np.empty(n, dtype=np.int64)
     if len(a_idx):
-        a_first = np.ones(len(a_idx), dtype=bool)
-        a_first[1:] = a_did[1:] != a_did[:-1]
-        a_steps = np.empty(len(a_idx), dtype=np.int64)
-        a_steps[1:] = np.diff(a_seq)
-        a_steps[a_first] = a_seq[a_first] - ref[a_did[a_first]]
-        a_steps = _signed32(a_steps)
-        a_cs = np.cumsum(a_steps)
-        rel[a_idx] = a_cs - (a_cs - a_steps)[a_first][np.cumsum(a_first) - 1]
+        rel[a_idx] = _unwrapped(a_did, a_seq, ref)
     # each RST's anchor: the last non-RST row before it (a_pos: where that is in a_idx)
     a_pos = np.searchsorted(a_idx, r_idx) - 1
     la = a_idx[np.maximum(a_pos, 0)] if len(a_idx) else np.zeros(len(r_idx), dtype=np.int64)
@@ -807,27 +807,17 @@ def _reassemble(
     l_offs = offs.tolist()
     syn_at = np.minimum(first_syn, n - 1)
     rst_at = np.minimum(first_rst, n - 1)
-    c_syn = zip(
-        first_syn.tolist(),
-        ts[syn_at].tolist(),
-        frame[syn_at].tolist(),
-        syn_count.tolist(),
-        strict=True,
-    )
-    c_fin = zip(
-        first_fin.tolist(),
-        ts[fin_at].tolist(),
-        frame[fin_at].tolist(),
-        fin_end.tolist(),
-        strict=True,
-    )
-    c_rst = zip(
-        first_rst.tolist(),
-        ts[rst_at].tolist(),
-        frame[rst_at].tolist(),
-        start[rst_at].tolist(),
-        strict=True,
-    )
+
+    def marks(
+        first: npt.NDArray[np.int64], at: npt.NDArray[np.int64], extra: npt.NDArray[np.int64]
+    ) -> Iterator[tuple[int, ...]]:
+        """Per direction: a flag's first row, its time and frame there, and one more column."""
+        cols = (first, ts[at], frame[at], extra)
+        return zip(*(c.tolist() for c in cols), strict=True)
+
+    c_syn = marks(first_syn, syn_at, syn_count)
+    c_fin = marks(first_fin, fin_at, fin_end)
+    c_rst = marks(first_rst, rst_at, start[rst_at])
     c_counts = zip(
         dir_got.tolist(),
         bad.tolist(),

@@ -28,13 +28,18 @@ def test_python_examples_run(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
             exec(compile(code, doc, "exec"), {})
 
 
-def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-    code = next(b for b in blocks("docs/api.md") if "request_lost_to_fin" in b)
+def _printed(doc: str, needle: str) -> str:
+    """What the first code block of ``doc`` that contains ``needle`` prints."""
+    code = next(b for b in blocks(doc) if needle in b)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "docs/api.md", "exec"), {})
-    printed = out.getvalue()
+        exec(compile(code, doc, "exec"), {})
+    return out.getvalue()
+
+
+def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    printed = _printed("docs/api.md", "request_lost_to_fin")
     assert "6 6\n" in printed
     assert "GET /test/0/7 lost on connection 5 retried on 6" in printed
     assert "127.0.0.1:45512 server fin SF ShDdfF" in printed
@@ -42,11 +47,7 @@ def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.Monke
 
 def test_keep_example_output(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    code = next(b for b in blocks("docs/api.md") if "spool=True" in b)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "docs/api.md", "exec"), {})
-    assert out.getvalue() == "6 [1, 2, 3, 4, 5, 6]\n"
+    assert _printed("docs/api.md", "spool=True") == "6 [1, 2, 3, 4, 5, 6]\n"
 
 
 def test_readme_example_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
