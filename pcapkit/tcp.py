@@ -241,6 +241,23 @@ def _signed32(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return ((x + _HALF32) & (_MOD32 - 1)) - _HALF32
 
 
+def _place_rsts(
+    rel: npt.NDArray[np.int64],
+    seq: npt.NDArray[np.int64],
+    ref: npt.NDArray[np.int64],
+    did: npt.NDArray[np.int64],
+    r_idx: npt.NDArray[np.int64],
+    anchor: npt.NDArray[np.int64],
+    ok: npt.NDArray[np.bool_],
+) -> None:
+    """Set each RST's relative offset: its anchor's (the segment before it in its direction,
+    where ``ok``) plus its signed step from it, or its step from ``ref`` where it has none."""
+    at = np.where(ok, anchor, r_idx)
+    rel[r_idx] = np.where(
+        ok, rel[at] + _signed32(seq[r_idx] - seq[at]), _signed32(seq[r_idx] - ref[did[r_idx]])
+    )
+
+
 def _unwrapped(
     did: npt.NDArray[np.int64], seq: npt.NDArray[np.int64], ref: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
@@ -353,13 +370,7 @@ def _flows_general(
     last_anchor = np.maximum.accumulate(np.where(~is_rst, idx, -1))
     if len(r_idx):
         la = last_anchor[r_idx]
-        la_ok = la >= first[did[r_idx]]
-        la_c = np.where(la_ok, la, r_idx)
-        rel[r_idx] = np.where(
-            la_ok,
-            rel[la_c] + _signed32(seq[r_idx] - seq[la_c]),
-            _signed32(seq[r_idx] - ref[did[r_idx]]),
-        )
+        _place_rsts(rel, seq, ref, did, r_idx, la, la >= first[did[r_idx]])
     start = rel + is_syn
     end = start + plen
     # where each direction's stream stands before each row (for judging a RST's number)
@@ -704,12 +715,7 @@ def _reassemble(
     la = a_idx[np.maximum(a_pos, 0)] if len(a_idx) else np.zeros(len(r_idx), dtype=np.int64)
     la_ok = (a_pos >= 0) & (la >= first[did[r_idx]])
     if len(r_idx):
-        la_c = np.where(la_ok, la, r_idx)
-        rel[r_idx] = np.where(
-            la_ok,
-            rel[la_c] + _signed32(seq[r_idx] - seq[la_c]),
-            _signed32(seq[r_idx] - ref[did[r_idx]]),
-        )
+        _place_rsts(rel, seq, ref, did, r_idx, la, la_ok)
     start = rel + is_syn
     end = start + plen
     # A direction with offsets outside the lifted range goes to _flows_general on its own; here
