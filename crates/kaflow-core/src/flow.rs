@@ -1,0 +1,82 @@
+//! The value that crosses from TCP reconstruction to HTTP labelling: one finished connection,
+//! oriented client (nginx) → server (upstream), each direction reassembled into one stream.
+
+/// A control segment (SYN, FIN, RST) as first seen: when, which packet, where in the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub ts_ns: i64,
+    pub frame: u64,
+    /// Stream offset: for a FIN the position of the FIN itself, for a RST where it claims to be.
+    pub offset: i64,
+}
+
+/// A direction's bytes as the capture holds them: pieces in stream order, each byte once.
+///
+/// Piece `i` covers stream offsets `starts[i] .. starts[i] + lengths[i]`; its captured bytes are
+/// `data[data_starts[i] .. data_starts[i] + captured[i]]` (fewer than `lengths[i]` when a snaplen
+/// cut the packet). Offsets count from the first byte after the SYN, or, mid-connection, from
+/// the first byte the capture saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    pub starts: Vec<i64>,
+    pub lengths: Vec<u32>,
+    pub ts: Vec<i64>,
+    pub frames: Vec<u64>,
+    pub captured: Vec<u32>,
+    pub data_starts: Vec<u64>,
+    pub data: Vec<u8>,
+}
+
+/// One direction of a connection, reassembled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub stream: Stream,
+    /// First SYN (client) or SYN-ACK (server).
+    pub syn: Option<Mark>,
+    pub syn_count: u32,
+    /// First FIN; its offset is the stream position of the FIN.
+    pub fin: Option<Mark>,
+    /// First RST near the stream (blind resets are only counted, in `ignored_rsts`).
+    pub rst: Option<Mark>,
+    pub packets: u64,
+    /// Segments whose every byte had been seen already.
+    pub retransmissions: u64,
+    /// Payload bytes, each counted once.
+    pub bytes: u64,
+    /// Bytes in gaps the capture never saw.
+    pub missing: u64,
+    pub last_ts_ns: Option<i64>,
+    /// Data beyond this direction's own FIN.
+    pub late_data: Vec<Mark>,
+    /// RSTs whose number is far from the stream: blind resets, not closes.
+    pub ignored_rsts: u64,
+}
+
+/// Both directions of one connection attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpConnection {
+    /// 1-based, in order of first packet.
+    pub id: u64,
+    pub ip_version: u8,
+    pub client_ip: [u8; 16],
+    pub server_ip: [u8; 16],
+    pub client_port: u16,
+    pub server_port: u16,
+    pub first_ts_ns: i64,
+    pub first_frame: u64,
+    pub last_ts_ns: i64,
+    /// No client SYN seen: the connection was open before the capture began.
+    pub partial: bool,
+    pub to_server: Flow,
+    pub to_client: Flow,
+}
+
+/// Counts reconstruction adds to the capture summary. `other_port_counts` keeps, for segments
+/// on no upstream port, the lower of their two ports (the likely service port), so that when
+/// nothing matched the error can suggest `--port`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    pub upstream_segments: u64,
+    pub other_ports: u64,
+    pub other_port_counts: std::collections::BTreeMap<u16, u64>,
+}
