@@ -13,6 +13,11 @@ seconds. Tools:
 
 - ``kaflow``: ``python -m pcapkit analyze FILE -q``, the default report, to /dev/null;
 - ``kaflow-json``: ``... -q -f json -o /dev/null``, the full JSON report;
+- ``kaflow-csv``: ``... -q -f csv -o /dev/null``, one row per event;
+- ``kaflow-python``: the default report of kaflow's last pure-Python release (before the compiled
+  core), from a checkout of it given with ``--python-release DIR`` (``git worktree add DIR
+  230f27a``), run with both CPUs as that release did;
+- ``tcptrace``: ``tcptrace -n FILE`` (C; connection counts and closes, no HTTP);
 - ``tshark-fields``: ``tshark -r FILE -T fields`` with 5 TCP fields, to /dev/null;
 - ``tshark-conv``: ``tshark -r FILE -q -z conv,tcp``;
 - ``dpkt``: ``benchmarks/dpkt_baseline.py``: dpkt objects per packet, connections by 4-tuple,
@@ -48,8 +53,18 @@ from tabulate import tabulate  # noqa: TID251 -- a script outside pcapkit, not t
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TIME = "/usr/bin/time"
-ALL_TOOLS = ("kaflow", "kaflow-json", "tshark-fields", "tshark-conv", "dpkt", "scapy")
-DEFAULT_TOOLS = ALL_TOOLS
+ALL_TOOLS = (
+    "kaflow",
+    "kaflow-json",
+    "kaflow-csv",
+    "kaflow-python",
+    "tshark-fields",
+    "tshark-conv",
+    "dpkt",
+    "tcptrace",
+    "scapy",
+)
+DEFAULT_TOOLS = tuple(t for t in ALL_TOOLS if t != "kaflow-python")
 TSHARK_FIELDS = ("frame.number", "tcp.stream", "tcp.flags", "tcp.seq", "tcp.len")
 
 
@@ -195,6 +210,7 @@ def tools(
     scapy_packets: int,
     workdir: Path,
     code: Path,
+    python_release: Path | None = None,
 ) -> list[Tool]:
     py = sys.executable
     f = str(path.resolve())
@@ -223,6 +239,32 @@ def tools(
                     cwd=workdir,
                 )
             )
+        elif name == "kaflow-csv":
+            out.append(
+                Tool(
+                    name,
+                    [py, "-m", "pcapkit", "analyze", f, "-q", "-f", "csv", "-o", os.devnull],
+                    "full analysis, CSV report",
+                    (0, 1),
+                    env=kaflow_env,
+                    cwd=workdir,
+                )
+            )
+        elif name == "kaflow-python":
+            if python_release is None:
+                raise SystemExit("compare.py: kaflow-python needs --python-release DIR")
+            out.append(
+                Tool(
+                    name,
+                    [py, "-m", "pcapkit", "analyze", f, "-q", "--jobs", "2"],
+                    "last pure-Python release, default report",
+                    (0, 1),
+                    env={**os.environ, "PYTHONPATH": str(python_release.resolve())},
+                    cwd=workdir,
+                )
+            )
+        elif name == "tcptrace":
+            out.append(Tool(name, ["tcptrace", "-n", f], "TCP connections (C)"))
         elif name == "tshark-fields":
             argv = ["tshark", "-r", f, "-T", "fields"]
             for fld in TSHARK_FIELDS:
@@ -331,7 +373,13 @@ def run_once(tool: Tool, timeout: float, workdir: Path) -> tuple[float, float]:
 
 
 def measure(
-    path: Path, names: list[str], repeat: int, scapy_packets: int, timeout: float, log: bool
+    path: Path,
+    names: list[str],
+    repeat: int,
+    scapy_packets: int,
+    timeout: float,
+    log: bool,
+    python_release: Path | None = None,
 ) -> dict[str, Any]:
     total = count_packets(path)
     size = path.stat().st_size
@@ -339,7 +387,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="kaflow-compare-") as tmp:
         workdir = Path(tmp)
         code, fingerprint = snapshot(workdir)
-        todo = tools(path, names, total, scapy_packets, workdir, code)
+        todo = tools(path, names, total, scapy_packets, workdir, code, python_release)
         with path.open("rb") as fh:  # into the page cache, for every tool alike
             while fh.read(16 << 20):
                 pass
@@ -457,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="write every run and the machine here")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines on stderr")
+    parser.add_argument(
+        "--python-release",
+        type=Path,
+        help="a checkout of kaflow's last pure-Python release, for the kaflow-python tool",
+    )
     args = parser.parse_args(argv)
     if not Path(TIME).exists():
         parser.error(f"{TIME} is missing: apt-get install time (GNU time, for peak RSS)")
@@ -467,7 +520,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing and any(n.startswith("tshark") or n == "scapy" for n in names):
         parser.error(f"not installed: {', '.join(missing)} (apt-get install tshark)")
     report = measure(
-        args.file, names, max(1, args.repeat), args.scapy_packets, args.timeout, not args.quiet
+        args.file,
+        names,
+        max(1, args.repeat),
+        args.scapy_packets,
+        args.timeout,
+        not args.quiet,
+        args.python_release,
     )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -527,7 +527,7 @@ class Target:
     def _modules(self) -> None:
         self.analysis = importlib.import_module("pcapkit.analysis")
         self.errors = importlib.import_module("pcapkit.errors")
-        self.capture = importlib.import_module("pcapkit.capture")
+        self.core = importlib.import_module("pcapkit._core")
         self.json_report = importlib.import_module("pcapkit.report.json_report")
         self.report = importlib.import_module("pcapkit.report")
 
@@ -568,18 +568,17 @@ class Target:
         return "Analysis"
 
     def _read(self, window: int) -> None:
-        """The reader alone, with a random window size: it must agree on the packet count."""
+        """The core's capture stage alone, with a random window size: it must agree on the
+        packet count."""
         kaflow_error: type[Exception] = self.errors.KaflowError
         try:
-            with self.capture.CaptureReader(self.path, window_bytes=window) as reader:
-                segments = sum(len(batch) for batch in reader)
-                info = reader.info
+            segments, info = self.core.read_segments(str(self.path), window)
         except kaflow_error:
             return
-        if info.packets != info.tcp_segments + sum(info.skipped.values()):
+        if info.packets != info.tcp_segments + sum(n for _, n in info.skipped):
             raise Violation(f"reader: packets {info.packets} != segments + skipped")
-        if segments != info.tcp_segments:
-            raise Violation("reader: batches and tcp_segments disagree")
+        if len(segments.frame) != info.tcp_segments:
+            raise Violation("reader: segments and tcp_segments disagree")
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """``analyze()``: the pipeline from a capture file to an :class:`~pcapkit.model.Analysis`.
 
-capture (SegmentBatch) → tcp (TcpConnection) → label: http + machine (Connection with events) →
-classify (Finding) → Analysis. Each stage is its own module; this one only wires them together
-and builds the public values. It never prints: progress goes to a callback the caller supplies.
+core (capture → TCP reconstruction → HTTP labelling, compiled: :mod:`pcapkit._core`) → columns →
+connections (:class:`~pcapkit.model.Connection`) → classify (Finding) → diagnose (Advice) →
+Analysis. This module only wires the stages together and builds the public values. It never
+prints: progress goes to a callback the caller supplies.
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose
-from pcapkit.capture import CaptureInfo, CaptureReader, FileBytes, SegmentBatch, open_capture
+from pcapkit.connections import connections
 from pcapkit.errors import KaflowError, NoUpstreamTrafficError
-from pcapkit.label import build_connection
 from pcapkit.model import (
     FINDING_TYPES,
     Analysis,
@@ -28,12 +27,14 @@ from pcapkit.model import (
     Summary,
 )
 from pcapkit.store import FindingSpool, Spool, TextCodec, in_order
-from pcapkit.tcp import Reconstructor, TcpConnection, TcpStats
+
+if TYPE_CHECKING:
+    from pcapkit._core import CaptureFacts
 
 DEFAULT_PORT = 8080
 
 Progress = Callable[[int, int], None]
-"""Called with (bytes read so far, file size) after each window of the capture."""
+"""Called with (bytes of the file read so far, file size) as the core hands over connections."""
 
 
 @dataclass(slots=True)
@@ -91,13 +92,6 @@ def _kinds(findings: Iterable[Finding]) -> Counter[str]:
     return Counter(f.type for f in findings)
 
 
-def summarize(connections: Iterable[Connection], findings: Iterable[Finding]) -> Summary:
-    totals = _Totals()
-    for c in connections:
-        totals.add(c)
-    return totals.summary(findings)
-
-
 Keep = Callable[[Connection, bool], bool]
 """Whether to keep a connection in the result, asked once per connection as it is finished, with
 whether it has a finding of its own (a retry is known only later). Summary, findings and advice
@@ -107,22 +101,13 @@ always cover every connection."""
 class _Scan:
     """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
 
-    def __init__(
-        self,
-        keep: Keep | None,
-        spool: bool | TextCodec,
-        spool_path: str | None = None,
-        spill: BinaryIO | None = None,
-    ) -> None:
+    def __init__(self, keep: Keep | None, spool: bool | TextCodec) -> None:
         self.keep = keep
         self.totals = _Totals()
         self.evidence = diagnose.Evidence()
         text = None if isinstance(spool, bool) else spool
-        self.spool = Spool(path=spool_path, text=text) if spool else None
-        found = None
-        if spool:
-            found = FindingSpool(path=None if spool_path is None else spool_path + ".findings")
-        self.classifier = classify.Classifier(spill=spill, found=found)
+        self.spool = Spool(text=text) if spool else None
+        self.classifier = classify.Classifier(found=FindingSpool() if spool else None)
         self.kept: list[Connection] = []
 
     def add(self, conn: Connection) -> None:
@@ -157,45 +142,34 @@ def finished(
     )
 
 
-def _capture_summary(info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> CaptureSummary:
-    skipped = dict(info.skipped)
-    if stats.other_ports:
-        skipped["other_ports"] = stats.other_ports
+def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:
+    skipped = dict(facts.skipped)
+    if facts.other_ports:
+        skipped["other_ports"] = facts.other_ports
     return CaptureSummary(
-        path=info.path,
-        format=info.format,
-        link_types=tuple(info.link_types),
-        packets=info.packets,
-        tcp_segments=info.tcp_segments,
-        upstream_segments=stats.upstream_segments,
+        path=facts.path,
+        format=facts.format,
+        link_types=tuple(facts.link_types),
+        packets=facts.packets,
+        tcp_segments=facts.tcp_segments,
+        upstream_segments=facts.upstream_segments,
         skipped=tuple(sorted((k, v) for k, v in skipped.items() if v)),
         ports=ports,
-        first_ts_ns=info.first_ts_ns,
-        last_ts_ns=info.last_ts_ns,
-        warnings=tuple(info.warnings),
+        first_ts_ns=facts.first_ts_ns,
+        last_ts_ns=facts.last_ts_ns,
+        warnings=tuple(facts.warnings),
     )
 
 
-def _no_traffic(path: str, info: CaptureInfo, stats: TcpStats, ports: tuple[int, ...]) -> str:
+def _no_traffic(path: str, facts: CaptureFacts, ports: tuple[int, ...]) -> str:
     want = ", ".join(str(p) for p in ports)
-    if info.tcp_segments == 0:
-        why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(info.skipped.items()))
-        return f"{path}: no TCP traffic at all in {info.packets} packets ({why})"
-    top = ", ".join(f"{p} ({n} packets)" for p, n in stats.other_port_counts.most_common(3))
-    hint = stats.other_port_counts.most_common(1)[0][0]
+    if facts.tcp_segments == 0:
+        why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(facts.skipped))
+        return f"{path}: no TCP traffic at all in {facts.packets} packets ({why})"
+    seen = Counter(dict(facts.other_port_counts))
+    top = ", ".join(f"{p} ({n} packets)" for p, n in seen.most_common(3))
+    hint = seen.most_common(1)[0][0]
     return f"{path}: no traffic on port {want}; ports seen most: {top} — try --port {hint}"
-
-
-@contextmanager
-def reconstructor(cap: CaptureReader, ports: tuple[int, ...]) -> Iterator[Reconstructor]:
-    """The TCP stage for this capture: payloads are read back from a plain file when needed
-    (memory then follows the open connections' packets, not their bytes), held otherwise."""
-    where = cap.rereadable
-    if where is None:
-        yield Reconstructor(frozenset(ports))
-        return
-    with FileBytes(where) as source:
-        yield Reconstructor(frozenset(ports), payloads=source)
 
 
 def scan_file(
@@ -203,23 +177,23 @@ def scan_file(
     ports: tuple[int, ...],
     add: Callable[[Connection], None],
     *,
-    after_batch: Callable[[CaptureReader], None] | None = None,
-    select: Callable[[SegmentBatch], SegmentBatch] | None = None,
-) -> tuple[CaptureInfo, TcpStats]:
-    """Read the capture once and hand each labelled connection to ``add`` as soon as it ends.
+    progress: Progress | None = None,
+) -> CaptureSummary:
+    """Run the core over the capture, handing each labelled connection to ``add`` as soon as
+    the core finishes it; the capture's summary at the end."""
+    from pcapkit import _core
 
-    ``select`` narrows each batch first (a process's share of a split capture); ``after_batch``
-    sees the reader after each batch (progress).
-    """
-    with open_capture(path) as cap, reconstructor(cap, ports) as rec:
-        for batch in cap:
-            for tc in rec.feed(batch if select is None else select(batch)):
-                add(build_connection(tc))
-            if after_batch is not None:
-                after_batch(cap)
-        for tc in rec.finish():
-            add(build_connection(tc))
-        return cap.info, rec.stats
+    name = os.fspath(path)
+    scan = _core.Scan(name, ports)
+    for batch in scan:
+        for conn in connections(batch):
+            add(conn)
+        if progress is not None:
+            progress(*scan.progress())
+    facts = scan.facts()
+    if facts.upstream_segments == 0:
+        raise NoUpstreamTrafficError(_no_traffic(name, facts, ports))
+    return _capture_summary(facts, ports)
 
 
 def analyze(
@@ -229,7 +203,6 @@ def analyze(
     progress: Progress | None = None,
     keep: Keep | None = None,
     spool: bool | TextCodec = False,
-    jobs: int = 1,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
 
@@ -242,36 +215,12 @@ def analyze(
     then dropped unless kept: ``keep`` chooses (default: all), ``spool=True`` keeps them in a
     temporary file instead of memory (or, given a :class:`~pcapkit.store.TextCodec`, as lines of
     text read back with ``connections.lines()``). With both, memory follows the connections open
-    at once, not the size of the capture. ``jobs`` > 1 shares the connections out to that many
-    processes (:mod:`pcapkit.parallel`); the result is the same.
+    at once, not the size of the capture. The core reads and rebuilds connections on a thread of
+    its own while Python classifies the ones it has finished.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
-    name = os.fspath(path)
-    if jobs > 1:
-        from pcapkit.parallel import analyze_split
-
-        if not os.path.isfile(name):
-            open_capture(path).close()  # the reader's one-line error for what is not a file
-        return analyze_split(name, ports, jobs, progress=progress, keep=keep, spool=spool)
     scan = _Scan(keep, spool)
-    report = None if progress is None else (lambda cap: progress(*cap.progress()))
-    info, stats = scan_file(path, ports, scan.add, after_batch=report)
-    if stats.upstream_segments == 0:
-        raise NoUpstreamTrafficError(_no_traffic(name, info, stats, ports))
-    return scan.conclude(_capture_summary(info, stats, ports))
-
-
-def assemble(tcs: Iterable[TcpConnection], capture: CaptureSummary) -> Analysis:
-    """The stages after TCP reconstruction, for connections at hand: label, classify, diagnose.
-
-    Connections are numbered here, 1-based in order of their first packet, whatever order they
-    come in (the reconstruction numbers them the same way as it goes).
-    """
-    built = sorted((build_connection(tc) for tc in tcs), key=lambda c: c.first_frame)
-    scan = _Scan(None, spool=False)
-    for i, c in enumerate(built, start=1):
-        scan.add(c if c.id == i else replace(c, id=i))
-    return scan.conclude(capture)
+    return scan.conclude(scan_file(path, ports, scan.add, progress=progress))
 
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")

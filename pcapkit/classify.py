@@ -16,9 +16,9 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
+from zlib import adler32, crc32
 
 import numpy as np
-import numpy.typing as npt
 
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
 from pcapkit.store import FindingSpool
@@ -162,7 +162,12 @@ class _Retry:
 
 
 def _key(method: str | None, target: str | None, host: str | None) -> int:
-    return hash((method, target, host))
+    """A stable 64-bit hash of what makes two requests the same request, the same on every run
+    (Python's ``hash()`` of a string changes with the hash seed): CRC-32 and Adler-32 of the
+    three, side by side. A false match needs both to collide, and then the same window of time.
+    """
+    data = f"{method}\x00{target}\x00{host}".encode("utf-8", "surrogatepass")
+    return (crc32(data) << 31) ^ adler32(data)
 
 
 class _RequestIndex:
@@ -218,17 +223,13 @@ class Classifier:
     Connections arrive as the reconstruction finishes them. Everything but retries is decided
     per connection on arrival; a loss is paired with its retry at :meth:`finish`, when every
     connection that could hold the retry has been seen. Memory: the losses, and the findings
-    unless ``found`` keeps them on disk; the requests wait in ``spill`` (a temporary file by
-    default).
+    unless ``found`` keeps them on disk; the requests wait in a temporary file.
     """
 
-    def __init__(self, spill: BinaryIO | None = None, found: FindingSpool | None = None) -> None:
-        if spill is None:
-            spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), or when dropped
-            self._owned: BinaryIO | None = spill
-            weakref.finalize(self, spill.close)
-        else:
-            self._owned = None
+    def __init__(self, found: FindingSpool | None = None) -> None:
+        spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), or when dropped
+        self._spill = spill
+        weakref.finalize(self, spill.close)
         self._index = _RequestIndex(spill)
         self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
@@ -248,25 +249,15 @@ class Classifier:
 
     def finish(self) -> Sequence[Finding]:
         """Every finding, ordered by time (then connection): a tuple, or the sealed spool."""
-        found, losses = self.part()
-        out = self._index.out
+        self._index.spill()
+        out = self._spill
         out.flush()
         out.seek(0)
         try:
-            cands = _candidates(out, loss_keys(losses), None)
+            cands = _candidates(out, loss_keys(self._losses))
         finally:
-            if self._owned is not None:
-                self._owned.close()
-        return conclude(found, losses, cands)
-
-    def part(self) -> tuple[list[Finding] | FindingSpool, list[Loss]]:
-        """Its own findings and losses, every request written to ``spill``.
-
-        For a part of a split capture: the retries are matched by :func:`conclude` once every
-        part is in, against the requests of all parts (:func:`spilled_candidates`).
-        """
-        self._index.spill()
-        return self._found, self._losses
+            out.close()
+        return conclude(self._found, self._losses, cands)
 
 
 def loss_keys(losses: Iterable[Loss]) -> set[int]:
@@ -277,9 +268,7 @@ def loss_keys(losses: Iterable[Loss]) -> set[int]:
     }
 
 
-def _candidates(
-    fh: BinaryIO, keys: set[int], conn_ids: npt.NDArray[np.int64] | None
-) -> list[tuple[int, _Candidate]]:
+def _candidates(fh: BinaryIO, keys: set[int]) -> list[tuple[int, _Candidate]]:
     out: list[tuple[int, _Candidate]] = []
     if not keys:
         return out
@@ -298,16 +287,7 @@ def _candidates(
         hit = rows[want[at] == rows[:, 0]]
         for key, sent, cid, idx, frame, fresh in hit.tolist():
             opened = None if fresh < 0 else fresh
-            conn = cid if conn_ids is None else int(conn_ids[cid])
-            out.append((key, _Candidate(conn, idx, sent, frame, opened)))
-
-
-def spilled_candidates(
-    path: str, keys: set[int], conn_ids: npt.NDArray[np.int64]
-) -> list[tuple[int, _Candidate]]:
-    """The spilled requests whose key is one of ``keys``; ids mapped through ``conn_ids``."""
-    with open(path, "rb") as fh:
-        return _candidates(fh, keys, conn_ids)
+            out.append((key, _Candidate(cid, idx, sent, frame, opened)))
 
 
 def conclude(

@@ -212,8 +212,8 @@ def analyze(
         typer.Option(
             "--jobs",
             "-j",
-            help="Processes to use: several captures at once, or one big capture's connections "
-            "shared out (from 32 MiB). [default: the CPUs]",
+            help="Captures analyzed at once when several are given (one process each). "
+            "[default: the CPUs]",
             min=1,
             show_default=False,
             metavar="N",
@@ -254,9 +254,7 @@ def analyze(
     keep, spool = _keeping(fmt, connection, show_all, limit)
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
-        result = run_analysis(
-            dump, port or [8080], progress=bar, keep=keep, spool=spool, jobs=_split(dump, jobs)
-        )
+        result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -278,18 +276,6 @@ def analyze(
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
 
 
-SPLIT_FROM = 32 << 20  # below this, starting processes costs more than sharing out saves
-
-
-def _split(dump: Path, jobs: int | None) -> int:
-    """Processes for one capture: the CPUs (or ``--jobs``) for a big plain file, else one."""
-    try:
-        big = dump.is_file() and dump.stat().st_size >= SPLIT_FROM
-    except OSError:
-        big = False
-    return max(1, jobs or os.cpu_count() or 1) if big else 1
-
-
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
 ) -> tuple[Callable[[Connection, bool], bool] | None, bool | TextCodec]:
@@ -305,7 +291,7 @@ def _keeping(
     if fmt is Format.json:
         from pcapkit.report.json_report import JSON_LINES
 
-        return None, JSON_LINES  # written as JSON once, by whichever process labelled it
+        return None, JSON_LINES  # written as JSON once, as each connection is labelled
     if fmt is not Format.table or show_all:
         return None, True
     from pcapkit.report.table import FirstFlagged

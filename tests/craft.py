@@ -13,10 +13,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
-from pcapkit.capture import CaptureInfo, CaptureReader, format_ip
+from pcapkit import _core
 
 LINKTYPE_NUMBERS: dict[str, int] = {
     "NULL": 0,
@@ -442,31 +447,82 @@ class Row(NamedTuple):
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Info:
+    """What the core's capture stage read of a file, as the tests look at it."""
+
+    format: str
+    link_types: list[str]
+    ts_resolution_ns: int
+    packets: int
+    tcp_segments: int
+    skipped: Counter[str]
+    bytes_read: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    truncated_at_offset: int | None
+    warnings: list[str]
+
+
 def read_segments(
     path: str | os.PathLike[str], *, window_bytes: int = 4 << 20
-) -> tuple[list[Row], CaptureInfo]:
-    """Read a capture to the end: every segment as a :class:`Row`, and the reader's info."""
-    rows: list[Row] = []
-    with CaptureReader(path, window_bytes=window_bytes) as reader:
-        for batch in reader:
-            for i in range(len(batch)):
-                version = int(batch.ip_version[i])
-                rows.append(
-                    Row(
-                        frame=int(batch.frame[i]),
-                        ts_ns=int(batch.ts_ns[i]),
-                        ip_version=version,
-                        src=format_ip(int(batch.src_hi[i]), int(batch.src_lo[i]), version),
-                        dst=format_ip(int(batch.dst_hi[i]), int(batch.dst_lo[i]), version),
-                        sport=int(batch.sport[i]),
-                        dport=int(batch.dport[i]),
-                        seq=int(batch.seq[i]),
-                        ack=int(batch.ack[i]),
-                        flags=int(batch.flags[i]),
-                        window=int(batch.window[i]),
-                        payload_len=int(batch.payload_len[i]),
-                        payload=batch.payload(i),
-                    )
-                )
-        info = reader.info
+) -> tuple[list[Row], Info]:
+    """Read a capture to the end with the core's capture stage alone: every segment as a
+    :class:`Row`, and what was read."""
+    seg, facts = _core.read_segments(os.fspath(path), window_bytes)
+    rows = [
+        Row(*r)
+        for r in zip(
+            seg.frame,
+            seg.ts_ns,
+            seg.ip_version,
+            seg.src,
+            seg.dst,
+            seg.sport,
+            seg.dport,
+            seg.seq,
+            seg.ack,
+            seg.flags,
+            seg.window,
+            seg.payload_len,
+            seg.payload,
+            strict=True,
+        )
+    ]
+    info = Info(
+        format=facts.format,
+        link_types=list(facts.link_types),
+        ts_resolution_ns=facts.ts_resolution_ns,
+        packets=facts.packets,
+        tcp_segments=facts.tcp_segments,
+        skipped=Counter(dict(facts.skipped)),
+        bytes_read=facts.bytes_read,
+        first_ts_ns=facts.first_ts_ns,
+        last_ts_ns=facts.last_ts_ns,
+        truncated_at_offset=facts.truncated_at_offset,
+        warnings=list(facts.warnings),
+    )
     return rows, info
+
+
+def said_when_unreadable(path: Path) -> str:
+    """What ``analyze()`` raises for ``path`` with its permissions removed, as ``Name: message``.
+
+    Root reads anything, so as root the analysis runs in a child process without the two
+    capabilities that override file modes (``setpriv``), where the open really fails.
+    """
+    path.chmod(0)
+    code = (
+        "import sys\n"
+        "from pcapkit import analyze\n"
+        "from pcapkit.errors import KaflowError\n"
+        "try:\n"
+        "    analyze(sys.argv[1])\n"
+        "except KaflowError as e:\n"
+        "    print(f'{type(e).__name__}: {e}')\n"
+    )
+    cmd = [sys.executable, "-c", code, path.name]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
+    done = subprocess.run(cmd, cwd=path.parent, capture_output=True, text=True, check=True)
+    return done.stdout.strip()

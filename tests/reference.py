@@ -1,11 +1,12 @@
 """A straightforward reference implementation of kaflow's reading and TCP stages.
 
-The fast path (``pcapkit.capture`` + ``pcapkit.tcp``) is vectorized and streams; this one is the
-obvious per-packet Python loop: dpkt walks the file, ``struct`` decodes the link, IP and TCP
-headers, and each packet is appended to its connection one at a time. It shares nothing with the
-fast path but the downstream stages (HTTP framing, state machine, classifier), so when both give
-the same :class:`~pcapkit.model.Analysis` on real and generated captures, the fast path's
-shortcuts are not changing answers.
+kaflow's product reads, rebuilds and labels connections in its compiled core
+(``crates/kaflow-core``); this is the obvious per-packet Python loop: dpkt walks the file,
+``struct`` decodes the link, IP and TCP headers, each packet is appended to its connection one at
+a time, and the pure-Python labelling kaflow had before its core (``tests/oracle/``) labels them.
+It shares nothing with the core but the stages after labelling (classifier, diagnosis), so when
+both give the same :class:`~pcapkit.model.Analysis` on real and generated captures, the core is
+not changing answers.
 
 It is slow (a few hundred thousand packets per second) and deliberately simple.
 """
@@ -17,16 +18,16 @@ import ipaddress
 import os
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
 import dpkt
 
-from pcapkit.analysis import DEFAULT_PORT, assemble
-from pcapkit.capture.types import ACK, FIN, RST, SYN
+from pcapkit.analysis import DEFAULT_PORT, _Scan
 from pcapkit.model import Analysis, CaptureSummary
-from pcapkit.tcp import Chunk, Flow, Mark, Stream, TcpConnection
+from tests.oracle.flows import ACK, FIN, RST, SYN, Chunk, Flow, Mark, Stream, TcpConnection
+from tests.oracle.label import build_connection
 
 _MOD32 = 1 << 32
 _HALF32 = 1 << 31
@@ -335,3 +336,16 @@ def analyze(path: str | os.PathLike[str], port: int = DEFAULT_PORT) -> Analysis:
         last_ts_ns=max((p[1] for p in packets), default=None),
     )
     return assemble(tcs, capture)
+
+
+def assemble(tcs: list[TcpConnection], capture: CaptureSummary) -> Analysis:
+    """The stages after TCP reconstruction, for connections at hand: label, classify, diagnose.
+
+    Connections are numbered here, 1-based in order of their first packet, whatever order they
+    come in (the core numbers them the same way as it goes).
+    """
+    built = sorted((build_connection(tc) for tc in tcs), key=lambda c: c.first_frame)
+    scan = _Scan(None, spool=False)
+    for i, c in enumerate(built, start=1):
+        scan.add(c if c.id == i else replace(c, id=i))
+    return scan.conclude(capture)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import os
 import struct
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pcapkit.capture import CaptureReader, reader
+from pcapkit import _core
 from pcapkit.errors import (
     CompressedCaptureError,
     EmptyCaptureError,
@@ -24,6 +23,7 @@ from pcapkit.errors import (
     NotACaptureError,
     UnsupportedLinkTypeError,
 )
+from tests import craft
 from tests.craft import (
     frame,
     ipv4,
@@ -69,18 +69,12 @@ def test_directory(tmp_path: Path) -> None:
     _fails(tmp_path, InputError, "directory")
 
 
-def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permission_denied(tmp_path: Path) -> None:
     path = tmp_path / "secret.pcap"
     write_pcap(path, _packets(1))
-    if os.geteuid() != 0:
-        path.chmod(0)
-    else:  # root reads anything: make the open fail the way it would for a user
-
-        def refuse(*args: object, **kwargs: object) -> object:
-            raise PermissionError(13, "Permission denied", str(path))
-
-        monkeypatch.setattr(reader, "open", refuse, raising=False)
-    _fails(path, InputError, "permission denied")
+    said = craft.said_when_unreadable(path)
+    assert said.startswith("InputError: secret.pcap")
+    assert said.endswith("permission denied")
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -157,7 +151,7 @@ def test_errors_are_raised_by_the_constructor(tmp_path: Path) -> None:
     path = tmp_path / "x.txt"
     path.write_bytes(b"GET / HTTP/1.1\r\n")
     with pytest.raises(NotACaptureError):
-        CaptureReader(path)
+        _core.Scan(str(path), [8080])
 
 
 def test_unsupported_link_type_pcap(tmp_path: Path) -> None:
@@ -166,7 +160,7 @@ def test_unsupported_link_type_pcap(tmp_path: Path) -> None:
     message = _fails(path, UnsupportedLinkTypeError, "link type 105 (IEEE802_11)", "EN10MB")
     assert "LINUX_SLL2" in message
     with pytest.raises(UnsupportedLinkTypeError):
-        CaptureReader(path)
+        _core.Scan(str(path), [8080])
 
 
 def test_unknown_link_type_number_is_named_by_number(tmp_path: Path) -> None:

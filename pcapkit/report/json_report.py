@@ -165,10 +165,6 @@ class JsonLines:
     def encode(self, conn: Connection) -> str:
         return connection_json(conn)
 
-    def relabel(self, line: str, conn_id: int) -> str:
-        assert line.startswith('{"id":')
-        return f'{{"id":{conn_id}' + line[line.index(",") :]
-
 
 JSON_LINES = JsonLines()
 

@@ -1,9 +1,390 @@
 //! The binding: `pcapkit._core`. It only converts; every decision is made in `kaflow-core`.
+//!
+//! Errors leave as `pcapkit.errors` classes with the core's one-line message. A panic in the
+//! core (a bug) is caught where the core runs and becomes a one-line `KaflowError` too, so no
+//! Rust panic ever reaches the user as a crash.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use kaflow_core::batch::{format_ip, Batch as CoreBatch};
+use kaflow_core::capture::{CaptureError, CaptureInfo, ErrorKind, Reader};
+use kaflow_core::flow::TcpStats;
+use kaflow_core::scan::Scanner;
+use kaflow_core::segment::Segment;
+use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+/// Batches the core may run ahead of Python by: enough to keep both threads busy.
+const AHEAD: usize = 4;
+
+fn error_class(kind: Option<ErrorKind>) -> &'static str {
+    match kind {
+        Some(ErrorKind::Input) => "InputError",
+        Some(ErrorKind::NotACapture) => "NotACaptureError",
+        Some(ErrorKind::Compressed) => "CompressedCaptureError",
+        Some(ErrorKind::UnsupportedLinkType) => "UnsupportedLinkTypeError",
+        Some(ErrorKind::Empty) => "EmptyCaptureError",
+        Some(ErrorKind::Malformed) => "MalformedCaptureError",
+        None => "KaflowError",
+    }
+}
+
+/// What the core's thread can fail with: a capture error, or a caught panic (a bug).
+enum Failure {
+    Capture(CaptureError),
+    Bug(String),
+}
+
+impl Failure {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        let (class, message) = match self {
+            Failure::Capture(e) => (error_class(Some(e.kind)), e.message),
+            Failure::Bug(what) => (
+                error_class(None),
+                format!(
+                    "internal error in kaflow's core ({what}); please report it with the capture"
+                ),
+            ),
+        };
+        match py
+            .import("pcapkit.errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|cls| cls.call1((message,)))
+        {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+        .lines()
+        .next()
+        .unwrap_or("panic")
+        .to_string()
+}
+
+/// Runs `f`, turning a panic into a [`Failure::Bug`].
+fn guarded<T>(f: impl FnOnce() -> Result<T, CaptureError>) -> Result<T, Failure> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Failure::Capture(e)),
+        Err(payload) => Err(Failure::Bug(panic_text(payload.as_ref()))),
+    }
+}
+
+macro_rules! columns {
+    ($(#[$doc:meta])* $name:ident from $core:ty { $($field:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[pyclass(frozen, module = "pcapkit._core")]
+        pub struct $name {
+            $(#[pyo3(get)] $field: Py<PyList>,)*
+        }
+
+        impl $name {
+            fn convert(py: Python<'_>, b: $core) -> PyResult<Self> {
+                Ok($name { $($field: PyList::new(py, b.$field)?.unbind(),)* })
+            }
+        }
+    };
+}
+
+columns! {
+    /// Finished connections in columns (see `pcapkit/_core.pyi`).
+    Batch from CoreBatch {
+        conn_id, conn_ip_version, conn_client, conn_server, conn_client_port, conn_opened_at_ns,
+        conn_first_frame, conn_opened_by, conn_established_at_ns, conn_closed_by, conn_close,
+        conn_closed_at_ns, conn_last_seen_ns, conn_last_response_ns, conn_partial, conn_state,
+        conn_history, conn_syn_count, conn_packets, conn_client_bytes, conn_server_bytes,
+        conn_retransmissions, conn_events, conn_requests, conn_anomalies,
+        ev_time_ns, ev_type, ev_side, ev_frame, ev_method, ev_target, ev_host, ev_status,
+        ev_connection_close, ev_request_index, ev_length, ev_note,
+        rq_index, rq_method, rq_target, rq_host, rq_sent_at_ns, rq_frame, rq_status,
+        rq_responded_at_ns, rq_response_frame, rq_connection_close,
+        an_time_ns, an_frame, an_side, an_what,
+    }
+}
+
+/// What was read of the capture and what reconstruction counted.
+#[pyclass(frozen, get_all, module = "pcapkit._core")]
+pub struct CaptureFacts {
+    path: String,
+    format: String,
+    link_types: Vec<String>,
+    ts_resolution_ns: i64,
+    bytes_read: u64,
+    truncated_at_offset: Option<u64>,
+    packets: u64,
+    tcp_segments: u64,
+    skipped: Vec<(String, u64)>,
+    first_ts_ns: Option<i64>,
+    last_ts_ns: Option<i64>,
+    warnings: Vec<String>,
+    upstream_segments: u64,
+    other_ports: u64,
+    other_port_counts: Vec<(u16, u64)>,
+}
+
+impl CaptureFacts {
+    fn new(path: &str, info: &CaptureInfo, stats: &TcpStats) -> CaptureFacts {
+        CaptureFacts {
+            path: path.to_string(),
+            format: info.format.to_string(),
+            link_types: info.link_types.clone(),
+            ts_resolution_ns: info.ts_resolution_ns,
+            bytes_read: info.bytes_read,
+            truncated_at_offset: info.truncated_at_offset,
+            packets: info.packets,
+            tcp_segments: info.tcp_segments,
+            skipped: info
+                .skipped
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            first_ts_ns: info.first_ts_ns,
+            last_ts_ns: info.last_ts_ns,
+            warnings: info.warnings.clone(),
+            upstream_segments: stats.upstream_segments,
+            other_ports: stats.other_ports,
+            other_port_counts: stats
+                .other_port_counts
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+        }
+    }
+}
+
+type Outcome = Result<Option<CoreBatch>, Failure>;
+
+/// The core's thread: it scans and hands batches over a bounded channel; facts when done.
+#[pyclass(module = "pcapkit._core")]
+pub struct Scan {
+    batches: Mutex<Receiver<Outcome>>,
+    progress: Arc<(AtomicU64, AtomicU64)>,
+    facts: Arc<Mutex<Option<CaptureFacts>>>,
+    worker: Option<JoinHandle<()>>,
+    done: bool,
+}
+
+fn run(
+    mut scanner: Scanner,
+    path: String,
+    send: std::sync::mpsc::SyncSender<Outcome>,
+    progress: Arc<(AtomicU64, AtomicU64)>,
+    facts: Arc<Mutex<Option<CaptureFacts>>>,
+) {
+    loop {
+        let next = guarded(|| scanner.next_batch());
+        let (read, size) = scanner.progress();
+        progress.0.store(read, Ordering::Relaxed);
+        progress.1.store(size, Ordering::Relaxed);
+        let end = !matches!(next, Ok(Some(_)));
+        if matches!(next, Ok(None)) {
+            let made = CaptureFacts::new(&path, scanner.info(), &scanner.stats());
+            if let Ok(mut slot) = facts.lock() {
+                *slot = Some(made);
+            }
+        }
+        if send.send(next).is_err() || end {
+            return; // Python dropped the scan, or there is nothing more
+        }
+    }
+}
+
+#[pymethods]
+impl Scan {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf, ports: Vec<u16>) -> PyResult<Scan> {
+        let shown = path.to_string_lossy().into_owned();
+        let scanner = py
+            .detach(|| guarded(|| Scanner::open(&path, &ports)))
+            .map_err(|f| f.into_py(py))?;
+        let (send, batches) = sync_channel(AHEAD);
+        let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let facts = Arc::new(Mutex::new(None));
+        let (p, f) = (Arc::clone(&progress), Arc::clone(&facts));
+        let worker = std::thread::Builder::new()
+            .name("kaflow-core".into())
+            .spawn(move || run(scanner, shown, send, p, f))
+            .map_err(|e| Failure::Bug(format!("cannot start a thread: {e}")).into_py(py))?;
+        Ok(Scan {
+            batches: Mutex::new(batches),
+            progress,
+            facts,
+            worker: Some(worker),
+            done: false,
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Batch> {
+        if self.done {
+            return Err(PyStopIteration::new_err(()));
+        }
+        let batches = &self.batches;
+        let got = py.detach(|| batches.lock().ok().and_then(|rx| rx.recv().ok()));
+        let outcome = got.unwrap_or_else(|| Err(Failure::Bug("the core's thread ended".into())));
+        match outcome {
+            Ok(Some(b)) => Batch::convert(py, b),
+            Ok(None) => {
+                self.finish();
+                Err(PyStopIteration::new_err(()))
+            }
+            Err(f) => {
+                self.finish();
+                Err(f.into_py(py))
+            }
+        }
+    }
+
+    /// (bytes of the file read so far, the file's size; 0 when unknown).
+    fn progress(&self) -> (u64, u64) {
+        (
+            self.progress.0.load(Ordering::Relaxed),
+            self.progress.1.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What was read, once iteration has ended.
+    fn facts(&self, py: Python<'_>) -> PyResult<CaptureFacts> {
+        let taken = self.facts.lock().ok().and_then(|mut slot| slot.take());
+        taken
+            .ok_or_else(|| Failure::Bug("facts asked for before the scan ended".into()).into_py(py))
+    }
+}
+
+impl Scan {
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The capture stage alone, in columns.
+#[pyclass(frozen, get_all, module = "pcapkit._core")]
+pub struct Segments {
+    frame: Vec<u64>,
+    ts_ns: Vec<i64>,
+    ip_version: Vec<u8>,
+    src: Vec<String>,
+    dst: Vec<String>,
+    sport: Vec<u16>,
+    dport: Vec<u16>,
+    seq: Vec<u32>,
+    ack: Vec<u32>,
+    flags: Vec<u8>,
+    window: Vec<u16>,
+    payload_len: Vec<u32>,
+    payload: Vec<Py<PyBytes>>,
+}
+
+/// One segment and its captured payload, held while the GIL is released.
+struct Held {
+    seg: Segment,
+    payload: Vec<u8>,
+}
+
+fn read_all(
+    path: &std::path::Path,
+    window_bytes: usize,
+) -> Result<(Vec<Held>, CaptureInfo), CaptureError> {
+    let mut reader = Reader::open_with_window(path, window_bytes)?;
+    let mut held = Vec::new();
+    while reader.next_window()? {
+        let window = reader.window();
+        for s in reader.segments() {
+            let from = s.payload_off as usize;
+            let payload = from
+                .checked_add(s.captured_len as usize)
+                .and_then(|to| window.get(from..to))
+                .unwrap_or(&[]);
+            held.push(Held {
+                seg: *s,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+    Ok((held, reader.info().clone()))
+}
+
+/// The capture stage alone, for tests and benchmarks: read without the GIL (the input may be a
+/// pipe that a Python thread is writing), then converted.
+#[pyfunction]
+#[pyo3(signature = (path, window_bytes = 4194304))]
+fn read_segments(
+    py: Python<'_>,
+    path: PathBuf,
+    window_bytes: usize,
+) -> PyResult<(Segments, CaptureFacts)> {
+    let shown = path.to_string_lossy().into_owned();
+    let (held, info) = py
+        .detach(|| guarded(|| read_all(&path, window_bytes)))
+        .map_err(|f| f.into_py(py))?;
+    let mut out = Segments {
+        frame: vec![],
+        ts_ns: vec![],
+        ip_version: vec![],
+        src: vec![],
+        dst: vec![],
+        sport: vec![],
+        dport: vec![],
+        seq: vec![],
+        ack: vec![],
+        flags: vec![],
+        window: vec![],
+        payload_len: vec![],
+        payload: vec![],
+    };
+    for Held { seg: s, payload } in &held {
+        out.frame.push(s.frame);
+        out.ts_ns.push(s.ts_ns);
+        out.ip_version.push(s.ip_version);
+        out.src.push(format_ip(&s.src, s.ip_version));
+        out.dst.push(format_ip(&s.dst, s.ip_version));
+        out.sport.push(s.sport);
+        out.dport.push(s.dport);
+        out.seq.push(s.seq);
+        out.ack.push(s.ack);
+        out.flags.push(s.flags);
+        out.window.push(s.window);
+        out.payload_len.push(s.payload_len);
+        out.payload.push(PyBytes::new(py, payload).unbind());
+    }
+    let facts = CaptureFacts::new(&shown, &info, &TcpStats::default());
+    Ok((out, facts))
+}
+
+/// The connection state machine as a Mermaid diagram, drawn from the core's one table.
+#[pyfunction]
+fn diagram() -> String {
+    kaflow_core::machine::diagram()
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Batch>()?;
+    m.add_class::<CaptureFacts>()?;
+    m.add_class::<Scan>()?;
+    m.add_class::<Segments>()?;
+    m.add_function(wrap_pyfunction!(read_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(diagram, m)?)?;
     Ok(())
 }

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pcapkit.tcp import EMPTY_STREAM, Chunk, Stream
+from tests.oracle.flows import EMPTY_STREAM, Chunk, Stream
 
 MAX_HEAD = 64 * 1024  # longest header block we look for; nginx's own default limit is far lower
 _REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$")

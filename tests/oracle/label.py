@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from operator import attrgetter
 
-from pcapkit import machine
-from pcapkit.http import HttpNote, Row, frame_rows
 from pcapkit.model import Anomaly, CloseKind, Connection, Event, EventType, Request, Side
-from pcapkit.tcp import Flow, Mark, TcpConnection
+from tests.oracle import machine
+from tests.oracle.flows import Flow, Mark, TcpConnection
+from tests.oracle.http import HttpNote, Row, frame_rows
 
 _BLIND = "payload not captured"
 _LATE = "data after its own FIN"

@@ -1,0 +1,92 @@
+//! Where the core's time goes: each stage added on top of the ones before it, over one capture.
+//!
+//!     cargo run --release --example stages -- FILE [PORT]
+//!
+//! Prints, per stage, the wall time and nanoseconds a packet: the record walk and header decode
+//! (the capture reader), + reassembly (connections), + labelling (HTTP framing, pairing, the
+//! state machine), + batching into columns (what crosses to Python). The Python side is what
+//! `benchmarks/compare.py` measures beyond this.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kaflow_core::batch::Batch;
+use kaflow_core::capture::Reader;
+use kaflow_core::label::label;
+use kaflow_core::reassembly::Reassembler;
+
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Upto {
+    Read,
+    Reassemble,
+    Label,
+    Batch,
+}
+
+fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
+    let start = Instant::now();
+    let mut reader = Reader::open(path).map_err(|e| e.message)?;
+    let mut reassembler = Reassembler::new(&[port]);
+    let mut done = Vec::new();
+    let mut connections = 0u64;
+    let mut batch = Batch::default();
+    let mut finish = |done: &mut Vec<_>, batch: &mut Batch| {
+        for tc in done.drain(..) {
+            connections += 1;
+            if upto >= Upto::Label {
+                let l = label(&tc);
+                if upto >= Upto::Batch {
+                    batch.push(&tc, &l);
+                }
+            }
+        }
+        if batch.len() >= 256 {
+            *batch = Batch::default();
+        }
+    };
+    while reader.next_window().map_err(|e| e.message)? {
+        if upto == Upto::Read {
+            continue;
+        }
+        let window = reader.window();
+        for seg in reader.segments() {
+            let from = seg.payload_off as usize;
+            let payload = window
+                .get(from..from + seg.captured_len as usize)
+                .unwrap_or(&[]);
+            reassembler.push(seg, payload, &mut done);
+        }
+        finish(&mut done, &mut batch);
+    }
+    reassembler.finish(&mut done);
+    finish(&mut done, &mut batch);
+    Ok((
+        start.elapsed().as_secs_f64(),
+        reader.info().packets,
+        connections,
+    ))
+}
+
+fn main() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let path = PathBuf::from(args.next().ok_or("usage: stages FILE [PORT]")?);
+    let port = args
+        .next()
+        .map_or(Ok(8080), |p| p.parse())
+        .map_err(|e| format!("{e}"))?;
+    println!(
+        "{:<34} {:>9} {:>11} {:>12}",
+        "stages", "seconds", "ns/packet", "connections"
+    );
+    for (name, upto) in [
+        ("walk + decode (capture)", Upto::Read),
+        ("+ connections (reassembly)", Upto::Reassemble),
+        ("+ HTTP, pairing, machine (label)", Upto::Label),
+        ("+ columns (batch)", Upto::Batch),
+    ] {
+        let (secs, packets, conns) = run(&path, port, upto)?;
+        let per = secs * 1e9 / packets.max(1) as f64;
+        println!("{name:<34} {secs:>9.3} {per:>11.1} {conns:>12}");
+    }
+    Ok(())
+}

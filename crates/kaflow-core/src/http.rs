@@ -1,0 +1,1142 @@
+//! HTTP/1.x message framing over one direction's reassembled byte stream.
+//!
+//! Only where each message *starts* matters to kaflow, and that is what naive tools get wrong: a
+//! POST body that contains `"GET "` is not a request, and a response to HEAD has no body even
+//! when it says Content-Length. So messages are delimited the way an HTTP/1.1 peer does it (RFC
+//! 9112 §6): Content-Length, chunked, no body for HEAD / 1xx / 204 / 304, and "until close" for
+//! a response with neither; [`body_length`] is the one place that decides it.
+//!
+//! Captures are imperfect: the stream may have holes (lost packets) or bytes whose count is known
+//! but whose values are not (a small snaplen). Where the framing cannot be followed, the framer
+//! falls back to *bursts*: a new message is assumed where this side starts sending again after
+//! the other side has sent data. Such messages are `parsed: false` and carry no method or status.
+//!
+//! The output is, byte for byte, what `pcapkit/http.py` gives. That parser has a quick path for
+//! contiguous streams whose header lookup differs from the general parser's on odd header lines
+//! (white space before a name), and its answers are the reference, so the quick path here keeps
+//! that lookup; everything else follows the general parser.
+//!
+//! Heads are read by hand (with `memchr`), not with `httparse`: the reference takes what a strict
+//! parser refuses (bare LF line ends, LF LF ending a head, names with white space around them,
+//! any byte in a value, a target of up to 8192 non-space bytes) and refuses what it takes
+//! (lower-case methods, methods over 32 bytes), and notes quote the bytes it could not read.
+
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
+use std::sync::{Arc, LazyLock};
+
+use memchr::{memchr, memmem};
+
+use crate::flow::Stream;
+
+/// The longest header block looked for; nginx's own default limit is far lower.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// How much is peeked at before a head is read: enough to name TLS or HTTP/2, or reject garbage.
+const PEEK: usize = 64;
+/// The longest start line the parser accepts, and then some.
+const MAX_LINE: usize = 8192 + 64;
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+const BLANK_CRLF: &[u8] = b"\r\n\r\n";
+/// The header names framing depends on, as the quick path looks for them at a line start.
+const FRAMING: [&[u8]; 4] = [
+    b"content-length:",
+    b"transfer-encoding:",
+    b"connection:",
+    b"host:",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Response,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Response => "response",
+        }
+    }
+}
+
+/// The start of one HTTP message in a stream, and what its head says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub offset: i64,
+    pub ts_ns: i64,
+    pub frame: u64,
+    /// False: inferred from a data burst, no bytes to read.
+    pub parsed: bool,
+    pub method: Option<Arc<str>>,
+    pub target: Option<Arc<str>>,
+    pub host: Option<Arc<str>>,
+    pub status: Option<u16>,
+    pub connection_close: bool,
+    /// Head and body, when the framing determined it.
+    pub length: Option<i64>,
+}
+
+/// Something in the stream that is not well-formed HTTP/1.x, and where it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub offset: i64,
+    pub ts_ns: i64,
+    pub frame: u64,
+    pub what: String,
+}
+
+/// How a message's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    Length(i64),
+    Chunked,
+    /// A response with neither Content-Length nor chunked: it ends when the connection does.
+    UntilClose,
+    /// A Content-Length that is not a number.
+    Unreadable,
+}
+
+/// RFC 9112 §6.3, as h11's `_body_framing`: the body of a request (`status` None) or of a
+/// response to a request whose method was HEAD or not (`answers_head`).
+pub fn body_length(
+    status: Option<u16>,
+    answers_head: bool,
+    chunked: bool,
+    content_length: Option<&[u8]>,
+) -> Body {
+    if let Some(code) = status {
+        if (100..200).contains(&code) || answers_head || code == 204 || code == 304 {
+            return Body::Length(0);
+        }
+    }
+    if chunked {
+        return Body::Chunked;
+    }
+    match content_length {
+        Some(v) => parse_content_length(v).map_or(Body::Unreadable, Body::Length),
+        None if status.is_some() => Body::UntilClose,
+        None => Body::Length(0),
+    }
+}
+
+/// Content-Length's first comma-separated value, if it is a number. More than 18 digits is
+/// more than an exabyte: not a length, and it would not fit.
+fn parse_content_length(value: &[u8]) -> Option<i64> {
+    let first = value.split(|&b| b == b',').next().unwrap_or(b"");
+    let first = strip(first);
+    if first.is_empty() || first.len() > 18 || !first.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        first
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0')),
+    )
+}
+
+/// What `bytes.strip()` removes: ASCII white space.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn strip(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_space(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_space(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+fn contains_ci(hay: &[u8], lower_needle: &[u8]) -> bool {
+    hay.len() >= lower_needle.len()
+        && hay
+            .windows(lower_needle.len())
+            .any(|w| w.eq_ignore_ascii_case(lower_needle))
+}
+
+fn starts_with_ci(hay: &[u8], lower_prefix: &[u8]) -> bool {
+    hay.len() >= lower_prefix.len() && hay[..lower_prefix.len()].eq_ignore_ascii_case(lower_prefix)
+}
+
+/// Searchers built once: building one costs more than searching a header block.
+static BLANK_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(BLANK_CRLF));
+static LFLF_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+
+static SPACE_COLON: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b" :"));
+static TAB_COLON: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\t:"));
+
+fn find_blank(hay: &[u8]) -> Option<usize> {
+    BLANK_FINDER.find(hay)
+}
+
+/// `data[a..b]`, empty where Python's slice would be.
+fn slice(data: &[u8], a: u64, b: u64) -> &[u8] {
+    let len = data.len() as u64;
+    let (a, b) = (a.min(len), b.min(len));
+    if a >= b {
+        return &[];
+    }
+    data.get(a as usize..b as usize).unwrap_or(&[])
+}
+
+fn latin1(b: &[u8]) -> Arc<str> {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => Arc::from(s),
+        _ => Arc::from(b.iter().map(|&c| char::from(c)).collect::<String>()),
+    }
+}
+
+/// Python's `repr()` of a bytes value, as notes quote what they could not read.
+fn py_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(b.len() + 3);
+    out.push('b');
+    out.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\'' if quote == '\'' => out.push_str("\\'"),
+            32..=126 => out.push(char::from(c)),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// An integer with thousands separators, as Python's `f"{n:,}"`.
+fn commas(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+fn cut_note(what: &str, skipped: i64) -> String {
+    format!(
+        "message {what} cut by bytes missing from the capture; {} bytes not framed (resuming at \
+         the next burst)",
+        commas(skipped)
+    )
+}
+
+fn is_method_byte(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+}
+
+/// The method run at the start of `s`: an upper-case letter, then up to 31 more method bytes.
+fn method_len(s: &[u8]) -> Option<usize> {
+    if !s.first()?.is_ascii_uppercase() {
+        return None;
+    }
+    let n = s
+        .iter()
+        .take(33)
+        .take_while(|&&b| is_method_byte(b))
+        .count();
+    (n <= 32).then_some(n)
+}
+
+/// `([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$` on a line without its LF:
+/// the method and the target.
+fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let m = method_len(line)?;
+    let rest = line.get(m..)?.strip_prefix(b" ")?;
+    let t = rest
+        .iter()
+        .take(8193)
+        .take_while(|&&b| !is_space(b))
+        .count();
+    if t == 0 || t > 8192 {
+        return None;
+    }
+    let tail = rest.get(t..)?;
+    let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
+    match tail {
+        [b' ', b'H', b'T', b'T', b'P', b'/', a, b'.', b]
+            if a.is_ascii_digit() && b.is_ascii_digit() =>
+        {
+            Some((line.get(..m)?, rest.get(..t)?))
+        }
+        _ => None,
+    }
+}
+
+/// `HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\r?$` on a line without its LF: HTTP/1.0 or not, and
+/// the status code.
+fn status_line(line: &[u8]) -> Option<(bool, u16)> {
+    let (head, tail) = (line.get(..12)?, line.get(12..)?);
+    let [b'H', b'T', b'T', b'P', b'/', a, b'.', b, b' ', c1, c2, c3] = *head else {
+        return None;
+    };
+    if ![a, b, c1, c2, c3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
+    let ok = match tail {
+        [] => true,
+        [b' ', reason @ ..] => !reason.contains(&b'\r'),
+        _ => false,
+    };
+    let code = u16::from(c1 - b'0') * 100 + u16::from(c2 - b'0') * 10 + u16::from(c3 - b'0');
+    ok.then_some((a == b'1' && b == b'0', code))
+}
+
+/// `([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?$` on a line without its LF: the chunk size.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let h = line
+        .iter()
+        .take(17)
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if h == 0 || h > 16 {
+        return None;
+    }
+    let rest = line.get(h..)?;
+    let ws = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let rest = rest.get(ws..)?;
+    let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+    let ok = match rest {
+        [] => true,
+        [b';', ext @ ..] => !ext.contains(&b'\r'),
+        _ => false,
+    };
+    if !ok {
+        return None;
+    }
+    line.get(..h)?.iter().try_fold(0u64, |n, &d| {
+        let v = char::from(d).to_digit(16)?;
+        Some((n << 4) | u64::from(v))
+    })
+}
+
+/// The header block's length (through the blank line) and its lines without that blank line,
+/// when it is complete. CRLF CRLF wins over LF LF wherever they are, as in the reference.
+fn head_of(buf: &[u8]) -> Option<(usize, &[u8])> {
+    if let Some(end) = find_blank(buf) {
+        return Some((end + 4, buf.get(..end)?));
+    }
+    let end = LFLF_FINDER.find(buf)?;
+    Some((end + 2, buf.get(..end)?))
+}
+
+/// What the general parser reads from a header block.
+#[derive(Default)]
+struct Headers<'a> {
+    close: bool,
+    keep_alive: bool,
+    chunked: bool,
+    content_length: Option<&'a [u8]>,
+    host: Option<Cow<'a, [u8]>>,
+}
+
+impl<'a> Headers<'a> {
+    /// Every line after the start line, split at LF, name before the first colon, white space
+    /// stripped, names without case; a header given twice reads as its values joined by ", ".
+    fn parse(block: &'a [u8]) -> Self {
+        let mut h = Headers::default();
+        for line in block.split(|&b| b == b'\n').skip(1) {
+            let Some(colon) = memchr(b':', line) else {
+                continue;
+            };
+            let (name, value) = (strip(&line[..colon]), strip(&line[colon + 1..]));
+            if name.eq_ignore_ascii_case(b"connection") {
+                h.close |= contains_ci(value, b"close");
+                h.keep_alive |= contains_ci(value, b"keep-alive");
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                h.chunked |= contains_ci(value, b"chunked");
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                // the joined value's first comma-separated part is the first value's
+                h.content_length.get_or_insert(value);
+            } else if name.eq_ignore_ascii_case(b"host") {
+                h.host = Some(match h.host.take() {
+                    None => Cow::Borrowed(value),
+                    Some(before) => {
+                        let mut joined = before.into_owned();
+                        joined.extend_from_slice(b", ");
+                        joined.extend_from_slice(value);
+                        Cow::Owned(joined)
+                    }
+                });
+            }
+        }
+        h
+    }
+}
+
+/// Random access to a direction's captured bytes by stream offset.
+struct View<'a> {
+    st: &'a Stream,
+    data: &'a [u8],
+    n: usize,
+    end: i64,
+    /// The usual case, no holes and every byte captured: offset - base indexes `data`.
+    base: Option<i64>,
+    run_last: OnceCell<Vec<usize>>,
+    /// The piece [`View::place`] found last.
+    hint: Cell<usize>,
+}
+
+impl<'a> View<'a> {
+    fn new(st: &'a Stream) -> Self {
+        let n = st
+            .starts
+            .len()
+            .min(st.lengths.len())
+            .min(st.ts.len())
+            .min(st.frames.len())
+            .min(st.captured.len())
+            .min(st.data_starts.len());
+        let end = if n > 0 {
+            st.starts[n - 1].saturating_add(i64::from(st.lengths[n - 1]))
+        } else {
+            0
+        };
+        let first = if n > 0 { st.starts[0] } else { 0 };
+        let contiguous =
+            i64::try_from(st.data.len()).is_ok_and(|l| Some(l) == end.checked_sub(first));
+        View {
+            st,
+            data: &st.data,
+            n,
+            end,
+            base: (contiguous && n > 0).then_some(first),
+            run_last: OnceCell::new(),
+            hint: Cell::new(0),
+        }
+    }
+
+    fn starts(&self) -> &'a [i64] {
+        &self.st.starts[..self.n]
+    }
+
+    fn piece_end(&self, i: usize) -> i64 {
+        self.st.starts[i].saturating_add(i64::from(self.st.lengths[i]))
+    }
+
+    /// For each piece, the last piece of its run: pieces that follow each other without a hole,
+    /// all captured but maybe the last. A run's bytes are one slice of `data`, so a read is one
+    /// slice too (walking piece by piece is quadratic on floods of one-byte segments).
+    fn run_last(&self) -> &[usize] {
+        self.run_last.get_or_init(|| {
+            let st = self.st;
+            let mut last = vec![0; self.n];
+            let mut j = self.n.saturating_sub(1);
+            for i in (0..self.n).rev() {
+                if i + 1 == self.n
+                    || st.captured[i] != st.lengths[i]
+                    || st.starts[i + 1] != self.piece_end(i)
+                {
+                    j = i;
+                }
+                last[i] = j;
+            }
+            last
+        })
+    }
+
+    /// The piece holding stream offset `pos`, or None in a gap.
+    fn index(&self, pos: i64) -> Option<usize> {
+        let i = self
+            .starts()
+            .partition_point(|&s| s <= pos)
+            .checked_sub(1)?;
+        (pos < self.piece_end(i)).then_some(i)
+    }
+
+    /// The offset of the first piece starting after `pos`.
+    fn next_start(&self, pos: i64) -> Option<i64> {
+        let i = self.starts().partition_point(|&s| s <= pos);
+        self.starts().get(i).copied()
+    }
+
+    /// Captured bytes from `pos` on, as far as they are contiguous, at most `limit`.
+    fn read(&self, pos: i64, limit: usize) -> &'a [u8] {
+        let limit = limit as u64;
+        if let Some(base) = self.base {
+            return match u64::try_from(pos.saturating_sub(base)) {
+                Ok(k) => slice(self.data, k, k.saturating_add(limit)),
+                Err(_) => &[],
+            };
+        }
+        let Some(i) = self.index(pos) else {
+            return &[];
+        };
+        let st = self.st;
+        let k = pos.wrapping_sub(st.starts[i]) as u64; // the piece holds pos: not negative
+        if k >= u64::from(st.captured[i]) {
+            return &[];
+        }
+        let j = self.run_last()[i];
+        let a = st.data_starts[i].saturating_add(k);
+        let run_end =
+            st.data_starts[j].saturating_add(u64::from(st.captured[j].min(st.lengths[j])));
+        slice(self.data, a, a.saturating_add(limit).min(run_end))
+    }
+
+    /// The message head at `pos` when it is all there, found without reading more; None when
+    /// this quick lookup cannot tell.
+    fn head_at(&self, pos: i64) -> Option<&'a [u8]> {
+        let k = usize::try_from(pos.checked_sub(self.base?)?).ok()?;
+        let window = self.data.get(k..)?;
+        let window = &window[..window.len().min(MAX_HEAD)];
+        let end = find_blank(window)?;
+        window.get(..end + 4)
+    }
+
+    /// (ts_ns, frame) of the packet that carried stream offset `pos`.
+    fn place(&self, pos: i64) -> (i64, u64) {
+        // Messages go forward, and so do the pieces holding them: look on from the last one.
+        let hint = self.hint.get().min(self.n);
+        let ahead = self.starts().get(hint..).unwrap_or(&[]);
+        let i = match ahead.first() {
+            Some(&first) if first <= pos => {
+                let step = ahead.iter().take(8).take_while(|&&s| s <= pos).count();
+                let far = if step == 8 {
+                    ahead.partition_point(|&s| s <= pos)
+                } else {
+                    step
+                };
+                hint + far - 1
+            }
+            _ => self
+                .starts()
+                .partition_point(|&s| s <= pos)
+                .saturating_sub(1),
+        };
+        self.hint.set(i);
+        match (self.st.ts.get(i), self.st.frames.get(i)) {
+            (Some(&t), Some(&f)) => (t, f),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// Where a sender's bursts start: offsets where this side starts sending again after the other
+/// side sent data. A new message most likely starts there when its bytes cannot be read: nginx
+/// sends a request, the upstream answers, nginx sends the next one.
+pub fn burst_starts(mine: &Stream, other: &Stream) -> Vec<i64> {
+    let n = mine.starts.len().min(mine.ts.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut other_ts = other.ts.clone();
+    other_ts.sort_unstable();
+    let mut out = Vec::new();
+    let mut j = 0;
+    let mut prev_ts = mine.ts[0];
+    for (&off, &ts) in mine.starts[1..n].iter().zip(&mine.ts[1..n]) {
+        // is there other-side data strictly after the previous piece and up to this one?
+        while j < other_ts.len() && other_ts[j] <= prev_ts {
+            j += 1;
+        }
+        if j < other_ts.len() && other_ts[j] <= ts {
+            out.push(off);
+        }
+        prev_ts = prev_ts.max(ts);
+    }
+    out
+}
+
+enum Bursts<'a> {
+    Given(&'a [i64]),
+    /// Computed on first use from the other direction: only needed when framing is lost.
+    From(&'a Stream, OnceCell<Vec<i64>>),
+}
+
+/// Walks one direction's stream message by message, falling back to bursts when blind.
+struct Framer<'a> {
+    kind: Kind,
+    midstream: bool,
+    s: View<'a>,
+    bursts: Bursts<'a>,
+    messages: Vec<Message>,
+    notes: Vec<Note>,
+    /// Method and host strings already made on this stream: a keepalive connection repeats them.
+    names: Vec<Arc<str>>,
+}
+
+/// What a step of the quick path did.
+enum Quick {
+    /// It framed one message: go on here; whether it was a final (non-1xx) response.
+    Took(i64, bool),
+    /// It framed a 101 response: what follows is not HTTP/1.x.
+    Stop,
+    /// Not a plain message: the general parser decides.
+    No,
+}
+
+impl<'a> Framer<'a> {
+    fn new(kind: Kind, stream: &'a Stream, bursts: Bursts<'a>, midstream: bool) -> Self {
+        Framer {
+            kind,
+            midstream,
+            s: View::new(stream),
+            bursts,
+            messages: Vec::new(),
+            notes: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    fn bursts(&self) -> &[i64] {
+        match &self.bursts {
+            Bursts::Given(b) => b,
+            Bursts::From(other, cell) => cell.get_or_init(|| burst_starts(self.s.st, other)),
+        }
+    }
+
+    /// An ASCII or Latin-1 name as a string, shared with earlier messages that had the same.
+    fn name(&mut self, raw: &[u8]) -> Arc<str> {
+        if raw.is_ascii() {
+            if let Some(s) = self.names.iter().find(|s| s.as_bytes() == raw) {
+                return Arc::clone(s);
+            }
+        }
+        let s = latin1(raw);
+        if raw.is_ascii() && self.names.len() < 16 {
+            self.names.push(Arc::clone(&s));
+        }
+        s
+    }
+
+    fn note(&mut self, pos: i64, what: String) {
+        let (ts_ns, frame) = self.s.place(pos);
+        self.notes.push(Note {
+            offset: pos,
+            ts_ns,
+            frame,
+            what,
+        });
+    }
+
+    /// Where the next burst starts after `pos` (the stream end if none).
+    fn next_burst(&self, pos: i64) -> i64 {
+        let b = self.bursts();
+        b.get(b.partition_point(|&x| x <= pos))
+            .copied()
+            .unwrap_or(self.s.end)
+    }
+
+    /// Record a message that cannot be read at `pos`; resume at the next burst.
+    fn blind(&mut self, pos: i64) -> i64 {
+        let (ts_ns, frame) = self.s.place(pos);
+        self.messages.push(Message {
+            offset: pos,
+            ts_ns,
+            frame,
+            parsed: false,
+            method: None,
+            target: None,
+            host: None,
+            status: None,
+            connection_close: false,
+            length: None,
+        });
+        self.next_burst(pos)
+    }
+
+    /// Bytes from `pos` on, enough to hold the message head if the capture has it. Starts
+    /// small and grows: nearly every head fits the first read.
+    fn read_head(&self, pos: i64) -> &'a [u8] {
+        if let Some(head) = self.s.head_at(pos) {
+            return head;
+        }
+        let mut limit = 2048;
+        loop {
+            let buf = self.s.read(pos, limit);
+            if buf.len() < limit || limit >= MAX_HEAD || head_of(buf).is_some() {
+                return buf;
+            }
+            if limit >= MAX_LINE && memchr(b'\n', &buf[..buf.len().min(MAX_LINE)]).is_none() {
+                return buf; // no start line is that long: do not read 64 KiB of garbage per burst
+            }
+            limit = if limit < MAX_LINE { MAX_LINE } else { MAX_HEAD };
+        }
+    }
+
+    /// Whether `buf`, read from `pos`, stops at bytes the capture never saw (a hole) rather
+    /// than at the end of the stream or at bytes a snaplen left out.
+    fn cut_by_hole(&self, pos: i64, buf: &[u8]) -> bool {
+        let stop = pos.saturating_add(buf.len() as i64);
+        stop < self.s.end && self.s.index(stop).is_none()
+    }
+
+    /// What the stream is instead of HTTP/1.x, when a message should start at `pos`.
+    fn other_protocol(&self, pos: i64, peek: &[u8]) -> Option<&'static str> {
+        if let [0x14..=0x17, 0x03, 0x00..=0x04, ..] = peek {
+            return Some("TLS (HTTPS) — the payload is encrypted; its messages cannot be read");
+        }
+        let at_start =
+            self.messages.is_empty() && !self.midstream && self.s.starts().first() == Some(&pos);
+        let settings = matches!(peek, [0, _, _, 4, 0 | 1, 0, 0, 0, 0, ..]);
+        if peek.starts_with(H2_PREFACE) || (at_start && self.kind == Kind::Response && settings) {
+            return Some("HTTP/2 — kaflow reads HTTP/1.x; its messages are not read");
+        }
+        None
+    }
+
+    /// Whether a start line may begin with `peek` (necessary, cheap to check).
+    fn may_begin(&self, peek: &[u8]) -> bool {
+        match self.kind {
+            Kind::Request => {
+                method_len(peek).is_some_and(|m| m == peek.len() || peek.get(m) == Some(&b' '))
+            }
+            Kind::Response => peek.starts_with(b"HTTP/") || b"HTTP/".starts_with(peek),
+        }
+    }
+
+    /// Whether `buf` may be the beginning of a start line the capture cut off.
+    fn could_start(&self, buf: &[u8]) -> bool {
+        match self.kind {
+            Kind::Response => buf.starts_with(b"HTTP/") || b"HTTP/".starts_with(buf),
+            Kind::Request => {
+                buf.first().is_some_and(u8::is_ascii_uppercase)
+                    && buf.iter().all(|&b| (32..127).contains(&b))
+            }
+        }
+    }
+
+    /// The end of a chunked body starting at `pos`; None if the bytes needed are missing.
+    fn chunked_end(&self, pos: i64) -> Option<i64> {
+        match self.s.base {
+            Some(base) => self.chunked_end_flat(pos, base),
+            None => self.chunked_end_pieces(pos),
+        }
+    }
+
+    fn chunked_end_flat(&self, pos: i64, base: i64) -> Option<i64> {
+        let data = self.s.data;
+        let mut k = usize::try_from(pos.checked_sub(base)?).ok()?;
+        let at = |k: usize, what: &[u8]| data.get(k..).is_some_and(|d| d.starts_with(what));
+        loop {
+            let window = data.get(k..)?;
+            let nl = memchr(b'\n', &window[..window.len().min(1024)])?;
+            let size = chunk_size(&window[..nl])?;
+            k += nl + 1;
+            if size == 0 {
+                if at(k, b"\r\n") {
+                    return Some(k as i64 + 2 + base); // no trailers: the usual end
+                }
+                // a trailer section, ending with an empty line
+                loop {
+                    let window = data.get(k..)?;
+                    let tn = memchr(b'\n', &window[..window.len().min(8192)])?;
+                    let blank = strip(&window[..tn]).is_empty();
+                    k += tn + 1;
+                    if blank {
+                        return Some(k as i64 + base);
+                    }
+                }
+            }
+            // past the end the stream has no more bytes: cut short
+            k = usize::try_from(size).ok().and_then(|s| k.checked_add(s))?;
+            if at(k, b"\r\n") {
+                k += 2;
+            } else if at(k, b"\n") {
+                k += 1;
+            } else {
+                return None;
+            }
+        }
+    }
+
+    fn chunked_end_pieces(&self, mut pos: i64) -> Option<i64> {
+        loop {
+            let line = self.s.read(pos, 1024);
+            let nl = memchr(b'\n', line)?;
+            let size = chunk_size(&line[..nl])?;
+            pos = pos.checked_add(nl as i64 + 1)?;
+            if size == 0 {
+                loop {
+                    let t = self.s.read(pos, 8192);
+                    let tn = memchr(b'\n', t)?;
+                    pos = pos.checked_add(tn as i64 + 1)?;
+                    if strip(&t[..tn]).is_empty() {
+                        return Some(pos);
+                    }
+                }
+            }
+            pos = i64::try_from(size).ok().and_then(|s| pos.checked_add(s))?;
+            let crlf = self.s.read(pos, 2);
+            let skip = if crlf.starts_with(b"\r\n") {
+                2
+            } else if crlf.starts_with(b"\n") {
+                1
+            } else if crlf.is_empty() && self.s.index(pos).is_some() {
+                2 // bytes present but not captured: trust the framing
+            } else {
+                return None;
+            };
+            pos = pos.checked_add(skip)?;
+        }
+    }
+
+    /// Frame the whole stream. `methods` are the requests' methods, for responses to HEAD.
+    fn run(&mut self, methods: &[Option<&str>]) {
+        let mut pos = self.s.starts().first().copied().unwrap_or(0);
+        if !self.midstream && pos < 0 {
+            // Offset 0 is the first byte after the SYN: a byte before it is a keepalive probe's
+            // (one old byte at snd_nxt - 1 on a connection that has sent nothing yet), not data.
+            pos = if self.s.index(0).is_some() {
+                0
+            } else {
+                self.s.next_start(-1).unwrap_or(self.s.end)
+            };
+        }
+        // final (non-1xx) responses seen, to pick the matching request's method
+        let mut answered = 0usize;
+        while pos < self.s.end {
+            let answers_head = methods.get(answered).copied().flatten() == Some("HEAD");
+            let quick = match self.s.base {
+                Some(_) => self.quick(pos, answers_head),
+                None => Quick::No,
+            };
+            let step = match quick {
+                Quick::Took(next, fin) => Some((next, fin)),
+                Quick::Stop => None,
+                Quick::No => self.general(pos, answers_head),
+            };
+            let Some((next, final_response)) = step else {
+                break;
+            };
+            answered += usize::from(final_response);
+            pos = next;
+        }
+    }
+
+    /// One plain message of a contiguous stream: start line and header lines ending in CRLF, no
+    /// header name written oddly, framing headers once each. Its header lookup is the
+    /// reference's quick path's (see the module doc), which on the messages it takes agrees with
+    /// the general parser except for header lines with white space before the name.
+    fn quick(&mut self, pos: i64, answers_head: bool) -> Quick {
+        let Some(base) = self.s.base else {
+            return Quick::No;
+        };
+        let Some(k) = pos.checked_sub(base).and_then(|k| usize::try_from(k).ok()) else {
+            return Quick::No;
+        };
+        let Some(rest) = self.s.data.get(k..) else {
+            return Quick::No;
+        };
+        let window = &rest[..rest.len().min(MAX_HEAD)];
+        let Some(nl) = memchr(b'\n', window) else {
+            return Quick::No;
+        };
+        let line = &window[..nl];
+        if !line.ends_with(b"\r") {
+            return Quick::No;
+        }
+        let mut start = None;
+        let mut status = None;
+        let mut v10 = false;
+        match self.kind {
+            Kind::Request => {
+                if window.starts_with(H2_PREFACE) {
+                    return Quick::No; // it parses as a request line: the general loop names it
+                }
+                match request_line(line) {
+                    Some(mt) => start = Some(mt),
+                    None => return Quick::No,
+                }
+            }
+            Kind::Response => match status_line(line) {
+                Some((ten, code)) => {
+                    status = Some(code);
+                    v10 = ten;
+                }
+                None => return Quick::No,
+            },
+        }
+        // the header lines with the CRLF before each: "\r\nName: value\r\n...\r\n"
+        // From the CRLF ending the start line to the first CRLF CRLF, line by line: a bare LF
+        // leaves the message to the general parser.
+        let from = nl - 1;
+        let lines = &window[from..];
+        let mut values: [Option<&[u8]>; 4] = [None; 4];
+        let mut counts = [0u32; 4];
+        let mut line_start = 0; // of the current line in `lines`: the first is the start line's
+        let mut body_at = None;
+        for i in memchr::memchr_iter(b'\n', lines) {
+            if i == 0 || lines[i - 1] != b'\r' {
+                return Quick::No;
+            }
+            let line = &lines[line_start..i - 1];
+            if line.is_empty() && line_start > 0 {
+                body_at = Some(from + i - 3);
+                break;
+            }
+            // a framing name's first letter, any case: most lines are none of them
+            if matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'h' | b'H')) {
+                for (n, name) in FRAMING.iter().enumerate() {
+                    if starts_with_ci(line, name) {
+                        counts[n] += 1;
+                        values[n] = Some(strip(&line[name.len()..]));
+                    }
+                }
+            }
+            line_start = i + 1;
+        }
+        let Some(body_at) = body_at else {
+            return Quick::No;
+        };
+        // white space before a colon anywhere in the header lines: the general parser decides
+        let block = &window[from..body_at + 2];
+        if SPACE_COLON.find(block).is_some() || TAB_COLON.find(block).is_some() {
+            return Quick::No;
+        }
+        // a second Host only matters on requests
+        let hosts_twice = self.kind == Kind::Request && counts[3] > 1;
+        if counts[..3].iter().any(|&c| c > 1) || hosts_twice {
+            return Quick::No;
+        }
+        let [cl, te, conn, host] = values;
+        let hlen = (body_at + 4) as i64;
+        let keep_alive = conn.is_some_and(|c| contains_ci(c, b"keep-alive"));
+        // HTTP/1.0 closes unless it asks to keep alive
+        let close = conn.is_some_and(|c| contains_ci(c, b"close")) || (v10 && !keep_alive);
+        let chunked = te.is_some_and(|t| contains_ci(t, b"chunked"));
+        let answers_head = status.is_some() && answers_head;
+        let end = self.s.end;
+        let (length, next) = match body_length(status, answers_head, chunked, cl) {
+            Body::Chunked => match self.chunked_end(pos.saturating_add(hlen)) {
+                Some(stop) => (stop.saturating_sub(pos), stop),
+                None => return Quick::No, // the general loop falls back to bursts
+            },
+            Body::UntilClose => (end.saturating_sub(pos), end),
+            Body::Unreadable => return Quick::No,
+            Body::Length(b) => (hlen + b, pos.saturating_add(hlen + b)),
+        };
+        let (method, target, host) = match start {
+            Some((m, t)) => {
+                let host = match host {
+                    Some(h) if !h.is_empty() => Some(self.name(h)),
+                    _ => None,
+                };
+                (Some(self.name(m)), Some(latin1(t)), host)
+            }
+            None => (None, None, None),
+        };
+        let (ts_ns, frame) = self.s.place(pos);
+        self.messages.push(Message {
+            offset: pos,
+            ts_ns,
+            frame,
+            parsed: true,
+            method,
+            target,
+            host,
+            status,
+            connection_close: close,
+            length: Some(length),
+        });
+        match status {
+            Some(101) => Quick::Stop, // switched protocols: no more HTTP/1.x
+            Some(code) => Quick::Took(next, code >= 200),
+            None => Quick::Took(next, false),
+        }
+    }
+
+    /// One step of the general parser at `pos`: where to go on and whether it framed a final
+    /// (non-1xx) response, or None to stop framing.
+    fn general(&mut self, pos: i64, answers_head: bool) -> Option<(i64, bool)> {
+        let kind = self.kind;
+        let s_end = self.s.end;
+        if self.s.index(pos).is_none() {
+            // in a gap the capture never saw
+            let nxt = self.s.next_start(pos)?;
+            let gap = nxt.saturating_sub(pos);
+            let plural = if gap != 1 { "s" } else { "" };
+            self.note(
+                pos,
+                format!("{} byte{plural} missing from the capture", commas(gap)),
+            );
+            return Some((nxt, false));
+        }
+        let peek = self.s.read(pos, PEEK);
+        if let Some(other) = self.other_protocol(pos, peek) {
+            // Not HTTP/1.x at all: say so once, keep one unreadable message for what was sent,
+            // and leave the rest of the stream unread.
+            self.note(pos, format!("not an HTTP/1.x {}: {other}", kind.as_str()));
+            self.blind(pos);
+            return None;
+        }
+        let buf = if self.may_begin(peek) {
+            self.read_head(pos)
+        } else {
+            peek
+        };
+        if buf.is_empty() {
+            return Some((self.blind(pos), false));
+        }
+        let nl = memchr(b'\n', buf);
+        let first = nl.map_or(&b""[..], |n| &buf[..n]);
+        let start = match kind {
+            Kind::Request => request_line(first).map(|(m, t)| (Some((m, t)), false, None)),
+            Kind::Response => status_line(first).map(|(v10, code)| (None, v10, Some(code))),
+        };
+        let Some((request, v10, status)) = start else {
+            if self.midstream && self.messages.is_empty() && self.s.starts().first() == Some(&pos) {
+                // the capture began inside a message: its start was never seen
+                self.note(pos, "capture began mid-message".to_string());
+                return Some((self.next_burst(pos), false));
+            }
+            let short = nl.is_none() && self.could_start(buf);
+            if short && s_end.saturating_sub(pos) <= buf.len() as i64 {
+                self.note(pos, "stream ends inside a message's first line".to_string());
+                self.blind(pos);
+                return None;
+            }
+            if short && self.cut_by_hole(pos, buf) {
+                let nxt = self.blind(pos);
+                self.note(pos, cut_note("start line", nxt.saturating_sub(pos)));
+                return Some((nxt, false));
+            }
+            let shown = if nl.is_some() { first } else { buf };
+            let shown = py_repr(&shown[..shown.len().min(40)]);
+            self.note(
+                pos,
+                format!("not an HTTP/1.x {} line: {shown}", kind.as_str()),
+            );
+            return Some((self.blind(pos), false));
+        };
+        let (ts_ns, frame) = self.s.place(pos);
+        let head = head_of(buf);
+        let hdrs = head
+            .map(|(_, block)| Headers::parse(block))
+            .unwrap_or_default();
+        // HTTP/1.0 closes unless it asks to keep alive
+        let close = hdrs.close || (v10 && !hdrs.keep_alive);
+        let (method, target, host) = match request {
+            Some((m, t)) => {
+                let host = match &hdrs.host {
+                    Some(h) if !h.is_empty() => Some(self.name(h)),
+                    _ => None,
+                };
+                (Some(self.name(m)), Some(latin1(t)), host)
+            }
+            None => (None, None, None),
+        };
+        let mut length = None;
+        let next = match head {
+            Some((hlen, _)) => {
+                let hlen = hlen as i64;
+                let answers_head = status.is_some() && answers_head;
+                match body_length(status, answers_head, hdrs.chunked, hdrs.content_length) {
+                    Body::Chunked => match self.chunked_end(pos.saturating_add(hlen)) {
+                        Some(stop) => {
+                            length = Some(stop.saturating_sub(pos));
+                            stop
+                        }
+                        None => self.next_burst(pos),
+                    },
+                    Body::UntilClose => {
+                        length = Some(s_end.saturating_sub(pos));
+                        s_end
+                    }
+                    Body::Unreadable => {
+                        self.note(pos, "unreadable Content-Length".to_string());
+                        self.next_burst(pos)
+                    }
+                    Body::Length(b) => {
+                        length = Some(hlen + b);
+                        pos.saturating_add(hlen + b)
+                    }
+                }
+            }
+            None => {
+                let nxt = self.next_burst(pos);
+                if buf.len() >= MAX_HEAD {
+                    self.note(pos, format!("header block longer than {MAX_HEAD} bytes"));
+                } else if self.cut_by_hole(pos, buf) {
+                    // a hole, not a snaplen, cut the head: say what reading skips, never silently
+                    self.note(pos, cut_note("head", nxt.saturating_sub(pos)));
+                }
+                nxt
+            }
+        };
+        self.messages.push(Message {
+            offset: pos,
+            ts_ns,
+            frame,
+            parsed: true,
+            method,
+            target,
+            host,
+            status,
+            connection_close: close,
+            length,
+        });
+        if status == Some(101) {
+            return None; // the connection switched protocols: what follows is not HTTP/1.x
+        }
+        Some((
+            next.max(pos.saturating_add(1)),
+            status.is_some_and(|c| c >= 200),
+        ))
+    }
+}
+
+/// The messages of one direction's stream, in order, and what could not be read, with the
+/// bursts taken from `other`, the opposite direction, only if the framing needs them.
+/// `methods` are the requests' methods (for responses to HEAD); `midstream`: the capture began
+/// mid-connection, so unreadable leading bytes are the tail of an earlier message.
+pub fn frame_rows(
+    kind: Kind,
+    stream: &Stream,
+    other: &Stream,
+    methods: &[Option<&str>],
+    midstream: bool,
+) -> (Vec<Message>, Vec<Note>) {
+    let mut f = Framer::new(
+        kind,
+        stream,
+        Bursts::From(other, OnceCell::new()),
+        midstream,
+    );
+    f.run(methods);
+    (f.messages, f.notes)
+}
+
+/// [`frame_rows`] with the bursts given.
+pub fn frame_with_bursts(
+    kind: Kind,
+    stream: &Stream,
+    bursts: &[i64],
+    methods: &[Option<&str>],
+    midstream: bool,
+) -> (Vec<Message>, Vec<Note>) {
+    let mut f = Framer::new(kind, stream, Bursts::Given(bursts), midstream);
+    f.run(methods);
+    (f.messages, f.notes)
+}

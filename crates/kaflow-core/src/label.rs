@@ -1,0 +1,356 @@
+//! Labelling: one reconstructed TCP connection in, its HTTP messages, events, Zeek state and
+//! history and anomalies out, as `pcapkit/label.py`'s `build_connection` gives them.
+//!
+//! Everything here is about a single connection, so a connection can be labelled as soon as the
+//! reconstruction finishes it and its bytes dropped.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::flow::{Flow, Mark, TcpConnection};
+use crate::http::{frame_rows, Kind, Message, Note};
+use crate::machine::{self, State};
+pub use crate::machine::{EventType, Side};
+
+const BLIND: &str = "payload not captured";
+const LATE: &str = "data after its own FIN";
+
+/// How the connection's first closing segment closed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    Fin,
+    Rst,
+}
+
+impl CloseKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseKind::Fin => "fin",
+            CloseKind::Rst => "rst",
+        }
+    }
+}
+
+/// One labelled moment of a connection (`pcapkit.model.Event`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub time_ns: i64,
+    pub kind: EventType,
+    pub side: Side,
+    pub frame: u64,
+    pub method: Option<Arc<str>>,
+    pub target: Option<Arc<str>>,
+    pub host: Option<Arc<str>>,
+    pub status: Option<u16>,
+    /// A message carrying "Connection: close" (or an HTTP/1.0 response not asking keep-alive).
+    pub connection_close: bool,
+    /// For requests and responses, the 0-based position of the request on its connection;
+    /// None for a response to a request sent before the capture started.
+    pub request_index: Option<usize>,
+    /// HTTP message length in bytes, when the framing says it.
+    pub length: Option<i64>,
+    pub note: Option<Cow<'static, str>>,
+}
+
+impl Event {
+    fn control(time_ns: i64, kind: EventType, side: Side, frame: u64) -> Self {
+        Event {
+            time_ns,
+            kind,
+            side,
+            frame,
+            method: None,
+            target: None,
+            host: None,
+            status: None,
+            connection_close: false,
+            request_index: None,
+            length: None,
+            note: None,
+        }
+    }
+}
+
+/// A request nginx sent and what became of it (`pcapkit.model.Request`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub index: usize,
+    pub method: Option<Arc<str>>,
+    pub target: Option<Arc<str>>,
+    pub host: Option<Arc<str>>,
+    pub sent_at_ns: i64,
+    pub frame: u64,
+    pub status: Option<u16>,
+    pub responded_at_ns: Option<i64>,
+    pub response_frame: Option<u64>,
+    pub connection_close: bool,
+}
+
+/// Traffic that does not fit, kept instead of raised (`pcapkit.model.Anomaly`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anomaly {
+    pub time_ns: i64,
+    pub frame: u64,
+    pub side: Side,
+    pub what: String,
+}
+
+/// What labelling adds to a [`TcpConnection`]: the fields of `pcapkit.model.Connection` that
+/// `label.py` fills (id, addresses, ports, first packet and last seen are the connection's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Labelled {
+    /// Who sent the SYN; None when the capture began mid-connection.
+    pub opened_by: Option<Side>,
+    /// The SYN-ACK.
+    pub established_at_ns: Option<i64>,
+    /// The side whose FIN or RST was the first closing segment.
+    pub closed_by: Option<Side>,
+    pub close: Option<CloseKind>,
+    pub closed_at_ns: Option<i64>,
+    /// The upstream's last data segment at or before the first closing segment: where its
+    /// keepalive idle timer starts.
+    pub last_response_ns: Option<i64>,
+    pub partial: bool,
+    /// Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH.
+    pub state: &'static str,
+    pub history: String,
+    pub syn_count: u32,
+    pub packets: u64,
+    pub client_bytes: u64,
+    pub server_bytes: u64,
+    pub retransmissions: u64,
+    pub requests: Vec<Request>,
+    pub events: Vec<Event>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// The SYN (client) or SYN-ACK (server) event, if the capture has it.
+fn opening(flow: &Flow, side: Side) -> Option<Event> {
+    let syn = flow.syn?;
+    let kind = match side {
+        Side::Client => EventType::Syn,
+        Side::Server => EventType::SynAck,
+    };
+    let mut ev = Event::control(syn.ts_ns, kind, side, syn.frame);
+    if flow.syn_count > 1 {
+        ev.note = Some(Cow::Owned(format!("sent {} times", flow.syn_count)));
+    }
+    Some(ev)
+}
+
+fn ignored_rsts(flow: &Flow, side: Side, ts: i64, frame: u64) -> Option<Anomaly> {
+    let n = flow.ignored_rsts;
+    (n > 0).then(|| Anomaly {
+        time_ns: ts,
+        frame,
+        side,
+        what: format!(
+            "{n} RST{} far outside the stream ignored (blind resets?)",
+            if n != 1 { "s" } else { "" }
+        ),
+    })
+}
+
+fn notes(notes: Vec<Note>, side: Side) -> impl Iterator<Item = Anomaly> {
+    notes.into_iter().map(move |n| Anomaly {
+        time_ns: n.ts_ns,
+        frame: n.frame,
+        side,
+        what: n.what,
+    })
+}
+
+fn late(marks: &[Mark], side: Side) -> impl Iterator<Item = Anomaly> + '_ {
+    marks.iter().map(move |m| Anomaly {
+        time_ns: m.ts_ns,
+        frame: m.frame,
+        side,
+        what: LATE.to_string(),
+    })
+}
+
+fn blind_note(parsed: bool) -> Option<Cow<'static, str>> {
+    (!parsed).then_some(Cow::Borrowed(BLIND))
+}
+
+/// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
+pub fn label(tc: &TcpConnection) -> Labelled {
+    let (up, down) = (&tc.to_server, &tc.to_client);
+    let (reqs, req_notes) = frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
+    let methods: Vec<Option<&str>> = reqs.iter().map(|r| r.method.as_deref()).collect();
+    let (resps, resp_notes) = frame_rows(
+        Kind::Response,
+        &down.stream,
+        &up.stream,
+        &methods,
+        tc.partial,
+    );
+    drop(methods);
+
+    let closing = [
+        (EventType::Fin, Side::Client, up.fin),
+        (EventType::Fin, Side::Server, down.fin),
+        (EventType::Rst, Side::Client, up.rst),
+        (EventType::Rst, Side::Server, down.rst),
+    ];
+    let mut events = Vec::with_capacity(reqs.len() + resps.len() + 6);
+    events.extend(opening(up, Side::Client));
+    events.extend(opening(down, Side::Server));
+    let (resp_events, requests) = responses(&reqs, resps);
+    events.extend(reqs.into_iter().enumerate().map(|(i, r)| Event {
+        time_ns: r.ts_ns,
+        kind: EventType::Request,
+        side: Side::Client,
+        frame: r.frame,
+        method: r.method,
+        target: r.target,
+        host: r.host,
+        status: None,
+        connection_close: false,
+        request_index: Some(i),
+        length: r.length,
+        note: blind_note(r.parsed),
+    }));
+    events.extend(resp_events);
+    let first_close_at = events.len();
+    events.extend(
+        closing
+            .iter()
+            .filter_map(|&(kind, side, m)| m.map(|m| Event::control(m.ts_ns, kind, side, m.frame))),
+    );
+    // The first closing segment by (time, frame), the earliest listed on a tie.
+    let first_close = events[first_close_at..]
+        .iter()
+        .min_by_key(|e| (e.time_ns, e.frame))
+        .map(|e| (e.side, e.kind, e.time_ns, e.frame));
+    // Stable, so events that share a packet keep the order they are listed in: SYN, SYN-ACK,
+    // requests, responses, FINs, RSTs.
+    events.sort_by_key(|e| (e.time_ns, e.frame));
+
+    let start = if tc.partial {
+        State::Established
+    } else {
+        State::Start
+    };
+    let (unexpected, state, history) = machine::describe(&events, start);
+
+    let mut anomalies = unexpected;
+    anomalies.extend(late(&up.late_data, Side::Client));
+    anomalies.extend(late(&down.late_data, Side::Server));
+    anomalies.extend(notes(req_notes, Side::Client));
+    anomalies.extend(ignored_rsts(
+        up,
+        Side::Client,
+        tc.first_ts_ns,
+        tc.first_frame,
+    ));
+    anomalies.extend(ignored_rsts(
+        down,
+        Side::Server,
+        tc.first_ts_ns,
+        tc.first_frame,
+    ));
+    anomalies.extend(notes(resp_notes, Side::Server));
+    anomalies.sort_by_key(|a| (a.time_ns, a.frame));
+
+    Labelled {
+        opened_by: (!tc.partial).then_some(Side::Client),
+        established_at_ns: down.syn.filter(|_| !tc.partial).map(|m| m.ts_ns),
+        closed_by: first_close.map(|c| c.0),
+        close: first_close.map(|c| match c.1 {
+            EventType::Fin => CloseKind::Fin,
+            _ => CloseKind::Rst,
+        }),
+        closed_at_ns: first_close.map(|c| c.2),
+        last_response_ns: last_data(down, first_close.map(|c| (c.2, c.3))),
+        partial: tc.partial,
+        state,
+        history,
+        syn_count: up.syn_count,
+        packets: up.packets + down.packets,
+        client_bytes: up.bytes,
+        server_bytes: down.bytes,
+        retransmissions: up.retransmissions + down.retransmissions,
+        requests,
+        events,
+        anomalies,
+    }
+}
+
+/// The response events, and every request with the final response that answered it.
+///
+/// HTTP/1.1 answers in order, so each response answers the oldest request not yet answered. A
+/// response earlier than every pending request answers one sent before the capture began;
+/// interim 1xx responses point at their request without using it up.
+fn responses(reqs: &[Message], resps: Vec<Message>) -> (Vec<Event>, Vec<Request>) {
+    let mut events = Vec::with_capacity(resps.len());
+    let mut requests = Vec::with_capacity(reqs.len());
+    let mut head = 0; // the oldest request not yet answered
+    for r in resps {
+        let mut idx = None;
+        if let Some(q) = reqs.get(head) {
+            if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame) {
+                idx = Some(head);
+                if r.status.map_or(true, |s| s >= 200) {
+                    requests.push(Request {
+                        index: head,
+                        method: q.method.clone(),
+                        target: q.target.clone(),
+                        host: q.host.clone(),
+                        sent_at_ns: q.ts_ns,
+                        frame: q.frame,
+                        status: r.status,
+                        responded_at_ns: Some(r.ts_ns),
+                        response_frame: Some(r.frame),
+                        connection_close: r.connection_close,
+                    });
+                    head += 1;
+                }
+            }
+        }
+        events.push(Event {
+            time_ns: r.ts_ns,
+            kind: EventType::Response,
+            side: Side::Server,
+            frame: r.frame,
+            method: None,
+            target: None,
+            host: None,
+            status: r.status,
+            connection_close: r.connection_close,
+            request_index: idx,
+            length: r.length,
+            note: blind_note(r.parsed),
+        });
+    }
+    requests.extend(reqs.iter().enumerate().skip(head).map(|(i, q)| Request {
+        index: i,
+        method: q.method.clone(),
+        target: q.target.clone(),
+        host: q.host.clone(),
+        sent_at_ns: q.ts_ns,
+        frame: q.frame,
+        status: None,
+        responded_at_ns: None,
+        response_frame: None,
+        connection_close: false,
+    }));
+    (events, requests)
+}
+
+/// The upstream's last data segment at or before the first closing segment (by time, then
+/// frame): where its keepalive idle timer starts.
+fn last_data(down: &Flow, first_close: Option<(i64, u64)>) -> Option<i64> {
+    let st = &down.stream;
+    let last = st.ts.iter().copied().max()?;
+    match first_close {
+        Some(limit) if last >= limit.0 => st
+            .ts
+            .iter()
+            .zip(&st.frames)
+            .filter(|&(&t, &f)| (t, f) <= limit)
+            .map(|(&t, _)| t)
+            .max(),
+        _ => Some(last),
+    }
+}

@@ -1,0 +1,772 @@
+//! TCP reconstruction, one segment at a time: `pcapkit/tcp.py`'s `Reconstructor` as plain code.
+//!
+//! A table keyed by the oriented 4-tuple holds the open connection attempts. Each direction
+//! keeps its data segments (position, lengths, time, packet, where its bytes sit in the
+//! direction's payload buffer) and a few running values; what every byte of the stream is, and
+//! which segments were retransmissions, is decided when the connection is finished, because
+//! "the first arrival wins" is about capture time, and a segment written later in the file may
+//! carry an earlier timestamp.
+//!
+//! The rules are tcp.py's (its docstrings give the reasons):
+//!
+//! - the side on an upstream port is the server; segments on no upstream port are only counted;
+//! - a client SYN (SYN without ACK) with a new ISN on an open tuple starts a new connection, the
+//!   same ISN is a retransmission; a SYN timestamped no later than everything its tuple has
+//!   so far opens that connection rather than a new one (a SYN-ACK written first);
+//! - sequence numbers are unwrapped per direction in file order, each step the signed 32-bit
+//!   distance from the previous non-RST segment, offsets counting from the first SYN + 1 (or
+//!   from the first segment without one); a RST is placed against the segment before it and is
+//!   only a close within [`RST_WINDOW`] of where its direction stood;
+//! - a connection is finished once both sides closed (or a RST was seen) and it was quiet for
+//!   [`LINGER_NS`], once it was silent for [`IDLE_FINISH_NS`], when its tuple is reused, or at
+//!   the capture's end. "Now" is the latest timestamp seen so far, checked at every packet:
+//!   tcp.py checks it once per grouping of rows, see [`Reassembler`].
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Bound;
+
+use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
+use crate::segment::{Segment, ACK, FIN, RST, SYN};
+
+/// A finished connection stays findable this long after its last packet (capture time), so
+/// late retransmissions of its FIN or last ACK still land on it rather than opening a new one.
+pub const LINGER_NS: i64 = 10 * 1_000_000_000;
+
+/// A connection silent this long (capture time) is finished whatever its state.
+pub const IDLE_FINISH_NS: i64 = 300 * 1_000_000_000;
+
+/// A RST further than this from where its direction's stream stands is not taken as a close
+/// (RFC 5961: a stack accepts a RST only at the next expected sequence number).
+pub const RST_WINDOW: i64 = 1 << 20;
+
+/// Finished connections are looked for among all open ones at most once per this much capture
+/// time (and only after enough packets to pay for the scan); a packet's own connection is
+/// checked on every packet, so this only decides when memory is given back, never an answer.
+const SWEEP_NS: i64 = 1_000_000_000;
+
+/// The signed 32-bit distance `a - b`.
+fn signed32(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+/// A connection's tuple, oriented client → server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    client: u128,
+    server: u128,
+    /// client port << 24 | server port << 8 | IP version
+    ports: u64,
+}
+
+/// Multiply-xor hashing of the key's words, seeded per table: SipHash would cost as much as
+/// the rest of a packet's work, and the seed keeps crafted tuples from colliding on purpose.
+#[derive(Clone, Copy)]
+struct KeyHashing(u64);
+
+impl BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(23) ^ x).wrapping_mul(MUL);
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.write_u64((x >> 64) as u64);
+        self.write_u64(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        // fmix64 (MurmurHash3): hashbrown takes its control bits from the top of the hash
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+        h ^ (h >> 33)
+    }
+}
+
+/// Where a position sits before the direction's reference (its first SYN + 1, or its first
+/// segment) is known: a SYN written after other segments moves the reference.
+#[derive(Clone, Copy, Debug)]
+enum Pos {
+    /// Relative to the direction's first non-RST segment; the reference adds one constant.
+    Chain(i64),
+    /// A RST before any non-RST segment: its own distance from the reference, plus `add`.
+    Ref { seq: u32, add: i64 },
+}
+
+/// One data segment of a direction.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    /// Chain-relative start, or for a RST before any other segment its sequence number.
+    start: i64,
+    ts: i64,
+    frame: u64,
+    /// Where its captured bytes start in the direction's payload buffer.
+    off: u64,
+    plen: u32,
+    clen: u32,
+    /// `start` is a sequence number (a RST before the chain); 2 adds the SYN's one.
+    raw: u8,
+}
+
+/// A RST that came before any other segment of its direction: whether it is near the stream
+/// depends on the reference, known only at the end.
+#[derive(Clone, Copy, Debug)]
+struct EarlyRst {
+    ts: i64,
+    frame: u64,
+    seq: u32,
+    syn: bool,
+}
+
+/// The running values of a direction's chain of non-RST segments.
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    base_seq: u32,
+    prev_seq: u32,
+    prev: i64,
+    /// Furthest end (a FIN's own number included) of the chain so far.
+    reach: i64,
+}
+
+/// One direction. `repr(C)` keeps what every data segment touches together at the front (in
+/// two cache lines); what control segments touch comes after.
+#[derive(Debug, Default)]
+#[repr(C)]
+struct Dir {
+    rows: Vec<Row>,
+    payload: Vec<u8>,
+    chain: Option<Chain>,
+    last_data: Option<(i64, u64, i64)>,
+    last_ts: Option<i64>,
+    packets: u64,
+    first_seq: Option<u32>,
+    /// Data rows so far came in (time, packet) order with starts never going back, all on the
+    /// chain: arrival order is then file order and offset order, and one pass decides.
+    disordered: bool,
+    syn: Option<Mark>,
+    syn_seq: u32,
+    syn_count: u32,
+    fin: Option<(i64, u64, Pos)>,
+    rst: Option<(i64, u64, i64)>,
+    ignored_rsts: u64,
+    early_rsts: Vec<EarlyRst>,
+}
+
+impl Dir {
+    fn add(&mut self, seg: &Segment, payload: &[u8]) {
+        let (ts, frame, seq, flags) = (seg.ts_ns, seg.frame, seg.seq, seg.flags);
+        self.packets += 1;
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        if self.first_seq.is_none() {
+            self.first_seq = Some(seq);
+        }
+        let is_syn = flags & SYN != 0;
+        if is_syn {
+            self.syn_count = self.syn_count.saturating_add(1);
+            if self.syn.is_none() {
+                self.syn = Some(Mark {
+                    ts_ns: ts,
+                    frame,
+                    offset: 0,
+                });
+                self.syn_seq = seq;
+            }
+        }
+        let syn_step = i64::from(is_syn);
+        let plen = i64::from(seg.payload_len);
+        let fin_step = i64::from(flags & FIN != 0);
+        let start = if flags & RST == 0 {
+            let rel = match &mut self.chain {
+                None => {
+                    self.chain = Some(Chain {
+                        base_seq: seq,
+                        prev_seq: seq,
+                        prev: 0,
+                        reach: i64::MIN,
+                    });
+                    0
+                }
+                Some(c) => c.prev.saturating_add(signed32(seq, c.prev_seq)),
+            };
+            let start = rel.saturating_add(syn_step);
+            if let Some(c) = &mut self.chain {
+                c.prev_seq = seq;
+                c.prev = rel;
+                c.reach = c
+                    .reach
+                    .max(start.saturating_add(plen).saturating_add(fin_step));
+            }
+            Pos::Chain(start)
+        } else if let Some(c) = &self.chain {
+            let start = c
+                .prev
+                .saturating_add(signed32(seq, c.prev_seq))
+                .saturating_add(syn_step);
+            // both sides of the comparison move with the reference: it can be decided now
+            if start.abs_diff(c.reach) <= RST_WINDOW as u64 {
+                if self.rst.is_none() {
+                    self.rst = Some((ts, frame, start));
+                }
+            } else {
+                self.ignored_rsts += 1;
+            }
+            Pos::Chain(start)
+        } else {
+            self.early_rsts.push(EarlyRst {
+                ts,
+                frame,
+                seq,
+                syn: is_syn,
+            });
+            Pos::Ref { seq, add: syn_step }
+        };
+        if flags & FIN != 0 && self.fin.is_none() {
+            let end = match start {
+                Pos::Chain(s) => Pos::Chain(s.saturating_add(plen)),
+                Pos::Ref { seq, add } => Pos::Ref {
+                    seq,
+                    add: add + plen,
+                },
+            };
+            self.fin = Some((ts, frame, end));
+        }
+        if seg.payload_len == 0 {
+            return;
+        }
+        let bytes = payload
+            .get(..payload.len().min(seg.payload_len as usize))
+            .unwrap_or(payload);
+        let (start, raw) = match start {
+            Pos::Chain(s) => (s, 0),
+            Pos::Ref { seq, .. } => (i64::from(seq), 1 + 2 * u8::from(is_syn)),
+        };
+        match self.last_data {
+            _ if raw != 0 => self.disordered = true,
+            Some((t, f, s)) if (ts, frame) <= (t, f) || start < s => self.disordered = true,
+            _ => {}
+        }
+        self.last_data = Some((ts, frame, start));
+        self.rows.push(Row {
+            start,
+            ts,
+            frame,
+            off: self.payload.len() as u64,
+            plen: seg.payload_len,
+            clen: bytes.len() as u32,
+            raw,
+        });
+        self.payload.extend_from_slice(bytes);
+    }
+
+    fn finish(self) -> Flow {
+        if self.packets == 0 {
+            return Flow::default();
+        }
+        let reference = if self.syn.is_some() {
+            self.syn_seq.wrapping_add(1)
+        } else {
+            self.first_seq.unwrap_or(0)
+        };
+        let delta = self.chain.map_or(0, |c| signed32(c.base_seq, reference));
+        let resolve = |p: Pos| match p {
+            Pos::Chain(x) => x.saturating_add(delta),
+            Pos::Ref { seq, add } => signed32(seq, reference).saturating_add(add),
+        };
+        let start_of = |r: &Row| match r.raw {
+            0 => r.start.saturating_add(delta),
+            raw => signed32(r.start as u32, reference) + i64::from(raw >> 1),
+        };
+
+        // RSTs before the chain come before every other RST in the file
+        let mut ignored_rsts = self.ignored_rsts;
+        let mut rst = None;
+        for r in &self.early_rsts {
+            let start = signed32(r.seq, reference) + i64::from(r.syn);
+            if start.unsigned_abs() <= RST_WINDOW as u64 {
+                rst = rst.or(Some(Mark {
+                    ts_ns: r.ts,
+                    frame: r.frame,
+                    offset: start,
+                }));
+            } else {
+                ignored_rsts += 1;
+            }
+        }
+        let rst = rst.or(self.rst.map(|(ts_ns, frame, s)| Mark {
+            ts_ns,
+            frame,
+            offset: s.saturating_add(delta),
+        }));
+        let fin = self.fin.map(|(ts_ns, frame, p)| Mark {
+            ts_ns,
+            frame,
+            offset: resolve(p),
+        });
+
+        // every row's start from here on is its stream offset
+        let mut rows = self.rows;
+        if delta != 0 || self.disordered {
+            for r in &mut rows {
+                r.start = start_of(r);
+            }
+        }
+        let late_data = match fin {
+            Some(f) => rows
+                .iter()
+                .filter(|r| r.start >= f.offset)
+                .map(|r| Mark {
+                    ts_ns: r.ts,
+                    frame: r.frame,
+                    offset: r.start,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+
+        let (pieces, retransmissions) = if self.disordered {
+            by_arrival(&rows)
+        } else {
+            in_order(&rows, 0..rows.len())
+        };
+        let (stream, bytes, missing) = build_stream(&pieces, &rows, self.payload);
+        Flow {
+            stream,
+            syn: self.syn,
+            syn_count: self.syn_count,
+            fin,
+            rst,
+            packets: self.packets,
+            retransmissions,
+            bytes,
+            missing,
+            last_ts_ns: self.last_ts,
+            late_data,
+            ignored_rsts,
+        }
+    }
+}
+
+/// A piece of the stream: bytes `a..b`, brought by row `row`.
+type Piece = (i64, i64, usize);
+
+/// Rows whose starts never go back, in arrival order: each brings what lies beyond the furthest
+/// byte before it.
+fn in_order(rows: &[Row], order: impl Iterator<Item = usize>) -> (Vec<Piece>, u64) {
+    let mut pieces = Vec::with_capacity(rows.len());
+    let mut retrans = 0;
+    let mut reach: Option<i64> = None;
+    for i in order {
+        let Some(r) = rows.get(i) else { continue };
+        let s = r.start;
+        let e = s.saturating_add(i64::from(r.plen));
+        let before = reach.unwrap_or(s);
+        if e <= before {
+            retrans += 1;
+            continue;
+        }
+        pieces.push((s.max(before), e, i));
+        reach = Some(before.max(e));
+    }
+    (pieces, retrans)
+}
+
+/// Rows in (time, packet) order, each keeping only the bytes no earlier arrival brought: a
+/// retransmission that says something else never overwrites what the receiver most likely took.
+fn by_arrival(rows: &[Row]) -> (Vec<Piece>, u64) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows.get(i).map(|r| (r.ts, r.frame)));
+    let mut prev = i64::MIN;
+    let monotonic = order.iter().filter_map(|&i| rows.get(i)).all(|r| {
+        let ok = r.start >= prev;
+        prev = r.start;
+        ok
+    });
+    if monotonic {
+        return in_order(rows, order.into_iter());
+    }
+    // ranges taken so far: disjoint, not touching
+    let mut taken: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut pieces = Vec::new();
+    let mut retrans = 0;
+    let mut met: Vec<(i64, i64)> = Vec::new();
+    for i in order {
+        let Some(r) = rows.get(i) else { continue };
+        let s0 = r.start;
+        let e0 = s0.saturating_add(i64::from(r.plen));
+        met.clear();
+        if let Some((&a, &b)) = taken.range(..=s0).next_back() {
+            if b >= s0 {
+                met.push((a, b));
+            }
+        }
+        for (&a, &b) in taken.range((Bound::Excluded(s0), Bound::Included(e0))) {
+            met.push((a, b));
+        }
+        let before = pieces.len();
+        let mut pos = s0;
+        for &(a, b) in &met {
+            if a > pos {
+                pieces.push((pos, a.min(e0), i));
+            }
+            pos = pos.max(b);
+        }
+        if pos < e0 {
+            pieces.push((pos, e0, i));
+        }
+        if pieces.len() == before {
+            retrans += 1;
+            continue;
+        }
+        let (mut lo, mut hi) = (s0, e0);
+        for &(a, b) in &met {
+            taken.remove(&a);
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+        taken.insert(lo, hi);
+    }
+    pieces.sort_unstable_by_key(|p| p.0);
+    (pieces, retrans)
+}
+
+/// The stream from its pieces (in offset order): each piece's captured bytes, and the unique
+/// and missing byte counts.
+fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u64, u64) {
+    let n = pieces.len();
+    let mut st = Stream {
+        starts: Vec::with_capacity(n),
+        lengths: Vec::with_capacity(n),
+        ts: Vec::with_capacity(n),
+        frames: Vec::with_capacity(n),
+        captured: Vec::with_capacity(n),
+        data_starts: Vec::with_capacity(n),
+        data: Vec::new(),
+    };
+    let mut bytes = 0u64;
+    let mut missing = 0u64;
+    let mut prev_end: Option<i64> = None;
+    let mut total = 0u64;
+    // the payload buffer is the data as it is when every row is one whole piece, in order
+    let mut whole = n == rows.len();
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(n);
+    for (k, &(a, b, i)) in pieces.iter().enumerate() {
+        let Some(r) = rows.get(i) else { continue };
+        if let Some(p) = prev_end {
+            if a > p {
+                missing = missing.saturating_add(a.abs_diff(p));
+            }
+        }
+        prev_end = Some(b);
+        let s = r.start;
+        let skip = a.saturating_sub(s);
+        let have = (i64::from(r.clen)
+            .min(b.saturating_sub(s))
+            .saturating_sub(skip))
+        .max(0);
+        whole &= k == i && skip == 0 && have == i64::from(r.clen);
+        let o = (r.off as usize).saturating_add(skip.max(0) as usize);
+        spans.push((o, have as usize));
+        st.starts.push(a);
+        let len = b.abs_diff(a);
+        st.lengths.push(u32::try_from(len).unwrap_or(u32::MAX));
+        bytes = bytes.saturating_add(len);
+        st.ts.push(r.ts);
+        st.frames.push(r.frame);
+        st.captured.push(have as u32);
+        st.data_starts.push(total);
+        total += have as u64;
+    }
+    if whole {
+        st.data = payload;
+    } else {
+        st.data.reserve(total as usize);
+        for (o, have) in spans {
+            if let Some(piece) = payload.get(o..o.saturating_add(have)) {
+                st.data.extend_from_slice(piece);
+            }
+        }
+    }
+    (st, bytes, missing)
+}
+
+#[derive(Debug)]
+#[repr(C)]
+struct Conn {
+    last_ts: i64,
+    /// Earliest timestamp of its packets: a client SYN no later than this opens it.
+    min_ts: i64,
+    client_isn: Option<u32>,
+    /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
+    closed: u8,
+    key: Key,
+    id: u64,
+    first_ts: i64,
+    first_frame: u64,
+    up: Dir,
+    down: Dir,
+}
+
+impl Conn {
+    fn new(key: Key, id: u64, seg: &Segment) -> Self {
+        Conn {
+            key,
+            id,
+            first_ts: seg.ts_ns,
+            first_frame: seg.frame,
+            min_ts: seg.ts_ns,
+            last_ts: seg.ts_ns,
+            client_isn: None,
+            closed: 0,
+            up: Dir::default(),
+            down: Dir::default(),
+        }
+    }
+
+    fn add(&mut self, seg: &Segment, payload: &[u8], c2s: bool) {
+        self.last_ts = self.last_ts.max(seg.ts_ns);
+        self.min_ts = self.min_ts.min(seg.ts_ns);
+        if seg.flags & (FIN | RST) != 0 {
+            self.closed |= if c2s { 1 } else { 2 } | if seg.flags & RST != 0 { 4 } else { 0 };
+        }
+        if c2s {
+            self.up.add(seg, payload);
+        } else {
+            self.down.add(seg, payload);
+        }
+    }
+
+    fn expired(&self, now: i64, linger_ns: i64) -> bool {
+        let over = self.closed & 4 != 0 || self.closed & 3 == 3;
+        self.last_ts < now.saturating_sub(IDLE_FINISH_NS)
+            || (over && self.last_ts < now.saturating_sub(linger_ns))
+    }
+
+    fn finish(self) -> TcpConnection {
+        let to_server = self.up.finish();
+        let to_client = self.down.finish();
+        TcpConnection {
+            id: self.id,
+            ip_version: (self.key.ports & 0xFF) as u8,
+            client_ip: self.key.client.to_be_bytes(),
+            server_ip: self.key.server.to_be_bytes(),
+            client_port: (self.key.ports >> 24) as u16,
+            server_port: (self.key.ports >> 8) as u16,
+            first_ts_ns: self.first_ts,
+            first_frame: self.first_frame,
+            last_ts_ns: self.last_ts,
+            partial: to_server.syn.is_none(),
+            to_server,
+            to_client,
+        }
+    }
+}
+
+/// The connection table: segments in, in file order; finished connections out.
+///
+/// Expiry is decided at every packet against "now", the latest timestamp seen so far, before
+/// the packet is handed to its connection: a packet whose tuple's connection is over and was
+/// quiet for the linger time (or silent for the idle time) opens a new connection. tcp.py checks
+/// the same rule only after it has handed a whole grouping of rows (up to 2^17 rows, or about
+/// [`LINGER_NS`] of capture time) to their connections, against the grouping's latest time; so
+/// there such a late packet still lands on the old connection unless a grouping ended in
+/// between whose latest time was already past the limit (a small capture is one grouping: it
+/// always lands). Likewise tcp.py's "a SYN no later than everything before it opens this
+/// connection" compares with the connection's first packet and the grouping's rows, this with
+/// every packet of the connection: they differ only when timestamps go back across groupings.
+pub struct Reassembler {
+    ports: Box<[u64; 1024]>,
+    /// Where each open connection sits in `conns`: the table's buckets stay small, so finding
+    /// a tuple touches little memory however large the connections grow.
+    table: HashMap<Key, u32, KeyHashing>,
+    conns: Vec<Conn>,
+    /// The last tuple looked up and where it sits: a burst of one connection's segments (the
+    /// usual shape of a capture) skips the table.
+    recent: Option<(Key, u32)>,
+    next_id: u64,
+    now: i64,
+    next_sweep: i64,
+    since_sweep: u64,
+    linger_ns: i64,
+    stats: TcpStats,
+}
+
+impl Reassembler {
+    /// `ports`: the upstream (server) ports.
+    pub fn new(ports: &[u16]) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for &p in ports {
+            if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
+        let seed = RandomState::new().hash_one(0x6b61_666c_6f77_u64);
+        Reassembler {
+            ports: bits,
+            table: HashMap::with_hasher(KeyHashing(seed)),
+            conns: Vec::new(),
+            recent: None,
+            next_id: 1,
+            now: i64::MIN,
+            next_sweep: i64::MIN,
+            since_sweep: 0,
+            linger_ns: LINGER_NS,
+            stats: TcpStats::default(),
+        }
+    }
+
+    /// The same with another linger time (tcp.py's `Reconstructor.linger_ns`).
+    pub fn with_linger(ports: &[u16], linger_ns: i64) -> Self {
+        Reassembler {
+            linger_ns,
+            ..Self::new(ports)
+        }
+    }
+
+    fn upstream(&self, port: u16) -> bool {
+        self.ports
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1 << (port & 63)) != 0)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &TcpStats {
+        &self.stats
+    }
+
+    /// One segment, in file order, and its captured payload bytes (at most `payload_len` of
+    /// them are used). Connections this packet finishes (its tuple reused, or found over and
+    /// quiet, or silent) are appended to `done`.
+    pub fn push(&mut self, seg: &Segment, payload: &[u8], done: &mut Vec<TcpConnection>) {
+        let to_srv = self.upstream(seg.dport);
+        if !to_srv && !self.upstream(seg.sport) {
+            self.stats.other_ports += 1;
+            *self
+                .stats
+                .other_port_counts
+                .entry(seg.sport.min(seg.dport))
+                .or_insert(0) += 1;
+            return;
+        }
+        self.stats.upstream_segments += 1;
+        self.now = self.now.max(seg.ts_ns);
+        self.since_sweep += 1;
+        if self.now >= self.next_sweep && self.since_sweep >= self.table.len() as u64 / 4 {
+            self.sweep(done);
+        }
+        let (client, server, cport, sport) = if to_srv {
+            (seg.src, seg.dst, seg.sport, seg.dport)
+        } else {
+            (seg.dst, seg.src, seg.dport, seg.sport)
+        };
+        let key = Key {
+            client: u128::from_be_bytes(client),
+            server: u128::from_be_bytes(server),
+            ports: u64::from(cport) << 24 | u64::from(sport) << 8 | u64::from(seg.ip_version),
+        };
+        let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
+        let (now, linger) = (self.now, self.linger_ns);
+        let found = match self.recent {
+            Some((k, at)) if k == key => Some(at),
+            _ => self.table.get(&key).copied(),
+        };
+        if let Some(at) = found {
+            self.recent = Some((key, at));
+            if let Some(c) = self.conns.get_mut(at as usize) {
+                let mut stays = !c.expired(now, linger);
+                if stays && client_syn {
+                    match c.client_isn {
+                        Some(isn) => stays = isn == seg.seq,
+                        // written to the file after packets it precedes: it opens this one
+                        None if seg.ts_ns <= c.min_ts => {
+                            c.client_isn = Some(seg.seq);
+                            c.first_ts = c.first_ts.min(seg.ts_ns);
+                        }
+                        None => stays = false,
+                    }
+                }
+                if stays {
+                    c.add(seg, payload, to_srv);
+                    return;
+                }
+            }
+            if let Some(old) = self.remove(&key) {
+                done.push(old.finish());
+            }
+        }
+        let mut c = Conn::new(key, self.next_id, seg);
+        self.next_id += 1;
+        if client_syn {
+            c.client_isn = Some(seg.seq);
+        }
+        c.add(seg, payload, to_srv);
+        let at = self.conns.len() as u32;
+        self.table.insert(key, at);
+        self.conns.push(c);
+        self.recent = Some((key, at));
+    }
+
+    /// Take a connection out; the last one moves into its place.
+    fn remove(&mut self, key: &Key) -> Option<Conn> {
+        self.recent = None;
+        let at = self.table.remove(key)? as usize;
+        if at >= self.conns.len() {
+            return None;
+        }
+        let c = self.conns.swap_remove(at);
+        if let Some(moved) = self.conns.get(at) {
+            if let Some(slot) = self.table.get_mut(&moved.key) {
+                *slot = at as u32;
+            }
+        }
+        Some(c)
+    }
+
+    /// Every connection over and quiet, or silent, as of now (oldest first).
+    fn sweep(&mut self, done: &mut Vec<TcpConnection>) {
+        let (now, linger) = (self.now, self.linger_ns);
+        let mut due: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .filter(|c| c.expired(now, linger))
+            .map(|c| (c.id, c.key))
+            .collect();
+        due.sort_unstable_by_key(|d| d.0);
+        for (_, key) in due {
+            if let Some(c) = self.remove(&key) {
+                done.push(c.finish());
+            }
+        }
+        self.next_sweep = now.saturating_add(SWEEP_NS);
+        self.since_sweep = 0;
+    }
+
+    /// The capture ended: every connection still open, in id order; and the counts.
+    pub fn finish(mut self, done: &mut Vec<TcpConnection>) -> TcpStats {
+        let mut all = std::mem::take(&mut self.conns);
+        all.sort_unstable_by_key(|c| c.id);
+        done.extend(all.into_iter().map(Conn::finish));
+        self.stats
+    }
+}

@@ -1,0 +1,128 @@
+"""The compiled core (crates/kaflow-core, bound by crates/kaflow-py): a capture in, finished
+connections out, as columns. Private: the public API is :mod:`pcapkit`. Every error it raises is
+a :class:`pcapkit.errors.KaflowError` subclass with a one-line message, panics included."""
+
+from collections.abc import Sequence
+from typing import final
+
+from pcapkit.model import CloseKind, EventType, Side
+
+__all__ = [
+    "Batch",
+    "CaptureFacts",
+    "Scan",
+    "Segments",
+    "__version__",
+    "diagram",
+    "read_segments",
+]
+__version__: str
+
+@final
+class Batch:
+    """Finished connections in columns: one entry per connection in ``conn_*``; their events,
+    requests and anomalies one after the other in ``ev_*``, ``rq_*`` and ``an_*``, as many per
+    connection as ``conn_events``, ``conn_requests`` and ``conn_anomalies`` say."""
+
+    conn_id: list[int]
+    conn_ip_version: list[int]
+    conn_client: list[str]
+    conn_server: list[str]
+    conn_client_port: list[int]
+    conn_opened_at_ns: list[int]
+    conn_first_frame: list[int]
+    conn_opened_by: list[Side | None]
+    conn_established_at_ns: list[int | None]
+    conn_closed_by: list[Side | None]
+    conn_close: list[CloseKind | None]
+    conn_closed_at_ns: list[int | None]
+    conn_last_seen_ns: list[int]
+    conn_last_response_ns: list[int | None]
+    conn_partial: list[bool]
+    conn_state: list[str]
+    conn_history: list[str]
+    conn_syn_count: list[int]
+    conn_packets: list[int]
+    conn_client_bytes: list[int]
+    conn_server_bytes: list[int]
+    conn_retransmissions: list[int]
+    conn_events: list[int]
+    conn_requests: list[int]
+    conn_anomalies: list[int]
+    ev_time_ns: list[int]
+    ev_type: list[EventType]
+    ev_side: list[Side]
+    ev_frame: list[int]
+    ev_method: list[str | None]
+    ev_target: list[str | None]
+    ev_host: list[str | None]
+    ev_status: list[int | None]
+    ev_connection_close: list[bool]
+    ev_request_index: list[int | None]
+    ev_length: list[int | None]
+    ev_note: list[str | None]
+    rq_index: list[int]
+    rq_method: list[str | None]
+    rq_target: list[str | None]
+    rq_host: list[str | None]
+    rq_sent_at_ns: list[int]
+    rq_frame: list[int]
+    rq_status: list[int | None]
+    rq_responded_at_ns: list[int | None]
+    rq_response_frame: list[int | None]
+    rq_connection_close: list[bool]
+    an_time_ns: list[int]
+    an_frame: list[int]
+    an_side: list[Side]
+    an_what: list[str]
+
+@final
+class CaptureFacts:
+    """What was read of the capture and what reconstruction counted, once the scan is done."""
+
+    path: str
+    format: str
+    link_types: list[str]
+    ts_resolution_ns: int
+    bytes_read: int
+    truncated_at_offset: int | None
+    packets: int
+    tcp_segments: int
+    skipped: list[tuple[str, int]]
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    warnings: list[str]
+    upstream_segments: int
+    other_ports: int
+    other_port_counts: list[tuple[int, int]]
+
+@final
+class Scan:
+    """One pass of the core over a capture: iterate for batches, then read :meth:`facts`."""
+
+    def __new__(cls, path: str, ports: Sequence[int]) -> Scan: ...
+    def __iter__(self) -> Scan: ...
+    def __next__(self) -> Batch: ...
+    def progress(self) -> tuple[int, int]: ...
+    def facts(self) -> CaptureFacts: ...
+
+@final
+class Segments:
+    """The capture stage alone: every TCP segment, in columns (for tests and benchmarks)."""
+
+    frame: list[int]
+    ts_ns: list[int]
+    ip_version: list[int]
+    src: list[str]
+    dst: list[str]
+    sport: list[int]
+    dport: list[int]
+    seq: list[int]
+    ack: list[int]
+    flags: list[int]
+    window: list[int]
+    payload_len: list[int]
+    payload: list[bytes]
+
+def read_segments(path: str, window_bytes: int = 4194304) -> tuple[Segments, CaptureFacts]: ...
+def diagram() -> str: ...
