@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import tempfile
 import weakref
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 from zlib import adler32, crc32
-
-import numpy as np
 
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
 from pcapkit.store import FindingSpool
@@ -180,7 +179,7 @@ class _RequestIndex:
     match needs a hash collision, and then still the same window of time.
     """
 
-    _CHUNK = 1 << 16  # rows per write: numpy arrays are built in steps, not per connection
+    _CHUNK = 1 << 16  # rows per write: the file is written in steps, not per connection
 
     def __init__(self, out: BinaryIO) -> None:
         self._cols: list[list[int]] = [[], [], [], [], [], []]
@@ -209,8 +208,10 @@ class _RequestIndex:
         """Write the waiting rows (int64, six per row)."""
         if not self._pending:
             return
-        rows = np.array(self._cols, dtype=np.int64).T
-        self.out.write(np.ascontiguousarray(rows).tobytes())
+        rows = array("q", bytes(48 * self._pending))
+        for j, col in enumerate(self._cols):
+            rows[j::6] = array("q", col)  # interleaved: one row is six int64 side by side
+        self.out.write(rows.tobytes())
         for c in self._cols:
             c.clear()
         self.rows += self._pending
@@ -272,20 +273,18 @@ def _candidates(fh: BinaryIO, keys: set[int]) -> list[tuple[int, _Candidate]]:
     out: list[tuple[int, _Candidate]] = []
     if not keys:
         return out
-    want = np.unique(np.fromiter(keys, dtype=np.int64))
     # a few MiB at a time, into one buffer: a fresh one per read would leave the allocator
     # holding tens of MiB more by the end of a big capture's spill
     buf = bytearray(48 << 17)
     while True:
         got = fh.readinto(buf)  # type: ignore[attr-defined]
-        rows = np.frombuffer(buf, dtype=np.int64, count=got // 48 * 6).reshape(-1, 6)
-        if not len(rows):
+        if got < 48:
             return out
-        # a binary search in the sorted keys: np.isin's temporaries grow the heap chunk by chunk
-        at = np.searchsorted(want, rows[:, 0])
-        at[at == len(want)] = 0
-        hit = rows[want[at] == rows[:, 0]]
-        for key, sent, cid, idx, frame, fresh in hit.tolist():
+        rows = array("q")
+        rows.frombytes(memoryview(buf)[: got // 48 * 48])
+        hits = [i for i, k in enumerate(rows[0::6]) if k in keys]
+        for i in hits:
+            key, sent, cid, idx, frame, fresh = rows[6 * i : 6 * i + 6]
             opened = None if fresh < 0 else fresh
             out.append((key, _Candidate(cid, idx, sent, frame, opened)))
 
