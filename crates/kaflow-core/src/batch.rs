@@ -5,6 +5,8 @@
 //! as `conn_events`, `conn_requests` and `conn_anomalies` say. Columns, not objects: the binding
 //! hands each column over in one piece, and the Python side builds objects only from them.
 
+use std::sync::Arc;
+
 use crate::flow::TcpConnection;
 use crate::label::{CloseKind, Labelled, Side};
 
@@ -42,18 +44,18 @@ pub struct Batch {
     pub ev_type: Vec<Name>,
     pub ev_side: Vec<Name>,
     pub ev_frame: Vec<u64>,
-    pub ev_method: Vec<Option<String>>,
-    pub ev_target: Vec<Option<String>>,
-    pub ev_host: Vec<Option<String>>,
+    pub ev_method: Vec<Option<Arc<str>>>,
+    pub ev_target: Vec<Option<Arc<str>>>,
+    pub ev_host: Vec<Option<Arc<str>>>,
     pub ev_status: Vec<Option<u16>>,
     pub ev_connection_close: Vec<bool>,
     pub ev_request_index: Vec<Option<u32>>,
     pub ev_length: Vec<Option<i64>>,
     pub ev_note: Vec<Option<String>>,
     pub rq_index: Vec<u32>,
-    pub rq_method: Vec<Option<String>>,
-    pub rq_target: Vec<Option<String>>,
-    pub rq_host: Vec<Option<String>>,
+    pub rq_method: Vec<Option<Arc<str>>>,
+    pub rq_target: Vec<Option<Arc<str>>>,
+    pub rq_host: Vec<Option<Arc<str>>>,
     pub rq_sent_at_ns: Vec<i64>,
     pub rq_frame: Vec<u64>,
     pub rq_status: Vec<Option<u16>>,
@@ -112,9 +114,9 @@ impl Batch {
             self.ev_type.push(e.kind.as_str());
             self.ev_side.push(e.side.as_str());
             self.ev_frame.push(e.frame);
-            self.ev_method.push(e.method.as_deref().map(str::to_owned));
-            self.ev_target.push(e.target.as_deref().map(str::to_owned));
-            self.ev_host.push(e.host.as_deref().map(str::to_owned));
+            self.ev_method.push(e.method.clone());
+            self.ev_target.push(e.target.clone());
+            self.ev_host.push(e.host.clone());
             self.ev_status.push(e.status);
             self.ev_connection_close.push(e.connection_close);
             self.ev_request_index.push(e.request_index.map(count));
@@ -123,9 +125,9 @@ impl Batch {
         }
         for r in &l.requests {
             self.rq_index.push(count(r.index));
-            self.rq_method.push(r.method.as_deref().map(str::to_owned));
-            self.rq_target.push(r.target.as_deref().map(str::to_owned));
-            self.rq_host.push(r.host.as_deref().map(str::to_owned));
+            self.rq_method.push(r.method.clone());
+            self.rq_target.push(r.target.clone());
+            self.rq_host.push(r.host.clone());
             self.rq_sent_at_ns.push(r.sent_at_ns);
             self.rq_frame.push(r.frame);
             self.rq_status.push(r.status);

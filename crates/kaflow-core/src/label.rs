@@ -197,7 +197,11 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     events.extend(opening(up, Side::Client));
     events.extend(opening(down, Side::Server));
     let (resp_events, requests) = responses(&reqs, resps);
-    events.extend(reqs.into_iter().enumerate().map(|(i, r)| Event {
+    let in_order = |a: &Event, b: &Event| (a.time_ns, a.frame) <= (b.time_ns, b.frame);
+    let reqs_in_order = reqs
+        .windows(2)
+        .all(|w| (w[0].ts_ns, w[0].frame) <= (w[1].ts_ns, w[1].frame));
+    let mut req_events = reqs.into_iter().enumerate().map(|(i, r)| Event {
         time_ns: r.ts_ns,
         kind: EventType::Request,
         side: Side::Client,
@@ -210,8 +214,27 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         request_index: Some(i),
         length: r.length,
         note: blind_note(r.parsed),
-    }));
-    events.extend(resp_events);
+    });
+    if reqs_in_order && resp_events.windows(2).all(|w| in_order(&w[0], &w[1])) {
+        // Both in order, so merging them (a request first on a tie, as it is listed first)
+        // is what the stable sort below would make of them: it then finds nothing to move.
+        let mut resp_events = resp_events.into_iter();
+        for q in req_events {
+            // looked at in place: an event is too big to move only to look at it
+            while resp_events
+                .as_slice()
+                .first()
+                .is_some_and(|r| !in_order(&q, r))
+            {
+                events.extend(resp_events.next());
+            }
+            events.push(q);
+        }
+        events.extend(resp_events);
+    } else {
+        events.extend(&mut req_events);
+        events.extend(resp_events);
+    }
     let first_close_at = events.len();
     events.extend(
         closing
@@ -225,7 +248,9 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         .map(|e| (e.side, e.kind, e.time_ns, e.frame));
     // Stable, so events that share a packet keep the order they are listed in: SYN, SYN-ACK,
     // requests, responses, FINs, RSTs.
-    events.sort_by_key(|e| (e.time_ns, e.frame));
+    if !events.windows(2).all(|w| in_order(&w[0], &w[1])) {
+        events.sort_by_key(|e| (e.time_ns, e.frame));
+    }
 
     let start = if tc.partial {
         State::Established

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod http;
 pub mod label;
 pub mod machine;
+pub mod pytext;
 pub mod reassembly;
 pub mod scan;
 pub mod segment;

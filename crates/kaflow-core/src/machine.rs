@@ -206,16 +206,32 @@ fn letter(key: Key) -> char {
 #[derive(Default)]
 struct Seen {
     keys: Vec<Key>,
+    /// One bit per pair in `keys`: most events repeat a pair already seen.
+    bits: u16,
+}
+
+fn bit(key: Key) -> u16 {
+    let kind = match key.0 {
+        E::Syn => 0,
+        E::SynAck => 1,
+        E::Request => 2,
+        E::Response => 3,
+        E::Fin => 4,
+        E::Rst => 5,
+    };
+    1 << (kind * 2 + u16::from(key.1 == S))
 }
 
 impl Seen {
     fn add(&mut self, key: Key) {
-        if !self.keys.contains(&key) {
+        let b = bit(key);
+        if self.bits & b == 0 {
+            self.bits |= b;
             self.keys.push(key);
         }
     }
     fn has(&self, key: Key) -> bool {
-        self.keys.contains(&key)
+        self.bits & bit(key) != 0
     }
 }
 

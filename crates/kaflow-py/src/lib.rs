@@ -4,6 +4,7 @@
 //! core (a bug) is caught where the core runs and becomes a one-line `KaflowError` too, so no
 //! Rust panic ever reaches the user as a crash.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use kaflow_core::scan::Scanner;
 use kaflow_core::segment::Segment;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 /// Batches the core may run ahead of Python by: enough to keep both threads busy.
 const AHEAD: usize = 4;
@@ -84,6 +85,74 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, CaptureError>) -> Result<T, Failure>
     }
 }
 
+/// One Python string per distinct text in a batch: a method, a host, a target or a name is
+/// made once and shared by every row that has it (a request's event and its request share the
+/// target), which saves both the making and the memory.
+#[derive(Default)]
+struct Strings(HashMap<Box<str>, Py<PyString>>);
+
+impl Strings {
+    fn get(&mut self, py: Python<'_>, text: &str) -> Py<PyString> {
+        if let Some(s) = self.0.get(text) {
+            return s.clone_ref(py);
+        }
+        let s = PyString::new(py, text).unbind();
+        self.0.insert(text.into(), s.clone_ref(py));
+        s
+    }
+}
+
+/// A column of the core's batch as a Python list.
+trait Column {
+    fn list(self, py: Python<'_>, strings: &mut Strings) -> PyResult<Py<PyList>>;
+}
+
+macro_rules! plain_column {
+    ($($t:ty),*) => {$(
+        impl Column for Vec<$t> {
+            fn list(self, py: Python<'_>, _: &mut Strings) -> PyResult<Py<PyList>> {
+                Ok(PyList::new(py, self)?.unbind())
+            }
+        }
+    )*};
+}
+
+plain_column!(
+    u8,
+    u16,
+    u32,
+    u64,
+    i64,
+    bool,
+    Option<u16>,
+    Option<u32>,
+    Option<u64>,
+    Option<i64>
+);
+
+macro_rules! text_column {
+    ($($t:ty),*) => {$(
+        impl Column for Vec<$t> {
+            fn list(self, py: Python<'_>, strings: &mut Strings) -> PyResult<Py<PyList>> {
+                let items: Vec<Py<PyString>> = self.iter().map(|s| strings.get(py, s)).collect();
+                Ok(PyList::new(py, items)?.unbind())
+            }
+        }
+
+        impl Column for Vec<Option<$t>> {
+            fn list(self, py: Python<'_>, strings: &mut Strings) -> PyResult<Py<PyList>> {
+                let items: Vec<Option<Py<PyString>>> = self
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| strings.get(py, s)))
+                    .collect();
+                Ok(PyList::new(py, items)?.unbind())
+            }
+        }
+    )*};
+}
+
+text_column!(String, &'static str, std::sync::Arc<str>);
+
 macro_rules! columns {
     ($(#[$doc:meta])* $name:ident from $core:ty { $($field:ident),* $(,)? }) => {
         $(#[$doc])*
@@ -94,7 +163,8 @@ macro_rules! columns {
 
         impl $name {
             fn convert(py: Python<'_>, b: $core) -> PyResult<Self> {
-                Ok($name { $($field: PyList::new(py, b.$field)?.unbind(),)* })
+                let mut strings = Strings::default();
+                Ok($name { $($field: b.$field.list(py, &mut strings)?,)* })
             }
         }
     };

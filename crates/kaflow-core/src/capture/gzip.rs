@@ -10,7 +10,8 @@ use std::io;
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
-use super::text::{bytes_repr, os_error};
+use super::text::os_error;
+use crate::pytext::bytes_repr;
 
 const CHUNK: usize = 8192; // io.DEFAULT_BUFFER_SIZE
 const EOF_MESSAGE: &str = "Compressed file ended before the end-of-stream marker was reached";

@@ -47,12 +47,13 @@ use std::path::Path;
 pub use decode::REASONS;
 pub use error::{CaptureError, ErrorKind};
 
+use crate::pytext::commas;
 use crate::segment::Segment;
 use link::LinkType;
 use pcap::PcapWalker;
 use pcapng::PcapngWalker;
 use source::Source;
-use text::{commas, strerror};
+use text::strerror;
 
 /// No record may claim more than this, whatever the snaplen says: refused, never allocated.
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;

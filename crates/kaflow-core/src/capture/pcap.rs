@@ -1,10 +1,10 @@
 //! The record walk for classic pcap: one link type, one timestamp unit, fixed record headers.
 
 use super::link::{lookup, LinkType};
-use super::text::commas;
 use super::{
     prefetch_to, Sink, Walk, MAX_RECORD_BYTES, NS, PREFETCH_AHEAD, SNAPLEN_FLOOR, SNAPLEN_SLACK,
 };
+use crate::pytext::commas;
 
 /// What the file header's magic says: byte order, ns per fraction unit, record header size.
 pub(crate) fn magic(head: &[u8]) -> Option<(bool, i64, usize)> {

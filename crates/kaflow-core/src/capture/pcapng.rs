@@ -2,10 +2,10 @@
 
 use super::link::{lookup, LinkType};
 use super::pcap::u32_at;
-use super::text::commas;
 use super::{
     prefetch_to, Sink, Walk, MAX_RECORD_BYTES, NS, PREFETCH_AHEAD, SNAPLEN_FLOOR, SNAPLEN_SLACK,
 };
+use crate::pytext::commas;
 
 pub(crate) const SHB: u32 = 0x0A0D0D0A;
 const IDB: u32 = 1;
