@@ -1,11 +1,18 @@
 //! TCP reconstruction, one segment at a time: `pcapkit/tcp.py`'s `Reconstructor` as plain code.
 //!
 //! A table keyed by the oriented 4-tuple holds the open connection attempts. Each direction
-//! keeps its data segments (position, lengths, time, packet, where its bytes sit in the
-//! direction's payload buffer) and a few running values; what every byte of the stream is, and
-//! which segments were retransmissions, is decided when the connection is finished, because
-//! "the first arrival wins" is about capture time, and a segment written later in the file may
-//! carry an earlier timestamp.
+//! keeps its data segments (position, lengths, time, packet; their captured bytes one after
+//! another in the direction's payload buffer) and a few running values; what every byte of the
+//! stream is, and which segments were retransmissions, is decided when the connection is
+//! finished, because "the first arrival wins" is about capture time, and a segment written later
+//! in the file may carry an earlier timestamp.
+//!
+//! Usually a direction's segments come in time order, each beginning at or after the end of the
+//! one before: then each is one whole piece of the stream and the payload buffer is the
+//! stream's data, which two flags kept at every segment establish, so finishing is copying the
+//! rows' columns out. Anything else (a retransmission, an overlap, a segment out of time order,
+//! a RST before the chain, a SYN that moves the reference so far that an offset would saturate)
+//! takes the general way, from the same rows.
 //!
 //! The rules are tcp.py's (its docstrings give the reasons):
 //!
@@ -60,21 +67,27 @@ struct Key {
     ports: u64,
 }
 
-/// Multiply-xor hashing of the key's words, seeded per table: SipHash would cost as much as
-/// the rest of a packet's work, and the seed keeps crafted tuples from colliding on purpose.
+/// Folded multiplies of the key's words with per-table secrets (foldhash's construction):
+/// SipHash would cost as much as the rest of a packet's work, and the secrets keep crafted tuples
+/// from colliding on purpose.
 #[derive(Clone, Copy)]
-struct KeyHashing(u64);
+struct KeyHashing(u64, u64);
 
 impl BuildHasher for KeyHashing {
     type Hasher = KeyHasher;
     fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(self.0)
+        KeyHasher(self.0, self.1)
     }
 }
 
-struct KeyHasher(u64);
+struct KeyHasher(u64, u64);
 
-const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The 128-bit product's halves xored: every input bit reaches the top and the bottom bits
+/// hashbrown takes its control byte and bucket from.
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -83,21 +96,27 @@ impl Hasher for KeyHasher {
         }
     }
     fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(23) ^ x).wrapping_mul(MUL);
+        self.0 = fold(self.0 ^ x, self.1);
     }
     fn write_u128(&mut self, x: u128) {
-        self.write_u64((x >> 64) as u64);
-        self.write_u64(x as u64);
+        self.0 = fold(self.0 ^ (x as u64), self.1 ^ ((x >> 64) as u64));
     }
     fn finish(&self) -> u64 {
-        // fmix64 (MurmurHash3): hashbrown takes its control bits from the top of the hash
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
-        h ^ (h >> 33)
+        self.0
     }
+}
+
+/// Slots of [`Reassembler::hints`].
+const HINTS: usize = 4096;
+
+fn hint_slot(key: &Key) -> usize {
+    // the client port's low bits as they are (ports handed out in turn fall in distinct
+    // slots); the server port and the client address's low bits tell apart clients that happen
+    // to use the same port
+    let client_port = (key.ports >> 24) as usize;
+    let server_port = (key.ports >> 8) as usize & 0xFFFF;
+    let client = ((key.client as u32).wrapping_mul(0x9E37_79B9) >> 20) as usize;
+    (client_port ^ (server_port << 2) ^ client) % HINTS
 }
 
 /// Where a position sits before the direction's reference (its first SYN + 1, or its first
@@ -117,12 +136,9 @@ struct Row {
     start: i64,
     ts: i64,
     frame: u64,
-    /// Where its captured bytes start in the direction's payload buffer.
-    off: u64,
     plen: u32,
+    /// Its captured bytes, the next ones in the direction's payload buffer.
     clen: u32,
-    /// `start` is a sequence number (a RST before the chain); 2 adds the SYN's one.
-    raw: u8,
 }
 
 /// A RST that came before any other segment of its direction: whether it is near the stream
@@ -153,13 +169,16 @@ struct Dir {
     rows: Vec<Row>,
     payload: Vec<u8>,
     chain: Option<Chain>,
-    last_data: Option<(i64, u64, i64)>,
-    last_ts: Option<i64>,
+    /// Latest timestamp and first sequence number: meaningful once `packets` is not 0.
+    last_ts: i64,
     packets: u64,
-    first_seq: Option<u32>,
+    first_seq: u32,
     /// Data rows so far came in (time, packet) order with starts never going back, all on the
     /// chain: arrival order is then file order and offset order, and one pass decides.
     disordered: bool,
+    /// Some data row began before the end of the one before it (or its end saturated): rows
+    /// are then not the stream's pieces as they stand.
+    overlapped: bool,
     syn: Option<Mark>,
     syn_seq: u32,
     syn_count: u32,
@@ -167,16 +186,20 @@ struct Dir {
     rst: Option<(i64, u64, i64)>,
     ignored_rsts: u64,
     early_rsts: Vec<EarlyRst>,
+    /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
+    /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
+    raw_rows: Vec<u8>,
 }
 
 impl Dir {
     fn add(&mut self, seg: &Segment, payload: &[u8]) {
         let (ts, frame, seq, flags) = (seg.ts_ns, seg.frame, seg.seq, seg.flags);
-        self.packets += 1;
-        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        if self.first_seq.is_none() {
-            self.first_seq = Some(seq);
+        if self.packets == 0 {
+            self.first_seq = seq;
+            self.last_ts = ts;
         }
+        self.packets += 1;
+        self.last_ts = self.last_ts.max(ts);
         let is_syn = flags & SYN != 0;
         if is_syn {
             self.syn_count = self.syn_count.saturating_add(1);
@@ -257,21 +280,33 @@ impl Dir {
             Pos::Chain(s) => (s, 0),
             Pos::Ref { seq, .. } => (i64::from(seq), 1 + 2 * u8::from(is_syn)),
         };
-        match self.last_data {
+        // the row before sits where this one is written: no other line of memory is touched
+        let last = self.rows.last();
+        match last {
             _ if raw != 0 => self.disordered = true,
-            Some((t, f, s)) if (ts, frame) <= (t, f) || start < s => self.disordered = true,
+            Some(p) if (ts, frame) <= (p.ts, p.frame) || start < p.start => self.disordered = true,
             _ => {}
         }
-        self.last_data = Some((ts, frame, start));
+        self.overlapped |= start.checked_add(i64::from(seg.payload_len)).is_none()
+            || last.is_some_and(|p| start < p.start.saturating_add(i64::from(p.plen)));
+        if self.rows.len() == self.rows.capacity() {
+            self.rows.reserve(self.rows.len().max(4).saturating_mul(3));
+        }
         self.rows.push(Row {
             start,
             ts,
             frame,
-            off: self.payload.len() as u64,
             plen: seg.payload_len,
             clen: bytes.len() as u32,
-            raw,
         });
+        if raw != 0 {
+            self.raw_rows.push(raw);
+        }
+        if self.payload.capacity() - self.payload.len() < bytes.len() {
+            // quadrupling: a third of the copying doubling costs
+            self.payload
+                .reserve(bytes.len().max(self.payload.len()).saturating_mul(3));
+        }
         self.payload.extend_from_slice(bytes);
     }
 
@@ -282,14 +317,14 @@ impl Dir {
         let reference = if self.syn.is_some() {
             self.syn_seq.wrapping_add(1)
         } else {
-            self.first_seq.unwrap_or(0)
+            self.first_seq
         };
         let delta = self.chain.map_or(0, |c| signed32(c.base_seq, reference));
         let resolve = |p: Pos| match p {
             Pos::Chain(x) => x.saturating_add(delta),
             Pos::Ref { seq, add } => signed32(seq, reference).saturating_add(add),
         };
-        let start_of = |r: &Row| match r.raw {
+        let start_of = |r: &Row, raw: u8| match raw {
             0 => r.start.saturating_add(delta),
             raw => signed32(r.start as u32, reference) + i64::from(raw >> 1),
         };
@@ -320,11 +355,84 @@ impl Dir {
             offset: resolve(p),
         });
 
+        // Rows in order, none overlapping the one before, all on the chain, and no offset
+        // saturating once the reference is added: each row is then one whole piece of the
+        // stream as it stands (what `in_order` and `build_stream` would find), so the stream is
+        // the rows' columns, and the payload buffer its data.
+        let whole = !self.disordered
+            && !self.overlapped
+            && match (self.rows.first(), self.rows.last()) {
+                (Some(a), Some(z)) => {
+                    a.start.checked_add(delta).is_some()
+                        && z.start
+                            .saturating_add(i64::from(z.plen))
+                            .checked_add(delta)
+                            .is_some()
+                }
+                _ => true,
+            };
+        if whole {
+            let rows = self.rows;
+            let mut bytes = 0u64;
+            let mut gaps = 0u64;
+            let mut end = rows.first().map_or(0, |r| r.start);
+            for r in &rows {
+                bytes = bytes.saturating_add(u64::from(r.plen));
+                gaps = gaps.saturating_add(r.start.abs_diff(end));
+                end = r.start.saturating_add(i64::from(r.plen));
+            }
+            let mut data = self.payload;
+            if data.capacity() / 2 > data.len() {
+                // what growing by four left unused goes back (in place)
+                data.shrink_to_fit();
+            }
+            let starts: Vec<i64> = rows.iter().map(|r| r.start.saturating_add(delta)).collect();
+            let late_data = match fin {
+                Some(f) => {
+                    let from = starts.partition_point(|&s| s < f.offset);
+                    rows.get(from..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .zip(starts.get(from..).unwrap_or(&[]))
+                        .map(|(r, &offset)| Mark {
+                            ts_ns: r.ts,
+                            frame: r.frame,
+                            offset,
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            let stream = Stream {
+                starts,
+                lengths: rows.iter().map(|r| r.plen).collect(),
+                ts: rows.iter().map(|r| r.ts).collect(),
+                frames: rows.iter().map(|r| r.frame).collect(),
+                captured: rows.iter().map(|r| r.clen).collect(),
+                data_starts: data_starts(&rows),
+                data,
+            };
+            return Flow {
+                stream,
+                syn: self.syn,
+                syn_count: self.syn_count,
+                fin,
+                rst,
+                packets: self.packets,
+                retransmissions: 0,
+                bytes,
+                missing: gaps,
+                last_ts_ns: Some(self.last_ts),
+                late_data,
+                ignored_rsts,
+            };
+        }
+
         // every row's start from here on is its stream offset
         let mut rows = self.rows;
         if delta != 0 || self.disordered {
-            for r in &mut rows {
-                r.start = start_of(r);
+            for (i, r) in rows.iter_mut().enumerate() {
+                r.start = start_of(r, self.raw_rows.get(i).copied().unwrap_or(0));
             }
         }
         let late_data = match fin {
@@ -356,7 +464,7 @@ impl Dir {
             retransmissions,
             bytes,
             missing,
-            last_ts_ns: self.last_ts,
+            last_ts_ns: Some(self.last_ts),
             late_data,
             ignored_rsts,
         }
@@ -448,7 +556,19 @@ fn by_arrival(rows: &[Row]) -> (Vec<Piece>, u64) {
 
 /// The stream from its pieces (in offset order): each piece's captured bytes, and the unique
 /// and missing byte counts.
+/// Where each row's captured bytes start in the payload buffer.
+fn data_starts(rows: &[Row]) -> Vec<u64> {
+    rows.iter()
+        .scan(0u64, |total, r| {
+            let at = *total;
+            *total += u64::from(r.clen);
+            Some(at)
+        })
+        .collect()
+}
+
 fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u64, u64) {
+    let offs = data_starts(rows);
     let n = pieces.len();
     let mut st = Stream {
         starts: Vec::with_capacity(n),
@@ -467,7 +587,9 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
     let mut whole = n == rows.len();
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(n);
     for (k, &(a, b, i)) in pieces.iter().enumerate() {
-        let Some(r) = rows.get(i) else { continue };
+        let (Some(r), Some(&off)) = (rows.get(i), offs.get(i)) else {
+            continue;
+        };
         if let Some(p) = prev_end {
             if a > p {
                 missing = missing.saturating_add(a.abs_diff(p));
@@ -481,7 +603,7 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
             .saturating_sub(skip))
         .max(0);
         whole &= k == i && skip == 0 && have == i64::from(r.clen);
-        let o = (r.off as usize).saturating_add(skip.max(0) as usize);
+        let o = (off as usize).saturating_add(skip.max(0) as usize);
         spans.push((o, have as usize));
         st.starts.push(a);
         let len = b.abs_diff(a);
@@ -495,6 +617,9 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
     }
     if whole {
         st.data = payload;
+        if st.data.capacity() / 2 > st.data.len() {
+            st.data.shrink_to_fit();
+        }
     } else {
         st.data.reserve(total as usize);
         for (o, have) in spans {
@@ -596,9 +721,12 @@ pub struct Reassembler {
     /// a tuple touches little memory however large the connections grow.
     table: HashMap<Key, u32, KeyHashing>,
     conns: Vec<Conn>,
-    /// The last tuple looked up and where it sits: a burst of one connection's segments (the
-    /// usual shape of a capture) skips the table.
-    recent: Option<(Key, u32)>,
+    /// Where a connection was last found, by a few bits of its ports and client address: open
+    /// connections mostly differ in their client port, so most packets find theirs here without
+    /// hashing the tuple. Only a hint: what it points to is taken only if its tuple is the
+    /// packet's (a tuple has one connection in `conns`), so it is never cleared, and tuples
+    /// crafted to share a slot only send their packets to the table.
+    hints: Box<[u32; HINTS]>,
     next_id: u64,
     now: i64,
     next_sweep: i64,
@@ -616,12 +744,17 @@ impl Reassembler {
                 *w |= 1 << (p & 63);
             }
         }
-        let seed = RandomState::new().hash_one(0x6b61_666c_6f77_u64);
+        let secrets = RandomState::new();
+        // odd, so a zero word cannot zero the product
+        let seed = KeyHashing(
+            secrets.hash_one(0x6b61_666c_6f77_u64),
+            secrets.hash_one(0x0074_6162_6c65_u64) | 1,
+        );
         Reassembler {
             ports: bits,
-            table: HashMap::with_hasher(KeyHashing(seed)),
+            table: HashMap::with_hasher(seed),
             conns: Vec::new(),
-            recent: None,
+            hints: Box::new([u32::MAX; HINTS]),
             next_id: 1,
             now: i64::MIN,
             next_sweep: i64::MIN,
@@ -661,12 +794,7 @@ impl Reassembler {
     pub fn push(&mut self, seg: &Segment, payload: &[u8], done: &mut Vec<TcpConnection>) {
         let to_srv = self.upstream(seg.dport);
         if !to_srv && !self.upstream(seg.sport) {
-            self.stats.other_ports += 1;
-            *self
-                .stats
-                .other_port_counts
-                .entry(seg.sport.min(seg.dport))
-                .or_insert(0) += 1;
+            self.other_port(seg);
             return;
         }
         self.stats.upstream_segments += 1;
@@ -687,13 +815,17 @@ impl Reassembler {
         };
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
         let (now, linger) = (self.now, self.linger_ns);
-        let found = match self.recent {
-            Some((k, at)) if k == key => Some(at),
-            _ => self.table.get(&key).copied(),
+        let slot = hint_slot(&key);
+        let hint = self.hints.get(slot).map_or(usize::MAX, |&at| at as usize);
+        let found = match self.conns.get(hint) {
+            Some(c) if c.key == key => Some(hint),
+            _ => self.table.get(&key).map(|&at| at as usize),
         };
         if let Some(at) = found {
-            self.recent = Some((key, at));
-            if let Some(c) = self.conns.get_mut(at as usize) {
+            if let Some(h) = self.hints.get_mut(slot) {
+                *h = at as u32;
+            }
+            if let Some(c) = self.conns.get_mut(at) {
                 let mut stays = !c.expired(now, linger);
                 if stays && client_syn {
                     match c.client_isn {
@@ -711,10 +843,42 @@ impl Reassembler {
                     return;
                 }
             }
+        }
+        self.open_new(key, found.is_some(), seg, payload, to_srv, done);
+    }
+
+    // What follows happens once a connection, not once a packet: kept out of `push`, whose
+    // registers then hold the packet's own values.
+
+    #[cold]
+    #[inline(never)]
+    fn other_port(&mut self, seg: &Segment) {
+        self.stats.other_ports += 1;
+        *self
+            .stats
+            .other_port_counts
+            .entry(seg.sport.min(seg.dport))
+            .or_insert(0) += 1;
+    }
+
+    /// A new connection for the tuple, finishing the one it had (`reused`).
+    #[cold]
+    #[inline(never)]
+    fn open_new(
+        &mut self,
+        key: Key,
+        reused: bool,
+        seg: &Segment,
+        payload: &[u8],
+        to_srv: bool,
+        done: &mut Vec<TcpConnection>,
+    ) {
+        if reused {
             if let Some(old) = self.remove(&key) {
                 done.push(old.finish());
             }
         }
+        let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
         let mut c = Conn::new(key, self.next_id, seg);
         self.next_id += 1;
         if client_syn {
@@ -724,12 +888,13 @@ impl Reassembler {
         let at = self.conns.len() as u32;
         self.table.insert(key, at);
         self.conns.push(c);
-        self.recent = Some((key, at));
+        if let Some(h) = self.hints.get_mut(hint_slot(&key)) {
+            *h = at;
+        }
     }
 
     /// Take a connection out; the last one moves into its place.
     fn remove(&mut self, key: &Key) -> Option<Conn> {
-        self.recent = None;
         let at = self.table.remove(key)? as usize;
         if at >= self.conns.len() {
             return None;
@@ -744,6 +909,8 @@ impl Reassembler {
     }
 
     /// Every connection over and quiet, or silent, as of now (oldest first).
+    #[cold]
+    #[inline(never)]
     fn sweep(&mut self, done: &mut Vec<TcpConnection>) {
         let (now, linger) = (self.now, self.linger_ns);
         let mut due: Vec<(u64, Key)> = self
