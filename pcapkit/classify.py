@@ -102,21 +102,23 @@ def server_initiated_close(conn: Connection, lost: bool) -> Finding | None:
         return None
     reason, idle = _close_reason(conn, lost, close)
     what = "FIN" if close.type == "fin" else "RST"
-    idle_txt = f"{_ms(idle)} after its last response" if idle is not None else ""
+    # the idle time, when the capture shows where it started (not for a connection open and
+    # silent since before the capture began)
+    idle_txt = f", {_ms(idle)} after its last response" if idle is not None else ""
     if reason == "request_in_flight":
-        msg = f"upstream sent {what} first, {idle_txt}, with a request in flight"
+        msg = f"upstream sent {what} first{idle_txt}, with a request in flight"
     elif reason == "connection_close":
         msg = f"upstream sent {what} first after answering with Connection: close"
     elif reason == "reset":
-        msg = f"upstream reset the connection first, {idle_txt}"
+        msg = f"upstream reset the connection first{idle_txt}"
     else:
-        msg = f"upstream sent {what} first: idle timeout, {idle_txt}"
+        msg = f"upstream sent {what} first: idle timeout{idle_txt}"
     return Finding(
         type="server_initiated_close",
         connection=conn.id,
         time_ns=close.time_ns,
         frame=close.frame,
-        message=msg.replace(", ,", ","),
+        message=msg,
         reason=reason,
         idle_ns=idle,
     )
@@ -327,7 +329,9 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
         by_key.setdefault(key, []).append(cand)
     used: set[tuple[int, int]] = set()
     out: list[_Retry] = []
-    for loss in sorted(losses, key=lambda x: x.request.sent_at_ns):
+    # in send order, ties by connection and request: the same pairs whatever order the
+    # connections came in
+    for loss in sorted(losses, key=lambda x: (x.request.sent_at_ns, x.conn_id, x.request.index)):
         req = loss.request
         if req.method is None or req.target is None:
             continue

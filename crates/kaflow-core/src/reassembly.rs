@@ -289,9 +289,6 @@ impl Dir {
         }
         self.overlapped |= start.checked_add(i64::from(seg.payload_len)).is_none()
             || last.is_some_and(|p| start < p.start.saturating_add(i64::from(p.plen)));
-        if self.rows.len() == self.rows.capacity() {
-            self.rows.reserve(self.rows.len().max(4).saturating_mul(3));
-        }
         self.rows.push(Row {
             start,
             ts,
@@ -302,11 +299,8 @@ impl Dir {
         if raw != 0 {
             self.raw_rows.push(raw);
         }
-        if self.payload.capacity() - self.payload.len() < bytes.len() {
-            // quadrupling: a third of the copying doubling costs
-            self.payload
-                .reserve(bytes.len().max(self.payload.len()).saturating_mul(3));
-        }
+        // Vec's own doubling: an open connection's bytes are what memory follows, so they are
+        // not over-allocated further to save copying
         self.payload.extend_from_slice(bytes);
     }
 
@@ -383,7 +377,7 @@ impl Dir {
             }
             let mut data = self.payload;
             if data.capacity() / 2 > data.len() {
-                // what growing by four left unused goes back (in place)
+                // what growing left unused goes back (in place) before the stream is kept
                 data.shrink_to_fit();
             }
             let starts: Vec<i64> = rows.iter().map(|r| r.start.saturating_add(delta)).collect();
