@@ -19,7 +19,8 @@ pub enum ErrorKind {
     Malformed,
 }
 
-/// A one-line message naming the file, byte-identical to what the Python reader raises.
+/// A one-line message naming the file, byte-identical to what kaflow's Python reader raised
+/// (the messages `docs/robustness.md` quotes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaptureError {
     pub kind: ErrorKind,

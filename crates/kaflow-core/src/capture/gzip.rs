@@ -1,5 +1,6 @@
 //! gzip the way Python's `gzip.GzipFile.read1` reads it (CPython 3.11), so a damaged or cut
-//! stream yields the same bytes before the damage and the same message as the Python reader.
+//! stream yields the same bytes before the damage and the same message as
+//! kaflow's Python reader gave (CPython's `gzip` module).
 //!
 //! What that takes: compressed input is read in 8 KiB chunks, each inflated by one
 //! `decompressobj.decompress(chunk, max_length)` call whose whole output is lost if it hits an

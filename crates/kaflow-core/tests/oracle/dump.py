@@ -1,4 +1,4 @@
-"""Dump what Python's labelling makes of captures, as JSON lines, for the Rust differential test.
+"""Dump what Python's labelling makes of captures, as JSON lines, for tests/label_oracle.rs.
 
 Run it on a tree where the Python pipeline is whole (commit 230f27a (the last pure-Python release) has it):
 
