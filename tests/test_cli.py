@@ -196,3 +196,30 @@ def test_analyze_many_in_parallel_matches_one_by_one(tmp_path: Path) -> None:
     together = list(analyze_many(paths, jobs=2))
     assert [p for p, _ in together] == paths
     assert [a for _, a in together] == [analyze(p) for p in paths]
+
+
+@pytest.mark.parametrize("wrap", ["plain", "gzip"])
+def test_standard_input_is_read_as_a_stream(tmp_path: Path, wrap: str) -> None:
+    """`tcpdump -w - | kaflow analyze -`: the same analysis as from the file, nothing seeked."""
+    import gzip
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "idle-race-get" / "capture.pcap"
+    data = fixture.read_bytes()
+    piped = subprocess.run(
+        [sys.executable, "-m", "pcapkit", "analyze", "-", "-f", "json"],
+        input=gzip.compress(data) if wrap == "gzip" else data,
+        capture_output=True,
+        check=False,
+    )
+    assert piped.returncode == 1, piped.stderr  # the fixture has findings
+    from_file = runner.invoke(app, ["analyze", str(fixture), "-f", "json"])
+    got, want = json.loads(piped.stdout), json.loads(from_file.stdout)
+    assert got["capture"]["path"] == "-"
+    assert got["capture"]["format"] == want["capture"]["format"] + (
+        " (gzip)" if wrap == "gzip" else ""
+    )
+    for doc in (got, want):
+        doc.pop("generator", None)
+        doc["capture"].pop("path")
+        doc["capture"].pop("format")
+    assert got == want

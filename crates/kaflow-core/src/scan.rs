@@ -26,8 +26,15 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// The capture at `path`; `-` is standard input (`tcpdump -w - | kaflow analyze -`), read
+    /// as a stream: nothing in the core needs to seek.
     pub fn open(path: &Path, ports: &[u16]) -> Result<Scanner, CaptureError> {
-        Ok(Scanner::new(Reader::open(path)?, ports))
+        let reader = if path == Path::new("-") {
+            Reader::from_read("-", Box::new(std::io::stdin()))?
+        } else {
+            Reader::open(path)?
+        };
+        Ok(Scanner::new(reader, ports))
     }
 
     pub fn new(reader: Reader, ports: &[u16]) -> Scanner {
