@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,24 +122,14 @@ class _Scan:
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
-        return finished(capture, kept, self.classifier.finish(), self.totals, self.evidence)
-
-
-def finished(
-    capture: CaptureSummary,
-    connections: Sequence[Connection],
-    findings: Sequence[Finding],
-    totals: _Totals,
-    evidence: diagnose.Evidence,
-) -> Analysis:
-    """The analysis, once every connection has been counted and classified."""
-    return Analysis(
-        capture=capture,
-        connections=connections,
-        findings=findings,
-        summary=totals.summary(findings),
-        advice=diagnose.advise(findings, evidence),
-    )
+        findings = self.classifier.finish()
+        return Analysis(
+            capture=capture,
+            connections=kept,
+            findings=findings,
+            summary=self.totals.summary(findings),
+            advice=diagnose.advise(findings, self.evidence),
+        )
 
 
 def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:

@@ -143,8 +143,7 @@ fn main() {
         if rows {
             let w = reader.window();
             for s in reader.segments() {
-                let off = s.payload_off as usize;
-                let payload = w.get(off..off + s.captured_len as usize).unwrap_or(&[]);
+                let payload = s.payload(w);
                 println!(
                     "{} {} {} {} {} {} {} {} {} {} {} {} {} {:016x} {}",
                     s.frame,

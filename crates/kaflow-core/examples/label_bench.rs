@@ -128,11 +128,7 @@ fn main() {
         }
         let window = reader.window();
         for seg in reader.segments() {
-            let payload = window
-                .get(seg.payload_off as usize..)
-                .and_then(|w| w.get(..seg.captured_len as usize))
-                .unwrap_or(&[]);
-            reassembler.push(seg, payload, &mut done);
+            reassembler.push(seg, seg.payload(window), &mut done);
         }
         for c in done.drain(..) {
             t.take(&c, check);

@@ -160,10 +160,8 @@ fn main() {
         }
         let w = reader.window();
         for s in reader.segments() {
-            let off = s.payload_off as usize;
-            let p = w.get(off..off + s.captured_len as usize).unwrap_or(&[]);
             segs.push((*s, data.len()));
-            data.extend_from_slice(p);
+            data.extend_from_slice(s.payload(w));
         }
     }
     let mut best = u64::MAX;

@@ -50,11 +50,7 @@ fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
         }
         let window = reader.window();
         for seg in reader.segments() {
-            let from = seg.payload_off as usize;
-            let payload = window
-                .get(from..from + seg.captured_len as usize)
-                .unwrap_or(&[]);
-            reassembler.push(seg, payload, &mut done);
+            reassembler.push(seg, seg.payload(window), &mut done);
         }
         finish(&mut done, &mut batch);
     }

@@ -55,12 +55,7 @@ impl Scanner {
             if self.reader.next_window()? {
                 let window = self.reader.window();
                 for seg in self.reader.segments() {
-                    let from = seg.payload_off as usize;
-                    let payload = from
-                        .checked_add(seg.captured_len as usize)
-                        .and_then(|to| window.get(from..to))
-                        .unwrap_or(&[]);
-                    reassembler.push(seg, payload, &mut self.finished);
+                    reassembler.push(seg, seg.payload(window), &mut self.finished);
                 }
             } else if let Some(r) = self.reassembler.take() {
                 self.stats = Some(r.finish(&mut self.finished));

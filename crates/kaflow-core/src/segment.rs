@@ -36,3 +36,14 @@ pub struct Segment {
     /// Offset of the first payload byte in the window's bytes.
     pub payload_off: u32,
 }
+
+impl Segment {
+    /// The captured payload bytes in the window the segment came in; empty if the offsets do
+    /// not fit the window (they always do for segments the reader made).
+    pub fn payload<'w>(&self, window: &'w [u8]) -> &'w [u8] {
+        let from = self.payload_off as usize;
+        from.checked_add(self.captured_len as usize)
+            .and_then(|to| window.get(from..to))
+            .unwrap_or(&[])
+    }
+}

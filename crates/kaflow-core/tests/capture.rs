@@ -296,8 +296,7 @@ fn drain(mut reader: Reader) -> Result<Read, CaptureError> {
         }
         assert!(!reader.segments().is_empty());
         for s in reader.segments() {
-            let off = s.payload_off as usize;
-            payloads.push(reader.window()[off..off + s.captured_len as usize].to_vec());
+            payloads.push(s.payload(reader.window()).to_vec());
             segments.push(*s);
         }
     }

@@ -380,14 +380,9 @@ fn read_all(
     while reader.next_window()? {
         let window = reader.window();
         for s in reader.segments() {
-            let from = s.payload_off as usize;
-            let payload = from
-                .checked_add(s.captured_len as usize)
-                .and_then(|to| window.get(from..to))
-                .unwrap_or(&[]);
             held.push(Held {
                 seg: *s,
-                payload: payload.to_vec(),
+                payload: s.payload(window).to_vec(),
             });
         }
     }
