@@ -10,19 +10,22 @@ from pcapkit.model import CloseKind, EventType, Side
 __all__ = [
     "Batch",
     "CaptureFacts",
+    "Connections",
+    "Details",
     "Scan",
     "Segments",
     "__version__",
     "diagram",
     "read_segments",
+    "request_key",
 ]
 __version__: str
 
 @final
-class Batch:
-    """Finished connections in columns: one entry per connection in ``conn_*``; their events,
-    requests and anomalies one after the other in ``ev_*``, ``rq_*`` and ``an_*``, as many per
-    connection as ``conn_events``, ``conn_requests`` and ``conn_anomalies`` say."""
+class Connections:
+    """One entry per connection of a batch, in the order the core finished them;
+    ``conn_responses``, ``conn_unanswered`` and ``conn_last_close`` (the last request's response
+    said Connection: close) are counted from the connection's events and requests."""
 
     conn_id: list[int]
     conn_ip_version: list[int]
@@ -49,6 +52,15 @@ class Batch:
     conn_events: list[int]
     conn_requests: list[int]
     conn_anomalies: list[int]
+    conn_responses: list[int]
+    conn_unanswered: list[int]
+    conn_last_close: list[bool]
+
+@final
+class Details:
+    """The events, requests and anomalies of the connections asked for, one connection after
+    the other, as many each as its ``conn_events``, ``conn_requests`` and ``conn_anomalies``."""
+
     ev_time_ns: list[int]
     ev_type: list[EventType]
     ev_side: list[Side]
@@ -75,6 +87,23 @@ class Batch:
     an_frame: list[int]
     an_side: list[Side]
     an_what: list[str]
+
+@final
+class Batch:
+    """Finished connections: :attr:`connections` for every one; events, requests and anomalies
+    for those asked for (:meth:`details`), so objects are built only for the connections kept."""
+
+    connections: Connections
+    def __len__(self) -> int: ...
+    def details(self, which: Sequence[int]) -> Details: ...
+    def request_rows(self) -> bytes:
+        """Every request as six native int64s: :func:`request_key` of it (0 when its bytes
+        were not captured), sent at, connection id, index on the connection, frame, and when
+        its connection opened (-1: open before the capture)."""
+
+def request_key(method: str, target: str, host: str | None) -> int:
+    """What makes two requests the same for retry matching (method, target, Host), hashed to a
+    stable signed 64-bit int."""
 
 @final
 class CaptureFacts:

@@ -23,13 +23,14 @@ from pcapkit.model import (
     Analysis,
     CaptureSummary,
     Connection,
+    ConnectionRef,
     Finding,
     Summary,
 )
 from pcapkit.store import FindingSpool, Spool, TextCodec, in_order
 
 if TYPE_CHECKING:
-    from pcapkit._core import CaptureFacts
+    from pcapkit._core import Batch, CaptureFacts, Connections
 
 DEFAULT_PORT = 8080
 
@@ -39,7 +40,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(slots=True)
 class _Totals:
-    """The summary's counts, added up one connection at a time."""
+    """The summary's counts, added up a batch of columns at a time."""
 
     connections: int = 0
     partial: int = 0
@@ -53,22 +54,19 @@ class _Totals:
     retransmissions: int = 0
     anomalies: int = 0
 
-    def add(self, c: Connection) -> None:
-        self.connections += 1
-        self.partial += c.partial
-        reqs = c.requests
-        self.requests += len(reqs)
-        self.unanswered += sum(1 for r in reqs if r.responded_at_ns is None)
-        self.responses += sum(1 for e in c.events if e.type == "response")
-        if c.closed_by == "client":
-            self.by_client += 1
-        elif c.closed_by == "server":
-            self.by_server += 1
-        else:
-            self.not_closed += 1
-        self.rst += c.close == "rst"
-        self.retransmissions += c.retransmissions
-        self.anomalies += len(c.anomalies)
+    def add(self, c: Connections) -> None:
+        self.connections += len(c.conn_id)
+        self.partial += sum(c.conn_partial)
+        self.requests += sum(c.conn_requests)
+        self.unanswered += sum(c.conn_unanswered)
+        self.responses += sum(c.conn_responses)
+        by = c.conn_closed_by
+        self.by_client += by.count("client")
+        self.by_server += by.count("server")
+        self.not_closed += by.count(None)
+        self.rst += c.conn_close.count("rst")
+        self.retransmissions += sum(c.conn_retransmissions)
+        self.anomalies += sum(c.conn_anomalies)
 
     def summary(self, findings: Iterable[Finding]) -> Summary:
         kinds = findings.kinds() if isinstance(findings, FindingSpool) else _kinds(findings)
@@ -92,14 +90,14 @@ def _kinds(findings: Iterable[Finding]) -> Counter[str]:
     return Counter(f.type for f in findings)
 
 
-Keep = Callable[[Connection, bool], bool]
+Keep = Callable[[ConnectionRef, bool], bool]
 """Whether to keep a connection in the result, asked once per connection as it is finished, with
 whether it has a finding of its own (a retry is known only later). Summary, findings and advice
-always cover every connection."""
+always cover every connection; only the connections kept are built as objects."""
 
 
 class _Scan:
-    """The stages after labelling, fed one connection at a time as the reconstruction ends it."""
+    """The stages after labelling, fed one batch of finished connections at a time."""
 
     def __init__(self, keep: Keep | None, spool: bool | TextCodec) -> None:
         self.keep = keep
@@ -110,15 +108,35 @@ class _Scan:
         self.classifier = classify.Classifier(found=FindingSpool() if spool else None)
         self.kept: list[Connection] = []
 
-    def add(self, conn: Connection) -> None:
-        self.totals.add(conn)
-        self.evidence.add(conn)
-        flagged = self.classifier.add(conn)
-        if self.keep is None or self.keep(conn, flagged):
+    def add(self, b: Batch) -> None:
+        """Count, classify and keep a batch's connections: objects are built only for those
+        that may have findings of their own and those kept."""
+        c = b.connections
+        self.totals.add(c)
+        self.evidence.add(c)
+        self.classifier.index(b.request_rows())
+        maybe = [
+            i
+            for i, (by, est) in enumerate(
+                zip(c.conn_closed_by, c.conn_established_at_ns, strict=True)
+            )
+            if classify.may_have_findings(by, est)
+        ]
+        built = dict(zip(maybe, connections(b, maybe), strict=True))
+        flagged = {i for i, conn in built.items() if self.classifier.judge(conn)}
+        keep = self.keep
+        if keep is None:
+            wanted: list[int] = list(range(len(c.conn_id)))
+        else:
+            refs = map(ConnectionRef, c.conn_id, c.conn_client_port, c.conn_requests)
+            wanted = [i for i, ref in enumerate(refs) if keep(ref, i in flagged)]
+        missing = [i for i in wanted if i not in built]
+        built.update(zip(missing, connections(b, missing), strict=True))
+        for i in wanted:
             if self.spool is not None:
-                self.spool.add(conn)
+                self.spool.add(built[i])
             else:
-                self.kept.append(conn)
+                self.kept.append(built[i])
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
@@ -165,19 +183,18 @@ def _no_traffic(path: str, facts: CaptureFacts, ports: tuple[int, ...]) -> str:
 def scan_file(
     path: str | os.PathLike[str],
     ports: tuple[int, ...],
-    add: Callable[[Connection], None],
+    add: Callable[[Batch], None],
     *,
     progress: Progress | None = None,
 ) -> CaptureSummary:
-    """Run the core over the capture, handing each labelled connection to ``add`` as soon as
-    the core finishes it; the capture's summary at the end."""
+    """Run the core over the capture, handing each batch of labelled connections to ``add`` as
+    soon as the core finishes them; the capture's summary at the end."""
     from pcapkit import _core
 
     name = os.fspath(path)
     scan = _core.Scan(name, ports)
     for batch in scan:
-        for conn in connections(batch):
-            add(conn)
+        add(batch)
         if progress is not None:
             progress(*scan.progress())
     facts = scan.facts()

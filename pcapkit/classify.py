@@ -17,8 +17,8 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
-from zlib import adler32, crc32
 
+from pcapkit._core import request_key
 from pcapkit.model import CloseReason, Connection, Event, Finding, Request
 from pcapkit.store import FindingSpool
 
@@ -162,83 +162,33 @@ class _Retry:
     new_connection: bool
 
 
-def _key(method: str | None, target: str | None, host: str | None) -> int:
-    """A stable 64-bit hash of what makes two requests the same request, the same on every run
-    (Python's ``hash()`` of a string changes with the hash seed): CRC-32 and Adler-32 of the
-    three, side by side. A false match needs both to collide, and then the same window of time.
-    """
-    data = f"{method}\x00{target}\x00{host}".encode("utf-8", "surrogatepass")
-    return (crc32(data) << 31) ^ adler32(data)
+class Classifier:
+    """The findings of a stream of connections, taken one batch at a time in any order.
 
-
-class _RequestIndex:
-    """Every request as (key, sent time, connection, index, frame, opened): spilled to disk.
+    Connections arrive as the reconstruction finishes them. What each one shows on its own is
+    decided by :meth:`judge`, for the connections that may have a finding (the others are never
+    built as objects); a loss is paired with its retry at :meth:`finish`, when every request
+    that could be the retry has been indexed (:meth:`index`). Memory: the losses, and the
+    findings unless ``found`` keeps them on disk.
 
     A retry can sit on a connection finished long before or long after the lost one, so every
-    request must stay findable until the end; held in memory that would follow the file. Rows
-    go to a file, 48 bytes each, in steps of :attr:`_CHUNK`; at the end, one pass over it takes
-    the few whose key is a loss's. Keys are 64-bit hashes of (method, target, Host): a false
-    match needs a hash collision, and then still the same window of time.
-    """
-
-    _CHUNK = 1 << 16  # rows per write: the file is written in steps, not per connection
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._cols: list[list[int]] = [[], [], [], [], [], []]
-        self._pending = 0
-        self.out = out
-        self.rows = 0
-
-    def add(self, conn: Connection) -> None:
-        reqs = conn.requests
-        if not reqs:
-            return
-        opened = -1 if conn.partial else conn.opened_at_ns
-        keys, sent, cid, idx, frames, fresh = self._cols
-        keys.extend([_key(r.method, r.target, r.host) for r in reqs])
-        sent.extend([r.sent_at_ns for r in reqs])
-        frames.extend([r.frame for r in reqs])
-        n = len(reqs)
-        cid.extend([conn.id] * n)
-        idx.extend(range(n))
-        fresh.extend([opened] * n)
-        self._pending += n
-        if self._pending >= self._CHUNK:
-            self.spill()
-
-    def spill(self) -> None:
-        """Write the waiting rows (int64, six per row)."""
-        if not self._pending:
-            return
-        rows = array("q", bytes(48 * self._pending))
-        for j, col in enumerate(self._cols):
-            rows[j::6] = array("q", col)  # interleaved: one row is six int64 side by side
-        self.out.write(rows.tobytes())
-        for c in self._cols:
-            c.clear()
-        self.rows += self._pending
-        self._pending = 0
-
-
-class Classifier:
-    """The findings of a stream of connections, taken one at a time in any order.
-
-    Connections arrive as the reconstruction finishes them. Everything but retries is decided
-    per connection on arrival; a loss is paired with its retry at :meth:`finish`, when every
-    connection that could hold the retry has been seen. Memory: the losses, and the findings
-    unless ``found`` keeps them on disk; the requests wait in a temporary file.
+    request must stay findable until the end; held in memory that would follow the file. The
+    core gives each batch's requests as rows of six int64s (key, sent at, connection, index,
+    frame, opened: :meth:`pcapkit._core.Batch.request_rows`) that go to a temporary file as they
+    are; at the end, one pass over it takes the few whose key is a loss's. Keys are 64-bit
+    hashes of (method, target, Host): a false match needs a hash collision, and then still the
+    same window of time.
     """
 
     def __init__(self, found: FindingSpool | None = None) -> None:
         spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), or when dropped
         self._spill = spill
         weakref.finalize(self, spill.close)
-        self._index = _RequestIndex(spill)
         self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
 
-    def add(self, conn: Connection) -> bool:
-        """Take one connection; True if it has a finding of its own (retries come later)."""
+    def judge(self, conn: Connection) -> bool:
+        """Take one connection's own findings; True if it has any (retries come later)."""
         losses = lost_requests(conn)
         close = server_initiated_close(conn, bool(losses))
         failed = connect_failure(conn)
@@ -247,12 +197,14 @@ class Classifier:
         if failed is not None:
             self._found.append(failed)
         self._losses.extend(losses)
-        self._index.add(conn)
         return bool(losses) or close is not None or failed is not None
+
+    def index(self, rows: bytes) -> None:
+        """Take a batch's request rows, for retry matching."""
+        self._spill.write(rows)
 
     def finish(self) -> Sequence[Finding]:
         """Every finding, ordered by time (then connection): a tuple, or the sealed spool."""
-        self._index.spill()
         out = self._spill
         out.flush()
         out.seek(0)
@@ -263,9 +215,21 @@ class Classifier:
         return conclude(self._found, self._losses, cands)
 
 
+def may_have_findings(closed_by: str | None, established_at_ns: int | None) -> bool:
+    """Whether a connection can have a finding of its own, from two of its columns: only one
+    the upstream closed first (:func:`server_close`) or that never got a SYN-ACK
+    (:func:`connect_failure`) can. The rules themselves decide; this only spares building the
+    others as objects."""
+    return closed_by == "server" or established_at_ns is None
+
+
+def _key(req: Request) -> int:
+    return request_key(req.method or "", req.target or "", req.host)
+
+
 def loss_keys(losses: Iterable[Loss]) -> set[int]:
     return {
-        _key(x.request.method, x.request.target, x.request.host)
+        _key(x.request)
         for x in losses
         if x.request.method is not None and x.request.target is not None
     }
@@ -337,7 +301,7 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
         best: _Candidate | None = None
-        for cand in by_key.get(_key(req.method, req.target, req.host), ()):
+        for cand in by_key.get(_key(req), ()):
             if cand.conn_id == loss.conn_id or (cand.conn_id, cand.index) in used:
                 continue
             if cand.sent_at_ns <= req.sent_at_ns or cand.sent_at_ns - start > RETRY_WINDOW_NS:
@@ -409,11 +373,3 @@ def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
             )
         )
     return out
-
-
-def classify(conns: Iterable[Connection]) -> Sequence[Finding]:
-    """Every finding, ordered by time (then connection)."""
-    c = Classifier()
-    for conn in conns:
-        c.add(conn)
-    return c.finish()

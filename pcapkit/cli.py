@@ -22,7 +22,7 @@ import typer
 from pcapkit import __version__
 
 if TYPE_CHECKING:
-    from pcapkit.model import Connection
+    from pcapkit.model import ConnectionRef
     from pcapkit.store import TextCodec
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -278,7 +278,7 @@ def analyze(
 
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
-) -> tuple[Callable[[Connection, bool], bool] | None, bool | TextCodec]:
+) -> tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]:
     """What the report will read of the connections: (keep, spool) for ``analyze()``.
 
     JSON, CSV and ``--all`` read every connection, once, in order: they are spooled to a

@@ -9,11 +9,15 @@ its FINs, its max-keep-alive-requests off the request count on connections it en
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import median
+from typing import TYPE_CHECKING
 
-from pcapkit.model import Advice, Connection, Finding
+from pcapkit.model import Advice, Finding
+
+if TYPE_CHECKING:
+    from pcapkit._core import Connections
 
 
 @dataclass(slots=True)
@@ -69,27 +73,32 @@ def _idle(g: _Gathered) -> Advice | None:
 
 @dataclass(slots=True)
 class Evidence:
-    """What the diagnosis needs of the connections, gathered one connection at a time.
+    """What the diagnosis needs of the connections, gathered a batch of columns at a time.
 
     Kept apart from the connections so that a capture of millions of them can be diagnosed
-    without holding them: a count of requests per connection ended with Connection: close, and
-    a count of refused connects.
+    without building them: a count of requests per connection ended with Connection: close
+    (every request answered, the last answer saying so, the connection seen from its start),
+    and a count of refused connects.
     """
 
     closed_after: Counter[int] = field(default_factory=Counter)
     refused: int = 0
 
-    def add(self, c: Connection) -> None:
-        reqs = c.requests
-        if (
-            not c.partial
-            and reqs
-            and reqs[-1].connection_close
-            and all(r.responded_at_ns is not None for r in reqs)
-        ):
-            self.closed_after[len(reqs)] += 1
-        if c.opened_by == "client" and c.established_at_ns is None and c.state == "REJ":
-            self.refused += 1
+    def add(self, c: Connections) -> None:
+        self.closed_after.update(
+            n
+            for partial, n, unanswered, last_close in zip(
+                c.conn_partial, c.conn_requests, c.conn_unanswered, c.conn_last_close, strict=True
+            )
+            if last_close and not partial and not unanswered
+        )
+        self.refused += sum(
+            1
+            for by, est, state in zip(
+                c.conn_opened_by, c.conn_established_at_ns, c.conn_state, strict=True
+            )
+            if by == "client" and est is None and state == "REJ"
+        )
 
 
 def _max_requests(ev: Evidence) -> Advice | None:
@@ -153,11 +162,3 @@ def advise(findings: Iterable[Finding], evidence: Evidence) -> tuple[Advice, ...
     g = _Gathered.of(findings)
     found = (_lost(g), _idle(g), _max_requests(evidence), _connect(g, evidence))
     return tuple(a for a in found if a is not None)
-
-
-def diagnose(conns: Iterable[Connection], findings: Sequence[Finding]) -> tuple[Advice, ...]:
-    """:func:`advise`, for connections at hand."""
-    ev = Evidence()
-    for c in conns:
-        ev.add(c)
-    return advise(findings, ev)

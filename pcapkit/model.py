@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:  # pandas is imported only when a frame is asked for: it costs ~0.2 s
     import pandas as pd
@@ -148,6 +148,15 @@ class Connection:
     @property
     def duration_ns(self) -> int:
         return self.last_seen_ns - self.opened_at_ns
+
+
+class ConnectionRef(NamedTuple):
+    """What ``analyze(keep=)`` is told of a finished connection to decide whether to keep it,
+    before any object is built for it: its id, nginx's port and how many requests it carried."""
+
+    id: int
+    client_port: int
+    requests: int
 
 
 @dataclass(frozen=True, slots=True)

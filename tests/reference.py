@@ -24,8 +24,9 @@ from pathlib import Path
 
 import dpkt
 
-from pcapkit.analysis import DEFAULT_PORT, _Scan
+from pcapkit.analysis import DEFAULT_PORT
 from pcapkit.model import Analysis, CaptureSummary
+from tests.oracle.batch import analysis
 from tests.oracle.flows import ACK, FIN, RST, SYN, Chunk, Flow, Mark, Stream, TcpConnection
 from tests.oracle.label import build_connection
 
@@ -345,7 +346,5 @@ def assemble(tcs: list[TcpConnection], capture: CaptureSummary) -> Analysis:
     come in (the core numbers them the same way as it goes).
     """
     built = sorted((build_connection(tc) for tc in tcs), key=lambda c: c.first_frame)
-    scan = _Scan(None, spool=False)
-    for i, c in enumerate(built, start=1):
-        scan.add(c if c.id == i else replace(c, id=i))
-    return scan.conclude(capture)
+    numbered = [c if c.id == i else replace(c, id=i) for i, c in enumerate(built, start=1)]
+    return analysis(numbered, capture)

@@ -19,18 +19,19 @@ from pathlib import Path
 import pytest
 
 from pcapkit import analyze
+from pcapkit.analysis import _Scan
 from pcapkit.classify import (
     NOT_RETRIED,
     RETRY_WINDOW_NS,
-    Classifier,
-    classify,
     connect_failure,
     finding_order,
     lost_requests,
     server_close,
     server_initiated_close,
 )
-from pcapkit.model import CloseKind, Connection, Event, Finding, Request, Side
+from pcapkit.model import CloseKind, Connection, ConnectionRef, Event, Finding, Request, Side
+from tests.oracle.batch import _NO_CAPTURE as NO_CAPTURE
+from tests.oracle.batch import batch, classify
 
 SEC = 1_000_000_000
 MS = 1_000_000
@@ -601,10 +602,7 @@ def test_losses_sent_at_the_same_instant_pair_the_same_way_in_any_order() -> Non
     assert classify(conns) == classify([conns[1], conns[0], conns[2]])
 
 
-def test_classifier_add_says_whether_a_connection_has_findings_of_its_own() -> None:
-    c = Classifier()
-    assert c.add(served(1, 1 * SEC)) is True  # the upstream's idle close
-    assert c.add(conn(2, syn(T0, 1))) is True  # connect failure
+def test_keep_is_told_whether_a_connection_has_findings_of_its_own() -> None:
     healthy = conn(
         3,
         syn(T0, 1),
@@ -612,12 +610,21 @@ def test_classifier_add_says_whether_a_connection_has_findings_of_its_own() -> N
         fin("client", T0 + 1 * SEC, 3),
         fin("server", T0 + 1 * SEC + 1 * MS, 4),
     )
-    assert c.add(healthy) is False
-    # a retry is known only at finish(): its connection has nothing of its own on arrival
-    assert c.add(opened_at(4, FIN_AT + 50 * US)) is False
-    assert c.add(raced(5)) is True
-    got = c.finish()
-    assert [(f.type, f.connection) for f in got if f.type == "retry"] == [("retry", 4)]
+    told: dict[int, bool] = {}
+
+    def keep(ref: ConnectionRef, flagged: bool) -> bool:
+        told[ref.id] = flagged
+        return ref.id == 4
+
+    conns = [served(1, 1 * SEC), conn(2, syn(T0, 1)), healthy, opened_at(4, FIN_AT + 50 * US)]
+    scan = _Scan(keep, spool=False)
+    scan.add(batch([*conns, raced(5)]))
+    got = scan.conclude(NO_CAPTURE)
+    # the upstream's idle close, a connect failure, nothing, a retry (known only at the end:
+    # nothing of its own when it is finished), a loss
+    assert told == {1: True, 2: True, 3: False, 4: False, 5: True}
+    assert [(f.type, f.connection) for f in got.findings if f.type == "retry"] == [("retry", 4)]
+    assert [c.id for c in got.connections] == [4] and got.connections[0] == conns[3]
 
 
 # --- finding_order -------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from pcapkit import analyze
-from pcapkit.classify import classify
-from pcapkit.diagnose import Evidence, advise, diagnose
+from pcapkit.diagnose import Evidence, advise
 from pcapkit.model import Advice, CloseReason, Connection, Event, Finding
+from tests.oracle.batch import classify, diagnose
+from tests.oracle.batch import evidence as evidence_of
 from tests.test_classify import (
     MS,
     SEC,
@@ -58,10 +59,7 @@ def keepalive(
 
 
 def evidence(*conns: Connection) -> Evidence:
-    ev = Evidence()
-    for c in conns:
-        ev.add(c)
-    return ev
+    return evidence_of(conns)
 
 
 def close(cid: int, reason: CloseReason, idle_ns: int | None) -> Finding:

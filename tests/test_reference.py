@@ -17,7 +17,10 @@ from types import ModuleType
 import pytest
 
 from pcapkit import Analysis, analyze
+from pcapkit._core import Batch, Scan, request_key
+from pcapkit.connections import connections
 from tests import reference
+from tests.oracle.batch import HeldBatch
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CAPTURES = sorted(
@@ -78,3 +81,49 @@ def test_core_equals_reference_on_generated_captures(
     core, ref = analyze(path), reference.analyze(path)
     assert core.summary.connections == truth["connections"]
     same(core, ref)
+
+
+def _whole_batches(path: Path) -> list[tuple[Batch, HeldBatch]]:
+    out = []
+    for b in Scan(str(path), [8080]):
+        out.append((b, HeldBatch(connections(b, range(len(b))))))
+    return out
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_core_columns_equal_what_the_connections_say(capture: str) -> None:
+    """What the core counts for the stages after it (responses, unanswered requests, the last
+    answer's Connection: close, the request rows for retries) is what the connections it hands
+    over say, counted the plain way."""
+    batches = _whole_batches(FIXTURES / capture)
+    assert batches
+    for core, held in batches:
+        for name in dir(core.connections):
+            if name.startswith("conn_"):
+                assert getattr(core.connections, name) == getattr(held.connections, name), name
+        assert core.request_rows() == held.request_rows()
+
+
+def test_details_are_the_connections_asked_for_in_that_order() -> None:
+    ((b, held),) = _whole_batches(FIXTURES / "idle-race-get" / "capture.pcap")
+    assert len(b) >= 3
+    which = [2, 0]
+    assert connections(b, which) == [held.conns[2], held.conns[0]]
+    assert connections(b, []) == []
+    with pytest.raises(IndexError):
+        b.details([len(b)])
+
+
+def test_request_key_is_method_target_and_host() -> None:
+    key = request_key("GET", "/a", "backend")
+    assert key == request_key("GET", "/a", "backend")
+    others = {
+        request_key("POST", "/a", "backend"),
+        request_key("GET", "/b", "backend"),
+        request_key("GET", "/a", "other"),
+        request_key("GET", "/a", None),
+        request_key("GET", "/a", ""),
+        request_key("GET/a", "", "backend"),
+    }
+    assert key not in others and len(others) == 6
+    assert -(2**63) <= key < 2**63

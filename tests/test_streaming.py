@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from pcapkit import Analysis, analyze, classify
+from pcapkit import Analysis, analyze
+from pcapkit.classify import finding_order
 from pcapkit.model import Finding
 from pcapkit.report import ReportOptions, reporter
 from pcapkit.report.json_report import analysis_dict
 from pcapkit.report.table import FirstFlagged
 from pcapkit.store import FindingSpool, Spool
+from tests.oracle.batch import classify
 from tests.test_benchmark_gen import SEED, gen
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -59,25 +61,7 @@ def test_findings_do_not_depend_on_the_order_connections_arrive(busy: Path, seed
     a = analyze(busy)
     conns = list(a.connections)
     random.Random(seed).shuffle(conns)
-    assert tuple(classify.classify(conns)) == a.findings
-
-
-def test_retries_found_across_many_spills_of_the_request_index(
-    busy: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Requests written to disk a few at a time: the same retries found at the end."""
-    want = analyze(busy).findings
-    monkeypatch.setattr(classify._RequestIndex, "_CHUNK", 8)
-    spills: list[int] = []
-    spill = classify._RequestIndex.spill
-
-    def counting(self: classify._RequestIndex) -> None:
-        spill(self)
-        spills.append(self.rows)
-
-    monkeypatch.setattr(classify._RequestIndex, "spill", counting)
-    assert analyze(busy).findings == want
-    assert len(spills) > 100 and spills[-1] == analyze(busy).summary.requests
+    assert classify(conns) == a.findings
 
 
 @pytest.mark.parametrize("path", [*CAPTURES, None], ids=_name)
@@ -198,7 +182,7 @@ def test_finding_spool_reads_back_in_report_order_ties_as_added() -> None:
     with pytest.raises(RuntimeError):
         spool[0]  # not sealed yet
     spool.seal()
-    want = sorted(written, key=classify.finding_order)
+    want = sorted(written, key=finding_order)
     assert list(spool) == want and spool == tuple(want) and tuple(want) == spool
     assert spool[-1] == want[-1] and spool[1:3] == tuple(want[1:3])
     assert spool != tuple(written) and spool != 5

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from pcapkit.model import Analysis, Connection, Event, Finding
+from pcapkit.model import Analysis, Connection, ConnectionRef, Event, Finding
 from pcapkit.report import ReportOptions, pinned
 
 _ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
@@ -244,7 +244,7 @@ class FirstFlagged:
         self.limit = limit
         self._worst: list[int] = []  # max-heap (negated) of the lowest flagged ids
 
-    def __call__(self, conn: Connection, flagged: bool) -> bool:
+    def __call__(self, conn: ConnectionRef, flagged: bool) -> bool:
         if self.limit <= 0:
             return False
         full = len(self._worst) >= self.limit

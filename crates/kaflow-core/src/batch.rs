@@ -1,20 +1,47 @@
 //! Finished connections as columns: what leaves the core.
 //!
-//! One entry per connection in the `conn_*` columns; events, requests and anomalies of all the
-//! batch's connections one after the other in `ev_*`, `rq_*` and `an_*`, as many per connection
-//! as `conn_events`, `conn_requests` and `conn_anomalies` say. Columns, not objects: the binding
-//! hands each column over in one piece, and the Python side builds objects only from them.
+//! A [`Batch`] holds its connections as rows ([`Finished`]: the connection's facts and its
+//! labels) and turns them into columns on demand, in two parts. [`Connections`] has one entry
+//! per connection (`conn_*`) for every row: what the Python side needs to count, classify and
+//! choose. [`Details`] has the events, requests and anomalies (`ev_*`, `rq_*`, `an_*`) of the
+//! rows asked for only, one after the other, as many per connection as `conn_events`,
+//! `conn_requests` and `conn_anomalies` say: the Python side builds objects for the connections
+//! it keeps, not for every one. [`Batch::request_rows`] is the one thing taken of every request:
+//! the retry index's rows.
 
 use std::sync::Arc;
 
 use crate::flow::TcpConnection;
 use crate::label::{CloseKind, Labelled, Side};
+use crate::machine::EventType;
 
 /// The names the columns carry for the enumerations (the public API's vocabulary).
 pub type Name = &'static str;
 
+/// One finished connection: what reassembly knew of it (its payload dropped) and its labels.
+#[derive(Debug)]
+pub struct Finished {
+    pub id: u64,
+    pub ip_version: u8,
+    pub client_ip: [u8; 16],
+    pub server_ip: [u8; 16],
+    pub client_port: u16,
+    pub server_port: u16,
+    pub first_ts_ns: i64,
+    pub first_frame: u64,
+    pub last_ts_ns: i64,
+    pub labels: Labelled,
+}
+
+/// Finished connections, in the order the core finished them.
 #[derive(Debug, Default)]
 pub struct Batch {
+    pub rows: Vec<Finished>,
+}
+
+/// One entry per connection of a batch.
+#[derive(Debug, Default)]
+pub struct Connections {
     pub conn_id: Vec<u64>,
     pub conn_ip_version: Vec<u8>,
     pub conn_client: Vec<String>,
@@ -40,6 +67,17 @@ pub struct Batch {
     pub conn_events: Vec<u32>,
     pub conn_requests: Vec<u32>,
     pub conn_anomalies: Vec<u32>,
+    /// Responses among the events (a response to a request sent before the capture counts).
+    pub conn_responses: Vec<u32>,
+    /// Requests no response came for.
+    pub conn_unanswered: Vec<u32>,
+    /// The last request's response said "Connection: close".
+    pub conn_last_close: Vec<bool>,
+}
+
+/// The events, requests and anomalies of some of a batch's connections.
+#[derive(Debug, Default)]
+pub struct Details {
     pub ev_time_ns: Vec<i64>,
     pub ev_type: Vec<Name>,
     pub ev_side: Vec<Name>,
@@ -68,7 +106,114 @@ pub struct Batch {
     pub an_what: Vec<String>,
 }
 
+/// The int64s of one request in [`Batch::request_rows`].
+pub const REQUEST_ROW: usize = 6;
+
 impl Batch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Adds one finished connection and its labels.
+    pub fn push(&mut self, tc: &TcpConnection, labels: Labelled) {
+        self.rows.push(Finished {
+            id: tc.id,
+            ip_version: tc.ip_version,
+            client_ip: tc.client_ip,
+            server_ip: tc.server_ip,
+            client_port: tc.client_port,
+            server_port: tc.server_port,
+            first_ts_ns: tc.first_ts_ns,
+            first_frame: tc.first_frame,
+            last_ts_ns: tc.last_ts_ns,
+            labels,
+        });
+    }
+
+    /// The per-connection columns of every row.
+    pub fn connections(&self) -> Connections {
+        let mut c = Connections::default();
+        for f in &self.rows {
+            c.push(f);
+        }
+        c
+    }
+
+    /// The events, requests and anomalies of the rows at these positions, in that order;
+    /// `None` if a position is past the end.
+    pub fn details(&self, which: &[usize]) -> Option<Details> {
+        let mut d = Details::default();
+        for &i in which {
+            d.push(&self.rows.get(i)?.labels);
+        }
+        Some(d)
+    }
+
+    /// Every request of the batch as [`REQUEST_ROW`] int64s: its [`request_key`] (bits as
+    /// int64), when it was sent, its connection's id, its index there, its frame, and when its
+    /// connection opened (-1 if open before the capture). What retry matching needs of every
+    /// request, without an object per request.
+    pub fn request_rows(&self) -> Vec<i64> {
+        let n = self
+            .rows
+            .iter()
+            .map(|f| f.labels.requests.len())
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(n * REQUEST_ROW);
+        for f in &self.rows {
+            let opened = if f.labels.partial { -1 } else { f.first_ts_ns };
+            for r in &f.labels.requests {
+                let key = match (&r.method, &r.target) {
+                    (Some(m), Some(t)) => request_key(m, t, r.host.as_deref()),
+                    _ => 0, // not captured: never looked up
+                };
+                out.extend_from_slice(&[
+                    i64::from_ne_bytes(key.to_ne_bytes()),
+                    r.sent_at_ns,
+                    as_i64(f.id),
+                    as_i64(r.index as u64),
+                    as_i64(r.frame),
+                    opened,
+                ]);
+            }
+        }
+        out
+    }
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// What makes two requests the same request for retry matching (method, target and Host),
+/// hashed to 64 bits: FNV-1a over the three, a byte that never occurs in UTF-8 between them and
+/// for a missing Host. Stable across runs and platforms; a false match needs a collision and
+/// then the same window of time.
+pub fn request_key(method: &str, target: &str, host: Option<&str>) -> u64 {
+    const SEP: u8 = 0xff;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(method.as_bytes());
+    eat(&[SEP]);
+    eat(target.as_bytes());
+    eat(&[SEP]);
+    match host {
+        Some(host) => eat(host.as_bytes()),
+        None => eat(&[SEP]),
+    }
+    h
+}
+
+impl Connections {
     pub fn len(&self) -> usize {
         self.conn_id.len()
     }
@@ -76,27 +221,24 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.conn_id.is_empty()
     }
-}
 
-impl Batch {
-    /// Adds one finished connection and its labels.
-    pub fn push(&mut self, tc: &TcpConnection, l: &Labelled) {
-        let v = tc.ip_version;
-        self.conn_id.push(tc.id);
+    fn push(&mut self, f: &Finished) {
+        let (l, v) = (&f.labels, f.ip_version);
+        self.conn_id.push(f.id);
         self.conn_ip_version.push(v);
         self.conn_client
-            .push(endpoint(&tc.client_ip, v, tc.client_port));
+            .push(endpoint(&f.client_ip, v, f.client_port));
         self.conn_server
-            .push(endpoint(&tc.server_ip, v, tc.server_port));
-        self.conn_client_port.push(tc.client_port);
-        self.conn_opened_at_ns.push(tc.first_ts_ns);
-        self.conn_first_frame.push(tc.first_frame);
+            .push(endpoint(&f.server_ip, v, f.server_port));
+        self.conn_client_port.push(f.client_port);
+        self.conn_opened_at_ns.push(f.first_ts_ns);
+        self.conn_first_frame.push(f.first_frame);
         self.conn_opened_by.push(l.opened_by.map(Side::as_str));
         self.conn_established_at_ns.push(l.established_at_ns);
         self.conn_closed_by.push(l.closed_by.map(Side::as_str));
         self.conn_close.push(l.close.map(CloseKind::as_str));
         self.conn_closed_at_ns.push(l.closed_at_ns);
-        self.conn_last_seen_ns.push(tc.last_ts_ns);
+        self.conn_last_seen_ns.push(f.last_ts_ns);
         self.conn_last_response_ns.push(l.last_response_ns);
         self.conn_partial.push(l.partial);
         self.conn_state.push(l.state);
@@ -109,6 +251,17 @@ impl Batch {
         self.conn_events.push(count(l.events.len()));
         self.conn_requests.push(count(l.requests.len()));
         self.conn_anomalies.push(count(l.anomalies.len()));
+        let responses = l.events.iter().filter(|e| e.kind == EventType::Response);
+        self.conn_responses.push(count(responses.count()));
+        let unanswered = l.requests.iter().filter(|r| r.responded_at_ns.is_none());
+        self.conn_unanswered.push(count(unanswered.count()));
+        self.conn_last_close
+            .push(l.requests.last().is_some_and(|r| r.connection_close));
+    }
+}
+
+impl Details {
+    fn push(&mut self, l: &Labelled) {
         for e in &l.events {
             self.ev_time_ns.push(e.time_ns);
             self.ev_type.push(e.kind.as_str());
@@ -205,7 +358,34 @@ pub fn endpoint(raw: &[u8; 16], version: u8, port: u16) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_ip;
+    use super::{format_ip, request_key, Batch};
+
+    #[test]
+    fn request_key_is_fnv1a_of_the_three_and_stable() {
+        // pinned: the spill file's keys must not change with the platform or the build
+        assert_eq!(
+            request_key("GET", "/a", Some("backend")),
+            0x07b0_7626_3b35_c433
+        );
+        assert_eq!(request_key("GET", "/a", None), 0x878a_dacf_a40f_27f2);
+        assert_ne!(
+            request_key("GET", "/a", Some("")),
+            request_key("GET", "/a", None)
+        );
+        assert_ne!(
+            request_key("GET", "/ab", None),
+            request_key("GET", "/a", Some("b"))
+        );
+    }
+
+    #[test]
+    fn details_past_the_end_are_refused() {
+        let empty = Batch::default();
+        assert!(empty.details(&[]).is_some());
+        assert!(empty.details(&[0]).is_none());
+        assert!(empty.request_rows().is_empty());
+        assert!(empty.connections().is_empty());
+    }
 
     fn v6(text: &str) -> [u8; 16] {
         text.parse::<std::net::Ipv6Addr>()

@@ -66,7 +66,7 @@ impl Scanner {
         }
         let mut batch = Batch::default();
         for tc in self.finished.drain(..) {
-            batch.push(&tc, &label(&tc));
+            batch.push(&tc, label(&tc));
         }
         Ok(Some(batch))
     }

@@ -12,12 +12,15 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use kaflow_core::batch::{format_ip, Batch as CoreBatch};
+use kaflow_core::batch::{
+    format_ip, request_key as core_request_key, Batch as CoreBatch, Connections as CoreConnections,
+    Details as CoreDetails,
+};
 use kaflow_core::capture::{CaptureError, CaptureInfo, ErrorKind, Reader};
 use kaflow_core::flow::TcpStats;
 use kaflow_core::scan::Scanner;
 use kaflow_core::segment::Segment;
-use pyo3::exceptions::PyStopIteration;
+use pyo3::exceptions::{PyIndexError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -171,19 +174,69 @@ macro_rules! columns {
 }
 
 columns! {
-    /// Finished connections in columns (see `pcapkit/_core.pyi`).
-    Batch from CoreBatch {
+    /// One entry per connection of a batch (see `pcapkit/_core.pyi`).
+    Connections from CoreConnections {
         conn_id, conn_ip_version, conn_client, conn_server, conn_client_port, conn_opened_at_ns,
         conn_first_frame, conn_opened_by, conn_established_at_ns, conn_closed_by, conn_close,
         conn_closed_at_ns, conn_last_seen_ns, conn_last_response_ns, conn_partial, conn_state,
         conn_history, conn_syn_count, conn_packets, conn_client_bytes, conn_server_bytes,
-        conn_retransmissions, conn_events, conn_requests, conn_anomalies,
+        conn_retransmissions, conn_events, conn_requests, conn_anomalies, conn_responses,
+        conn_unanswered, conn_last_close,
+    }
+}
+
+columns! {
+    /// The events, requests and anomalies of some connections of a batch.
+    Details from CoreDetails {
         ev_time_ns, ev_type, ev_side, ev_frame, ev_method, ev_target, ev_host, ev_status,
         ev_connection_close, ev_request_index, ev_length, ev_note,
         rq_index, rq_method, rq_target, rq_host, rq_sent_at_ns, rq_frame, rq_status,
         rq_responded_at_ns, rq_response_frame, rq_connection_close,
         an_time_ns, an_frame, an_side, an_what,
     }
+}
+
+/// Finished connections: their per-connection columns at once, the rest when asked for.
+#[pyclass(frozen, module = "pcapkit._core")]
+pub struct Batch {
+    rows: CoreBatch,
+    #[pyo3(get)]
+    connections: Py<Connections>,
+}
+
+#[pymethods]
+impl Batch {
+    fn __len__(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The events, requests and anomalies of the connections at these positions.
+    fn details(&self, py: Python<'_>, which: Vec<usize>) -> PyResult<Details> {
+        let got = self.rows.details(&which);
+        let d = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Details::convert(py, d)
+    }
+
+    /// Every request's retry-index row, six native int64s each (see the stub).
+    fn request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let rows = self.rows.request_rows();
+        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        PyBytes::new(py, &bytes)
+    }
+}
+
+impl Batch {
+    fn convert(py: Python<'_>, rows: CoreBatch) -> PyResult<Self> {
+        let connections = Py::new(py, Connections::convert(py, rows.connections())?)?;
+        Ok(Batch { rows, connections })
+    }
+}
+
+/// The key [`Batch::request_rows`] gives a request: what retry matching compares.
+#[pyfunction]
+#[pyo3(signature = (method, target, host))]
+fn request_key(method: &str, target: &str, host: Option<&str>) -> i64 {
+    i64::from_ne_bytes(core_request_key(method, target, host).to_ne_bytes())
 }
 
 /// What was read of the capture and what reconstruction counted.
@@ -446,6 +499,9 @@ fn diagram() -> String {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Batch>()?;
+    m.add_class::<Connections>()?;
+    m.add_class::<Details>()?;
+    m.add_function(wrap_pyfunction!(request_key, m)?)?;
     m.add_class::<CaptureFacts>()?;
     m.add_class::<Scan>()?;
     m.add_class::<Segments>()?;

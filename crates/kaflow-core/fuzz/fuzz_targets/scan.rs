@@ -1,5 +1,5 @@
-//! The whole core on any bytes: capture, reassembly, labelling. It finishes or says why not;
-//! it never panics.
+//! The whole core on any bytes: capture, reassembly, labelling, the columns handed over. It
+//! finishes or says why not; it never panics.
 #![no_main]
 
 use kaflow_core::capture::Reader;
@@ -12,5 +12,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut scanner = Scanner::new(reader, &[8080]);
-    while let Ok(Some(_)) = scanner.next_batch() {}
+    while let Ok(Some(batch)) = scanner.next_batch() {
+        let every: Vec<usize> = (0..batch.len()).collect();
+        std::hint::black_box((
+            batch.connections(),
+            batch.details(&every),
+            batch.request_rows(),
+        ));
+    }
 });

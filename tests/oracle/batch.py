@@ -1,0 +1,124 @@
+"""Connections at hand as the core's batch, so the stages after the core run on them unchanged.
+
+The product takes a :class:`pcapkit._core.Batch` (per-connection columns, details of the
+connections asked for, request rows). Tests that build connections by hand, and the Python
+reference, wrap them in :class:`HeldBatch`: the same surface, derived from the objects the
+plain way (count the responses, the unanswered requests...). That derivation is the oracle for
+the core's own columns: ``tests/test_reference.py`` holds both to the same analysis.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, cast
+
+from pcapkit._core import request_key
+from pcapkit.analysis import _Scan
+from pcapkit.diagnose import Evidence, advise
+from pcapkit.model import (
+    Advice,
+    Analysis,
+    Anomaly,
+    CaptureSummary,
+    Connection,
+    Event,
+    Finding,
+    Request,
+)
+
+if TYPE_CHECKING:
+    from pcapkit._core import Batch, Connections
+
+_NESTED = ("requests", "events", "anomalies")
+_CONN = [f.name for f in fields(Connection) if f.name not in _NESTED]
+_EVENT = [f.name for f in fields(Event)]
+_REQUEST = [f.name for f in fields(Request)]
+_ANOMALY = [f.name for f in fields(Anomaly)]
+
+
+@dataclass
+class _Columns:
+    cols: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> list[Any]:
+        try:
+            return self.cols[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _columns(conns: Sequence[Connection]) -> _Columns:
+    cols: dict[str, list[Any]] = {f"conn_{n}": [getattr(c, n) for c in conns] for n in _CONN}
+    cols["conn_events"] = [len(c.events) for c in conns]
+    cols["conn_requests"] = [len(c.requests) for c in conns]
+    cols["conn_anomalies"] = [len(c.anomalies) for c in conns]
+    cols["conn_responses"] = [sum(e.type == "response" for e in c.events) for c in conns]
+    cols["conn_unanswered"] = [sum(not r.answered for r in c.requests) for c in conns]
+    cols["conn_last_close"] = [bool(c.requests) and c.requests[-1].connection_close for c in conns]
+    return _Columns(cols)
+
+
+class HeldBatch:
+    """Connections held as objects, offered the way the core offers a batch."""
+
+    def __init__(self, conns: Iterable[Connection]) -> None:
+        self.conns = list(conns)
+        self.connections = _columns(self.conns)
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def details(self, which: Sequence[int]) -> _Columns:
+        picked = [self.conns[i] for i in which]
+        cols: dict[str, list[Any]] = {}
+        for prefix, names, rows in (
+            ("ev", _EVENT, [e for c in picked for e in c.events]),
+            ("rq", _REQUEST, [r for c in picked for r in c.requests]),
+            ("an", _ANOMALY, [a for c in picked for a in c.anomalies]),
+        ):
+            for n in names:
+                cols[f"{prefix}_{n}"] = [getattr(row, n) for row in rows]
+        return _Columns(cols)
+
+    def request_rows(self) -> bytes:
+        rows = array("q")
+        for c in self.conns:
+            opened = -1 if c.partial else c.opened_at_ns
+            for r in c.requests:
+                captured = r.method is not None and r.target is not None
+                key = request_key(r.method or "", r.target or "", r.host) if captured else 0
+                rows.extend((key, r.sent_at_ns, c.id, r.index, r.frame, opened))
+        return rows.tobytes()
+
+
+def batch(conns: Iterable[Connection]) -> Batch:
+    """Connections at hand as a batch the product's stages accept."""
+    return cast("Batch", HeldBatch(conns))
+
+
+def analysis(conns: Iterable[Connection], capture: CaptureSummary) -> Analysis:
+    """The product's stages after the core (count, classify, diagnose) over these connections."""
+    scan = _Scan(None, spool=False)
+    scan.add(batch(conns))
+    return scan.conclude(capture)
+
+
+_NO_CAPTURE = CaptureSummary("-", "pcap", (), 0, 0, 0, (), (8080,), None, None)
+
+
+def classify(conns: Iterable[Connection]) -> tuple[Finding, ...]:
+    """Every finding of these connections, in report order."""
+    return tuple(analysis(conns, _NO_CAPTURE).findings)
+
+
+def evidence(conns: Iterable[Connection]) -> Evidence:
+    ev = Evidence()
+    ev.add(cast("Connections", _columns(list(conns))))
+    return ev
+
+
+def diagnose(conns: Iterable[Connection], findings: Sequence[Finding]) -> tuple[Advice, ...]:
+    """The advice these findings and connections support."""
+    return advise(findings, evidence(conns))
