@@ -23,9 +23,11 @@ __version__: str
 
 @final
 class Connections:
-    """One entry per connection of a batch, in the order the core finished them;
-    ``conn_responses``, ``conn_unanswered`` and ``conn_last_close`` (the last request's response
-    said Connection: close) are counted from the connection's events and requests."""
+    """One entry per connection of a batch, in the order the core finished them. Beside the
+    :class:`~pcapkit.model.Connection` fields, what the stages after the core read of its events
+    and requests: ``conn_responses``, ``conn_unanswered``, ``conn_last_close`` (the last
+    request's response said Connection: close), ``conn_last_answered_close`` (the last answered
+    one's did) and the upstream's first FIN or RST event (``conn_server_close*``)."""
 
     conn_id: list[int]
     conn_ip_version: list[int]
@@ -55,6 +57,10 @@ class Connections:
     conn_responses: list[int]
     conn_unanswered: list[int]
     conn_last_close: list[bool]
+    conn_last_answered_close: list[bool]
+    conn_server_close: list[CloseKind | None]
+    conn_server_close_ns: list[int | None]
+    conn_server_close_frame: list[int | None]
 
 @final
 class Details:

@@ -122,8 +122,12 @@ class _Scan:
             )
             if classify.may_have_findings(by, est)
         ]
-        built = dict(zip(maybe, connections(b, maybe), strict=True))
-        flagged = {i for i, conn in built.items() if self.classifier.judge(conn)}
+        judged = classify.facts(c, maybe)
+        need = [i for i, f in zip(maybe, judged, strict=True) if classify.needs_connection(f)]
+        built = dict(zip(need, connections(b, need), strict=True))
+        flagged = {
+            i for i, f in zip(maybe, judged, strict=True) if self.classifier.judge(f, built.get(i))
+        }
         keep = self.keep
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))

@@ -16,11 +16,16 @@ import weakref
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
-from pcapkit.model import CloseReason, Connection, Event, Finding, Request
+from pcapkit.model import CloseKind, CloseReason, Connection, Finding, Request, Side
 from pcapkit.store import FindingSpool
+
+if TYPE_CHECKING:
+    from pcapkit._core import Connections
+
+_T = TypeVar("_T")
 
 # How long after the loss nginx's retry can come and still be taken for one. nginx retries as
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
@@ -30,21 +35,79 @@ RETRY_WINDOW_NS = 1_000_000_000
 NOT_RETRIED = frozenset({"POST", "LOCK", "PATCH"})
 
 
-def _first(events: Sequence[Event], side: str, types: tuple[str, ...]) -> Event | None:
-    for ev in events:
-        if ev.side == side and ev.type in types:
-            return ev
-    return None
+class Facts(NamedTuple):
+    """What the close rules read of a connection: one row of the core's per-connection columns
+    (:class:`pcapkit._core.Connections`), so that they run without building the connection."""
+
+    id: int
+    partial: bool
+    opened_by: Side | None
+    established_at_ns: int | None
+    closed_by: Side | None
+    last_response_ns: int | None
+    unanswered: int  # requests no response came for
+    last_answered_close: bool  # the last answered request's response said Connection: close
+    server_close: CloseKind | None  # the upstream's first FIN or RST event...
+    server_close_ns: int | None
+    server_close_frame: int | None
 
 
-def server_close(conn: Connection) -> Event | None:
+def facts(c: Connections, which: Sequence[int]) -> list[Facts]:
+    """The facts of a batch's connections at these positions."""
+
+    def pick(col: Sequence[_T]) -> list[_T]:
+        return [col[i] for i in which]
+
+    return list(
+        map(
+            Facts,
+            pick(c.conn_id),
+            pick(c.conn_partial),
+            pick(c.conn_opened_by),
+            pick(c.conn_established_at_ns),
+            pick(c.conn_closed_by),
+            pick(c.conn_last_response_ns),
+            pick(c.conn_unanswered),
+            pick(c.conn_last_answered_close),
+            pick(c.conn_server_close),
+            pick(c.conn_server_close_ns),
+            pick(c.conn_server_close_frame),
+        )
+    )
+
+
+class Close(NamedTuple):
+    """The upstream's FIN or RST that closed a connection first."""
+
+    type: CloseKind
+    time_ns: int
+    frame: int
+
+
+def may_have_findings(closed_by: str | None, established_at_ns: int | None) -> bool:
+    """Whether a connection can have a finding of its own, from two of its columns: only one
+    the upstream closed first (:func:`server_close`) or that never got a SYN-ACK
+    (:func:`connect_failure`) can. The rules decide; this spares looking at the others."""
+    return closed_by == "server" or established_at_ns is None
+
+
+def needs_connection(f: Facts) -> bool:
+    """Whether judging this connection needs it built: its unanswered requests may be lost
+    (:func:`lost_requests`), or its connect may have failed (:func:`connect_failure`)."""
+    lost = f.unanswered > 0 and f.closed_by == "server"
+    return lost or (f.opened_by == "client" and f.established_at_ns is None)
+
+
+def server_close(f: Facts) -> Close | None:
     """The upstream's first FIN or RST, if it came before nginx's (the connection's first close).
 
     A SYN refused with RST is a failed connect, not a close: only established connections count.
     """
-    if conn.closed_by != "server" or (not conn.partial and conn.established_at_ns is None):
+    if f.closed_by != "server" or (not f.partial and f.established_at_ns is None):
         return None
-    return _first(conn.events, "server", ("fin", "rst"))
+    if f.server_close is None or f.server_close_ns is None or f.server_close_frame is None:
+        return None
+    return Close(f.server_close, f.server_close_ns, f.server_close_frame)
 
 
 def _ms(ns: int) -> str:
@@ -64,43 +127,42 @@ class Loss:
 
     conn_id: int
     request: Request
-    close: Event  # the upstream's FIN/RST that lost it
+    close: Close  # the upstream's FIN/RST that lost it
 
 
-def lost_requests(conn: Connection) -> list[Loss]:
+def lost_requests(f: Facts, requests: Sequence[Request]) -> list[Loss]:
     """Requests left unanswered on a connection the upstream closed first.
 
     If nginx closed first instead (its proxy_read_timeout, say), nginx gave up on the request:
     that is not a loss to the upstream's FIN.
     """
-    close = server_close(conn)
-    if close is None:
+    close = server_close(f)
+    if close is None or not f.unanswered:
         return []
-    return [Loss(conn.id, req, close) for req in conn.requests if not req.answered]
+    return [Loss(f.id, req, close) for req in requests if not req.answered]
 
 
-def _close_reason(conn: Connection, lost: bool, close: Event) -> tuple[CloseReason, int | None]:
+def _close_reason(f: Facts, lost: bool, close: Close) -> tuple[CloseReason, int | None]:
     idle = None
-    if conn.last_response_ns is not None:
-        idle = close.time_ns - conn.last_response_ns
-    elif conn.established_at_ns is not None:
-        idle = close.time_ns - conn.established_at_ns
+    if f.last_response_ns is not None:
+        idle = close.time_ns - f.last_response_ns
+    elif f.established_at_ns is not None:
+        idle = close.time_ns - f.established_at_ns
     if lost:
         return "request_in_flight", idle
-    answered = [r for r in conn.requests if r.answered]
-    if answered and answered[-1].connection_close:
+    if f.last_answered_close:
         return "connection_close", idle
     if close.type == "rst":
         return "reset", idle
     return "idle_timeout", idle
 
 
-def server_initiated_close(conn: Connection, lost: bool) -> Finding | None:
+def server_initiated_close(f: Facts, lost: bool) -> Finding | None:
     """The upstream's FIN or RST was the connection's first closing segment."""
-    close = server_close(conn)
+    close = server_close(f)
     if close is None:
         return None
-    reason, idle = _close_reason(conn, lost, close)
+    reason, idle = _close_reason(f, lost, close)
     what = "FIN" if close.type == "fin" else "RST"
     # the idle time, when the capture shows where it started (not for a connection open and
     # silent since before the capture began)
@@ -115,7 +177,7 @@ def server_initiated_close(conn: Connection, lost: bool) -> Finding | None:
         msg = f"upstream sent {what} first: idle timeout{idle_txt}"
     return Finding(
         type="server_initiated_close",
-        connection=conn.id,
+        connection=f.id,
         time_ns=close.time_ns,
         frame=close.frame,
         message=msg,
@@ -128,7 +190,7 @@ def connect_failure(conn: Connection) -> Finding | None:
     """nginx's SYN never answered, or answered with RST."""
     if conn.opened_by != "client" or conn.established_at_ns is not None:
         return None
-    rst = _first(conn.events, "server", ("rst",))
+    rst = next((e for e in conn.events if e.side == "server" and e.type == "rst"), None)
     times = f" (sent {conn.syn_count} times)" if conn.syn_count > 1 else ""
     if rst is not None:
         msg = f"SYN{times} answered with RST: nothing listening, or the upstream refused it"
@@ -166,10 +228,10 @@ class Classifier:
     """The findings of a stream of connections, taken one batch at a time in any order.
 
     Connections arrive as the reconstruction finishes them. What each one shows on its own is
-    decided by :meth:`judge`, for the connections that may have a finding (the others are never
-    built as objects); a loss is paired with its retry at :meth:`finish`, when every request
-    that could be the retry has been indexed (:meth:`index`). Memory: the losses, and the
-    findings unless ``found`` keeps them on disk.
+    decided by :meth:`judge`, from its :class:`Facts` (and the connection itself for the few
+    whose requests may be lost or whose connect may have failed); a loss is paired with its
+    retry at :meth:`finish`, when every request that could be the retry has been indexed
+    (:meth:`index`). Memory: the losses, and the findings unless ``found`` keeps them on disk.
 
     A retry can sit on a connection finished long before or long after the lost one, so every
     request must stay findable until the end; held in memory that would follow the file. The
@@ -187,11 +249,14 @@ class Classifier:
         self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
 
-    def judge(self, conn: Connection) -> bool:
-        """Take one connection's own findings; True if it has any (retries come later)."""
-        losses = lost_requests(conn)
-        close = server_initiated_close(conn, bool(losses))
-        failed = connect_failure(conn)
+    def judge(self, f: Facts, conn: Connection | None) -> bool:
+        """Take one connection's own findings; True if it has any (retries come later).
+
+        ``conn`` is the connection built, which the rules need when :func:`needs_connection`
+        says so (None otherwise)."""
+        losses = lost_requests(f, conn.requests) if conn is not None else []
+        close = server_initiated_close(f, bool(losses))
+        failed = connect_failure(conn) if conn is not None else None
         if close is not None:
             self._found.append(close)
         if failed is not None:
@@ -213,14 +278,6 @@ class Classifier:
         finally:
             out.close()
         return conclude(self._found, self._losses, cands)
-
-
-def may_have_findings(closed_by: str | None, established_at_ns: int | None) -> bool:
-    """Whether a connection can have a finding of its own, from two of its columns: only one
-    the upstream closed first (:func:`server_close`) or that never got a SYN-ACK
-    (:func:`connect_failure`) can. The rules themselves decide; this only spares building the
-    others as objects."""
-    return closed_by == "server" or established_at_ns is None
 
 
 def _key(req: Request) -> int:

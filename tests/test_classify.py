@@ -19,19 +19,19 @@ from pathlib import Path
 import pytest
 
 from pcapkit import analyze
+from pcapkit import classify as rules
 from pcapkit.analysis import _Scan
 from pcapkit.classify import (
     NOT_RETRIED,
     RETRY_WINDOW_NS,
+    Close,
+    Loss,
     connect_failure,
     finding_order,
-    lost_requests,
-    server_close,
-    server_initiated_close,
 )
 from pcapkit.model import CloseKind, Connection, ConnectionRef, Event, Finding, Request, Side
 from tests.oracle.batch import _NO_CAPTURE as NO_CAPTURE
-from tests.oracle.batch import batch, classify
+from tests.oracle.batch import batch, classify, facts
 
 SEC = 1_000_000_000
 MS = 1_000_000
@@ -39,6 +39,21 @@ US = 1_000
 T0 = 1_800_000_000 * SEC  # an arbitrary epoch: every time below is an offset from it
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+# --- the close rules, on a connection's facts ----------------------------------------------
+
+
+def server_close(c: Connection) -> Close | None:
+    return rules.server_close(facts(c))
+
+
+def lost_requests(c: Connection) -> list[Loss]:
+    return rules.lost_requests(facts(c), c.requests)
+
+
+def server_initiated_close(c: Connection, lost: bool) -> Finding | None:
+    return rules.server_initiated_close(facts(c), lost)
 
 
 # --- building connections ------------------------------------------------------------------
@@ -227,12 +242,7 @@ def test_server_close_is_the_upstreams_first_closing_segment() -> None:
     c = served(1, 1 * SEC)
     close = server_close(c)
     assert close is not None
-    assert (close.type, close.side, close.frame, close.time_ns) == (
-        "fin",
-        "server",
-        5,
-        T0 + 1002 * MS,
-    )
+    assert (close.type, close.frame, close.time_ns) == ("fin", 5, T0 + 1002 * MS)
 
 
 def test_no_server_close_when_nginx_closed_first() -> None:

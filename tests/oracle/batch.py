@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pcapkit._core import request_key
 from pcapkit.analysis import _Scan
+from pcapkit.classify import Facts
+from pcapkit.classify import facts as columns_facts
 from pcapkit.diagnose import Evidence, advise
 from pcapkit.model import (
     Advice,
@@ -57,6 +59,15 @@ def _columns(conns: Sequence[Connection]) -> _Columns:
     cols["conn_responses"] = [sum(e.type == "response" for e in c.events) for c in conns]
     cols["conn_unanswered"] = [sum(not r.answered for r in c.requests) for c in conns]
     cols["conn_last_close"] = [bool(c.requests) and c.requests[-1].connection_close for c in conns]
+    answered = [[r for r in c.requests if r.answered] for c in conns]
+    cols["conn_last_answered_close"] = [bool(a) and a[-1].connection_close for a in answered]
+    closes = [
+        next((e for e in c.events if e.side == "server" and e.type in ("fin", "rst")), None)
+        for c in conns
+    ]
+    cols["conn_server_close"] = [e.type if e else None for e in closes]
+    cols["conn_server_close_ns"] = [e.time_ns if e else None for e in closes]
+    cols["conn_server_close_frame"] = [e.frame if e else None for e in closes]
     return _Columns(cols)
 
 
@@ -111,6 +122,12 @@ _NO_CAPTURE = CaptureSummary("-", "pcap", (), 0, 0, 0, (), (8080,), None, None)
 def classify(conns: Iterable[Connection]) -> tuple[Finding, ...]:
     """Every finding of these connections, in report order."""
     return tuple(analysis(conns, _NO_CAPTURE).findings)
+
+
+def facts(conn: Connection) -> Facts:
+    """What the close rules read of this connection."""
+    (f,) = columns_facts(cast("Connections", _columns([conn])), [0])
+    return f
 
 
 def evidence(conns: Iterable[Connection]) -> Evidence:

@@ -73,6 +73,12 @@ pub struct Connections {
     pub conn_unanswered: Vec<u32>,
     /// The last request's response said "Connection: close".
     pub conn_last_close: Vec<bool>,
+    /// The last answered request's response said "Connection: close".
+    pub conn_last_answered_close: Vec<bool>,
+    /// The upstream's first FIN or RST event: its kind, time and frame.
+    pub conn_server_close: Vec<Option<Name>>,
+    pub conn_server_close_ns: Vec<Option<i64>>,
+    pub conn_server_close_frame: Vec<Option<u64>>,
 }
 
 /// The events, requests and anomalies of some of a batch's connections.
@@ -257,6 +263,20 @@ impl Connections {
         self.conn_unanswered.push(count(unanswered.count()));
         self.conn_last_close
             .push(l.requests.last().is_some_and(|r| r.connection_close));
+        let answered = l
+            .requests
+            .iter()
+            .rev()
+            .find(|r| r.responded_at_ns.is_some());
+        self.conn_last_answered_close
+            .push(answered.is_some_and(|r| r.connection_close));
+        let close = l
+            .events
+            .iter()
+            .find(|e| e.side == Side::Server && matches!(e.kind, EventType::Fin | EventType::Rst));
+        self.conn_server_close.push(close.map(|e| e.kind.as_str()));
+        self.conn_server_close_ns.push(close.map(|e| e.time_ns));
+        self.conn_server_close_frame.push(close.map(|e| e.frame));
     }
 }
 
