@@ -47,6 +47,7 @@ class Facts(NamedTuple):
     last_response_ns: int | None
     unanswered: int  # requests no response came for
     last_answered_close: bool  # the last answered request's response said Connection: close
+    tunnel: str | None  # what the connection became after its last HTTP message
     server_close: CloseKind | None  # the upstream's first FIN or RST event...
     server_close_ns: int | None
     server_close_frame: int | None
@@ -69,6 +70,7 @@ def facts(c: Connections, which: Sequence[int]) -> list[Facts]:
             pick(c.conn_last_response_ns),
             pick(c.conn_unanswered),
             pick(c.conn_last_answered_close),
+            pick(c.conn_tunnel),
             pick(c.conn_server_close),
             pick(c.conn_server_close_ns),
             pick(c.conn_server_close_frame),
@@ -150,6 +152,8 @@ def _close_reason(f: Facts, lost: bool, close: Close) -> tuple[CloseReason, int 
         idle = close.time_ns - f.established_at_ns
     if lost:
         return "request_in_flight", idle
+    if f.tunnel is not None:
+        return "tunnel", idle
     if f.last_answered_close:
         return "connection_close", idle
     if close.type == "rst":
@@ -171,6 +175,9 @@ def server_initiated_close(f: Facts, lost: bool) -> Finding | None:
         msg = f"upstream sent {what} first{idle_txt}, with a request in flight"
     elif reason == "connection_close":
         msg = f"upstream sent {what} first after answering with Connection: close"
+    elif reason == "tunnel":
+        idle_txt = f", {_ms(idle)} after its last data" if idle is not None else ""
+        msg = f"upstream ended the {f.tunnel} tunnel first with {what}{idle_txt}"
     elif reason == "reset":
         msg = f"upstream reset the connection first{idle_txt}"
     else:

@@ -89,6 +89,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 requests=tuple(requests[r : r + nr]),
                 events=tuple(events[e : e + ne]),
                 anomalies=tuple(anomalies[a : a + na]),
+                tunnel=c.conn_tunnel[i],
             )
         )
         e, r, a = e + ne, r + nr, a + na

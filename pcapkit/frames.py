@@ -84,6 +84,7 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "retransmissions": c.retransmissions,
             "anomalies": len(c.anomalies),
             "duration_s": c.duration_ns / 1e9,
+            "tunnel": c.tunnel,
         }
         for c in analysis.connections
     ]

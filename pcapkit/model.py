@@ -24,7 +24,7 @@ Side = Literal["client", "server"]
 EventType = Literal["syn", "syn_ack", "request", "response", "fin", "rst"]
 FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", "connect_failed"]
 CloseKind = Literal["fin", "rst"]
-CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset"]
+CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset", "tunnel"]
 AdviceTopic = Literal[
     "upstream_idle_timeout", "upstream_max_requests", "lost_requests", "connect_failed"
 ]
@@ -144,6 +144,10 @@ class Connection:
     requests: tuple[Request, ...]
     events: tuple[Event, ...]
     anomalies: tuple[Anomaly, ...] = ()
+    # What the connection became after its last HTTP message: "websocket" (or another protocol
+    # a 101 Switching Protocols named), "connect" (a CONNECT answered 2xx). Its bytes from there
+    # on are counted, not read as HTTP.
+    tunnel: str | None = None
 
     @property
     def duration_ns(self) -> int:

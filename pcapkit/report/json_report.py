@@ -80,6 +80,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
             {"time": seconds(a.time_ns), "frame": a.frame, "from": a.side, "what": a.what}
             for a in c.anomalies
         ],
+        **({"tunnel": c.tunnel} if c.tunnel is not None else {}),
     }
 
 
@@ -155,7 +156,9 @@ def connection_json(c: Connection) -> str:
         f',"client_bytes":{c.client_bytes},"server_bytes":{c.server_bytes}'
         f',"requests":[{",".join([_request_json(r) for r in c.requests])}]'
         f',"events":[{",".join([_event_json(e) for e in c.events])}]'
-        f',"anomalies":[{anomalies}]}}'
+        f',"anomalies":[{anomalies}]'
+        + (f',"tunnel":{_str(c.tunnel)}' if c.tunnel is not None else "")
+        + "}"
     )
 
 

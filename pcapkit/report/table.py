@@ -56,6 +56,8 @@ def label(e: Event, conn: Connection) -> str:
         status += f"  ← {req.label} ({took})" if req.method is not None else f" ({took})"
     else:
         status += "  (request before the capture)"
+    if e.note is not None and e.status is not None:
+        status += f"; {e.note}"  # e.g. the tunnel a 101 opened
     return status
 
 

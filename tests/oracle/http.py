@@ -883,6 +883,19 @@ def frame_rows(
     return f.rows, f.notes
 
 
+def header_value(stream: Stream, offset: int, lower_name: bytes) -> str | None:
+    """The value of the first header ``lower_name`` in the head of the message at ``offset``,
+    stripped and lower-cased, when the head is captured whole."""
+    head = _head(_Stream(stream).read(offset, MAX_HEAD))
+    if head is None:
+        return None
+    for line in head[1][1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == lower_name:
+            return value.strip().decode("latin-1").lower()
+    return None
+
+
 def burst_starts(mine: Stream | Sequence[Chunk], other: Stream | Sequence[Chunk]) -> list[int]:
     """Offsets where this side starts sending again after the other side sent data.
 

@@ -15,8 +15,8 @@ from operator import attrgetter
 
 from pcapkit.model import Anomaly, CloseKind, Connection, Event, EventType, Request, Side
 from tests.oracle import machine
-from tests.oracle.flows import Flow, Mark, TcpConnection
-from tests.oracle.http import HttpNote, Row, frame_rows
+from tests.oracle.flows import Flow, Mark, Stream, TcpConnection
+from tests.oracle.http import HttpNote, Row, frame_rows, header_value
 
 _BLIND = "payload not captured"
 _LATE = "data after its own FIN"
@@ -64,13 +64,31 @@ def build_connection(tc: TcpConnection) -> Connection:
     resps, resp_notes = frame_rows(
         "response", down.stream, up.stream, [r[4] for r in reqs], midstream=tc.partial
     )
+    pairs = _pairing(reqs, resps)
+    tunnel = _tunnel(reqs, resps, pairs, down.stream)
+    tunnel_note = None
+    if tunnel is not None:
+        qi, ri, kind = tunnel
+        client_from = reqs[qi][0] + (reqs[qi][9] or 0)
+        server_from = resps[ri][0] + (resps[ri][9] or 0)
+        reqs, resps, pairs = reqs[: qi + 1], resps[: ri + 1], pairs[: ri + 1]
+        req_notes = [n for n in req_notes if n.offset < client_from]
+        resp_notes = [n for n in resp_notes if n.offset < server_from]
+        up_bytes = max(0, up.stream.end - client_from)
+        down_bytes = max(0, down.stream.end - server_from)
+        tunnel_note = (
+            f"{kind} tunnel from here: {up_bytes:,} bytes to the upstream, {down_bytes:,} from "
+            "it, not read as HTTP"
+        )
 
     # Positional construction throughout: keyword arguments cost a third more per object.
     req_events = [
         Event(ts, "request", "client", fr, me, ta, ho, None, False, i, ln, None if ok else _BLIND)
         for i, (_, ts, fr, ok, me, ta, ho, _, _, ln) in enumerate(reqs)
     ]
-    resp_events, requests = _responses(reqs, resps)
+    resp_events, requests = _responses(reqs, resps, pairs)
+    if tunnel is not None:
+        resp_events[tunnel[1]].note = tunnel_note
 
     # Sorted by (time, frame), stably, so events that share a packet keep the order they are
     # listed in: SYN, SYN-ACK, requests, responses, FINs, RSTs. Two stable sorts on plain int
@@ -135,38 +153,71 @@ def build_connection(tc: TcpConnection) -> Connection:
         client_bytes=up.bytes,
         server_bytes=down.bytes,
         retransmissions=up.retransmissions + down.retransmissions,
+        tunnel=tunnel[2] if tunnel is not None else None,
         requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),
     )
 
 
-def _responses(reqs: list[Row], resps: list[Row]) -> tuple[list[Event], list[Request]]:
-    """The response events, and every request with the final response that answered it.
+def _pairing(reqs: list[Row], resps: list[Row]) -> list[tuple[int | None, bool]]:
+    """For each response, the request it answers (None: one sent before the capture began) and
+    whether it is that request's final answer.
 
     HTTP/1.1 answers in order, so each response answers the oldest request not yet answered. A
     response earlier than every pending request answers one sent before the capture began;
-    interim 1xx responses point at their request without using it up.
+    interim 1xx responses point at their request without using it up, except 101 Switching
+    Protocols, the last HTTP on the connection.
     """
+    out: list[tuple[int | None, bool]] = []
+    head = 0
+    for _, ts, fr, _, _, _, _, status, _, _ in resps:
+        if head < len(reqs) and (reqs[head][1], reqs[head][2]) <= (ts, fr):
+            last = status is None or status >= 200 or status == 101
+            out.append((head, last))
+            head += last
+        else:
+            out.append((None, False))
+    return out
+
+
+def _tunnel(
+    reqs: list[Row], resps: list[Row], pairs: list[tuple[int | None, bool]], down: Stream
+) -> tuple[int, int, str] | None:
+    """(request, response, kind) where the connection stops carrying HTTP: a request answered
+    101 Switching Protocols (kind: the protocol its Upgrade names), or a CONNECT answered 2xx."""
+    for i, (r, (q, last)) in enumerate(zip(resps, pairs, strict=True)):
+        status = r[7]
+        if q is None or not last or status is None:
+            continue
+        if status == 101:
+            named = header_value(down, r[0], b"upgrade")
+            first = named.split(",")[0].strip() if named is not None else ""
+            return q, i, first or "upgrade"
+        if 200 <= status < 300 and reqs[q][4] == "CONNECT":
+            return q, i, "connect"
+    return None
+
+
+def _responses(
+    reqs: list[Row], resps: list[Row], pairs: list[tuple[int | None, bool]]
+) -> tuple[list[Event], list[Request]]:
+    """The response events, and every request with the final response that answered it."""
     events: list[Event] = []
     requests: list[Request] = []
-    head = 0  # the oldest request not yet answered
-    n = len(reqs)
-    q = reqs[0] if n else None
-    for _, ts, fr, ok, _, _, _, status, close, length in resps:
-        idx: int | None = None
-        if q is not None and (q[1] < ts or (q[1] == ts and q[2] <= fr)):
-            idx = head
-            if status is None or status >= 200:
-                requests.append(Request(head, q[4], q[5], q[6], q[1], q[2], status, ts, fr, close))
-                head += 1
-                q = reqs[head] if head < n else None
+    for (_, ts, fr, ok, _, _, _, status, close, length), (idx, last) in zip(
+        resps, pairs, strict=True
+    ):
+        if idx is not None and last:
+            q = reqs[idx]
+            requests.append(Request(idx, q[4], q[5], q[6], q[1], q[2], status, ts, fr, close))
         events.append(
             Event(
                 ts, "response", "server", fr, None, None, None, status, close, idx, length,
                 None if ok else _BLIND,
             )
         )  # fmt: skip
+    head = len(requests)
     requests += [
         Request(i, q[4], q[5], q[6], q[1], q[2], None, None, None, False)
         for i, q in enumerate(reqs[head:], head)

@@ -75,6 +75,8 @@ pub struct Connections {
     pub conn_last_close: Vec<bool>,
     /// The last answered request's response said "Connection: close".
     pub conn_last_answered_close: Vec<bool>,
+    /// What the connection became after its last HTTP message ("websocket", "connect"...).
+    pub conn_tunnel: Vec<Option<String>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -274,6 +276,7 @@ impl Connections {
             .events
             .iter()
             .find(|e| e.side == Side::Server && matches!(e.kind, EventType::Fin | EventType::Rst));
+        self.conn_tunnel.push(l.tunnel.clone());
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));

@@ -516,6 +516,20 @@ impl<'a> View<'a> {
     }
 }
 
+/// The value of header `lower_name` in the head of the message at `offset`, stripped and
+/// lower-cased, when the head is captured whole: what an `Upgrade` says, read only for the rare
+/// message that switches protocols, so the framer's own header scan stays as small as it is.
+pub fn header_value(stream: &Stream, offset: i64, lower_name: &[u8]) -> Option<String> {
+    let view = View::new(stream);
+    let (_, block) = head_of(view.read(offset, MAX_HEAD))?;
+    block.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let colon = memchr(b':', line)?;
+        let name = strip(&line[..colon]);
+        name.eq_ignore_ascii_case(lower_name)
+            .then(|| latin1(strip(&line[colon + 1..])).to_lowercase())
+    })
+}
+
 /// Where a sender's bursts start: offsets where this side starts sending again after the other
 /// side sent data. A new message most likely starts there when its bytes cannot be read: nginx
 /// sends a request, the upstream answers, nginx sends the next one.

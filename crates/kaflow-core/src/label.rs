@@ -7,10 +7,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::flow::{Flow, Mark, TcpConnection};
-use crate::http::{frame_rows, Kind, Message, Note};
+use crate::flow::{Flow, Mark, Stream, TcpConnection};
+use crate::http::{frame_rows, header_value, Kind, Message, Note};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
+use crate::pytext::commas;
 
 const BLIND: &str = "payload not captured";
 const LATE: &str = "data after its own FIN";
@@ -119,6 +120,9 @@ pub struct Labelled {
     pub client_bytes: u64,
     pub server_bytes: u64,
     pub retransmissions: u64,
+    /// What the connection became after its last HTTP message, if it became a tunnel:
+    /// "websocket" (or another protocol an Upgrade named), "connect".
+    pub tunnel: Option<String>,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     pub anomalies: Vec<Anomaly>,
@@ -176,9 +180,10 @@ fn blind_note(parsed: bool) -> Option<Cow<'static, str>> {
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
 pub fn label(tc: &TcpConnection) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);
-    let (reqs, req_notes) = frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
+    let (mut reqs, mut req_notes) =
+        frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
     let methods: Vec<Option<&str>> = reqs.iter().map(|r| r.method.as_deref()).collect();
-    let (resps, resp_notes) = frame_rows(
+    let (mut resps, mut resp_notes) = frame_rows(
         Kind::Response,
         &down.stream,
         &up.stream,
@@ -186,6 +191,28 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         tc.partial,
     );
     drop(methods);
+    let mut pairs = pairing(&reqs, &resps);
+    let tunnel = tunnel(&reqs, &resps, &pairs, &down.stream);
+    let mut tunnel_note = None;
+    if let Some(t) = &tunnel {
+        // what follows the two messages that opened the tunnel is not HTTP: not framed, not
+        // requests, not anomalies
+        let client_from = end_of(&reqs[t.request]);
+        let server_from = end_of(&resps[t.response]);
+        reqs.truncate(t.request + 1);
+        resps.truncate(t.response + 1);
+        pairs.truncate(t.response + 1);
+        req_notes.retain(|n| n.offset < client_from);
+        resp_notes.retain(|n| n.offset < server_from);
+        let up_bytes = stream_end(&up.stream).saturating_sub(client_from).max(0);
+        let down_bytes = stream_end(&down.stream).saturating_sub(server_from).max(0);
+        tunnel_note = Some(format!(
+            "{} tunnel from here: {} bytes to the upstream, {} from it, not read as HTTP",
+            t.kind,
+            commas(i128::from(up_bytes)),
+            commas(i128::from(down_bytes))
+        ));
+    }
 
     let closing = [
         (EventType::Fin, Side::Client, up.fin),
@@ -196,7 +223,12 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     let mut events = Vec::with_capacity(reqs.len() + resps.len() + 6);
     events.extend(opening(up, Side::Client));
     events.extend(opening(down, Side::Server));
-    let (resp_events, requests) = responses(&reqs, resps);
+    let (mut resp_events, requests) = responses(&reqs, resps, &pairs);
+    if let (Some(t), Some(note)) = (&tunnel, tunnel_note) {
+        if let Some(e) = resp_events.get_mut(t.response) {
+            e.note = Some(Cow::Owned(note));
+        }
+    }
     let in_order = |a: &Event, b: &Event| (a.time_ns, a.frame) <= (b.time_ns, b.frame);
     let reqs_in_order = reqs
         .windows(2)
@@ -296,41 +328,119 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         client_bytes: up.bytes,
         server_bytes: down.bytes,
         retransmissions: up.retransmissions + down.retransmissions,
+        tunnel: tunnel.map(|t| t.kind),
         requests,
         events,
         anomalies,
     }
 }
 
-/// The response events, and every request with the final response that answered it.
+/// For each response, the request it answers (None: one sent before the capture began) and
+/// whether it is that request's final answer.
 ///
 /// HTTP/1.1 answers in order, so each response answers the oldest request not yet answered. A
 /// response earlier than every pending request answers one sent before the capture began;
-/// interim 1xx responses point at their request without using it up.
-fn responses(reqs: &[Message], resps: Vec<Message>) -> (Vec<Event>, Vec<Request>) {
+/// interim 1xx responses point at their request without using it up, except `101 Switching
+/// Protocols`, the last HTTP on the connection.
+fn pairing(reqs: &[Message], resps: &[Message]) -> Vec<(Option<usize>, bool)> {
+    let mut head = 0; // the oldest request not yet answered
+    resps
+        .iter()
+        .map(|r| match reqs.get(head) {
+            Some(q) if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame) => {
+                let last = r.status.map_or(true, |s| s >= 200 || s == 101);
+                let idx = head;
+                head += usize::from(last);
+                (Some(idx), last)
+            }
+            _ => (None, false),
+        })
+        .collect()
+}
+
+/// Where a connection stops carrying HTTP: after a request answered `101 Switching Protocols`
+/// (a WebSocket, most often), or a CONNECT answered 2xx.
+struct Tunnel {
+    request: usize,
+    response: usize,
+    /// "websocket" (what the Upgrade header names), "connect", or "upgrade" when unnamed.
+    kind: String,
+}
+
+fn tunnel(
+    reqs: &[Message],
+    resps: &[Message],
+    pairs: &[(Option<usize>, bool)],
+    down: &Stream,
+) -> Option<Tunnel> {
+    resps
+        .iter()
+        .zip(pairs)
+        .enumerate()
+        .find_map(|(i, (r, &(q, last)))| {
+            let q = q.filter(|_| last)?;
+            let status = r.status?;
+            let kind = if status == 101 {
+                let named = header_value(down, r.offset, b"upgrade");
+                let first = named
+                    .as_deref()
+                    .and_then(|v| v.split(',').next())
+                    .map(str::trim);
+                match first {
+                    Some(p) if !p.is_empty() => p.to_string(),
+                    _ => "upgrade".to_string(),
+                }
+            } else if (200..300).contains(&status)
+                && reqs.get(q)?.method.as_deref() == Some("CONNECT")
+            {
+                "connect".to_string()
+            } else {
+                return None;
+            };
+            Some(Tunnel {
+                request: q,
+                response: i,
+                kind,
+            })
+        })
+}
+
+/// Where a message ends in its stream (its start, when its length is unknown).
+fn end_of(m: &Message) -> i64 {
+    m.offset.saturating_add(m.length.unwrap_or(0))
+}
+
+fn stream_end(st: &Stream) -> i64 {
+    match (st.starts.last(), st.lengths.last()) {
+        (Some(&s), Some(&l)) => s.saturating_add(i64::from(l)),
+        _ => 0,
+    }
+}
+
+/// The response events, and every request with the final response that answered it (`pairs`,
+/// from [`pairing`]).
+fn responses(
+    reqs: &[Message],
+    resps: Vec<Message>,
+    pairs: &[(Option<usize>, bool)],
+) -> (Vec<Event>, Vec<Request>) {
     let mut events = Vec::with_capacity(resps.len());
     let mut requests = Vec::with_capacity(reqs.len());
-    let mut head = 0; // the oldest request not yet answered
-    for r in resps {
-        let mut idx = None;
-        if let Some(q) = reqs.get(head) {
-            if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame) {
-                idx = Some(head);
-                if r.status.map_or(true, |s| s >= 200) {
-                    requests.push(Request {
-                        index: head,
-                        method: q.method.clone(),
-                        target: q.target.clone(),
-                        host: q.host.clone(),
-                        sent_at_ns: q.ts_ns,
-                        frame: q.frame,
-                        status: r.status,
-                        responded_at_ns: Some(r.ts_ns),
-                        response_frame: Some(r.frame),
-                        connection_close: r.connection_close,
-                    });
-                    head += 1;
-                }
+    for (r, &(idx, last)) in resps.into_iter().zip(pairs) {
+        if let (Some(i), true) = (idx, last) {
+            if let Some(q) = reqs.get(i) {
+                requests.push(Request {
+                    index: i,
+                    method: q.method.clone(),
+                    target: q.target.clone(),
+                    host: q.host.clone(),
+                    sent_at_ns: q.ts_ns,
+                    frame: q.frame,
+                    status: r.status,
+                    responded_at_ns: Some(r.ts_ns),
+                    response_frame: Some(r.frame),
+                    connection_close: r.connection_close,
+                });
             }
         }
         events.push(Event {
@@ -348,18 +458,24 @@ fn responses(reqs: &[Message], resps: Vec<Message>) -> (Vec<Event>, Vec<Request>
             note: blind_note(r.parsed),
         });
     }
-    requests.extend(reqs.iter().enumerate().skip(head).map(|(i, q)| Request {
-        index: i,
-        method: q.method.clone(),
-        target: q.target.clone(),
-        host: q.host.clone(),
-        sent_at_ns: q.ts_ns,
-        frame: q.frame,
-        status: None,
-        responded_at_ns: None,
-        response_frame: None,
-        connection_close: false,
-    }));
+    let answered = requests.len();
+    requests.extend(
+        reqs.iter()
+            .enumerate()
+            .skip(answered)
+            .map(|(i, q)| Request {
+                index: i,
+                method: q.method.clone(),
+                target: q.target.clone(),
+                host: q.host.clone(),
+                sent_at_ns: q.ts_ns,
+                frame: q.frame,
+                status: None,
+                responded_at_ns: None,
+                response_frame: None,
+                connection_close: false,
+            }),
+    );
     (events, requests)
 }
 
