@@ -327,7 +327,7 @@ class _Framer:
             return hlen + body
         if body == -3:
             stop = self.chunked_end(pos + hlen)
-            return None if stop is None else stop - pos
+            return None if stop is None or stop < 0 else stop - pos
         if body == -1:  # responses only: until the connection closes
             return end - pos
         return None
@@ -443,7 +443,7 @@ class _Framer:
             body = _body_length(status, req_method, te, cl)
             if body is None:
                 stop = self.chunked_end(pos + hlen)
-                if stop is None:
+                if stop is None or stop < 0:
                     break  # the general loop falls back to bursts and says so
                 length, nxt = stop - pos, stop
             elif body == -1:
@@ -467,7 +467,8 @@ class _Framer:
         return pos, answered, False
 
     def chunked_end(self, pos: int) -> int | None:
-        """End of a chunked body starting at ``pos``; None if the bytes needed are missing."""
+        """End of a chunked body starting at ``pos``; None if the bytes needed are missing, -1
+        at a chunk-size line that is not one."""
         if self.s.base is not None:
             return self._chunked_end_flat(pos)
         while True:
@@ -477,7 +478,7 @@ class _Framer:
                 return None
             m = _CHUNK_SIZE.match(line[:nl])
             if m is None:
-                return None
+                return -1
             size = int(m.group(1), 16)
             pos += nl + 1
             if size == 0:
@@ -518,7 +519,7 @@ class _Framer:
                 return None
             m = size_line(data, k, nl)
             if m is None:
-                return None
+                return -1
             size = int(m.group(1), 16)
             k = nl + 1
             if size == 0:
@@ -574,6 +575,11 @@ class _Framer:
                 pos = nxt
                 continue
             peek = s.read(pos, _PEEK)
+            blank = len(peek) - len(peek.lstrip(b"\r\n"))
+            if blank:
+                # RFC 9112 §2.2: empty lines before a message are ignored, not a message
+                pos += blank
+                continue
             other = self.other_protocol(pos, peek)
             if other is not None:
                 # Not HTTP/1.x at all: say so once, keep one unreadable message for what was
@@ -648,6 +654,9 @@ class _Framer:
                 if body is None:
                     end = self.chunked_end(pos + hlen)
                     if end is None:
+                        nxt_pos = self.next_burst(pos)
+                    elif end < 0:
+                        self.note(pos, "unreadable chunk size")
                         nxt_pos = self.next_burst(pos)
                     else:
                         length, nxt_pos = end - pos, end
@@ -832,10 +841,21 @@ def _could_start(kind: Kind, buf: bytes) -> bool:
 
 
 def _content_length(value: bytes) -> int:
-    """Content-Length as an int; -2 when it is not a number (an explicit "unreadable")."""
-    first = value.split(b",")[0].strip()
+    """Content-Length as an int; -2 when it is not one (an explicit "unreadable").
+
+    RFC 9110 §8.6: digits, leading zeros allowed; a list (the header given twice, or "50, 50")
+    is one length when every value is the same; empty list elements are ignored.
+    """
+    parts = [p.strip() for p in value.split(b",")]
+    parts = [p for p in parts if p]
+    if not parts or not all(p.isdigit() for p in parts):
+        return -2
+    values = {p.lstrip(b"0") or b"0" for p in parts}
+    if len(values) != 1:
+        return -2
+    (digits,) = values
     # More than 18 digits is more than an exabyte: not a length (and int() refuses > 4300 digits).
-    return int(first) if first.isdigit() and len(first) <= 18 else -2
+    return int(digits) if len(digits) <= 18 else -2
 
 
 def _as_stream(data: Stream | Sequence[Chunk]) -> Stream:

@@ -87,6 +87,15 @@ pub struct Note {
     pub what: String,
 }
 
+/// Why a chunked body could not be followed to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkStop {
+    /// The bytes needed are not in the capture (cut short, a hole, the stream's end).
+    Missing,
+    /// A chunk-size line that is not one: as unreadable as a Content-Length that is no number.
+    BadSize,
+}
+
 /// How a message's body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -121,16 +130,32 @@ pub fn body_length(
     }
 }
 
-/// Content-Length's first comma-separated value, if it is a number. More than 18 digits is
-/// more than an exabyte: not a length, and it would not fit.
+/// Content-Length as RFC 9110 §8.6 reads it: digits, any number of leading zeros; a list (the
+/// header given twice, or "50, 50") is one length if every value is the same, and unreadable
+/// otherwise; empty list elements are ignored. More than 18 significant digits is more than an
+/// exabyte: not a length, and it would not fit.
 fn parse_content_length(value: &[u8]) -> Option<i64> {
-    let first = value.split(|&b| b == b',').next().unwrap_or(b"");
-    let first = strip(first);
-    if first.is_empty() || first.len() > 18 || !first.iter().all(u8::is_ascii_digit) {
+    let mut found: Option<&[u8]> = None;
+    for part in value.split(|&b| b == b',').map(strip) {
+        if part.is_empty() {
+            continue;
+        }
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let zeros = part.iter().take_while(|&&d| d == b'0').count();
+        let digits = &part[zeros.min(part.len() - 1)..];
+        match found {
+            Some(before) if before != digits => return None,
+            _ => found = Some(digits),
+        }
+    }
+    let digits = found?;
+    if digits.len() > 18 {
         return None;
     }
     Some(
-        first
+        digits
             .iter()
             .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0')),
     )
@@ -327,8 +352,22 @@ struct Headers<'a> {
     close: bool,
     keep_alive: bool,
     chunked: bool,
-    content_length: Option<&'a [u8]>,
+    content_length: Option<Cow<'a, [u8]>>,
     host: Option<Cow<'a, [u8]>>,
+}
+
+/// A header's value so far with one more given: the values joined by ", ", as a repeated header
+/// reads (RFC 9110 §5.3).
+fn joined<'a>(before: Option<Cow<'a, [u8]>>, value: &'a [u8]) -> Cow<'a, [u8]> {
+    match before {
+        None => Cow::Borrowed(value),
+        Some(before) => {
+            let mut all = before.into_owned();
+            all.extend_from_slice(b", ");
+            all.extend_from_slice(value);
+            Cow::Owned(all)
+        }
+    }
 }
 
 impl<'a> Headers<'a> {
@@ -347,18 +386,9 @@ impl<'a> Headers<'a> {
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 h.chunked |= contains_ci(value, b"chunked");
             } else if name.eq_ignore_ascii_case(b"content-length") {
-                // the joined value's first comma-separated part is the first value's
-                h.content_length.get_or_insert(value);
+                h.content_length = Some(joined(h.content_length.take(), value));
             } else if name.eq_ignore_ascii_case(b"host") {
-                h.host = Some(match h.host.take() {
-                    None => Cow::Borrowed(value),
-                    Some(before) => {
-                        let mut joined = before.into_owned();
-                        joined.extend_from_slice(b", ");
-                        joined.extend_from_slice(value);
-                        Cow::Owned(joined)
-                    }
-                });
+                h.host = Some(joined(h.host.take(), value));
             }
         }
         h
@@ -796,67 +826,75 @@ impl<'a> Framer<'a> {
         }
     }
 
-    /// The end of a chunked body starting at `pos`; None if the bytes needed are missing.
-    fn chunked_end(&self, pos: i64) -> Option<i64> {
+    /// The end of a chunked body starting at `pos`; why it cannot be followed otherwise.
+    fn chunked_end(&self, pos: i64) -> Result<i64, ChunkStop> {
         match self.s.base {
             Some(base) => self.chunked_end_flat(pos, base),
             None => self.chunked_end_pieces(pos),
         }
     }
 
-    fn chunked_end_flat(&self, pos: i64, base: i64) -> Option<i64> {
+    fn chunked_end_flat(&self, pos: i64, base: i64) -> Result<i64, ChunkStop> {
         let data = self.s.data;
-        let mut k = usize::try_from(pos.checked_sub(base)?).ok()?;
+        let behind = pos.checked_sub(base).ok_or(ChunkStop::Missing)?;
+        let mut k = usize::try_from(behind).map_err(|_| ChunkStop::Missing)?;
         let at = |k: usize, what: &[u8]| data.get(k..).is_some_and(|d| d.starts_with(what));
         loop {
-            let window = data.get(k..)?;
-            let nl = memchr(b'\n', &window[..window.len().min(1024)])?;
-            let size = chunk_size(&window[..nl])?;
+            let window = data.get(k..).ok_or(ChunkStop::Missing)?;
+            let nl = memchr(b'\n', &window[..window.len().min(1024)]).ok_or(ChunkStop::Missing)?;
+            let size = chunk_size(&window[..nl]).ok_or(ChunkStop::BadSize)?;
             k += nl + 1;
             if size == 0 {
                 if at(k, b"\r\n") {
-                    return Some(k as i64 + 2 + base); // no trailers: the usual end
+                    return Ok(k as i64 + 2 + base); // no trailers: the usual end
                 }
                 // a trailer section, ending with an empty line
                 loop {
-                    let window = data.get(k..)?;
-                    let tn = memchr(b'\n', &window[..window.len().min(8192)])?;
+                    let window = data.get(k..).ok_or(ChunkStop::Missing)?;
+                    let tn = memchr(b'\n', &window[..window.len().min(8192)])
+                        .ok_or(ChunkStop::Missing)?;
                     let blank = strip(&window[..tn]).is_empty();
                     k += tn + 1;
                     if blank {
-                        return Some(k as i64 + base);
+                        return Ok(k as i64 + base);
                     }
                 }
             }
             // past the end the stream has no more bytes: cut short
-            k = usize::try_from(size).ok().and_then(|s| k.checked_add(s))?;
+            k = usize::try_from(size)
+                .ok()
+                .and_then(|s| k.checked_add(s))
+                .ok_or(ChunkStop::Missing)?;
             if at(k, b"\r\n") {
                 k += 2;
             } else if at(k, b"\n") {
                 k += 1;
             } else {
-                return None;
+                return Err(ChunkStop::Missing);
             }
         }
     }
 
-    fn chunked_end_pieces(&self, mut pos: i64) -> Option<i64> {
+    fn chunked_end_pieces(&self, mut pos: i64) -> Result<i64, ChunkStop> {
         loop {
             let line = self.s.read(pos, 1024);
-            let nl = memchr(b'\n', line)?;
-            let size = chunk_size(&line[..nl])?;
-            pos = pos.checked_add(nl as i64 + 1)?;
+            let nl = memchr(b'\n', line).ok_or(ChunkStop::Missing)?;
+            let size = chunk_size(&line[..nl]).ok_or(ChunkStop::BadSize)?;
+            pos = pos.checked_add(nl as i64 + 1).ok_or(ChunkStop::Missing)?;
             if size == 0 {
                 loop {
                     let t = self.s.read(pos, 8192);
-                    let tn = memchr(b'\n', t)?;
-                    pos = pos.checked_add(tn as i64 + 1)?;
+                    let tn = memchr(b'\n', t).ok_or(ChunkStop::Missing)?;
+                    pos = pos.checked_add(tn as i64 + 1).ok_or(ChunkStop::Missing)?;
                     if strip(&t[..tn]).is_empty() {
-                        return Some(pos);
+                        return Ok(pos);
                     }
                 }
             }
-            pos = i64::try_from(size).ok().and_then(|s| pos.checked_add(s))?;
+            pos = i64::try_from(size)
+                .ok()
+                .and_then(|s| pos.checked_add(s))
+                .ok_or(ChunkStop::Missing)?;
             let crlf = self.s.read(pos, 2);
             let skip = if crlf.starts_with(b"\r\n") {
                 2
@@ -865,9 +903,9 @@ impl<'a> Framer<'a> {
             } else if crlf.is_empty() && self.s.index(pos).is_some() {
                 2 // bytes present but not captured: trust the framing
             } else {
-                return None;
+                return Err(ChunkStop::Missing);
             };
-            pos = pos.checked_add(skip)?;
+            pos = pos.checked_add(skip).ok_or(ChunkStop::Missing)?;
         }
     }
 
@@ -1086,8 +1124,8 @@ impl<'a> Framer<'a> {
         let end = self.s.end;
         let (length, next) = match body_length(status, answers_head, chunked, cl) {
             Body::Chunked => match self.chunked_end(pos.saturating_add(hlen)) {
-                Some(stop) => (stop.saturating_sub(pos), stop),
-                None => return Quick::No, // the general loop falls back to bursts
+                Ok(stop) => (stop.saturating_sub(pos), stop),
+                Err(_) => return Quick::No, // the general loop says why and goes on
             },
             Body::UntilClose => (end.saturating_sub(pos), end),
             Body::Unreadable => return Quick::No,
@@ -1143,6 +1181,15 @@ impl<'a> Framer<'a> {
             return Some((nxt, false));
         }
         let peek = self.s.read(pos, PEEK);
+        let blank = peek
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if blank > 0 {
+            // RFC 9112 §2.2: empty lines before a message are ignored (a stray CRLF after a
+            // body is common), not a message of their own
+            return Some((pos.saturating_add(blank as i64), false));
+        }
         if let Some(other) = self.other_protocol(pos, peek) {
             // Not HTTP/1.x at all: say so once, keep one unreadable message for what was sent,
             // and leave the rest of the stream unread.
@@ -1211,13 +1258,22 @@ impl<'a> Framer<'a> {
             Some((hlen, _)) => {
                 let hlen = hlen as i64;
                 let answers_head = status.is_some() && answers_head;
-                match body_length(status, answers_head, hdrs.chunked, hdrs.content_length) {
+                match body_length(
+                    status,
+                    answers_head,
+                    hdrs.chunked,
+                    hdrs.content_length.as_deref(),
+                ) {
                     Body::Chunked => match self.chunked_end(pos.saturating_add(hlen)) {
-                        Some(stop) => {
+                        Ok(stop) => {
                             length = Some(stop.saturating_sub(pos));
                             stop
                         }
-                        None => self.next_burst(pos),
+                        Err(ChunkStop::BadSize) => {
+                            self.note(pos, "unreadable chunk size".to_string());
+                            self.next_burst(pos)
+                        }
+                        Err(ChunkStop::Missing) => self.next_burst(pos),
                     },
                     Body::UntilClose => {
                         length = Some(s_end.saturating_sub(pos));
