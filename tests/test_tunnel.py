@@ -10,6 +10,7 @@ diagnosis would read the upstream's keepalive timeout from.
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -155,3 +156,30 @@ def test_the_reference_agrees_on_tunnels(tmp_path: Path) -> None:
     core, ref = analyze(path), reference.analyze(path)
     assert core.connections == ref.connections
     assert core.findings == ref.findings
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "websocket"
+
+
+def test_real_websockets_through_nginx_to_tomcat() -> None:
+    """The lab's capture: plain GETs, then five WebSockets (101 each, per tshark in truth.json);
+    Tomcat ends the idle ones. nginx logged no error: no request was lost."""
+    truth = json.loads((FIXTURE / "truth.json").read_text())
+    a = analyze(FIXTURE / "capture.pcap")
+    by_port = {c.client_port: c for c in a.connections}
+    upgraded = {t["client_port"]: t["websocket"] for t in truth["connections"] if "websocket" in t}
+    assert len(upgraded) == truth["websocket"]["upgraded_connections"] == 5
+    for port, c in by_port.items():
+        if port not in upgraded:
+            assert c.tunnel is None
+            continue
+        assert c.tunnel == "websocket"
+        (switched,) = [e for e in c.events if e.status == 101]
+        assert switched.frame == upgraded[port]["upgrade_frame"]
+        assert c.requests[-1].status == 101 and c.anomalies == ()
+    assert a.summary.unanswered_requests == 0
+    assert a.summary.findings_of("request_lost_to_fin") == 0
+    closes = [f for f in a.findings if f.type == "server_initiated_close"]
+    assert {f.reason for f in closes} == {"tunnel"}
+    assert len(closes) == truth["first_close_by"]["server"] == 4
+    assert not any(x.topic in ("lost_requests", "upstream_idle_timeout") for x in a.advice)
