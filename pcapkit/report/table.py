@@ -45,17 +45,20 @@ def label(e: Event, conn: Connection) -> str:
         return e.type.upper()
     if e.type == "request":
         if e.method is None:
-            return "request (payload not captured)"
+            return f"request ({e.note or 'payload not captured'})"
         return f"{e.method} {e.target}"
-    status = "response (payload not captured)" if e.status is None else str(e.status)
+    unread = f"response ({e.note or 'payload not captured'})"
+    status = unread if e.status is None else str(e.status)
     if e.connection_close:
         status += " Connection: close"
     if e.request_index is not None:
         req = conn.requests[e.request_index]
         took = _duration(e.time_ns - req.sent_at_ns)
         status += f"  ← {req.label} ({took})" if req.method is not None else f" ({took})"
-    else:
+    elif conn.partial:
         status += "  (request before the capture)"
+    else:
+        status += "  (no request seen for it)"  # the capture has the connection's start
     if e.note is not None and e.status is not None:
         status += f"; {e.note}"  # e.g. the tunnel a 101 opened
     return status

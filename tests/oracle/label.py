@@ -83,10 +83,11 @@ def build_connection(tc: TcpConnection) -> Connection:
 
     # Positional construction throughout: keyword arguments cost a third more per object.
     req_events = [
-        Event(ts, "request", "client", fr, me, ta, ho, None, False, i, ln, None if ok else _BLIND)
-        for i, (_, ts, fr, ok, me, ta, ho, _, _, ln) in enumerate(reqs)
+        Event(ts, "request", "client", fr, me, ta, ho, None, False, i, ln, _blind(r, req_notes))
+        for i, r in enumerate(reqs)
+        for _, ts, fr, _, me, ta, ho, _, _, ln in [r]
     ]
-    resp_events, requests = _responses(reqs, resps, pairs)
+    resp_events, requests = _responses(reqs, resps, pairs, resp_notes)
     if tunnel is not None:
         resp_events[tunnel[1]].note = tunnel_note
 
@@ -199,22 +200,39 @@ def _tunnel(
     return None
 
 
+def _blind(row: Row, notes: list[HttpNote]) -> str | None:
+    """Why a message could not be read: the framer's note at the same place says whether its
+    bytes were there but not HTTP/1.x, or not captured."""
+    if row[3]:
+        return None
+    for n in notes:
+        if n.offset == row[0] and n.what.startswith("not an HTTP/1.x"):
+            if ": TLS" in n.what:
+                return "not HTTP: TLS, encrypted"
+            if ": HTTP/2" in n.what:
+                return "not HTTP/1.x: HTTP/2"
+            return "not HTTP"
+    return _BLIND
+
+
 def _responses(
-    reqs: list[Row], resps: list[Row], pairs: list[tuple[int | None, bool]]
+    reqs: list[Row],
+    resps: list[Row],
+    pairs: list[tuple[int | None, bool]],
+    notes: list[HttpNote],
 ) -> tuple[list[Event], list[Request]]:
     """The response events, and every request with the final response that answered it."""
     events: list[Event] = []
     requests: list[Request] = []
-    for (_, ts, fr, ok, _, _, _, status, close, length), (idx, last) in zip(
-        resps, pairs, strict=True
-    ):
+    for r, (idx, last) in zip(resps, pairs, strict=True):
+        _, ts, fr, _, _, _, _, status, close, length = r
         if idx is not None and last:
             q = reqs[idx]
             requests.append(Request(idx, q[4], q[5], q[6], q[1], q[2], status, ts, fr, close))
         events.append(
             Event(
                 ts, "response", "server", fr, None, None, None, status, close, idx, length,
-                None if ok else _BLIND,
+                _blind(r, notes),
             )
         )  # fmt: skip
     head = len(requests)

@@ -173,8 +173,22 @@ fn late(marks: &[Mark], side: Side) -> impl Iterator<Item = Anomaly> + '_ {
     })
 }
 
-fn blind_note(parsed: bool) -> Option<Cow<'static, str>> {
-    (!parsed).then_some(Cow::Borrowed(BLIND))
+/// Why a message could not be read, for its event: the framer's note at the same place says
+/// whether its bytes were there but not HTTP/1.x (TLS, HTTP/2, anything else) or not captured.
+fn blind_note(m: &Message, notes: &[Note]) -> Option<Cow<'static, str>> {
+    if m.parsed {
+        return None;
+    }
+    let said = notes
+        .iter()
+        .find(|n| n.offset == m.offset && n.what.starts_with("not an HTTP/1.x"));
+    let why = match said {
+        Some(n) if n.what.contains(": TLS") => "not HTTP: TLS, encrypted",
+        Some(n) if n.what.contains(": HTTP/2") => "not HTTP/1.x: HTTP/2",
+        Some(_) => "not HTTP",
+        None => BLIND,
+    };
+    Some(Cow::Borrowed(why))
 }
 
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
@@ -223,7 +237,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     let mut events = Vec::with_capacity(reqs.len() + resps.len() + 6);
     events.extend(opening(up, Side::Client));
     events.extend(opening(down, Side::Server));
-    let (mut resp_events, requests) = responses(&reqs, resps, &pairs);
+    let (mut resp_events, requests) = responses(&reqs, resps, &pairs, &resp_notes);
     if let (Some(t), Some(note)) = (&tunnel, tunnel_note) {
         if let Some(e) = resp_events.get_mut(t.response) {
             e.note = Some(Cow::Owned(note));
@@ -234,6 +248,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         .windows(2)
         .all(|w| (w[0].ts_ns, w[0].frame) <= (w[1].ts_ns, w[1].frame));
     let mut req_events = reqs.into_iter().enumerate().map(|(i, r)| Event {
+        note: blind_note(&r, &req_notes),
         time_ns: r.ts_ns,
         kind: EventType::Request,
         side: Side::Client,
@@ -245,7 +260,6 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         connection_close: false,
         request_index: Some(i),
         length: r.length,
-        note: blind_note(r.parsed),
     });
     if reqs_in_order && resp_events.windows(2).all(|w| in_order(&w[0], &w[1])) {
         // Both in order, so merging them (a request first on a tie, as it is listed first)
@@ -418,11 +432,12 @@ fn stream_end(st: &Stream) -> i64 {
 }
 
 /// The response events, and every request with the final response that answered it (`pairs`,
-/// from [`pairing`]).
+/// from [`pairing`]; `notes`, the framer's, say why a response could not be read).
 fn responses(
     reqs: &[Message],
     resps: Vec<Message>,
     pairs: &[(Option<usize>, bool)],
+    notes: &[Note],
 ) -> (Vec<Event>, Vec<Request>) {
     let mut events = Vec::with_capacity(resps.len());
     let mut requests = Vec::with_capacity(reqs.len());
@@ -443,7 +458,9 @@ fn responses(
                 });
             }
         }
+        let note = blind_note(&r, notes);
         events.push(Event {
+            note,
             time_ns: r.ts_ns,
             kind: EventType::Response,
             side: Side::Server,
@@ -455,7 +472,6 @@ fn responses(
             connection_close: r.connection_close,
             request_index: idx,
             length: r.length,
-            note: blind_note(r.parsed),
         });
     }
     let answered = requests.len();

@@ -32,7 +32,8 @@ def _stream(d: dict[str, Any]) -> Stream:
 
 
 def main(path: str) -> None:
-    lines = open(path, encoding="utf-8").read().splitlines()
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
     out = []
     for i, line in enumerate(lines):
         case = json.loads(line)
