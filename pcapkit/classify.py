@@ -348,9 +348,12 @@ def _order(c: _Candidate) -> tuple[int, int, int]:
 def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]) -> list[_Retry]:
     """Pair each lost request with the same request sent next on another connection.
 
-    "The same" is method, target and Host; the retry must follow the loss within
-    :data:`RETRY_WINDOW_NS` of the upstream's close. Each request can be the retry of one loss.
-    Requests whose bytes were not captured cannot be matched and are never taken for retries.
+    "The same" is method, target and Host; the retry must follow the upstream's close (nginx
+    retries once it has read the FIN or RST: a request sent before that is another client's) by
+    at most :data:`RETRY_WINDOW_NS`. Each request can be the retry of one loss. A request nginx
+    does not retry (:data:`NOT_RETRIED`) is never paired: the same POST sent just after is
+    another client's. Requests whose bytes were not captured cannot be matched and are never
+    taken for retries.
     """
     by_key: dict[int, list[_Candidate]] = {}
     for key, cand in cands:
@@ -361,14 +364,14 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     # connections came in
     for loss in sorted(losses, key=lambda x: (x.request.sent_at_ns, x.conn_id, x.request.index)):
         req = loss.request
-        if req.method is None or req.target is None:
+        if req.method is None or req.target is None or req.method in NOT_RETRIED:
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
         best: _Candidate | None = None
         for cand in by_key.get(_key(req), ()):
             if cand.conn_id == loss.conn_id or (cand.conn_id, cand.index) in used:
                 continue
-            if cand.sent_at_ns <= req.sent_at_ns or cand.sent_at_ns - start > RETRY_WINDOW_NS:
+            if cand.sent_at_ns <= start or cand.sent_at_ns - start > RETRY_WINDOW_NS:
                 continue
             if best is None or _order(cand) < _order(best):
                 best = cand

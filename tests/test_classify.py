@@ -497,6 +497,25 @@ def test_lost_non_idempotent_request_is_not_retried(method: str) -> None:
     assert of_type(got, "retry") == []
 
 
+@pytest.mark.parametrize("method", sorted(NOT_RETRIED))
+def test_the_same_non_idempotent_request_just_after_is_another_clients(method: str) -> None:
+    # under load, other clients send the same POST: one that follows the loss on a new
+    # connection is not nginx's retry, which nginx never makes for these methods
+    got = classify([raced(1, "/pay", method), opened_at(2, FIN_AT + 50 * US, "/pay", method)])
+    (lost,) = of_type(got, "request_lost_to_fin")
+    assert lost.retried is False and of_type(got, "retry") == []
+
+
+def test_the_same_request_sent_before_the_close_is_another_clients() -> None:
+    # sent after the lost request but before the upstream's FIN: nginx had not read the FIN
+    # yet, so it cannot be its retry; the one after the FIN is
+    between = LOST_AT + 100 * US
+    got = classify([raced(1), opened_at(2, between - 100 * US), opened_at(3, FIN_AT + 50 * US)])
+    (lost,) = of_type(got, "request_lost_to_fin")
+    assert lost.retried_on == 3
+    assert [f.connection for f in of_type(got, "retry")] == [3]
+
+
 def test_not_retried_set_is_nginx_non_idempotent_methods() -> None:
     assert frozenset({"POST", "LOCK", "PATCH"}) == NOT_RETRIED
 
