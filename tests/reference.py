@@ -35,8 +35,8 @@ _HALF32 = 1 << 31
 
 _ETHER_HEADER = {1: 14, 113: 16, 276: 20, 101: 0, 12: 0, 14: 0, 228: 0, 229: 0, 0: 4, 108: 4}
 
-# (frame, ts_ns, version, src, dst, sport, dport, seq, flags, payload_len, payload)
-Packet = tuple[int, int, int, int, int, int, int, int, int, int, bytes]
+# (frame, ts_ns, version, src, dst, sport, dport, seq, ack, flags, payload_len, payload)
+Packet = tuple[int, int, int, int, int, int, int, int, int, int, int, bytes]
 
 
 def _ip_offset(linktype: int, buf: bytes) -> int | None:
@@ -60,7 +60,7 @@ def _ip_offset(linktype: int, buf: bytes) -> int | None:
 
 def _decode(
     linktype: int, buf: bytes
-) -> tuple[int, int, int, int, int, int, int, int, int, bytes] | None:
+) -> tuple[int, int, int, int, int, int, int, int, int, int, bytes] | None:
     try:
         off = _ip_offset(linktype, buf)
         if off is None:
@@ -85,7 +85,7 @@ def _decode(
             t = off + 40
         else:
             return None
-        sport, dport, seq, _ack, doff, flags = struct.unpack_from("!HHIIBB", buf, t)
+        sport, dport, seq, ack, doff, flags = struct.unpack_from("!HHIIBB", buf, t)
         thl = (doff >> 4) * 4
         payload_len = ip_payload - thl
         if payload_len < 0:
@@ -98,6 +98,7 @@ def _decode(
             sport,
             dport,
             seq,
+            ack,
             flags & 0x3F,
             payload_len,
             len(payload),
@@ -167,8 +168,8 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[
         d = _decode(linktypes[iface], buf)
         if d is None:
             continue
-        version, src, dst, sport, dport, seq, flags, plen, _clen, payload = d
-        out.append((frame, ts_ns, version, src, dst, sport, dport, seq, flags, plen, payload))
+        version, src, dst, sport, dport, seq, ack, flags, plen, _clen, payload = d
+        out.append((frame, ts_ns, version, src, dst, sport, dport, seq, ack, flags, plen, payload))
     names = {1: "EN10MB", 113: "LINUX_SLL", 276: "LINUX_SLL2"}
     return out, fmt, [names.get(lt, str(lt)) for lt in linktypes], len(records)
 
@@ -261,7 +262,9 @@ class _Attempt:
     first_ts: int
     first_frame: int
     last_ts: int
+    min_ts: int
     isn: int | None = None
+    syn_ack_ack: int | None = None  # what the server's first SYN-ACK acknowledged
     up: list[Raw] = field(default_factory=list)
     down: list[Raw] = field(default_factory=list)
 
@@ -276,7 +279,7 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
     """Group packets into connection attempts the obvious way: a dict, one packet at a time."""
     open_: dict[tuple[int, int, int, int, int], _Attempt] = {}
     done: list[_Attempt] = []
-    for frame, ts, version, src, dst, sport, dport, seq, flags, plen, payload in packets:
+    for frame, ts, version, src, dst, sport, dport, seq, ack, flags, plen, payload in packets:
         if dport in ports:
             c2s, key = True, (src, sport, dst, dport, version)
         elif sport in ports:
@@ -285,13 +288,22 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
             continue
         b = open_.get(key)
         client_syn = c2s and flags & SYN and not flags & ACK
-        if client_syn and b is not None and b.isn != seq:
-            done.append(b)  # a new ISN on a known tuple: a new connection
-            b = None
+        if client_syn and b is not None:
+            # its own SYN, written late (stamped no later than the rest, or acknowledged by the
+            # SYN-ACK already seen); else a new ISN on a known tuple: a new connection
+            if b.isn is None and (ts <= b.min_ts or b.syn_ack_ack == (seq + 1) % 2**32):
+                b.isn = seq
+                b.first_ts = min(b.first_ts, ts)
+            elif b.isn != seq:
+                done.append(b)
+                b = None
         if b is None:
-            b = open_[key] = _Attempt(len(done) + len(open_) + 1, key, ts, frame, ts)
+            b = open_[key] = _Attempt(len(done) + len(open_) + 1, key, ts, frame, ts, ts)
         if client_syn and b.isn is None:
             b.isn = seq
+        if not c2s and flags & (SYN | ACK) == SYN | ACK and b.syn_ack_ack is None:
+            b.syn_ack_ack = ack
+        b.min_ts = min(b.min_ts, ts)
         (b.up if c2s else b.down).append((ts, frame, seq, flags, plen, payload))
         b.last_ts = max(ts, b.last_ts)
     done.extend(open_.values())

@@ -105,8 +105,19 @@ def build_connection(tc: TcpConnection) -> Connection:
     events += req_events
     events += resp_events
     events += closes
-    events.sort(key=_FRAME)
-    events.sort(key=_TIME)
+    # a SYN-ACK captured before the SYN it answers goes right after it: TCP's order, not the file's
+    syn, syn_ack = up.syn, down.syn
+    if (
+        not tc.partial
+        and syn is not None
+        and syn_ack is not None
+        and (syn_ack.ts_ns, syn_ack.frame) < (syn.ts_ns, syn.frame)
+    ):
+        at = (syn.ts_ns, syn.frame)
+        events.sort(key=lambda e: at if e.type == "syn_ack" else (e.time_ns, e.frame))
+    else:
+        events.sort(key=_FRAME)
+        events.sort(key=_TIME)
 
     start = machine.State.ESTABLISHED if tc.partial else machine.State.START
     unexpected, state, history = machine.describe(events, start)

@@ -293,9 +293,20 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         .min_by_key(|e| (e.time_ns, e.frame))
         .map(|e| (e.side, e.kind, e.time_ns, e.frame));
     // Stable, so events that share a packet keep the order they are listed in: SYN, SYN-ACK,
-    // requests, responses, FINs, RSTs.
-    if !events.windows(2).all(|w| in_order(&w[0], &w[1])) {
-        events.sort_by_key(|e| (e.time_ns, e.frame));
+    // requests, responses, FINs, RSTs. A SYN-ACK captured before the SYN it answers (-i any,
+    // multi-queue NICs) is put right after it: the handshake's order is TCP's, not the file's.
+    let handshake = match (up.syn, down.syn) {
+        (Some(s), Some(a)) if !tc.partial && (a.ts_ns, a.frame) < (s.ts_ns, s.frame) => {
+            Some((s.ts_ns, s.frame))
+        }
+        _ => None,
+    };
+    let order = |e: &Event| match handshake {
+        Some(at) if e.kind == EventType::SynAck => at,
+        _ => (e.time_ns, e.frame),
+    };
+    if !events.windows(2).all(|w| order(&w[0]) <= order(&w[1])) {
+        events.sort_by_key(order);
     }
 
     let start = if tc.partial {

@@ -19,7 +19,8 @@
 //! - the side on an upstream port is the server; segments on no upstream port are only counted;
 //! - a client SYN (SYN without ACK) with a new ISN on an open tuple starts a new connection, the
 //!   same ISN is a retransmission; a SYN timestamped no later than everything its tuple has
-//!   so far opens that connection rather than a new one (a SYN-ACK written first);
+//!   so far, or one the tuple's SYN-ACK acknowledges, opens that connection rather than a new
+//!   one (a SYN-ACK written first, even stamped first);
 //! - sequence numbers are unwrapped per direction in file order, each step the signed 32-bit
 //!   distance from the previous non-RST segment, offsets counting from the first SYN + 1 (or
 //!   from the first segment without one); a RST is placed against the segment before it and is
@@ -632,6 +633,9 @@ struct Conn {
     /// Earliest timestamp of its packets: a client SYN no later than this opens it.
     min_ts: i64,
     client_isn: Option<u32>,
+    /// What the server's first SYN-ACK acknowledged: a client SYN whose ISN + 1 it is belongs
+    /// to this connection however late the capture wrote it.
+    syn_ack_ack: Option<u32>,
     /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
     closed: u8,
     key: Key,
@@ -652,6 +656,7 @@ impl Conn {
             min_ts: seg.ts_ns,
             last_ts: seg.ts_ns,
             client_isn: None,
+            syn_ack_ack: None,
             closed: 0,
             up: Dir::default(),
             down: Dir::default(),
@@ -663,6 +668,9 @@ impl Conn {
         self.min_ts = self.min_ts.min(seg.ts_ns);
         if seg.flags & (FIN | RST) != 0 {
             self.closed |= if c2s { 1 } else { 2 } | if seg.flags & RST != 0 { 4 } else { 0 };
+        }
+        if !c2s && seg.flags & (SYN | ACK) == SYN | ACK && self.syn_ack_ack.is_none() {
+            self.syn_ack_ack = Some(seg.ack);
         }
         if c2s {
             self.up.add(seg, payload);
@@ -824,8 +832,12 @@ impl Reassembler {
                 if stays && client_syn {
                     match c.client_isn {
                         Some(isn) => stays = isn == seg.seq,
-                        // written to the file after packets it precedes: it opens this one
-                        None if seg.ts_ns <= c.min_ts => {
+                        // written to the file after packets it precedes, or answered by the
+                        // SYN-ACK already here (-i any, multi-queue NICs: a SYN-ACK may even be
+                        // stamped before its SYN): it opens this one
+                        None if seg.ts_ns <= c.min_ts
+                            || c.syn_ack_ack == Some(seg.seq.wrapping_add(1)) =>
+                        {
                             c.client_isn = Some(seg.seq);
                             c.first_ts = c.first_ts.min(seg.ts_ns);
                         }
