@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         NotACaptureError,
         NoUpstreamTrafficError,
         UnsupportedLinkTypeError,
+        WrongPortError,
     )
     from pcapkit.model import (
         Advice,
@@ -66,6 +67,7 @@ __all__ = [
     "Request",
     "Summary",
     "UnsupportedLinkTypeError",
+    "WrongPortError",
     "__version__",
     "analyze",
 ]

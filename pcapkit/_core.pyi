@@ -131,6 +131,8 @@ class CaptureFacts:
     upstream_segments: int
     other_ports: int
     other_port_counts: list[tuple[int, int]]
+    syns_to_upstream: int
+    syns_from_upstream: list[tuple[int, int]]  # (the port the SYNs went to, how many)
 
 @final
 class Scan:

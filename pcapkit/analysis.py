@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose
 from pcapkit.connections import connections
-from pcapkit.errors import KaflowError, NoUpstreamTrafficError
+from pcapkit.errors import KaflowError, NoUpstreamTrafficError, WrongPortError
 from pcapkit.model import (
     FINDING_TYPES,
     Analysis,
@@ -155,6 +155,16 @@ class _Scan:
 
 
 def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:
+    warnings = list(facts.warnings)
+    wrong = sum(n for _, n in facts.syns_from_upstream)
+    if wrong:
+        port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))
+        want = ", ".join(str(p) for p in ports)
+        warnings.append(
+            f"{wrong} connection attempt{'s' if wrong != 1 else ''} went the other way (SYNs "
+            f"from port {want} to port {port}): those connections are read with their roles "
+            "reversed"
+        )
     skipped = dict(facts.skipped)
     if facts.other_ports:
         skipped["other_ports"] = facts.other_ports
@@ -169,7 +179,7 @@ def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSumm
         ports=ports,
         first_ts_ns=facts.first_ts_ns,
         last_ts_ns=facts.last_ts_ns,
-        warnings=tuple(facts.warnings),
+        warnings=tuple(warnings),
     )
 
 
@@ -204,7 +214,22 @@ def scan_file(
     facts = scan.facts()
     if facts.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, facts, ports))
+    wrong = sum(n for _, n in facts.syns_from_upstream)
+    if wrong > facts.syns_to_upstream:
+        raise WrongPortError(_wrong_way(name, facts, ports, wrong))
     return _capture_summary(facts, ports)
+
+
+def _wrong_way(path: str, facts: CaptureFacts, ports: tuple[int, ...], wrong: int) -> str:
+    """Most handshakes start from the port given: it is the client's, and the upstream's port
+    is where those SYNs go."""
+    port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))
+    want = ", ".join(str(p) for p in ports)
+    return (
+        f"{path}: port {want} is the client's side of these connections ({wrong} "
+        f"SYN{'s leave' if wrong != 1 else ' leaves'} from it, {facts.syns_to_upstream} arrive "
+        f"on it); they go to port {port}, the upstream's — try --port {port}"
+    )
 
 
 def analyze(

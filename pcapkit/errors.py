@@ -55,3 +55,10 @@ class MalformedCaptureError(CaptureError):
 
 class NoUpstreamTrafficError(KaflowError):
     """The capture holds TCP traffic, but none on the upstream port(s) asked for."""
+
+
+class WrongPortError(KaflowError):
+    """The port given is the client's side of the connections: their SYNs leave from it.
+
+    Analyzing them the wrong way round would call nginx's SYNs unanswered connects and its
+    requests responses, so kaflow stops and names the port the SYNs go to."""

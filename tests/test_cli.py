@@ -223,3 +223,31 @@ def test_standard_input_is_read_as_a_stream(tmp_path: Path, wrap: str) -> None:
         doc["capture"].pop("path")
         doc["capture"].pop("format")
     assert got == want
+
+
+def test_the_clients_port_given_for_the_upstreams_is_said_with_the_right_one() -> None:
+    # --port of nginx's side: every SYN leaves from it; analyzed that way round, nginx's SYNs
+    # would be "never answered" and its requests responses
+    capture = Path(__file__).resolve().parents[1] / "fixtures" / "idle-race-get" / "capture.pcap"
+    truth = json.loads((capture.parent / "truth.json").read_text())
+    client_port = truth["connections"][0]["client_port"]
+    r = runner.invoke(app, ["analyze", str(capture), "--port", str(client_port)])
+    assert r.exit_code == 2
+    (line,) = r.stderr.splitlines()
+    assert f"port {client_port} is the client's side" in line
+    assert line.endswith("try --port 8080")
+
+
+def test_a_few_connections_the_other_way_are_a_warning(tmp_path: Path) -> None:
+    right = Conv(40000).handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok())
+    right.fin("c", T0 + 2 * MS).fin("s", T0 + 3 * MS)
+    also = Conv(40002).handshake(T0 + 4 * MS).exchange(T0 + 5 * MS, get("/b"), ok())
+    also.fin("c", T0 + 6 * MS).fin("s", T0 + 7 * MS)
+    # a connection opened from port 8080 to port 9000 (the upstream calling out)
+    out = Conv(8080, sport=9000).handshake(T0 + 8 * MS).fin("c", T0 + 9 * MS)
+    path = write(tmp_path / "mixed.pcap", [right, also, out])
+    r = runner.invoke(app, ["analyze", str(path)])
+    assert r.exit_code in (0, 1)
+    assert "1 connection attempt went the other way (SYNs from port 8080 to port 9000)" in (
+        r.stderr
+    )

@@ -44,6 +44,8 @@ def _inputs() -> dict[str, bytes]:
     good = craft.pcap_bytes(sorted(conv.packets, key=lambda p: p[0]))
     other = Conv(sport=9090).handshake(T0).exchange(T0 + MS, get("/"), ok())
     udp = [(T0 + k, craft.ipv4("10.0.0.1", "10.0.0.2", 17, bytes(8))) for k in range(3)]
+    # nginx's port is 8080 here: it connects to an upstream on 9000
+    reverse = Conv(8080, sport=9000).handshake(T0).exchange(T0 + MS, get("/"), ok())
     return {
         "dump.txt": b"12:01:02.123456 IP 10.0.0.1.40000 > 10.0.0.2.8080: Flags [S], seq 1\n",
         "dump.json": b'[{"_source": {}}]',
@@ -68,6 +70,7 @@ def _inputs() -> dict[str, bytes]:
         "badgz.pcap.gz": b"\x1f\x8b\x08\x00garbage" + bytes(20),
         "port9090.pcap": craft.pcap_bytes(sorted(other.packets, key=lambda p: p[0])),
         "udp.pcap": craft.pcap_bytes(udp),
+        "reversed.pcap": craft.pcap_bytes(sorted(reverse.packets, key=lambda p: p[0])),
         "cut.pcap": good[:-10],
         "cutgz.pcap.gz": gzip.compress(good, mtime=0)[:-12],
         "secret.pcap": good,

@@ -79,4 +79,9 @@ pub struct TcpStats {
     pub upstream_segments: u64,
     pub other_ports: u64,
     pub other_port_counts: std::collections::BTreeMap<u16, u64>,
+    /// Connection attempts the right way round: a SYN sent to an upstream port.
+    pub syns_to_upstream: u64,
+    /// SYNs sent *from* an upstream port, by the port they went to: the port given is the
+    /// client's side of those connections.
+    pub syns_from_upstream: std::collections::BTreeMap<u16, u64>,
 }

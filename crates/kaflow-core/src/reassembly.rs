@@ -816,6 +816,9 @@ impl Reassembler {
             ports: u64::from(cport) << 24 | u64::from(sport) << 8 | u64::from(seg.ip_version),
         };
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
+        if seg.flags & (SYN | ACK) == SYN {
+            self.count_syn(to_srv, seg.dport);
+        }
         let (now, linger) = (self.now, self.linger_ns);
         let slot = hint_slot(&key);
         let hint = self.hints.get(slot).map_or(usize::MAX, |&at| at as usize);
@@ -865,6 +868,17 @@ impl Reassembler {
             .other_port_counts
             .entry(seg.sport.min(seg.dport))
             .or_insert(0) += 1;
+    }
+
+    /// Which way connection attempts go, for telling a port given the wrong way round.
+    #[cold]
+    #[inline(never)]
+    fn count_syn(&mut self, to_upstream: bool, dport: u16) {
+        if to_upstream {
+            self.stats.syns_to_upstream += 1;
+        } else {
+            *self.stats.syns_from_upstream.entry(dport).or_insert(0) += 1;
+        }
     }
 
     /// A new connection for the tuple, finishing the one it had (`reused`).

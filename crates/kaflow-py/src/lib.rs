@@ -258,6 +258,8 @@ pub struct CaptureFacts {
     upstream_segments: u64,
     other_ports: u64,
     other_port_counts: Vec<(u16, u64)>,
+    syns_to_upstream: u64,
+    syns_from_upstream: Vec<(u16, u64)>,
 }
 
 impl CaptureFacts {
@@ -281,6 +283,12 @@ impl CaptureFacts {
             warnings: info.warnings.clone(),
             upstream_segments: stats.upstream_segments,
             other_ports: stats.other_ports,
+            syns_to_upstream: stats.syns_to_upstream,
+            syns_from_upstream: stats
+                .syns_from_upstream
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
             other_port_counts: stats
                 .other_port_counts
                 .iter()
