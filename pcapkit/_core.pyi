@@ -133,6 +133,7 @@ class CaptureFacts:
     other_port_counts: list[tuple[int, int]]
     syns_to_upstream: int
     syns_from_upstream: list[tuple[int, int]]  # (the port the SYNs went to, how many)
+    syn_acks_to_upstream: int
 
 @final
 class Scan:

@@ -215,7 +215,8 @@ def scan_file(
     if facts.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, facts, ports))
     wrong = sum(n for _, n in facts.syns_from_upstream)
-    if wrong > facts.syns_to_upstream:
+    if wrong > facts.syns_to_upstream and facts.syn_acks_to_upstream:
+        # handshakes the wrong way round, answered: not stray SYNs
         raise WrongPortError(_wrong_way(name, facts, ports, wrong))
     return _capture_summary(facts, ports)
 

@@ -29,14 +29,15 @@ from pcapkit.model import Analysis, CaptureSummary
 from tests.oracle.batch import analysis
 from tests.oracle.flows import ACK, FIN, RST, SYN, Chunk, Flow, Mark, Stream, TcpConnection
 from tests.oracle.label import build_connection
+from tests.oracle.zeek import Zeek
 
 _MOD32 = 1 << 32
 _HALF32 = 1 << 31
 
 _ETHER_HEADER = {1: 14, 113: 16, 276: 20, 101: 0, 12: 0, 14: 0, 228: 0, 229: 0, 0: 4, 108: 4}
 
-# (frame, ts_ns, version, src, dst, sport, dport, seq, ack, flags, payload_len, payload)
-Packet = tuple[int, int, int, int, int, int, int, int, int, int, int, bytes]
+# (frame, ts_ns, version, src, dst, sport, dport, seq, ack, window, flags, payload_len, payload)
+Packet = tuple[int, int, int, int, int, int, int, int, int, int, int, int, bytes]
 
 
 def _ip_offset(linktype: int, buf: bytes) -> int | None:
@@ -60,7 +61,7 @@ def _ip_offset(linktype: int, buf: bytes) -> int | None:
 
 def _decode(
     linktype: int, buf: bytes
-) -> tuple[int, int, int, int, int, int, int, int, int, int, bytes] | None:
+) -> tuple[int, int, int, int, int, int, int, int, int, int, int, bytes] | None:
     try:
         off = _ip_offset(linktype, buf)
         if off is None:
@@ -85,7 +86,7 @@ def _decode(
             t = off + 40
         else:
             return None
-        sport, dport, seq, ack, doff, flags = struct.unpack_from("!HHIIBB", buf, t)
+        sport, dport, seq, ack, doff, flags, window = struct.unpack_from("!HHIIBBH", buf, t)
         thl = (doff >> 4) * 4
         payload_len = ip_payload - thl
         if payload_len < 0:
@@ -99,6 +100,7 @@ def _decode(
             dport,
             seq,
             ack,
+            window,
             flags & 0x3F,
             payload_len,
             len(payload),
@@ -168,8 +170,10 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[
         d = _decode(linktypes[iface], buf)
         if d is None:
             continue
-        version, src, dst, sport, dport, seq, ack, flags, plen, _clen, payload = d
-        out.append((frame, ts_ns, version, src, dst, sport, dport, seq, ack, flags, plen, payload))
+        version, src, dst, sport, dport, seq, ack, window, flags, plen, _clen, payload = d
+        out.append(
+            (frame, ts_ns, version, src, dst, sport, dport, seq, ack, window, flags, plen, payload)
+        )
     names = {1: "EN10MB", 113: "LINUX_SLL", 276: "LINUX_SLL2"}
     return out, fmt, [names.get(lt, str(lt)) for lt in linktypes], len(records)
 
@@ -265,6 +269,7 @@ class _Attempt:
     min_ts: int
     isn: int | None = None
     syn_ack_ack: int | None = None  # what the server's first SYN-ACK acknowledged
+    zeek: Zeek = field(default_factory=Zeek)
     up: list[Raw] = field(default_factory=list)
     down: list[Raw] = field(default_factory=list)
 
@@ -279,7 +284,21 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
     """Group packets into connection attempts the obvious way: a dict, one packet at a time."""
     open_: dict[tuple[int, int, int, int, int], _Attempt] = {}
     done: list[_Attempt] = []
-    for frame, ts, version, src, dst, sport, dport, seq, ack, flags, plen, payload in packets:
+    for (
+        frame,
+        ts,
+        version,
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        window,
+        flags,
+        plen,
+        payload,
+    ) in packets:
         if dport in ports:
             c2s, key = True, (src, sport, dst, dport, version)
         elif sport in ports:
@@ -304,6 +323,7 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
         if not c2s and flags & (SYN | ACK) == SYN | ACK and b.syn_ack_ack is None:
             b.syn_ack_ack = ack
         b.min_ts = min(b.min_ts, ts)
+        b.zeek.packet(c2s, flags, seq, ack, window, plen)
         (b.up if c2s else b.down).append((ts, frame, seq, flags, plen, payload))
         b.last_ts = max(ts, b.last_ts)
     done.extend(open_.values())
@@ -323,6 +343,8 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
                 first_frame=b.first_frame,
                 last_ts_ns=b.last_ts,
                 partial=up.syn is None,
+                zeek_state=b.zeek.state(),
+                zeek_history=b.zeek.history,
                 to_server=up,
                 to_client=reassemble(b.down),
             )

@@ -42,7 +42,7 @@ def test_worked_example_output_is_what_the_code_prints(monkeypatch: pytest.Monke
     printed = _printed("docs/api.md", "request_lost_to_fin")
     assert "6 6\n" in printed
     assert "GET /test/0/7 lost on connection 5 retried on 6" in printed
-    assert "127.0.0.1:45512 server fin SF ShDdfF" in printed
+    assert "127.0.0.1:45512 server fin SF ShADadfF" in printed
 
 
 def test_keep_example_output(monkeypatch: pytest.MonkeyPatch) -> None:

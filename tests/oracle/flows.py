@@ -154,6 +154,9 @@ class TcpConnection:
     partial: bool  # no client SYN seen: the connection was open before the capture began
     to_server: Flow
     to_client: Flow
+    # Zeek's conn_state and history, from the packets (tests/oracle/zeek.py)
+    zeek_state: str = ""
+    zeek_history: str = ""
 
 
 EMPTY_FLOW = Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)

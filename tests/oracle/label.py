@@ -120,7 +120,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         events.sort(key=_TIME)
 
     start = machine.State.ESTABLISHED if tc.partial else machine.State.START
-    unexpected, state, history = machine.describe(events, start)
+    unexpected = machine.describe(events, start)
     first_close = min(closes, key=_WHEN) if closes else None
     closed_by: Side | None = None
     close_kind: CloseKind | None = None
@@ -158,8 +158,8 @@ def build_connection(tc: TcpConnection) -> Connection:
         last_seen_ns=tc.last_ts_ns,
         last_response_ns=_last_data(down, first_close),
         partial=tc.partial,
-        state=state,
-        history=history,
+        state=tc.zeek_state,
+        history=tc.zeek_history,
         syn_count=up.syn_count,
         packets=up.packets + down.packets,
         client_bytes=up.bytes,

@@ -118,17 +118,12 @@ def _unexpected(ev: Event, key: Key, state: State) -> Anomaly:
     return Anomaly(ev.time_ns, ev.frame, ev.side, f"{what} in state {state}")
 
 
-def describe(events: Iterable[Event], start: State = State.START) -> tuple[list[Anomaly], str, str]:
-    """:func:`run`'s anomalies, :func:`zeek_state` and :func:`history` in one pass.
-
-    Labelling needs all three for every connection, and a busy keepalive connection has
-    thousands of events: walking them once, with the state's row of the table at hand, is what
-    makes the machine cheap next to building the events.
-    """
+def describe(events: Iterable[Event], start: State = State.START) -> list[Anomaly]:
+    """:func:`run`'s anomalies alone, in one pass that keeps no state per event (labelling's:
+    a busy keepalive connection has thousands of events)."""
     state = start
     table = TRANSITIONS[state]
     anomalies: list[Anomaly] = []
-    seen: dict[Key, None] = {}  # each (type, side) once, in order of first appearance
     for ev in events:
         key: Key = (ev.type, ev.side)
         nxt = table.get(key)
@@ -137,76 +132,7 @@ def describe(events: Iterable[Event], start: State = State.START) -> tuple[list[
         elif nxt is not state:
             state = nxt
             table = TRANSITIONS[state]
-        if key not in seen:
-            seen[key] = None
-    return anomalies, _zeek(seen), "".join([_HISTORY[k] for k in seen])
-
-
-def _seen(events: Iterable[Event]) -> dict[Key, None]:
-    seen: dict[Key, None] = {}
-    for ev in events:
-        seen.setdefault((ev.type, ev.side))
-    return seen
-
-
-def zeek_state(events: Iterable[Event]) -> str:
-    """Zeek's ``conn_state`` code for a connection, from the same events.
-
-    Kept beside the machine because it is the same knowledge in the vocabulary users may already
-    check against (conn.log). See Zeek's ``base/protocols/conn/main.zeek`` for the codes.
-    """
-    return _zeek(_seen(events))
-
-
-def _zeek(seen: dict[Key, None]) -> str:
-    """:func:`zeek_state` from the (type, side) pairs seen, in order of first appearance."""
-    first_rst: Side | None = next((side for kind, side in seen if kind == "rst"), None)
-    syn = ("syn", "client") in seen
-    syn_ack = ("syn_ack", "server") in seen
-    cfin = ("fin", "client") in seen
-    sfin = ("fin", "server") in seen
-    if syn and not syn_ack:
-        if ("rst", "server") in seen:
-            return "REJ"
-        if first_rst == "client":
-            return "RSTOS0"
-        return "SH" if cfin else "S0"
-    if not syn:  # mid-stream, or a SYN the capture missed
-        if syn_ack and first_rst == "server":
-            return "RSTRH"
-        if syn_ack and sfin and not cfin:
-            return "SHR"
-        return "OTH"
-    if first_rst is not None:
-        return "RSTO" if first_rst == "client" else "RSTR"
-    if cfin and sfin:
-        return "SF"
-    if cfin:
-        return "S2"
-    if sfin:
-        return "S3"
-    return "S1"
-
-
-_HISTORY: dict[Key, str] = {
-    ("syn", "client"): "S",
-    ("syn_ack", "server"): "h",
-    ("request", "client"): "D",
-    ("response", "server"): "d",
-    ("fin", "client"): "F",
-    ("fin", "server"): "f",
-    ("rst", "client"): "R",
-    ("rst", "server"): "r",
-}
-
-
-def history(events: Iterable[Event]) -> str:
-    """Zeek-style history: each letter once, in order; upper case nginx, lower case upstream.
-
-    ``ShDdFf`` is a healthy keepalive connection closed by nginx; ``ShDdfF`` means the upstream's
-    FIN came first.
-    """
-    return "".join([_HISTORY[k] for k in _seen(events)])
+    return anomalies
 
 
 def diagram() -> str:

@@ -67,6 +67,9 @@ pub struct TcpConnection {
     pub last_ts_ns: i64,
     /// No client SYN seen: the connection was open before the capture began.
     pub partial: bool,
+    /// Zeek's `conn_state` and `history` for it (`crate::zeek`), from its packets in order.
+    pub zeek_state: &'static str,
+    pub zeek_history: String,
     pub to_server: Flow,
     pub to_client: Flow,
 }
@@ -84,4 +87,6 @@ pub struct TcpStats {
     /// SYNs sent *from* an upstream port, by the port they went to: the port given is the
     /// client's side of those connections.
     pub syns_from_upstream: std::collections::BTreeMap<u16, u64>,
+    /// SYN-ACKs sent *to* an upstream port: the other half of a handshake the wrong way round.
+    pub syn_acks_to_upstream: u64,
 }

@@ -314,7 +314,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     } else {
         State::Start
     };
-    let (unexpected, state, history) = machine::describe(&events, start);
+    let unexpected = machine::describe(&events, start);
 
     let mut anomalies = unexpected;
     anomalies.extend(late(&up.late_data, Side::Client));
@@ -346,8 +346,8 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         closed_at_ns: first_close.map(|c| c.2),
         last_response_ns: last_data(down, first_close.map(|c| (c.2, c.3))),
         partial: tc.partial,
-        state,
-        history,
+        state: tc.zeek_state,
+        history: tc.zeek_history.clone(),
         syn_count: up.syn_count,
         packets: up.packets + down.packets,
         client_bytes: up.bytes,

@@ -19,3 +19,4 @@ pub mod pytext;
 pub mod reassembly;
 pub mod scan;
 pub mod segment;
+pub mod zeek;

@@ -186,55 +186,6 @@ fn unexpected(ev: &Event, state: State) -> Anomaly {
     }
 }
 
-fn letter(key: Key) -> char {
-    let c = match key.0 {
-        E::Syn => 's',
-        E::SynAck => 'h',
-        E::Request => 'd',
-        E::Response => 'd',
-        E::Fin => 'f',
-        E::Rst => 'r',
-    };
-    if key.1 == C {
-        c.to_ascii_uppercase()
-    } else {
-        c
-    }
-}
-
-/// The (type, side) pairs seen, each once, in order of first appearance (at most 12 exist).
-#[derive(Default)]
-struct Seen {
-    keys: Vec<Key>,
-    /// One bit per pair in `keys`: most events repeat a pair already seen.
-    bits: u16,
-}
-
-fn bit(key: Key) -> u16 {
-    let kind = match key.0 {
-        E::Syn => 0,
-        E::SynAck => 1,
-        E::Request => 2,
-        E::Response => 3,
-        E::Fin => 4,
-        E::Rst => 5,
-    };
-    1 << (kind * 2 + u16::from(key.1 == S))
-}
-
-impl Seen {
-    fn add(&mut self, key: Key) {
-        let b = bit(key);
-        if self.bits & b == 0 {
-            self.bits |= b;
-            self.keys.push(key);
-        }
-    }
-    fn has(&self, key: Key) -> bool {
-        self.bits & bit(key) != 0
-    }
-}
-
 /// What the machine made of one connection's events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Run {
@@ -263,12 +214,11 @@ pub fn run(events: &[Event], start: State) -> Run {
     }
 }
 
-/// [`run`]'s anomalies, [`zeek_state`] and [`history`] in one pass over the events.
-pub fn describe(events: &[Event], start: State) -> (Vec<Anomaly>, &'static str, String) {
+/// [`run`]'s anomalies alone, in one pass that keeps no state per event (the labelling's).
+pub fn describe(events: &[Event], start: State) -> Vec<Anomaly> {
     let mut state = start;
     let mut table = row(state);
     let mut anomalies = Vec::new();
-    let mut seen = Seen::default();
     for ev in events {
         let key = (ev.kind, ev.side);
         match table.iter().find(|(k, _)| *k == key) {
@@ -280,64 +230,8 @@ pub fn describe(events: &[Event], start: State) -> (Vec<Anomaly>, &'static str, 
             }
             None => anomalies.push(unexpected(ev, state)),
         }
-        seen.add(key);
     }
-    let history = seen.keys.iter().map(|&k| letter(k)).collect();
-    (anomalies, zeek(&seen), history)
-}
-
-/// Zeek's `conn_state` code for a connection, from the same events (see Zeek's
-/// `base/protocols/conn/main.zeek`): the vocabulary users may already check against conn.log.
-pub fn zeek_state(events: &[Event]) -> &'static str {
-    let mut seen = Seen::default();
-    events.iter().for_each(|e| seen.add((e.kind, e.side)));
-    zeek(&seen)
-}
-
-fn zeek(seen: &Seen) -> &'static str {
-    let first_rst = seen
-        .keys
-        .iter()
-        .find(|(k, _)| *k == E::Rst)
-        .map(|&(_, s)| s);
-    let syn = seen.has((E::Syn, C));
-    let syn_ack = seen.has((E::SynAck, S));
-    let cfin = seen.has((E::Fin, C));
-    let sfin = seen.has((E::Fin, S));
-    if syn && !syn_ack {
-        if seen.has((E::Rst, S)) {
-            return "REJ";
-        }
-        if first_rst == Some(C) {
-            return "RSTOS0";
-        }
-        return if cfin { "SH" } else { "S0" };
-    }
-    if !syn {
-        // mid-stream, or a SYN the capture missed
-        if syn_ack && first_rst == Some(S) {
-            return "RSTRH";
-        }
-        if syn_ack && sfin && !cfin {
-            return "SHR";
-        }
-        return "OTH";
-    }
-    match first_rst {
-        Some(C) => "RSTO",
-        Some(S) => "RSTR",
-        None if cfin && sfin => "SF",
-        None if cfin => "S2",
-        None if sfin => "S3",
-        None => "S1",
-    }
-}
-
-/// Zeek-style history: each letter once, in order; upper case nginx, lower case upstream.
-pub fn history(events: &[Event]) -> String {
-    let mut seen = Seen::default();
-    events.iter().for_each(|e| seen.add((e.kind, e.side)));
-    seen.keys.iter().map(|&k| letter(k)).collect()
+    anomalies
 }
 
 /// The transition table as a Mermaid state diagram, for the docs.

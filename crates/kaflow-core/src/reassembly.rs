@@ -37,6 +37,7 @@ use std::ops::Bound;
 
 use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
+use crate::zeek::Zeek;
 
 /// A finished connection stays findable this long after its last packet (capture time), so
 /// late retransmissions of its FIN or last ACK still land on it rather than opening a new one.
@@ -644,6 +645,7 @@ struct Conn {
     first_frame: u64,
     up: Dir,
     down: Dir,
+    zeek: Zeek,
 }
 
 impl Conn {
@@ -660,6 +662,7 @@ impl Conn {
             closed: 0,
             up: Dir::default(),
             down: Dir::default(),
+            zeek: Zeek::default(),
         }
     }
 
@@ -672,6 +675,14 @@ impl Conn {
         if !c2s && seg.flags & (SYN | ACK) == SYN | ACK && self.syn_ack_ack.is_none() {
             self.syn_ack_ack = Some(seg.ack);
         }
+        self.zeek.packet(
+            c2s,
+            seg.flags,
+            seg.seq,
+            seg.ack,
+            seg.window,
+            seg.payload_len,
+        );
         if c2s {
             self.up.add(seg, payload);
         } else {
@@ -699,6 +710,8 @@ impl Conn {
             first_frame: self.first_frame,
             last_ts_ns: self.last_ts,
             partial: to_server.syn.is_none(),
+            zeek_state: self.zeek.state(),
+            zeek_history: self.zeek.history().to_string(),
             to_server,
             to_client,
         }
@@ -816,8 +829,8 @@ impl Reassembler {
             ports: u64::from(cport) << 24 | u64::from(sport) << 8 | u64::from(seg.ip_version),
         };
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
-        if seg.flags & (SYN | ACK) == SYN {
-            self.count_syn(to_srv, seg.dport);
+        if seg.flags & SYN != 0 {
+            self.count_syn(to_srv, seg.flags & ACK != 0, seg.dport);
         }
         let (now, linger) = (self.now, self.linger_ns);
         let slot = hint_slot(&key);
@@ -873,11 +886,12 @@ impl Reassembler {
     /// Which way connection attempts go, for telling a port given the wrong way round.
     #[cold]
     #[inline(never)]
-    fn count_syn(&mut self, to_upstream: bool, dport: u16) {
-        if to_upstream {
-            self.stats.syns_to_upstream += 1;
-        } else {
-            *self.stats.syns_from_upstream.entry(dport).or_insert(0) += 1;
+    fn count_syn(&mut self, to_upstream: bool, acked: bool, dport: u16) {
+        match (to_upstream, acked) {
+            (true, false) => self.stats.syns_to_upstream += 1,
+            (false, false) => *self.stats.syns_from_upstream.entry(dport).or_insert(0) += 1,
+            (true, true) => self.stats.syn_acks_to_upstream += 1,
+            (false, true) => {}
         }
     }
 

@@ -91,6 +91,10 @@ fn tcpconn(v: &Value) -> TcpConnection {
         first_frame: v["first_frame"].as_u64().unwrap(),
         last_ts_ns: v["last_ts_ns"].as_i64().unwrap(),
         partial: v["partial"].as_bool().unwrap(),
+        // Zeek's state and history come from the packets (`kaflow_core::zeek`), which the dumps
+        // do not hold: not the labelling's to compare
+        zeek_state: "",
+        zeek_history: String::new(),
         to_server: flow(&v["to_server"]),
         to_client: flow(&v["to_client"]),
     }
@@ -149,8 +153,6 @@ fn labelled(c: &Labelled) -> Value {
         "closed_at_ns": c.closed_at_ns,
         "last_response_ns": c.last_response_ns,
         "partial": c.partial,
-        "state": c.state,
-        "history": c.history,
         "syn_count": c.syn_count,
         "packets": c.packets,
         "client_bytes": c.client_bytes,
@@ -226,7 +228,12 @@ fn check_file(path: &Path) -> (usize, usize) {
         let problem = if v.get("tc").is_some() {
             let tc = tcpconn(&v["tc"]);
             let got = labelled(&label(&tc));
-            diff("conn", &v["conn"], &got).map(|d| format!("connection {}: {d}", tc.id))
+            let mut want = v["conn"].clone();
+            if let Some(fields) = want.as_object_mut() {
+                fields.remove("state");
+                fields.remove("history");
+            }
+            diff("conn", &want, &got).map(|d| format!("connection {}: {d}", tc.id))
         } else {
             let kind = match v["kind"].as_str().unwrap() {
                 "request" => Kind::Request,

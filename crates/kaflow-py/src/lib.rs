@@ -260,6 +260,7 @@ pub struct CaptureFacts {
     other_port_counts: Vec<(u16, u64)>,
     syns_to_upstream: u64,
     syns_from_upstream: Vec<(u16, u64)>,
+    syn_acks_to_upstream: u64,
 }
 
 impl CaptureFacts {
@@ -284,6 +285,7 @@ impl CaptureFacts {
             upstream_segments: stats.upstream_segments,
             other_ports: stats.other_ports,
             syns_to_upstream: stats.syns_to_upstream,
+            syn_acks_to_upstream: stats.syn_acks_to_upstream,
             syns_from_upstream: stats
                 .syns_from_upstream
                 .iter()
