@@ -389,6 +389,152 @@ def _analyze_many(
     raise typer.Exit(EXIT_FINDINGS if any(a.has_findings for _, a in results) else EXIT_CLEAN)
 
 
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    from pcapkit.config.upstream import spring_duration
+
+    try:
+        return spring_duration(text, default_unit="s")
+    except ValueError:
+        raise _fail(f"{option} {text!r}: give a duration such as 5s, 500ms or 75") from None
+
+
+@app.command()
+def check(
+    nginx_conf: Annotated[
+        str,
+        typer.Argument(
+            help="nginx's main config file (its includes are followed), or nginx -T output "
+            "in a file or, as -, on standard input.",
+            metavar="NGINX-CONF",
+            show_default=False,
+        ),
+    ],
+    upstream_configs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The upstream's config: Tomcat server.xml, Spring Boot application.yaml or "
+            ".properties, gunicorn.conf.py.",
+            metavar="[UPSTREAM-CONFIG]...",
+            show_default=False,
+        ),
+    ] = None,
+    nginx_version: Annotated[
+        str | None,
+        typer.Option(
+            help="nginx's version, for its defaults (keepalive is on by default since 1.29.7). "
+            "[default: from nginx -T -V output]",
+            metavar="X.Y.Z",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_command: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The upstream's command line, e.g. 'gunicorn -k gthread --keep-alive 5 app:app' "
+            "or 'uvicorn --timeout-keep-alive 5 app:app'. Repeatable.",
+            metavar="CMD",
+            show_default=False,
+        ),
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="The upstream's kind, for its documented defaults: tomcat, spring-boot, "
+            "gunicorn, uvicorn, node, jetty, puma, go.",
+            metavar="KIND",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_idle_timeout: Annotated[
+        str | None,
+        typer.Option(help="The upstream's idle timeout (5s, 500ms, 75).", metavar="DURATION"),
+    ] = None,
+    upstream_max_requests: Annotated[
+        int | None,
+        typer.Option(
+            help="The upstream's max requests per connection (0 or -1: unlimited).", metavar="N"
+        ),
+    ] = None,
+    upstream_max_connections: Annotated[
+        int | None,
+        typer.Option(help="The connections the upstream accepts at once.", metavar="N"),
+    ] = None,
+    fmt: Annotated[
+        CheckFormat,
+        typer.Option("--format", "-f", help="table for people; json (kaflow.check/1) for tools."),
+    ] = CheckFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file.", metavar="FILE"),
+    ] = None,
+) -> None:
+    """Check nginx's upstream keepalive settings against the upstream's: can the idle-close race
+    happen, and what to change.
+
+    Rules: the upstream's idle timeout must exceed nginx's keepalive_timeout (equal still
+    races); its max requests per connection must exceed keepalive_requests; it must accept
+    worker_processes x keepalive connections; keepalive must be in effect (HTTP/1.1, no
+    Connection: close); POSTs lost to the race are not retried without non_idempotent;
+    max_fails turns races into "no live upstreams".
+
+    Exit codes: 0 compatible, 1 problems found, 2 unreadable input.
+
+    Examples:
+
+      kaflow check /etc/nginx/nginx.conf server.xml
+
+      nginx -T | kaflow check - src/main/resources/application.yaml --nginx-version 1.26.2
+
+      kaflow check nginx.conf --upstream-command 'gunicorn -k gthread --keep-alive 5 app:app'
+
+      kaflow check nginx.conf --upstream node --upstream-idle-timeout 65s -f json
+    """
+    from pcapkit.config import check_files
+    from pcapkit.config.upstream import KINDS
+    from pcapkit.errors import KaflowError
+
+    if upstream is not None and upstream not in KINDS:
+        raise _fail(f"--upstream {upstream!r}: one of {', '.join(KINDS)}")
+    kind = None if upstream in (None, "tomcat", "spring-boot", "gunicorn") else upstream
+    commands = list(upstream_command or [])
+    if upstream in ("gunicorn",) and not commands:
+        commands.append("gunicorn")
+    idle = _duration(upstream_idle_timeout, "--upstream-idle-timeout")
+    max_requests = upstream_max_requests
+    if max_requests is not None and max_requests < 0:
+        max_requests = 0
+    text = None
+    if nginx_conf == "-":
+        text = sys.stdin.read()
+        nginx_conf = "<stdin>"
+    try:
+        result = check_files(
+            nginx_conf,
+            upstream_configs or [],
+            nginx_text=text,
+            version=nginx_version,
+            commands=commands,
+            kind=kind,
+            idle_timeout=idle,
+            max_requests=max_requests,
+            max_connections=upstream_max_connections,
+        )
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+    from pcapkit.report.check_report import write_json, write_table
+
+    render = write_json if fmt is CheckFormat.json else write_table
+    _write(output, lambda out: render(result, out))
+    raise typer.Exit(EXIT_CLEAN if result.compatible else EXIT_FINDINGS)
+
+
 def main() -> None:
     """Entry point of the ``kaflow`` command."""
     try:
