@@ -22,7 +22,7 @@ import typer
 from pcapkit import __version__
 
 if TYPE_CHECKING:
-    from pcapkit.model import ConnectionRef
+    from pcapkit.model import Analysis, ConnectionRef
     from pcapkit.store import TextCodec
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -219,6 +219,51 @@ def analyze(
             metavar="N",
         ),
     ] = None,
+    nginx_log: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="nginx's error log or access log (rotated, gzipped: repeat for each file): "
+            "its lines are joined to the findings.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="The access log's log_format string, or its name in --nginx-conf. "
+            "[default: the config's formats, combined]",
+            metavar="FMT",
+            show_default=False,
+        ),
+    ] = None,
+    nginx_conf: Annotated[
+        str | None,
+        typer.Option(
+            help="nginx's config (or nginx -T output): the access log's format, and the "
+            "configured timeouts held against the ones the capture measured.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_config: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The upstream's config (server.xml, application.yaml, gunicorn.conf.py): its "
+            "configured idle timeout and max requests held against the measured ones.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    log_tz: Annotated[
+        str | None,
+        typer.Option(
+            help="The error log's time zone (+02:00, UTC, Europe/Berlin). [default: from the "
+            "access log's $time_local, or inferred from the matches]",
+            metavar="TZ",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyze a capture: summary, findings, and the timelines of connections with findings.
 
@@ -238,13 +283,18 @@ def analyze(
       kaflow analyze dump.pcap -f json -o analysis.json
 
       kaflow analyze captures/ --jobs 2
+
+      kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
     """
     from pcapkit.analysis import expand
 
     files = expand(dumps)
+    nginx = bool(nginx_log or nginx_conf or upstream_config)
     if len(files) > 1:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
+        if nginx:
+            raise _fail("nginx's logs and configs are joined to one capture: give one capture")
         _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs)
     dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
@@ -252,9 +302,15 @@ def analyze(
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
+    if nginx_conf and keep is not None and not connection:
+        keep = None  # nginx's idle closes are measured over every connection (spooled)
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
         result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
+        if nginx:
+            result = _with_nginx(
+                result, nginx_log or [], log_format, nginx_conf, upstream_config or [], log_tz
+            )
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -274,6 +330,31 @@ def analyze(
     rep = reporter(fmt.value)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _with_nginx(
+    result: Analysis,
+    logs: list[str],
+    log_format: str | None,
+    nginx_conf: str | None,
+    upstream_configs: list[str],
+    tz: str | None,
+) -> Analysis:
+    """The analysis with nginx's logs joined to it and its measured timers held against the
+    configured ones (``--nginx-log``, ``--nginx-conf``, ``--upstream-config``)."""
+    from pcapkit.config import backends, read_nginx
+    from pcapkit.config.compare import compare
+
+    conf = read_nginx(nginx_conf) if nginx_conf else None
+    found = backends(upstream_configs)
+    joined = None
+    if logs:
+        from pcapkit.logs import join_logs
+
+        formats = conf.log_formats if conf is not None else ()
+        joined = join_logs(result, logs, log_format=log_format, formats=formats, tz=tz)
+    configured = compare(result, conf, found) if conf is not None or found else ()
+    return replace(result, logs=joined, configured=configured)
 
 
 def _keeping(
@@ -332,7 +413,6 @@ def _analyze_many(
     """
     from pcapkit.analysis import analyze_many
     from pcapkit.errors import KaflowError
-    from pcapkit.model import Analysis
     from pcapkit.report import ReportOptions, reporter
 
     results: list[tuple[Path, Analysis]] = []

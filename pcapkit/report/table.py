@@ -176,6 +176,14 @@ class TableReporter:
                     + "\n"
                 )
 
+        if analysis.logs is not None or analysis.configured:
+            from pcapkit.report import nginx_section
+
+            if analysis.logs is not None:
+                nginx_section.write_table(analysis.logs, out)
+            if analysis.configured:
+                nginx_section.write_comparisons(analysis.configured, out)
+
         self._timelines(analysis, out, options)
 
     def _findings(self, analysis: Analysis, out: TextIO) -> None:
