@@ -8,6 +8,7 @@ connection``) and only idempotent requests are retried.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 
@@ -25,7 +26,9 @@ from pcapkit.config.model import (
 def _suggest(nginx_timeout: float) -> float:
     """An upstream idle timeout safely above nginx's: the FIN must never be in flight while
     nginx still thinks the connection is good, and timers fire late under load."""
-    return max(nginx_timeout + 5, nginx_timeout * 1.25)
+    x = max(nginx_timeout + 5, nginx_timeout * 1.25)
+    step = 5 if x >= 10 else 1
+    return float(math.ceil(x / step) * step)
 
 
 def idle_timeout(up: Upstream, b: Backend) -> Iterator[Problem]:
@@ -34,7 +37,8 @@ def idle_timeout(up: Upstream, b: Backend) -> Iterator[Problem]:
     if theirs.value is None or theirs.value > ours.value:
         return
     same = "equal to" if theirs.value == ours.value else "shorter than"
-    lower = min(ours.value, theirs.value) / 2
+    half = min(ours.value, theirs.value) / 2
+    lower = float(math.floor(half)) if half >= 1 else half
     yield Problem(
         "idle_timeout",
         "problem",
@@ -128,6 +132,17 @@ def not_in_effect(up: Upstream) -> Iterator[Problem]:
                 else f"proxy_set_header Connection {header.value or chr(34) * 2} "
                 f"({header.source}) sends close"
             )
+        header = loc.connection_header.value
+        if header is not None and header.startswith("$") and loc.connection_closes:
+            fix = (
+                f"in the map that sets {header}, map '' to \"\" instead of close: WebSocket "
+                "upgrades still work and plain requests keep the connection"
+            )
+        else:
+            fix = (
+                "in that location (or its server{}/http{}): proxy_http_version 1.1; and "
+                'proxy_set_header Connection "";'
+            )
         yield Problem(
             "keepalive_not_in_effect",
             "problem",
@@ -135,8 +150,7 @@ def not_in_effect(up: Upstream) -> Iterator[Problem]:
             f"upstream {up.name} has keepalive {up.keepalive.value} ({up.keepalive.source}), but "
             f"location {loc.path} of {loc.server}: {'; '.join(why)}: every upstream connection "
             "closes after one request",
-            "in that location (or its server{}/http{}): proxy_http_version 1.1; and "
-            'proxy_set_header Connection "";',
+            fix,
             loc.path,
         )
 
@@ -175,27 +189,33 @@ def max_fails(up: Upstream) -> Iterator[Problem]:
     live = [s for s in up.servers if not s.down]
     if len(live) < 2:
         return  # nginx never marks the only server of a group unavailable
-    for s in live:
-        if s.max_fails > 0:
-            yield Problem(
-                "max_fails",
-                "problem",
-                up.name,
-                f"server {s.address}: every lost request counts against max_fails={s.max_fails} "
-                f"in fail_timeout={s.fail_timeout:g}s: a few races mark servers down "
-                "(upstream server temporarily disabled), all of them: no live upstreams (502, "
-                "never retried)",
-                "remove the race; or raise max_fails (0 never marks a server down)",
-            )
+    counting = [s for s in live if s.max_fails > 0]
+    if not counting:
+        return
+    each = ", ".join(
+        f"{s.address} max_fails={s.max_fails} fail_timeout={s.fail_timeout:g}s" for s in counting
+    )
+    yield Problem(
+        "max_fails",
+        "problem",
+        up.name,
+        f"every request lost to the race counts as a failure of its server ({each}): a few races "
+        "mark servers down (upstream server temporarily disabled); all of them down: no live "
+        "upstreams (502, never retried)",
+        "remove the race; or set max_fails=0 on these servers (never marked down) or raise it",
+    )
 
 
-def _match(up: Upstream, backends: Sequence[Backend]) -> Backend | None:
-    """The upstream config that describes this upstream{}: the one on its port, else the only
-    one given."""
+def _match(up: Upstream, backends: Sequence[Backend], claimed: set[int]) -> Backend | None:
+    """The upstream config that serves this upstream{}: the one listening on one of its
+    servers' ports; else, when only one was given and it serves no upstream{} by port (a port
+    mapped by a container, a port not known), that one."""
     by_port = [b for b in backends if b.port is not None and b.port in up.ports]
     if by_port:
         return by_port[0]
-    return backends[0] if len(backends) == 1 else None
+    if len(backends) == 1 and backends[0].port not in claimed:
+        return backends[0]
+    return None
 
 
 def check(nginx: NginxConfig, backends: Sequence[Backend]) -> CheckResult:
@@ -205,9 +225,10 @@ def check(nginx: NginxConfig, backends: Sequence[Backend]) -> CheckResult:
     workers = os.cpu_count() if auto else wp.value
     checks: list[UpstreamCheck] = []
     problems: list[Problem] = []
+    claimed = {p for up in nginx.upstreams for p in up.ports}
     for up in nginx.upstreams:
         found: list[Problem] = []
-        b = _match(up, backends)
+        b = _match(up, backends, claimed)
         active = up.keepalive.value is not None and (
             not up.locations or any(loc.keepalive_in_effect for loc in up.locations)
         )

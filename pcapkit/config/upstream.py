@@ -119,6 +119,8 @@ def _properties(text: str) -> dict[str, tuple[str, int]]:
 
 
 def _yaml(text: str, path: str) -> dict[str, tuple[str, int]]:
+    """Flattened ``a.b.c`` keys of every document that applies without a profile, each with
+    its line."""
     import yaml
 
     try:
@@ -128,7 +130,7 @@ def _yaml(text: str, path: str) -> dict[str, tuple[str, int]]:
                 mark = event.start_mark
                 line = mark.line + 1 if mark else "?"
                 raise ConfigError(f"{path}:{line}: YAML aliases (*name) are not read")
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -137,30 +139,27 @@ def _yaml(text: str, path: str) -> dict[str, tuple[str, int]]:
         raise ConfigError(f"{path}: YAML nested too deeply") from None
     out: dict[str, tuple[str, int]] = {}
     for doc in docs:
-        if not isinstance(doc, dict):
+        if not isinstance(doc, yaml.MappingNode):
             continue
         flat: dict[str, tuple[str, int]] = {}
         _flatten(doc, "", flat, 0)
-        profile = {
-            k for k in flat if _canon(k) in ("springconfigactivateonprofile", "springprofiles")
-        }
-        if profile:
+        if any(_canon(k) in ("spring.config.activate.onprofile", "spring.profiles") for k in flat):
             continue  # a profile's document applies only with that profile active
         out.update(flat)
     return out
 
 
-def _flatten(
-    node: Mapping[Any, Any], prefix: str, out: dict[str, tuple[str, int]], depth: int
-) -> None:
+def _flatten(node: Any, prefix: str, out: dict[str, tuple[str, int]], depth: int) -> None:
+    import yaml
+
     if depth > 64:
         raise ConfigError("YAML nested more than 64 deep")
-    for k, v in node.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
+    for k, v in node.value:
+        key = f"{prefix}{k.value}"
+        if isinstance(v, yaml.MappingNode):
             _flatten(v, key + ".", out, depth + 1)
-        elif not isinstance(v, list):
-            out[key] = ("" if v is None else str(v), 0)
+        elif isinstance(v, yaml.ScalarNode):
+            out[key] = ("" if v.value in ("~", "null") else str(v.value), v.start_mark.line + 1)
 
 
 _PLACEHOLDER = re.compile(r"^\$\{[^:}]+(?::([^}]*))?\}$")
