@@ -208,7 +208,8 @@ def split_dump(text: str) -> tuple[dict[str, str], str | None] | None:
     files: dict[str, str] = {}
     for i, m in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-        files[m.group(1).strip()] = text[m.end() : end]
+        body = text[m.end() : end]
+        files[m.group(1).strip()] = body[1:] if body.startswith("\n") else body
     version = _VERSION.search(text[: heads[0].start()])
     return files, version.group(1) if version else None
 

@@ -132,10 +132,10 @@ def not_in_effect(up: Upstream) -> Iterator[Problem]:
                 else f"proxy_set_header Connection {header.value or chr(34) * 2} "
                 f"({header.source}) sends close"
             )
-        header = loc.connection_header.value
-        if header is not None and header.startswith("$") and loc.connection_closes:
+        sent = loc.connection_header.value
+        if sent is not None and sent.startswith("$") and loc.connection_closes:
             fix = (
-                f"in the map that sets {header}, map '' to \"\" instead of close: WebSocket "
+                f"in the map that sets {sent}, map '' to \"\" instead of close: WebSocket "
                 "upgrades still work and plain requests keep the connection"
             )
         else:
