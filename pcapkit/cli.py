@@ -302,8 +302,9 @@ def analyze(
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
-    if nginx_conf and keep is not None and not connection:
-        keep = None  # nginx's idle closes are measured over every connection (spooled)
+    if nginx_conf and not connection:
+        # nginx's idle closes are measured over every connection: kept, spooled as objects
+        keep, spool = None, True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
         result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)

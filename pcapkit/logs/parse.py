@@ -41,6 +41,8 @@ CONNECT_KINDS: frozenset[str] = frozenset({"connect_timeout", "refused"})
 MAX_LINE = 64 * 1024
 """Longer lines are counted as unparsed: no nginx line we read comes near it."""
 
+OVERLONG = "<a line longer than 64 KiB>"
+
 COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
     '"$http_referer" "$http_user_agent"'
@@ -180,7 +182,7 @@ def _lines(path: str) -> Iterator[tuple[int, str, bool]]:
                     more = fh.readline(MAX_LINE)
                     if not more or more.endswith(b"\n"):
                         break
-                yield n, "", True
+                yield n, OVERLONG, True
                 continue
             yield n, chunk.decode("utf-8", "replace").rstrip("\r\n"), complete
 
@@ -314,6 +316,7 @@ _SPACEY = {
     "upstream_response_length",
     "time_local",
 }
+_LIST = r"[^\s,]+(?:(?:, | : )[^\s,]+)*"  # attempts joined by ", ", upstream groups by " : "
 _SPECIFIC = {
     "msec": r"\d+(?:\.\d+)?",
     "status": r"\d{3}",
@@ -345,6 +348,8 @@ def compile_format(fmt: str) -> re.Pattern[str]:
             body = f"[^{re.escape(nxt)}]*"
         elif not nxt and i == len(matches) - 1:
             body = ".*"
+        elif name.startswith("upstream_"):
+            body = _LIST
         elif name in _SPACEY:
             body = ".*?"
         else:
