@@ -282,7 +282,7 @@ class _Proxy:
     def under(self, block: tuple[Directive, ...]) -> _Proxy:
         hv = _first(block, "proxy_http_version")
         # proxy_set_header is all or nothing: a level that sets one inherits none of the others
-        sets = _all(block, "proxy_set_header")
+        sets = [d for d in _all(block, "proxy_set_header") if d.args]
         nu = _first(block, "proxy_next_upstream")
         tr = _first(block, "proxy_next_upstream_tries")
         return _Proxy(
