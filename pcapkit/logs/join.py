@@ -14,8 +14,9 @@ entry says whether the client saw a 5xx.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from pcapkit.logs.parse import CONNECT_KINDS, LOST_KINDS, AccessEntry, ErrorLine, FileCounts
@@ -75,9 +76,26 @@ class LogJoin:
 def _infer_offset(
     errors: Sequence[ErrorLine], lost: Sequence[Finding], access: Sequence[AccessEntry]
 ) -> int | None:
-    """The offset (s) that lines the error log up with the capture, voted by the lines that
-    meet a finding or an access entry by request; None if nothing meets."""
-    votes: Counter[int] = Counter()
+    """The offset (s) that lines the error log up with the capture; None if nothing meets.
+
+    nginx's connection number (``*N`` = ``$connection``) with the same request pairs an error
+    line with an access entry exactly; failing that, each error line votes for the offsets
+    (multiples of 15 minutes) at which a finding or access entry of its request falls within a
+    second or two, its one vote shared among them: a request seen once settles it, one repeated
+    every second spreads its vote over every offset and says nothing.
+    """
+    exact: Counter[int] = Counter()
+    by_conn: dict[tuple[int | None, str | None], int] = {
+        (a.connection, a.request): a.time_ns // NS
+        for a in access
+        if a.connection is not None and a.time_ns is not None
+    }
+    for e in errors:
+        t = by_conn.get((e.connection, e.request))
+        if t is not None:
+            exact[round((e.local_s - t) / QUARTER_HOUR) * QUARTER_HOUR] += 1
+    if exact:
+        return exact.most_common(1)[0][0]
     by_label: dict[str, list[int]] = {}
     for f in lost:
         if f.request is not None:
@@ -85,13 +103,51 @@ def _infer_offset(
     for a in access:
         if a.time_ns is not None and a.method_target is not None:
             by_label.setdefault(a.method_target, []).append(a.time_ns // NS)
-    for e in errors:
-        label = e.method_target
-        for t in by_label.get(label or "", ()):
-            votes[round((e.local_s - t) / QUARTER_HOUR) * QUARTER_HOUR] += 1
+    for times in by_label.values():
+        times.sort()
+    votes: dict[int, float] = {}
+    # a few hundred lines settle it; every zone is within 14 hours of UTC
+    for e in errors[:300]:
+        times = by_label.get(e.method_target or "", [])
+        lo = bisect_left(times, e.local_s - 14 * 3600 - 60)
+        hi = bisect_right(times, e.local_s + 14 * 3600 + 60)
+        offsets = set()
+        for t in times[lo:hi]:
+            off = round((e.local_s - t) / QUARTER_HOUR) * QUARTER_HOUR
+            if abs(e.local_s - t - off) <= LOST_SLACK_S:
+                offsets.add(off)
+        for off in offsets:
+            votes[off] = votes.get(off, 0.0) + 1.0 / len(offsets)
     if not votes:
         return None
-    return votes.most_common(1)[0][0]
+    return max(votes, key=lambda off: (votes[off], -abs(off)))
+
+
+class _TimeIndex:
+    """Findings by a key (their request), each key's in time order, for window look-ups: a
+    capture of a bad hour has thousands of losses, a log thousands of lines about them."""
+
+    def __init__(self, findings: Sequence[Finding], key: Callable[[Finding], str | None]) -> None:
+        self.lists: dict[str | None, tuple[list[int], list[Finding]]] = {}
+        for f in sorted(findings, key=lambda f: f.time_ns):
+            times, items = self.lists.setdefault(key(f), ([], []))
+            times.append(f.time_ns // NS)
+            items.append(f)
+
+    def first(
+        self, keys: Iterable[str | None], lo: int, hi: int, taken: Container[int]
+    ) -> Finding | None:
+        """The earliest finding under one of ``keys`` within [lo, hi] seconds not yet taken."""
+        best: Finding | None = None
+        for k in keys:
+            times, items = self.lists.get(k, ([], []))
+            for pos in range(bisect_left(times, lo), bisect_right(times, hi)):
+                f = items[pos]
+                if id(f) not in taken:
+                    if best is None or f.time_ns < best.time_ns:
+                        best = f
+                    break
+        return best
 
 
 def _near(e: ErrorLine, offset: int, t_ns: int, before: int, after: int) -> bool:
@@ -130,74 +186,76 @@ def join(
 
     # error lines ↔ findings, one to one, earliest first
     errs = sorted(errors, key=lambda e: (e.local_s, e.line))
+    lost_by = _TimeIndex(lost, key=lambda f: f.request)
+    failed_by = _TimeIndex(failed, key=lambda f: None)
     by_finding: dict[int, list[ErrorLine]] = {}
     matched_err: set[int] = set()
     for i, e in enumerate(errs):
+        utc = e.local_s - offset
         if e.kind in LOST_KINDS:
-            pool, before, after = lost, LOST_SLACK_S, LOST_SLACK_S
+            # a finding whose request is unknown (no payload captured) meets any request
+            hit = lost_by.first(
+                (e.method_target, None), utc - LOST_SLACK_S, utc + LOST_SLACK_S, by_finding
+            )
         elif e.kind in CONNECT_KINDS:
-            pool, before, after = failed, CONNECT_TIMEOUT_MAX_S + 1, 1
+            hit = failed_by.first((None,), utc - CONNECT_TIMEOUT_MAX_S - 1, utc + 1, by_finding)
         else:
             continue
-        label = e.method_target
-        for f in pool:
-            fid = id(f)
-            if fid in by_finding:
-                continue
-            if e.kind in LOST_KINDS and f.request is not None and f.request != label:
-                continue
-            if _near(e, offset, f.time_ns, before, after):
-                by_finding[fid] = [e]
-                matched_err.add(i)
-                break
+        if hit is not None:
+            by_finding[id(hit)] = [e]
+            matched_err.add(i)
 
-    # access entries ↔ error lines (by nginx's connection number and request) and findings
+    # access entries ↔ error lines (same request; nginx's connection number when both logs
+    # have it) and, when no error line is there, ↔ findings directly
     entries = sorted(access, key=lambda a: (a.time_ns or 0, a.line))
     access_of: dict[int, list[AccessEntry]] = {}
     explained_access: set[int] = set()
     err_finding = {id(e): f for f in findings for e in by_finding.get(id(f), ())}
+    errs_by_request: dict[str, tuple[list[int], list[int]]] = {}  # request → (local_s, index)
+    for i, e in enumerate(errs):
+        if e.request is not None:
+            at, idx = errs_by_request.setdefault(e.request, ([], []))
+            at.append(e.local_s)
+            idx.append(i)
     used_err: set[int] = set()
     for j, a in enumerate(entries):
-        label = a.method_target
         hits: list[Finding] = []
         wanted = max(a.failed_attempts, 1)
+        span = int(a.request_time or 0) + LOST_SLACK_S
         taken = 0
-        for i, e in enumerate(errs):
+        at, idx = errs_by_request.get(a.request or "", ([], []))
+        window = range(len(idx))
+        if a.time_ns is not None:
+            t = a.time_ns // NS + offset  # the entry's time as the error log writes it
+            window = range(bisect_left(at, t - span), bisect_right(at, t + 1))
+        for i in (idx[k] for k in window):
             if taken >= wanted:
                 break
-            if i in used_err or e.request is None or e.request != a.request:
+            e = errs[i]
+            if i in used_err:
                 continue
-            if a.connection is not None and e.connection is not None:
-                if a.connection != e.connection:
-                    continue
-            elif a.time_ns is not None:
-                # logged before the entry (which is written when the request ends)
-                span = int(a.request_time or 0) + LOST_SLACK_S
-                if not _near(e, offset, a.time_ns, 1, span):
-                    continue
+            if a.connection is not None and e.connection not in (None, a.connection):
+                continue
+            # logged before the entry, which nginx writes when the request ends
+            if a.time_ns is not None and not _near(e, offset, a.time_ns, 1, span):
+                continue
             used_err.add(i)
             explained_access.add(j)
             taken += 1
             hit = err_finding.get(id(e))
             if hit is not None:
                 hits.append(hit)
-        if not hits and a.time_ns is not None:
-            # no error line (the log level, a lost error.log): meet the finding directly
-            for f in lost + failed:
-                if len(hits) >= wanted:
-                    break
-                if f.request is not None and f.request != label:
-                    continue
-                if f.type == "connect_failed" and a.status != 504:
-                    continue
-                if id(f) in access_of:
-                    continue
-                span = int(a.request_time or 0) + LOST_SLACK_S
-                if f.type == "connect_failed":
-                    span += CONNECT_TIMEOUT_MAX_S
-                if a.time_ns - span * NS <= f.time_ns <= a.time_ns + NS:
-                    hits.append(f)
-                    explained_access.add(j)
+        if not taken and a.time_ns is not None:
+            # no error line (the log level, an error.log not given): meet the finding directly
+            t = a.time_ns // NS
+            found: Finding | None = lost_by.first(
+                (a.method_target, None), t - span, t + 1, access_of
+            )
+            if found is None and a.status == 504:
+                found = failed_by.first((None,), t - span - CONNECT_TIMEOUT_MAX_S, t + 1, access_of)
+            if found is not None:
+                hits.append(found)
+                explained_access.add(j)
         for f in hits:
             access_of.setdefault(id(f), []).append(a)
 
@@ -237,34 +295,18 @@ def join(
             )
         )
 
-    if any(c.kind == "access" for c in files) and any(
-        any(s for s in a.upstream_statuses) or a.status for a in access
-    ):
-        clients = sum(
-            1
-            for a in entries
-            if a.status is not None
-            and a.status >= 500
-            and any(
-                f.type == "request_lost_to_fin"
-                for f in findings
-                if any(x is a for x in access_of.get(id(f), ()))
-            )
-        )
+    def attached(pool: Sequence[Finding]) -> set[int]:
+        return {id(x) for f in pool for x in access_of.get(id(f), ())}
+
+    if access or any(c.kind == "access" for c in files):
+        to_lost = attached(lost)
+        clients = sum(1 for a in entries if (a.status or 0) >= 500 and id(a) in to_lost)
         clients_source = "access log"
-    elif any(c.kind == "access" for c in files):
-        clients, clients_source = 0, "access log"
     else:
         clients = sum(1 for f in lost if f.retried is False)
         clients_source = "capture (lost and not retried)"
-
-    connect_5xx = sum(
-        1
-        for a in entries
-        if a.status is not None
-        and a.status >= 500
-        and any(any(x is a for x in access_of.get(id(f), ())) for f in failed)
-    )
+    to_failed = attached(failed)
+    connect_5xx = sum(1 for a in entries if (a.status or 0) >= 500 and id(a) in to_failed)
     kinds = Counter(e.kind for e in errs)
     return LogJoin(
         files=files,

@@ -14,6 +14,7 @@ error log's, the same nginx's.
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -316,6 +317,7 @@ _SPACEY = {
     "upstream_response_length",
     "time_local",
 }
+_PORTS = re.compile(r":(\d+)(?=$|[,\s])")
 _LIST = r"[^\s,]+(?:(?:, | : )[^\s,]+)*"  # attempts joined by ", ", upstream groups by " : "
 _SPECIFIC = {
     "msec": r"\d+(?:\.\d+)?",
@@ -442,7 +444,8 @@ def _entry(m: re.Match[str], file: str, number: int, text: str) -> tuple[AccessE
 
 def choose_format(path: str, formats: Sequence[tuple[str, str]]) -> tuple[str, str]:
     """The format (name, string) that reads most of the file's first lines."""
-    sample = [t for _, t, c in _read_all(path, FileCounts(path, "access")) if t.strip()][:200]
+    lines = (t for _, t, _ in _read_all(path, FileCounts(path, "access")) if t.strip())
+    sample = list(itertools.islice(lines, 200))
     if not sample:
         return formats[0]
     scored = []
@@ -483,19 +486,25 @@ def read_access_log(
                 if len(counts.samples) < 3:
                     counts.samples.append(text[:200])
             continue
-        entry, offset = _entry(m, path, n, text)
-        if offset is not None and counts.utc_offset_s is None:
-            counts.utc_offset_s = offset
-        addrs = [a for a in entry.upstream_addrs if ":" in a]
-        if addrs and not any(a.rsplit(":", 1)[1] in want for a in addrs):
-            counts.other_upstreams += 1
-            continue
-        interesting = entry.failed_attempts > 0 or (
-            entry.status is not None and entry.status in (502, 504) and not entry.upstream_statuses
-        )
+        # most lines are fine: decided from two groups, before any object is built
+        g = m.groupdict()
+        addrs = g.get("upstream_addr")
+        if addrs and addrs != "-":
+            ports_seen = _PORTS.findall(addrs)
+            if ports_seen and not any(p in want for p in ports_seen):
+                counts.other_upstreams += 1
+                continue
+        tried = g.get("upstream_status")
+        if tried and tried != "-":
+            interesting = "502" in tried or "504" in tried
+        else:
+            interesting = g.get("status") in ("502", "504")
+        if counts.utc_offset_s is None and (g.get("time_local") or g.get("time_iso8601")):
+            counts.utc_offset_s = _entry(m, path, n, text)[1]
         if not interesting:
             counts.other += 1
             continue
+        entry, _ = _entry(m, path, n, text)
         kept.append(entry)
         counts.kept += 1
     counts.compressed = _gzipped(path)
