@@ -362,3 +362,15 @@ def spring_and_ws() -> list[Backend]:
         node.kind, node.source, 3000, node.idle_timeout, node.max_requests, notes=node.notes
     )
     return [spring_boot(str(DATA / "application.yaml")), node]
+
+
+def test_keepalive_beyond_half_the_worker_connections_is_a_note(tmp_path: Path) -> None:
+    p = tmp_path / "nginx.conf"
+    p.write_text(
+        "events { worker_connections 64; }\nhttp { upstream up { server 127.0.0.1:8080; "
+        "keepalive 40; } }\n"
+    )
+    r = check(read_nginx(str(p), version="1.24.0"), [])
+    (note,) = [x for x in r.problems if x.rule == "capacity"]
+    assert note.severity == "note" and "worker_connections 64" in note.message
+    assert r.compatible

@@ -341,6 +341,10 @@ def test_analyze_reports_the_join_in_table_and_json() -> None:
     r = runner.invoke(app, args)
     assert r.exit_code == 1, r.output
     assert "Confirmed by nginx" in r.stdout
+    assert (
+        "2 findings confirmed, 0 log errors without packet evidence, 0 findings not logged; "
+        "clients' 5xx from the upstream's closes: 0"
+    ) in r.stdout
     assert "[error] *1 upstream prematurely closed connection" in r.stdout
     assert "upstream_status 502, 200" in r.stdout
     assert "Log errors with no packet evidence: none" in r.stdout

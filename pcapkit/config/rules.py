@@ -113,6 +113,21 @@ def capacity(up: Upstream, b: Backend, workers: int | None, auto: bool) -> Itera
         )
 
 
+def worker_connections(up: Upstream, nginx: NginxConfig) -> Iterator[Problem]:
+    """Cached upstream connections count against worker_connections with the clients'."""
+    wc = nginx.worker_connections
+    if up.keepalive.value is not None and up.keepalive.value * 2 > wc.value:
+        yield Problem(
+            "capacity",
+            "note",
+            up.name,
+            f"keepalive {up.keepalive.value} takes more than half of worker_connections "
+            f"{wc.value} ({wc.source}): each client being proxied needs a connection of its own "
+            "too",
+            f"raise worker_connections above {up.keepalive.value * 4}",
+        )
+
+
 def not_in_effect(up: Upstream) -> Iterator[Problem]:
     if up.keepalive.value is None:
         return
@@ -233,6 +248,7 @@ def check(nginx: NginxConfig, backends: Sequence[Backend]) -> CheckResult:
             not up.locations or any(loc.keepalive_in_effect for loc in up.locations)
         )
         found.extend(not_in_effect(up))
+        found.extend(worker_connections(up, nginx))
         race: bool | None
         if up.keepalive.value is None:
             race = False

@@ -157,6 +157,16 @@ class TableReporter:
             ),
             ("findings", ", ".join(f"{t} {n:,}" for t, n in s.findings)),
         ]
+        if analysis.logs is not None:
+            j = analysis.logs
+            rows.append(
+                (
+                    "nginx's logs",
+                    f"{len(j.confirmed):,} findings confirmed, {len(j.log_only):,} log errors "
+                    f"without packet evidence, {len(j.packet_only):,} findings not logged; "
+                    f"clients' 5xx from the upstream's closes: {j.clients_5xx}",
+                )
+            )
         if s.retransmissions or s.anomalies:
             rows.append(
                 ("also", f"{s.retransmissions:,} retransmissions, {s.anomalies:,} anomalies")
