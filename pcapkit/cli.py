@@ -583,10 +583,7 @@ def check(
 
     if upstream is not None and upstream not in KINDS:
         raise _fail(f"--upstream {upstream!r}: one of {', '.join(KINDS)}")
-    kind = None if upstream in (None, "tomcat", "spring-boot", "gunicorn") else upstream
     commands = list(upstream_command or [])
-    if upstream in ("gunicorn",) and not commands:
-        commands.append("gunicorn")
     idle = _duration(upstream_idle_timeout, "--upstream-idle-timeout")
     max_requests = upstream_max_requests
     if max_requests is not None and max_requests < 0:
@@ -602,7 +599,7 @@ def check(
             nginx_text=text,
             version=nginx_version,
             commands=commands,
-            kind=kind,
+            kind=upstream,
             idle_timeout=idle,
             max_requests=max_requests,
             max_connections=upstream_max_connections,

@@ -374,3 +374,19 @@ def test_keepalive_beyond_half_the_worker_connections_is_a_note(tmp_path: Path) 
     (note,) = [x for x in r.problems if x.rule == "capacity"]
     assert note.severity == "note" and "worker_connections 64" in note.message
     assert r.compatible
+
+
+def test_kinds_known_only_by_name_take_their_documented_defaults() -> None:
+    from pcapkit.config.upstream import defaults
+
+    t = defaults("tomcat")
+    assert t.idle_timeout.value == 60.0 and t.max_requests.value == 100
+    assert t.max_connections is not None and t.max_connections.value == 8192
+    s = defaults("spring-boot")
+    assert s.idle_timeout.setting == "server.tomcat.keep-alive-timeout"
+    assert s.idle_timeout.written(75) == "75s"
+    g = defaults("gunicorn")
+    assert g.idle_timeout.value == 2.0 and not g.keeps_alive
+    assert defaults("jetty").idle_timeout.value == 30.0
+    assert defaults("puma").idle_timeout.value == 20.0
+    assert defaults("go").idle_timeout.value is None  # never closes idle: no race

@@ -28,6 +28,15 @@ KINDS = ("tomcat", "spring-boot", "gunicorn", "uvicorn", "node", "jetty", "puma"
 
 # kind → (idle timeout s, its setting, unit; max requests, its setting)
 _DEFAULTS: dict[str, tuple[float | None, str, Unit, int | None, str]] = {
+    # Tomcat's keepAliveTimeout falls back to connectionTimeout: 60000 when server.xml is silent
+    "tomcat": (60.0, "keepAliveTimeout", "ms", 100, "maxKeepAliveRequests"),
+    "spring-boot": (
+        60.0,
+        "server.tomcat.keep-alive-timeout",
+        "duration",
+        100,
+        "server.tomcat.max-keep-alive-requests",
+    ),
     "node": (5.0, "server.keepAliveTimeout", "ms", None, "server.maxRequestsPerSocket"),
     "jetty": (30.0, "jetty.http.idleTimeout", "ms", None, "-"),
     "puma": (20.0, "persistent_timeout", "s", None, "-"),
@@ -477,16 +486,33 @@ _UVICORN_FLAGS = {
 
 def defaults(kind: str, source: str = "default") -> Backend:
     """A server known only by its kind: its documented defaults."""
+    if kind == "gunicorn":
+        return gunicorn(None, [])
     idle, idle_name, unit, maxr, maxr_name = _DEFAULTS[kind]
     notes = (_NOTES[kind],) if kind in _NOTES else ()
+    tomcat = kind in ("tomcat", "spring-boot")
+    prefix = "server.tomcat." if kind == "spring-boot" else ""
+    whose = f"{kind} default"
+
+    def tc(name: str, n: int) -> Value[int | None] | None:
+        return Value(n, prefix + name, whose, default=True) if tomcat else None
+
     return Backend(
-        kind={"node": "Node.js", "jetty": "Jetty", "puma": "Puma", "go": "Go net/http"}.get(
-            kind, kind
-        ),
+        kind={
+            "node": "Node.js",
+            "jetty": "Jetty",
+            "puma": "Puma",
+            "go": "Go net/http",
+            "tomcat": "Tomcat",
+            "spring-boot": "Spring Boot (Tomcat)",
+        }.get(kind, kind),
         source=source,
         port=None,
-        idle_timeout=Value(idle, idle_name, f"{kind} default", default=True, unit=unit),
-        max_requests=Value(maxr, maxr_name, f"{kind} default", default=True),
+        idle_timeout=Value(idle, idle_name, whose, default=True, unit=unit),
+        max_requests=Value(maxr, maxr_name, whose, default=True),
+        max_connections=tc("max-connections" if prefix else "maxConnections", 8192),
+        accept_count=tc("accept-count" if prefix else "acceptCount", 100),
+        max_threads=tc("threads.max" if prefix else "maxThreads", 200),
         notes=notes,
     )
 
