@@ -502,7 +502,7 @@ def check(
         typer.Argument(
             help="The upstream's config: Tomcat server.xml, Spring Boot application.yaml or "
             ".properties, gunicorn.conf.py.",
-            metavar="[UPSTREAM-CONFIG]...",
+            metavar="UPSTREAM-CONFIG",
             show_default=False,
         ),
     ] = None,

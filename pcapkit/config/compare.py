@@ -143,6 +143,8 @@ def compare(
             and c.closed_at_ns is not None
             and c.last_response_ns is not None
             and not any(r.connection_close for r in c.requests)
+            # a WebSocket tunnel ends when its peers say so, not on nginx's idle timer
+            and getattr(c, "tunnel", None) is None
             and c.closed_at_ns - c.last_response_ns >= 500_000_000
         ]
         if idles:
