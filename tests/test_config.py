@@ -390,3 +390,12 @@ def test_kinds_known_only_by_name_take_their_documented_defaults() -> None:
     assert defaults("jetty").idle_timeout.value == 30.0
     assert defaults("puma").idle_timeout.value == 20.0
     assert defaults("go").idle_timeout.value is None  # never closes idle: no race
+
+
+def test_puma_rb_read_as_text() -> None:
+    from pcapkit.config.upstream import read_upstream
+
+    (b,) = read_upstream(str(DATA / "puma.rb"))
+    assert b.kind == "Puma" and b.port == 9292  # ENV.fetch is not evaluated
+    assert b.idle_timeout.value == 75.0 and b.idle_timeout.source == "puma.rb:10"
+    assert b.idle_timeout.setting == "persistent_timeout"

@@ -388,3 +388,54 @@ def test_analyze_bad_log_inputs_exit_2(tmp_path: Path) -> None:
         r = runner.invoke(app, ["analyze", str(d / "capture.pcap"), *extra])
         assert r.exit_code == 2, (extra, r.output)
         assert r.stderr.startswith("kaflow: error: ") and "Traceback" not in r.output
+
+
+def test_rotated_gzipped_noisy_copy_of_a_fixture_joins_the_same(tmp_path: Path) -> None:
+    """The lab's logs as they would be found on a busy host: rotated mid-run (the older half
+    gzipped), lines of another vhost and upstream, and the live file copied mid-line."""
+    name = "idle-race-get"
+    d = FIXTURES / name
+    err = (d / "error.log").read_text().splitlines()
+    other = (
+        "2026/11/24 23:30:04 [error] 18047#18047: *9 upstream prematurely closed connection "
+        "while reading response header from upstream, client: 10.0.0.3, server: admin, request: "
+        '"GET /test/0/7 HTTP/1.1", upstream: "http://10.0.0.8:9090/test/0/7", host: "admin"'
+    )
+    (tmp_path / "error.log.1.gz").write_bytes(gzip.compress(("\n".join(err[:6]) + "\n").encode()))
+    (tmp_path / "error.log").write_text("\n".join([*err[6:], other]) + "\n2026/11/24 23:3")
+    acc = (d / "access.log").read_text().splitlines()
+    foreign = '1795563004.5 "GET /admin HTTP/1.1" 502 "10.0.0.8:9090" "502" 9 1 "0.001" 0.001'
+    (tmp_path / "access.log.1.gz").write_bytes(gzip.compress(("\n".join(acc[:3]) + "\n").encode()))
+    (tmp_path / "access.log").write_text("\n".join([*acc[3:], foreign]) + "\n")
+    logs = [
+        str(tmp_path / n) for n in ("error.log.1.gz", "error.log", "access.log.1.gz", "access.log")
+    ]
+    j = join_logs(analysis(name), logs, formats=formats(name))
+    plain = join_logs(
+        analysis(name), [str(d / "error.log"), str(d / "access.log")], formats=formats(name)
+    )
+    assert [(c.finding, [e.text for e in c.errors]) for c in j.confirmed] == [
+        (c.finding, [e.text for e in c.errors]) for c in plain.confirmed
+    ]
+    assert j.log_only == () and j.packet_only == ()
+    by = {Path(c.path).name: c for c in j.files}
+    assert by["error.log.1.gz"].compressed and by["error.log"].partial_last_line
+    assert by["error.log"].other_upstreams == 1 and by["access.log"].other_upstreams == 1
+
+
+def test_json_schema_doc_names_every_logs_key() -> None:
+    from pcapkit.report.nginx_section import logs_dict
+
+    doc = (Path(__file__).parent.parent / "docs" / "json-schema.md").read_text()
+    section = doc[doc.index("## `logs`") : doc.index("## `configured[]`")]
+    d = FIXTURES / "idle-race-post"
+    keys = logs_dict(
+        join_logs(
+            analysis("idle-race-post"),
+            [str(d / "error.log"), str(d / "access.log")],
+            formats=formats("idle-race-post"),
+        )
+    )
+    missing = [k for k in keys if f"`{k}`" not in section]
+    missing += [k for k in keys["files"][0] if f"`{k}`" not in section]
+    assert missing == []

@@ -635,7 +635,33 @@ def by_hand(
     )
 
 
+_PUMA = re.compile(r"^\s*(persistent_timeout|port|bind)\s*\(?\s*['\"]?([^'\")\s#]+)", re.M)
+
+
+def puma(path: str) -> Backend:
+    """Puma's ``config/puma.rb``: its ``persistent_timeout`` and ``port``/``bind`` lines, read as
+    text (Ruby is never run; a value computed from ENV is not read)."""
+    text = _read(path)
+    base = defaults("puma", path)
+    idle = base.idle_timeout
+    port: int | None = None
+    for m in _PUMA.finditer(text):
+        key, value = m.groups()
+        line = text.count("\n", 0, m.start()) + 1
+        if key == "persistent_timeout":
+            try:
+                idle = Value(float(value), key, f"{Path(path).name}:{line}", unit="s")
+            except ValueError:
+                continue
+        elif value.isdigit():
+            port = int(value)
+        elif (found := re.search(r":(\d+)$", value)) is not None:
+            port = int(found.group(1))
+    return Backend(base.kind, path, port, idle, base.max_requests, notes=base.notes)
+
+
 _READERS: dict[str, Callable[[str], list[Backend]]] = {
+    ".rb": lambda p: [puma(p)],
     ".xml": tomcat,
     ".yaml": lambda p: [spring_boot(p)],
     ".yml": lambda p: [spring_boot(p)],
@@ -650,7 +676,7 @@ def read_upstream(path: str) -> list[Backend]:
     if reader is None:
         raise ConfigError(
             f"{path}: not an upstream config kaflow reads (server.xml, application.yaml or "
-            ".properties, gunicorn.conf.py); for others give --upstream-command or "
+            ".properties, gunicorn.conf.py, puma.rb); for others give --upstream-command or "
             "--upstream-idle-timeout"
         )
     return reader(path)
