@@ -8,10 +8,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pcapkit.config import check, read_nginx
+from pcapkit.config import backends, check, read_nginx
 from pcapkit.config.upstream import command, gunicorn, spring_boot, tomcat
 from pcapkit.errors import ConfigError, LogError
 from pcapkit.logs.parse import COMBINED, read_access_log, read_error_log
@@ -110,3 +111,38 @@ def test_help_imports_no_config_or_log_reader() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+HUGE = "9" * 400  # past a float
+BIG = "9" * 300  # a float, but no timer: its fix in milliseconds would overflow
+
+
+def test_numbers_too_big_or_not_finite(tmp_path: Path) -> None:
+    """Numbers past a float's range are one-line errors, not an OverflowError in a fix."""
+    cases = {
+        "nginx.conf": f"http {{ upstream up {{ server 127.0.0.1:8080; keepalive 2; "
+        f"keepalive_timeout {HUGE}; }} }}",
+        "server.xml": f'<Server><Service><Connector port="8080" keepAliveTimeout="{HUGE}"/>'
+        "</Service></Server>",
+        "application.properties": f"server.tomcat.keep-alive-timeout={HUGE}s\n",
+        "gunicorn.conf.py": "keepalive = 1e999\nmax_requests = 1e999\n",
+    }
+    nginx = tmp_path / "nginx.conf"
+    nginx.write_text(cases.pop("nginx.conf"))
+    with pytest.raises(ConfigError):
+        read_nginx(str(nginx))
+    nginx.write_text(nginx.read_text().replace(HUGE, BIG))
+    with pytest.raises(ConfigError):
+        read_nginx(str(nginx))
+    nginx.write_text("http { upstream up { server 127.0.0.1:8080; keepalive 2; } }")
+    for name, text in cases.items():
+        p = tmp_path / name
+        p.write_text(text)
+        with pytest.raises(ConfigError):
+            check(read_nginx(str(nginx)), backends([str(p)]))
+    for line in (
+        "uvicorn app:app --timeout-keep-alive inf",
+        "java -jar x jetty.http.idleTimeout=nan",
+    ):
+        with pytest.raises(ConfigError):
+            command(line)

@@ -13,6 +13,9 @@ from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T", covariant=True)  # a Value[int] is a Value[int | None]: values are frozen
 
+MAX_SECONDS = 1e10
+"""Longer than any timer (300 years): a larger value is a typo or an attack, not a setting."""
+
 Unit = Literal["nginx_time", "ms", "s", "duration", "count"]
 Severity = Literal["problem", "note"]
 Rule = Literal[

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import math
 import os
 import re
 import tempfile
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcapkit.config.model import Location, NginxConfig, Upstream, UpstreamServer, Value
+from pcapkit.config.model import MAX_SECONDS, Location, NginxConfig, Upstream, UpstreamServer, Value
 from pcapkit.errors import ConfigError
 
 MAX_FILE_BYTES = 4 << 20
@@ -73,9 +74,12 @@ def nginx_time(text: str) -> float:
         m = _TIME.match(text, pos)
         if m is None or m.end() == pos:
             raise ValueError(text)
-        total += int(m.group(1)) * _UNITS[m.group(2)]
+        try:
+            total += int(m.group(1)) * _UNITS[m.group(2)]
+        except OverflowError:
+            raise ValueError(text) from None
         pos = m.end()
-    if not text:
+    if not text or not math.isfinite(total) or total > MAX_SECONDS:
         raise ValueError(text)
     return total
 

@@ -13,13 +13,14 @@ expand), YAML with aliases refused before anything is built, Python only as a sy
 from __future__ import annotations
 
 import ast
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pcapkit.config.model import Backend, Unit, Value
+from pcapkit.config.model import MAX_SECONDS, Backend, Unit, Value
 from pcapkit.errors import ConfigError
 
 MAX_BYTES = 4 << 20
@@ -61,6 +62,14 @@ def _read(path: str) -> str:
         raise ConfigError(f"{path}: {e.strerror or e}") from None
 
 
+def _finite(text: str) -> float:
+    """A number of a command line or file: inf, nan and negatives are not timeouts."""
+    x = float(text)
+    if not math.isfinite(x) or x < 0 or x > MAX_SECONDS * 1000:
+        raise ValueError(text)
+    return x
+
+
 # --- durations ---------------------------------------------------------------------------------
 
 _SPRING = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)?$", re.IGNORECASE)
@@ -94,6 +103,8 @@ def spring_duration(text: str, default_unit: str = "ms") -> float | None:
         value = (
             float(d or 0) * 86400 + float(h or 0) * 3600 + float(mi or 0) * 60 + float(s or 0)
         ) * (-1 if sign == "-" else 1)
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise ValueError(text)
     return None if value < 0 else value
 
 
@@ -293,6 +304,8 @@ def _connector(c: Any, path: str, executors: dict[str, str]) -> Backend:
             return default
         try:
             n = float(v)
+            if not math.isfinite(n) or n > MAX_SECONDS * 1000:
+                raise ValueError(v)
         except ValueError:
             raise ConfigError(f'{where}: {key}="{v}": not a number') from None
         return Value(None if n < 0 else n / 1000, key, where, unit="ms")
@@ -409,16 +422,24 @@ def gunicorn(path: str | None = None, command: list[str] | None = None) -> Backe
         if v is None:
             return Value(default, flag, "gunicorn default", default=True, unit="s")
         try:
-            return Value(
-                float(str(v)), key if where[key] != "command line" else flag, where[key], unit="s"
-            )
+            x = float(str(v))
+            if not math.isfinite(x) or x < 0 or x > MAX_SECONDS:
+                raise ValueError(v)
+            return Value(x, key if where[key] != "command line" else flag, where[key], unit="s")
         except ValueError:
             raise ConfigError(f"{where[key]}: {key} = {v!r}: not a number") from None
+
+    def count(key: str, default: int) -> int:
+        v = values.get(key, default)
+        try:
+            return int(float(str(v)))
+        except (ValueError, OverflowError):
+            raise ConfigError(f"{where.get(key, '')}: {key} = {v!r}: not a number") from None
 
     keepalive = num("keepalive", 2.0, "--keep-alive")
     max_req = num("max_requests", 0, "--max-requests")
     worker = str(values.get("worker_class", "sync"))
-    threads = int(float(str(values.get("threads", 1))))
+    threads = count("threads", 1)
     if worker == "sync" and threads > 1:
         worker = "gthread"  # gunicorn switches to gthread by itself
     keeps_alive = worker != "sync"
@@ -443,7 +464,7 @@ def gunicorn(path: str | None = None, command: list[str] | None = None) -> Backe
         max_requests=max_requests,
         max_connections=None,
         accept_count=Value(
-            int(float(str(values.get("backlog", 2048)))),
+            count("backlog", 2048),
             "backlog",
             where.get("backlog", "gunicorn default"),
             "backlog" not in values,
@@ -534,7 +555,7 @@ def command(line: str) -> Backend:
         try:
             idle = (
                 Value(
-                    float(str(opts["timeout_keep_alive"])),
+                    _finite(str(opts["timeout_keep_alive"])),
                     "--timeout-keep-alive",
                     "command line",
                     unit="s",
@@ -566,7 +587,7 @@ def command(line: str) -> Backend:
         for a in argv:
             if a.startswith("jetty.http.idleTimeout="):
                 try:
-                    ms = float(a.split("=", 1)[1])
+                    ms = _finite(a.split("=", 1)[1])
                 except ValueError:
                     raise ConfigError(f"{a}: not a number") from None
                 b = defaults("jetty", "command line")
