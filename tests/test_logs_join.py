@@ -9,6 +9,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pcapkit import analyze
 from pcapkit.logs import AccessEntry, ErrorLine, join
 from pcapkit.model import Analysis, Finding
@@ -137,3 +140,77 @@ def test_a_line_of_another_moment_is_not_a_match() -> None:
     errors = [error(1, T0 + 20, "GET /a")]
     j = join(replace(base(), findings=tuple(findings)), errors, [], [], utc_offset_s=0)
     assert len(j.log_only) == 1 and len(j.packet_only) == 1 and j.confirmed == ()
+
+
+KINDS = ["prematurely_closed", "reset", "connect_timeout", "refused", "read_timeout",
+         "no_live_upstreams", "server_disabled"]  # fmt: skip
+REQS = ["GET /a", "GET /b", "POST /c"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from([*REQS, None]), st.booleans()), max_size=12
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(-2, 32),
+            st.sampled_from(KINDS),
+            st.sampled_from(REQS),
+            st.one_of(st.none(), st.integers(1, 4)),
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(0, 33),
+            st.sampled_from(REQS),
+            st.sampled_from([("502",), ("502", "200"), ("504",), ("502", "502", "200")]),
+            st.one_of(st.none(), st.integers(1, 4)),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([None, 0, 3600]),
+)
+def test_every_line_and_every_finding_is_accounted_for(
+    found: list[tuple[int, str | None, bool]],
+    errs: list[tuple[int, str, str, int | None]],
+    entries: list[tuple[int, str, tuple[str, ...], int | None]],
+    offset: int | None,
+) -> None:
+    """Whatever the lines and findings, each error line is either confirming a finding or
+    listed as unexplained, each access entry likewise, and each loss or failed connect is either
+    logged or listed as not logged; nothing is counted twice."""
+    findings = []
+    for i, (t, req, connect) in enumerate(found):
+        if connect:
+            findings.append(Finding("connect_failed", i + 1, (T0 + t) * NS, i, "syn"))
+        else:
+            findings.append(lost(i + 1, T0 + t + 0.5, req, False))
+    errors = [
+        replace(error(i + 1, T0 + t, req, conn), kind=kind)  # type: ignore[arg-type]
+        for i, (t, kind, req, conn) in enumerate(errs)
+    ]
+    access = [
+        replace(
+            entry(i + 1, T0 + t + 0.4, req, st_, 200 if st_[-1] == "200" else 502), connection=conn
+        )
+        for i, (t, req, st_, conn) in enumerate(entries)
+    ]
+    j = join(replace(base(), findings=tuple(findings)), errors, access, [], utc_offset_s=offset)
+    confirming = [e for c in j.confirmed for e in c.errors]
+    unexplained = [u.error for u in j.log_only if u.error is not None]
+    assert len({id(e) for e in confirming}) == len(confirming)
+    counted = {id(e) for e in confirming} | {id(e) for e in unexplained}
+    assert {id(e) for e in errors if e.kind != "server_disabled"} <= counted
+    assert not ({id(e) for e in confirming} & {id(e) for e in unexplained})
+    judged = [c.finding for c in j.confirmed if c.finding.type != "retry"]
+    for f in findings:
+        logged = any(f is g and c.errors for c in j.confirmed for g in [c.finding])
+        assert logged != any(f is p for p in j.packet_only)
+        assert sum(1 for g in judged if g is f) <= 1
+    listed = {id(u.access) for u in j.log_only if u.access is not None}
+    for a in access:
+        attached = any(a is x for c in j.confirmed for x in c.access)
+        via_error = any(a.request == e.request for e in errors)
+        assert attached or id(a) in listed or via_error
