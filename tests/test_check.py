@@ -264,3 +264,18 @@ def test_gunicorn_conf_syntax_error(tmp_path: Path) -> None:
     p = tmp_path / "gunicorn.conf.py"
     p.write_text("keepalive = (\n")
     _fails([str(FIXTURES / "agree" / "nginx.conf"), str(p)], "not Python")
+
+
+def test_docs_sample_is_real_output() -> None:
+    """Every line of docs/check.md's sample session is a line kaflow prints for it."""
+    text = (Path(__file__).parent.parent / "docs" / "check.md").read_text()
+    start = text.index("$ kaflow check fixtures/idle-race-post/")
+    command, *sample = text[start : text.index("```", start)].splitlines()
+    root = Path(__file__).parent.parent
+    args = [str(root / a) if a.startswith("fixtures/") else a for a in command.split()[3:]]
+    r = runner.invoke(app, ["check", *args])
+    assert r.exit_code == 1, r.output
+    out = [line.replace(str(root) + "/", "") for line in r.stdout.splitlines()]
+    shown = [line for line in sample if line.strip()]
+    assert len(shown) > 20
+    assert [line for line in shown if line not in out] == []
