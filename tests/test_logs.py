@@ -439,3 +439,27 @@ def test_json_schema_doc_names_every_logs_key() -> None:
     missing = [k for k in keys if f"`{k}`" not in section]
     missing += [k for k in keys["files"][0] if f"`{k}`" not in section]
     assert missing == []
+
+
+def test_logs_doc_sample_is_real_output() -> None:
+    """docs/logs.md's join sample is what kaflow prints for idle-race-get."""
+    text = (Path(__file__).parent.parent / "docs" / "logs.md").read_text()
+    start = text.index("  Confirmed by nginx")
+    sample = [x for x in text[start : text.index("```", start)].splitlines() if x.strip()]
+    d = FIXTURES / "idle-race-get"
+    r = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(d / "capture.pcap"),
+            "--nginx-log",
+            str(d / "error.log"),
+            "--nginx-log",
+            str(d / "access.log"),
+            "--nginx-conf",
+            str(d / "nginx.conf"),
+        ],
+    )
+    out = r.stdout.splitlines()
+    assert len(sample) > 6
+    assert [x for x in sample if x not in out] == []
