@@ -238,7 +238,10 @@ def read_nginx(path: str, *, text: str | None = None, version: str | None = None
         top = _directives(sources, main, (), None)
     else:
         if text is not None:
-            raise ConfigError(f"{path}: not nginx -T output (no '# configuration file' line)")
+            raise ConfigError(
+                f"{path}: not nginx -T output (no '# configuration file' line): give a config "
+                "file by its path, so that its includes can be found"
+            )
         top = tuple(_build(sources, _parse_text(head, path), path, (path,)))
     chosen = version or from_dump
     origin = "--nginx-version" if version else ("nginx -T" if from_dump else "unknown")
