@@ -55,10 +55,6 @@ class MalformedCaptureError(CaptureError):
     """The capture's structure is broken before any packet could be read."""
 
 
-class NoUpstreamTrafficError(KaflowError):
-    """The capture holds TCP traffic, but none on the upstream port(s) asked for."""
-
-
 class ConfigError(KaflowError):
     """A configuration file cannot be read: missing, malformed, hostile (an include cycle, an XML
     entity, a file past the size limit) or of a kind kaflow does not know."""
@@ -66,3 +62,7 @@ class ConfigError(KaflowError):
 
 class LogError(KaflowError):
     """An nginx log file cannot be read at all; lines it cannot parse are counted, not raised."""
+
+
+class NoUpstreamTrafficError(KaflowError):
+    """The capture holds TCP traffic, but none on the upstream port(s) asked for."""
