@@ -22,7 +22,7 @@ import typer
 from pcapkit import __version__
 
 if TYPE_CHECKING:
-    from pcapkit.model import ConnectionRef
+    from pcapkit.model import Analysis, ConnectionRef
     from pcapkit.store import TextCodec
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -219,6 +219,51 @@ def analyze(
             metavar="N",
         ),
     ] = None,
+    nginx_log: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="nginx's error log or access log (rotated, gzipped: repeat for each file): "
+            "its lines are joined to the findings.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="The access log's log_format string, or its name in --nginx-conf. "
+            "[default: the config's formats, combined]",
+            metavar="FMT",
+            show_default=False,
+        ),
+    ] = None,
+    nginx_conf: Annotated[
+        str | None,
+        typer.Option(
+            help="nginx's config (or nginx -T output): the access log's format, and the "
+            "configured timeouts held against the ones the capture measured.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_config: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The upstream's config (server.xml, application.yaml, gunicorn.conf.py): its "
+            "configured idle timeout and max requests held against the measured ones.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    log_tz: Annotated[
+        str | None,
+        typer.Option(
+            help="The error log's time zone (+02:00, UTC, Europe/Berlin). [default: from the "
+            "access log's $time_local, or inferred from the matches]",
+            metavar="TZ",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyze a capture: summary, findings, and the timelines of connections with findings.
 
@@ -238,13 +283,18 @@ def analyze(
       kaflow analyze dump.pcap -f json -o analysis.json
 
       kaflow analyze captures/ --jobs 2
+
+      kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
     """
     from pcapkit.analysis import expand
 
     files = expand(dumps)
+    nginx = bool(nginx_log or nginx_conf or upstream_config)
     if len(files) > 1:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
+        if nginx:
+            raise _fail("nginx's logs and configs are joined to one capture: give one capture")
         _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs)
     dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
@@ -252,9 +302,16 @@ def analyze(
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
+    if nginx_conf and not connection:
+        # nginx's idle closes are measured over every connection: kept, spooled as objects
+        keep, spool = None, True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
         result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
+        if nginx:
+            result = _with_nginx(
+                result, nginx_log or [], log_format, nginx_conf, upstream_config or [], log_tz
+            )
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -274,6 +331,31 @@ def analyze(
     rep = reporter(fmt.value)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _with_nginx(
+    result: Analysis,
+    logs: list[str],
+    log_format: str | None,
+    nginx_conf: str | None,
+    upstream_configs: list[str],
+    tz: str | None,
+) -> Analysis:
+    """The analysis with nginx's logs joined to it and its measured timers held against the
+    configured ones (``--nginx-log``, ``--nginx-conf``, ``--upstream-config``)."""
+    from pcapkit.config import backends, read_nginx
+    from pcapkit.config.compare import compare
+
+    conf = read_nginx(nginx_conf) if nginx_conf else None
+    found = backends(upstream_configs)
+    joined = None
+    if logs:
+        from pcapkit.logs import join_logs
+
+        formats = conf.log_formats if conf is not None else ()
+        joined = join_logs(result, logs, log_format=log_format, formats=formats, tz=tz)
+    configured = compare(result, conf, found) if conf is not None or found else ()
+    return replace(result, logs=joined, configured=configured)
 
 
 def _keeping(
@@ -332,7 +414,6 @@ def _analyze_many(
     """
     from pcapkit.analysis import analyze_many
     from pcapkit.errors import KaflowError
-    from pcapkit.model import Analysis
     from pcapkit.report import ReportOptions, reporter
 
     results: list[tuple[Path, Analysis]] = []
@@ -387,6 +468,149 @@ def _analyze_many(
     if failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if any(a.has_findings for _, a in results) else EXIT_CLEAN)
+
+
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    from pcapkit.config.upstream import spring_duration
+
+    try:
+        return spring_duration(text, default_unit="s")
+    except ValueError:
+        raise _fail(f"{option} {text!r}: give a duration such as 5s, 500ms or 75") from None
+
+
+@app.command()
+def check(
+    nginx_conf: Annotated[
+        str,
+        typer.Argument(
+            help="nginx's main config file (its includes are followed), or nginx -T output "
+            "in a file or, as -, on standard input.",
+            metavar="NGINX-CONF",
+            show_default=False,
+        ),
+    ],
+    upstream_configs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The upstream's config: Tomcat server.xml, Spring Boot application.yaml or "
+            ".properties, gunicorn.conf.py.",
+            metavar="UPSTREAM-CONFIG",
+            show_default=False,
+        ),
+    ] = None,
+    nginx_version: Annotated[
+        str | None,
+        typer.Option(
+            help="nginx's version, for its defaults (keepalive is on by default since 1.29.7). "
+            "[default: from nginx -T -V output]",
+            metavar="X.Y.Z",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_command: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The upstream's command line, e.g. 'gunicorn -k gthread --keep-alive 5 app:app' "
+            "or 'uvicorn --timeout-keep-alive 5 app:app'. Repeatable.",
+            metavar="CMD",
+            show_default=False,
+        ),
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="The upstream's kind, for its documented defaults: tomcat, spring-boot, "
+            "gunicorn, uvicorn, node, jetty, puma, go.",
+            metavar="KIND",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_idle_timeout: Annotated[
+        str | None,
+        typer.Option(help="The upstream's idle timeout (5s, 500ms, 75).", metavar="DURATION"),
+    ] = None,
+    upstream_max_requests: Annotated[
+        int | None,
+        typer.Option(
+            help="The upstream's max requests per connection (0 or -1: unlimited).", metavar="N"
+        ),
+    ] = None,
+    upstream_max_connections: Annotated[
+        int | None,
+        typer.Option(help="The connections the upstream accepts at once.", metavar="N"),
+    ] = None,
+    fmt: Annotated[
+        CheckFormat,
+        typer.Option("--format", "-f", help="table for people; json (kaflow.check/1) for tools."),
+    ] = CheckFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file.", metavar="FILE"),
+    ] = None,
+) -> None:
+    """Check nginx's upstream keepalive settings against the upstream's: can the idle-close race
+    happen, and what to change.
+
+    Rules: the upstream's idle timeout must exceed nginx's keepalive_timeout (equal still
+    races); its max requests per connection must exceed keepalive_requests; it must accept
+    worker_processes x keepalive connections; keepalive must be in effect (HTTP/1.1, no
+    Connection: close); POSTs lost to the race are not retried without non_idempotent;
+    max_fails turns races into "no live upstreams".
+
+    Exit codes: 0 compatible, 1 problems found, 2 unreadable input.
+
+    Examples:
+
+      kaflow check /etc/nginx/nginx.conf server.xml
+
+      nginx -T | kaflow check - src/main/resources/application.yaml --nginx-version 1.26.2
+
+      kaflow check nginx.conf --upstream-command 'gunicorn -k gthread --keep-alive 5 app:app'
+
+      kaflow check nginx.conf --upstream node --upstream-idle-timeout 65s -f json
+    """
+    from pcapkit.config import check_files
+    from pcapkit.config.upstream import KINDS
+    from pcapkit.errors import KaflowError
+
+    if upstream is not None and upstream not in KINDS:
+        raise _fail(f"--upstream {upstream!r}: one of {', '.join(KINDS)}")
+    commands = list(upstream_command or [])
+    idle = _duration(upstream_idle_timeout, "--upstream-idle-timeout")
+    max_requests = upstream_max_requests
+    if max_requests is not None and max_requests < 0:
+        max_requests = 0
+    text = None
+    if nginx_conf == "-":
+        text = sys.stdin.read()
+        nginx_conf = "<stdin>"
+    try:
+        result = check_files(
+            nginx_conf,
+            upstream_configs or [],
+            nginx_text=text,
+            version=nginx_version,
+            commands=commands,
+            kind=upstream,
+            idle_timeout=idle,
+            max_requests=max_requests,
+            max_connections=upstream_max_connections,
+        )
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+    from pcapkit.report.check_report import write_json, write_table
+
+    render = write_json if fmt is CheckFormat.json else write_table
+    _write(output, lambda out: render(result, out))
+    raise typer.Exit(EXIT_CLEAN if result.compatible else EXIT_FINDINGS)
 
 
 def main() -> None:

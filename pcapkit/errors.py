@@ -15,7 +15,9 @@ what kaflow trusts in a capture, what it reports, and what it refuses, with ever
     │   ├── UnsupportedLinkTypeError  a link type we cannot decode (named)
     │   ├── EmptyCaptureError       no packets at all
     │   └── MalformedCaptureError   structure broken beyond recovery (record header lies)
-    └── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
+    ├── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
+    ├── ConfigError                 an nginx or upstream config kaflow cannot read (says where)
+    └── LogError                    an nginx log that cannot be read at all (bad lines are counted)
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class EmptyCaptureError(CaptureError):
 
 class MalformedCaptureError(CaptureError):
     """The capture's structure is broken before any packet could be read."""
+
+
+class ConfigError(KaflowError):
+    """A configuration file cannot be read: missing, malformed, hostile (an include cycle, an XML
+    entity, a file past the size limit) or of a kind kaflow does not know."""
+
+
+class LogError(KaflowError):
+    """An nginx log file cannot be read at all; lines it cannot parse are counted, not raised."""
 
 
 class NoUpstreamTrafficError(KaflowError):

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 if TYPE_CHECKING:  # pandas is imported only when a frame is asked for: it costs ~0.2 s
     import pandas as pd
 
+    from pcapkit.config.compare import Comparison
+    from pcapkit.logs.join import LogJoin
+
 Side = Literal["client", "server"]
 EventType = Literal["syn", "syn_ack", "request", "response", "fin", "rst"]
 FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", "connect_failed"]
@@ -264,6 +267,10 @@ class Analysis:
     findings: Sequence[Finding]
     summary: Summary
     advice: tuple[Advice, ...] = ()
+    # nginx's logs joined to the findings (``analyze --nginx-log``), and the configured settings
+    # held against the measured ones (``--nginx-conf``): added by the caller after the analysis
+    logs: LogJoin | None = None
+    configured: tuple[Comparison, ...] = ()
     _by_id: dict[int, Connection] = field(default_factory=dict, repr=False, compare=False)
     _by_conn: dict[int, tuple[Finding, ...]] = field(
         default_factory=dict, repr=False, compare=False

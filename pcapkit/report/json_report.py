@@ -199,6 +199,14 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
     """
     cap = a.capture
     s = a.summary
+    extra: dict[str, Any] = {}
+    if a.logs is not None or a.configured:
+        from pcapkit.report.nginx_section import comparisons_list, logs_dict
+
+        if a.logs is not None:
+            extra["logs"] = logs_dict(a.logs)
+        if a.configured:
+            extra["configured"] = comparisons_list(a.configured)
     return {
         "schema": SCHEMA,
         "generator": f"kaflow {__version__}",
@@ -238,6 +246,7 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             {"topic": x.topic, "text": x.text, "value": x.value, "evidence": x.evidence}
             for x in a.advice
         ],
+        **extra,
     }
 
 

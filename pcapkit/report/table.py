@@ -162,6 +162,16 @@ class TableReporter:
             ),
             ("findings", ", ".join(f"{t} {n:,}" for t, n in s.findings)),
         ]
+        if analysis.logs is not None:
+            j = analysis.logs
+            rows.append(
+                (
+                    "nginx's logs",
+                    f"{len(j.confirmed):,} findings confirmed, {len(j.log_only):,} log errors "
+                    f"without packet evidence, {len(j.packet_only):,} findings not logged; "
+                    f"clients' 5xx from the upstream's closes: {j.clients_5xx}",
+                )
+            )
         if s.retransmissions or s.anomalies:
             rows.append(
                 ("also", f"{s.retransmissions:,} retransmissions, {s.anomalies:,} anomalies")
@@ -180,6 +190,14 @@ class TableReporter:
                     textwrap.fill(advice.text, 96, initial_indent="  - ", subsequent_indent="    ")
                     + "\n"
                 )
+
+        if analysis.logs is not None or analysis.configured:
+            from pcapkit.report import nginx_section
+
+            if analysis.logs is not None:
+                nginx_section.write_table(analysis.logs, out)
+            if analysis.configured:
+                nginx_section.write_comparisons(analysis.configured, out)
 
         self._timelines(analysis, out, options)
 
