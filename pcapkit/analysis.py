@@ -125,15 +125,19 @@ class _Scan:
         judged = classify.facts(c, maybe)
         need = [i for i, f in zip(maybe, judged, strict=True) if classify.needs_connection(f)]
         built = dict(zip(need, connections(b, need), strict=True))
-        flagged = {
-            i for i, f in zip(maybe, judged, strict=True) if self.classifier.judge(f, built.get(i))
+        own = {
+            i: self.classifier.judge(f, built.get(i)) for i, f in zip(maybe, judged, strict=True)
         }
         keep = self.keep
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))
         else:
             refs = map(ConnectionRef, c.conn_id, c.conn_client_port, c.conn_requests)
-            wanted = [i for i, ref in enumerate(refs) if keep(ref, i in flagged)]
+            wanted = [
+                i
+                for i, ref in enumerate(refs)
+                if keep(ref._replace(findings=own[i]) if own.get(i) else ref, bool(own.get(i)))
+            ]
         missing = [i for i in wanted if i not in built]
         built.update(zip(missing, connections(b, missing), strict=True))
         for i in wanted:

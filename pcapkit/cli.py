@@ -294,9 +294,9 @@ def _keeping(
         return None, JSON_LINES  # written as JSON once, as each connection is labelled
     if fmt is not Format.table or show_all:
         return None, True
-    from pcapkit.report.table import FirstFlagged
+    from pcapkit.report.table import WorstFirst
 
-    return FirstFlagged(limit), True
+    return WorstFirst(limit), True
 
 
 def _write(output: Path | None, render: Callable[[TextIO], None]) -> None:
@@ -342,9 +342,9 @@ def _analyze_many(
     if fmt is Format.table and not show_all:
         from functools import partial
 
-        from pcapkit.report.table import FirstFlagged
+        from pcapkit.report.table import WorstFirst
 
-        keep = partial(FirstFlagged, limit)  # only the timelines shown cross back from workers
+        keep = partial(WorstFirst, limit)  # only the timelines shown cross back from workers
     for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs, keep=keep), start=1):
         if show:
             sys.stderr.write(f"\r[{done}/{len(files)} captures]")

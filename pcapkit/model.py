@@ -152,11 +152,17 @@ class Connection:
 
 class ConnectionRef(NamedTuple):
     """What ``analyze(keep=)`` is told of a finished connection to decide whether to keep it,
-    before any object is built for it: its id, nginx's port and how many requests it carried."""
+    before any object is built for it: its id, nginx's port and how many requests it carried.
+
+    ``findings`` are its own findings as far as they are known when it is finished: the
+    upstream's close and a failed connect. Lost requests and retries are paired only at the end
+    of the capture; a connection that lost requests shows it by a ``request_in_flight`` close.
+    """
 
     id: int
     client_port: int
     requests: int
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

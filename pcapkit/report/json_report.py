@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from pcapkit import __version__
 from pcapkit.model import Analysis, Connection, Event, Finding, Request
 from pcapkit.report import ReportOptions
+from pcapkit.report.severity import TITLES, Ranking, rank, tier
 from pcapkit.store import Spool
 
 SCHEMA = "kaflow.analysis/1"
@@ -176,6 +177,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "time": seconds(f.time_ns),
         "frame": f.frame,
         "message": f.message,
+        "severity": tier(f),
     }
     if f.request is not None:
         d["request"] = f.request
@@ -228,6 +230,7 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             "retransmissions": s.retransmissions,
             "anomalies": s.anomalies,
             "findings": dict(s.findings),
+            **ranking_dict(rank(a.findings)),
         },
         "connections": [connection_dict(c) for c in a.connections] if connections else [],
         "findings": [finding_dict(f) for f in a.findings] if findings else [],
@@ -235,6 +238,32 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             {"topic": x.topic, "text": x.text, "value": x.value, "evidence": x.evidence}
             for x in a.advice
         ],
+    }
+
+
+def ranking_dict(r: Ranking) -> dict[str, Any]:
+    """The summary's severity-first view: tiers worst first, the idle closes as a distribution,
+    and the connections worst first."""
+    idle = r.idle
+    return {
+        "severity": [{"tier": t, "title": TITLES[t], "count": n} for t, n in r.counts],
+        "idle_closes": {
+            "count": idle.count,
+            "connections": idle.connections,
+            "unknown_idle": idle.unknown_idle,
+            "first": seconds(idle.first_ns),
+            "last": seconds(idle.last_ns),
+            "idle": {
+                "min": seconds(idle.min_ns),
+                "median": seconds(idle.median_ns),
+                "max": seconds(idle.max_ns),
+                "dominant": seconds(idle.dominant_ns),
+                "dominant_share": round(idle.dominant_share, 6),
+                "bin": seconds(idle.bin_ns) if idle.bins else None,
+                "histogram": [{"from": seconds(lo), "count": n} for lo, n in idle.bins],
+            },
+        },
+        "worst_connections": list(r.worst),
     }
 
 

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from pcapkit.model import Analysis, Connection, ConnectionRef, Event, Finding
 from pcapkit.report import ReportOptions, pinned
+from pcapkit.report.severity import TIERS, TITLES, IdleCloses, Ranking, connection_rank, rank
 
 _ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
 _SIDE = {"client": "nginx", "server": "upstream", None: "-"}
@@ -163,11 +164,12 @@ class TableReporter:
             )
         w(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
 
+        ranking = rank(analysis.findings)
         if not analysis.findings:
             w("\nNo findings: every connection that closed was closed by nginx first")
             w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
         else:
-            self._findings(analysis, out)
+            self._findings(analysis, ranking, out)
         if analysis.advice:
             out.write("\nDiagnosis\n")
             for advice in analysis.advice:
@@ -176,32 +178,41 @@ class TableReporter:
                     + "\n"
                 )
 
-        self._timelines(analysis, out, options)
+        self._timelines(analysis, ranking, out, options)
 
-    def _findings(self, analysis: Analysis, out: TextIO) -> None:
-        found = analysis.findings
-        out.write("\nFindings\n")
-        rows = [
-            (clock(f.time_ns), f"#{f.connection}", f.type, f.message)
-            for f in found[:_FINDING_LIMIT]
-        ]
-        out.write(
-            tabulate(
-                rows,
-                headers=("time (UTC)", "conn", "finding", "what happened"),
-                tablefmt="simple",
-                disable_numparse=True,
-                maxcolwidths=[None, None, None, 72],
+    def _findings(self, analysis: Analysis, ranking: Ranking, out: TextIO) -> None:
+        out.write("\nFindings, worst first\n")
+        counts = [(TITLES[t], f"{n:,}") for t, n in ranking.counts if n]
+        out.write(tabulate(counts, tablefmt="plain", disable_numparse=True) + "\n")
+        found = ranking.ranked
+        if found:
+            rows = [
+                (clock(f.time_ns), f"#{f.connection}", f.type, f.message)
+                for f in found[:_FINDING_LIMIT]
+            ]
+            out.write(
+                "\n"
+                + tabulate(
+                    rows,
+                    headers=("time (UTC)", "conn", "finding", "what happened"),
+                    tablefmt="simple",
+                    disable_numparse=True,
+                    maxcolwidths=[None, None, None, 72],
+                )
+                + "\n"
             )
-            + "\n"
-        )
         if len(found) > _FINDING_LIMIT:
             out.write(
                 f"  … {len(found) - _FINDING_LIMIT:,} more findings: "
                 "use --format json or csv for all of them\n"
             )
+        idle = ranking.idle
+        if idle.count:
+            out.write("\n" + idle_summary(idle) + "\n")
 
-    def _timelines(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
+    def _timelines(
+        self, analysis: Analysis, ranking: Ranking, out: TextIO, options: ReportOptions
+    ) -> None:
         sel = options.connections
         total = analysis.summary.connections
         if sel == "all":
@@ -211,7 +222,7 @@ class TableReporter:
             conns = [analysis.connection(i) for i in sel]
             more = 0
         else:
-            flagged = analysis.flagged()
+            flagged = ranking.worst
             limit = max(options.limit, 0)
             conns = (analysis.connection(i) for i in flagged[:limit])
             more = len(flagged) - limit
@@ -223,37 +234,81 @@ class TableReporter:
                 out.write(a.what + "\n")
         if more > 0:
             out.write(
-                f"\n… {more:,} more connections with findings: "
+                f"\n… {more:,} more connections with findings (the worst are shown): "
                 "--all shows every connection, --connection ID one of them\n"
             )
         if sel is None and not analysis.findings and total:
             out.write("\n(--all shows every connection's timeline)\n")
 
 
-class FirstFlagged:
+def _span(lo: int, width: int) -> str:
+    return f"{_duration(lo)} to {_duration(lo + width)}"
+
+
+def idle_summary(idle: IdleCloses) -> str:
+    """The idle closes in a few lines: how many, when, and the idle time the upstream allows."""
+    first, last = idle.first_ns, idle.last_ns
+    when = f", {clock(first)} to {clock(last)}" if first is not None and last is not None else ""
+    lines = [
+        f"Idle closes by the upstream: {_plural(idle.count, 'close')} on "
+        f"{_plural(idle.connections, 'connection')}{when}"
+    ]
+    if idle.dominant_ns is not None and idle.min_ns is not None and idle.max_ns is not None:
+        known = idle.count - idle.unknown_idle
+        fullest = max(idle.bins, key=lambda b: b[1])
+        lines.append(
+            textwrap.fill(
+                f"idle time before the upstream's FIN: mostly {_duration(idle.dominant_ns)}, "
+                f"the upstream's idle timeout ({fullest[1]:,} of {known:,} within "
+                f"{_span(fullest[0], idle.bin_ns)}); shortest {_duration(idle.min_ns)}, "
+                f"longest {_duration(idle.max_ns)}",
+                96,
+                initial_indent="  ",
+                subsequent_indent="  ",
+            )
+        )
+        others = sorted(sorted((b for b in idle.bins if b != fullest), key=lambda b: -b[1])[:4])
+        if any(n for _, n in others):
+            lines.append(
+                "  also: " + ", ".join(f"{_span(lo, idle.bin_ns)}: {n:,}" for lo, n in others if n)
+            )
+    if idle.unknown_idle:
+        lines.append(f"  ({idle.unknown_idle:,} on connections silent since before the capture)")
+    return "\n".join(lines)
+
+
+class WorstFirst:
     """What the default table can show, chosen connection by connection (``analyze(keep=)``).
 
-    The default report shows the timelines of the ``limit`` lowest-numbered connections with
-    findings. A connection's own findings are known when it is finished, but whether it holds
-    the retry of a loss is known only later; so below the current cutoff (the ``limit``-th
-    flagged id so far) every connection with requests is kept too. The few that turn out not
-    to be needed cost a little disk in the spool, never a timeline.
+    The default report shows the timelines of the ``limit`` connections with the worst findings
+    (:attr:`Ranking.worst <pcapkit.report.severity.Ranking.worst>`: by tier, then id). When a
+    connection is finished its own findings are known, except whether its lost requests were
+    retried: so every connection that lost a request is kept (the classifier holds each loss
+    until the end anyway, and these wait on disk), and of the others the ``limit`` best-ranked
+    so far. A connection whose only finding will be a retry ranks last; it can be shown only
+    while fewer than ``limit`` connections have findings of their own, so until then every
+    connection with requests is kept too.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._worst: list[int] = []  # max-heap (negated) of the lowest flagged ids
+        self._best: list[tuple[int, int]] = []  # max-heap (negated) of (rank, id) of the others
+        self._own = 0  # connections with findings of their own so far
 
     def __call__(self, conn: ConnectionRef, flagged: bool) -> bool:
         if self.limit <= 0:
             return False
-        full = len(self._worst) >= self.limit
-        if flagged:
-            if not full:
-                heapq.heappush(self._worst, -conn.id)
-                return True
-            if conn.id < -self._worst[0]:
-                heapq.heapreplace(self._worst, -conn.id)
-                return True
-            return False
-        return bool(conn.requests) and (not full or conn.id < -self._worst[0])
+        if not conn.findings:
+            return bool(conn.requests) and self._own < self.limit
+        self._own += 1
+        best = min(connection_rank(f) for f in conn.findings)
+        if best == TIERS.index("close_in_flight"):
+            return True  # lost requests: their tier is known only at the end
+        key = (-best, -conn.id)
+        if len(self._best) < self.limit:
+            heapq.heappush(self._best, key)
+            return True
+        if key > self._best[0]:
+            heapq.heapreplace(self._best, key)
+            return True
+        return False
