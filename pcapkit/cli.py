@@ -22,7 +22,7 @@ import typer
 from pcapkit import __version__
 
 if TYPE_CHECKING:
-    from pcapkit.model import ConnectionRef
+    from pcapkit.model import Analysis, ConnectionRef
     from pcapkit.store import TextCodec
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -49,6 +49,8 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    html = "html"
+    parquet = "parquet"
 
 
 def _version(value: bool) -> None:
@@ -171,8 +173,10 @@ def analyze(
         typer.Option(
             "--format",
             "-f",
-            help="table for people; json (schema kaflow.analysis/1) "
-            "or csv (one row per event) for tools.",
+            help="table for people; html (one self-contained page: timelines, sequence "
+            "diagrams, the idle-time histogram); json (schema kaflow.analysis/1) or csv (one row "
+            "per event) for tools; parquet (connections, events and findings tables in the -o "
+            "folder; needs kaflow[parquet]).",
         ),
     ] = Format.table,
     output: Annotated[
@@ -180,8 +184,18 @@ def analyze(
         typer.Option(
             "--output",
             "-o",
-            help="Write the report to this file instead of stdout.",
+            help="Write the report to this file instead of stdout (parquet: this folder).",
             metavar="FILE",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="parquet: the host column, naming the nginx host the capture came from. "
+            "[default: the capture's file name]",
+            show_default=False,
+            metavar="NAME",
         ),
     ] = None,
     show_all: Annotated[
@@ -237,15 +251,23 @@ def analyze(
 
       kaflow analyze dump.pcap -f json -o analysis.json
 
+      kaflow analyze dump.pcap -f html -o report.html
+
+      kaflow analyze dump.pcap -f parquet -o lake/web-1/2026-12-02T10/ --host web-1
+
       kaflow analyze captures/ --jobs 2
     """
     from pcapkit.analysis import expand
 
     files = expand(dumps)
+    if fmt is Format.parquet:
+        _parquet_ready(output)
     if len(files) > 1:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
-        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs)
+        if fmt is Format.html:
+            raise _fail("--format html shows one capture: give one capture")
+        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host)
     dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
     from pcapkit.errors import KaflowError
@@ -270,10 +292,38 @@ def analyze(
         selection = _select(kept, connection, result.summary.connections)
     elif show_all:
         selection = "all"
+    if fmt is Format.parquet and output is not None:
+        _write_parquet([(result, host)], output)
+        raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _parquet_ready(output: Path | None) -> None:
+    """Fail before the analysis, not after it, when Parquet cannot be written."""
+    from pcapkit.errors import KaflowError
+    from pcapkit.report.parquet_report import require_pyarrow
+
+    if output is None:
+        raise _fail("--format parquet writes a folder of tables: name it with -o DIR")
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--format parquet writes a folder of tables, and {output} is a file")
+    try:
+        require_pyarrow()
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+
+
+def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) -> None:
+    from pcapkit.errors import KaflowError
+    from pcapkit.report.parquet_report import write
+
+    try:
+        write(analyses, output)
+    except KaflowError as e:
+        raise _fail(str(e)) from None
 
 
 def _keeping(
@@ -324,6 +374,7 @@ def _analyze_many(
     limit: int,
     quiet: bool,
     jobs: int | None,
+    host: str | None,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
@@ -332,7 +383,6 @@ def _analyze_many(
     """
     from pcapkit.analysis import analyze_many
     from pcapkit.errors import KaflowError
-    from pcapkit.model import Analysis
     from pcapkit.report import ReportOptions, reporter
 
     results: list[tuple[Path, Analysis]] = []
@@ -361,6 +411,8 @@ def _analyze_many(
     if show:
         sys.stderr.write("\r\033[K")
     options = ReportOptions(connections="all" if show_all else None, limit=limit)
+    if fmt is Format.parquet and output is not None:
+        _write_parquet([(a, host) for _, a in results], output)
 
     def render(out: TextIO) -> None:
         if fmt is Format.json:
@@ -383,7 +435,8 @@ def _analyze_many(
                 f"{len(results) - with_findings} without, {failed} unreadable\n"
             )
 
-    _write(output, render)
+    if fmt is not Format.parquet:
+        _write(output, render)
     if failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if any(a.has_findings for _, a in results) else EXIT_CLEAN)

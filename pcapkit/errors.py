@@ -15,7 +15,9 @@ what kaflow trusts in a capture, what it reports, and what it refuses, with ever
     │   ├── UnsupportedLinkTypeError  a link type we cannot decode (named)
     │   ├── EmptyCaptureError       no packets at all
     │   └── MalformedCaptureError   structure broken beyond recovery (record header lies)
-    └── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
+    ├── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
+    ├── MissingExtraError           a report format needs an optional extra (named) installed
+    └── OutputError                 a report cannot be written where asked
 """
 
 from __future__ import annotations
@@ -55,3 +57,11 @@ class MalformedCaptureError(CaptureError):
 
 class NoUpstreamTrafficError(KaflowError):
     """The capture holds TCP traffic, but none on the upstream port(s) asked for."""
+
+
+class MissingExtraError(KaflowError):
+    """A report format needs a package of an optional extra that is not installed."""
+
+
+class OutputError(KaflowError):
+    """A report cannot be written where asked: the folder cannot be made, a file written."""

@@ -259,6 +259,8 @@ def ranking_dict(r: Ranking) -> dict[str, Any]:
                 "max": seconds(idle.max_ns),
                 "dominant": seconds(idle.dominant_ns),
                 "dominant_share": round(idle.dominant_share, 6),
+                "dominant_from": seconds(idle.dominant_from_ns) if idle.bins else None,
+                "dominant_width": seconds(idle.dominant_width_ns) if idle.bins else None,
                 "bin": seconds(idle.bin_ns) if idle.bins else None,
                 "histogram": [{"from": seconds(lo), "count": n} for lo, n in idle.bins],
             },

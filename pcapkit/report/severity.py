@@ -83,9 +83,12 @@ def connection_rank(f: Finding) -> int:
 class IdleCloses:
     """The upstream's idle-timeout closes as one distribution of idle time before its FIN.
 
-    ``bins`` is a histogram of ``bin_ns``-wide bins from ``bins[0][0]``, every bin up to the
-    last non-empty one (empty ones included). ``dominant_ns`` is the median of the fullest bin:
-    where the upstream's idle timer fires, its timeout plus a scheduling delay.
+    ``bins`` is a histogram of ``bin_ns``-wide bins (about 40 over the range) from
+    ``bins[0][0]``, every bin up to the last non-empty one (empty ones included). The dominant
+    value is found with coarser bins, a hundredth of the typical idle time wide: a timer set to
+    1 s fires at 1.001-1.003 s, and those are one value. ``dominant_ns`` is the median of the
+    fullest of those (``dominant_from_ns`` + ``dominant_width_ns``): where the upstream's idle
+    timer fires, its timeout plus a scheduling delay.
     """
 
     count: int = 0
@@ -98,6 +101,8 @@ class IdleCloses:
     max_ns: int | None = None
     dominant_ns: int | None = None
     dominant_share: float = 0.0  # of the closes with a known idle time, in the fullest bin
+    dominant_from_ns: int = 0
+    dominant_width_ns: int = 0
     bin_ns: int = 0
     bins: tuple[tuple[int, int], ...] = ()
 
@@ -163,13 +168,11 @@ def idle_closes(closes: list[Finding], connections: int) -> IdleCloses:
     )
     if not known:
         return out
-    # bins no finer than a hundredth of the typical idle time: a timer set to 1 s fires at
-    # 1.001-1.003 s, and those are one value, not three
-    width, bins = histogram(
-        known, max(bin_width(known[0], known[-1]), bin_width(0, int(median(known)), 100))
-    )
-    fullest = max(bins, key=lambda b: b[1])
-    inside = [v for v in known if fullest[0] <= v < fullest[0] + width]
+    coarse = max(bin_width(known[0], known[-1]), bin_width(0, int(median(known)), 100))
+    _, wide = histogram(known, coarse)
+    fullest = max(wide, key=lambda b: b[1])
+    inside = [v for v in known if fullest[0] <= v < fullest[0] + coarse]
+    width, bins = histogram(known)
     return IdleCloses(
         count=out.count,
         connections=connections,
@@ -181,6 +184,8 @@ def idle_closes(closes: list[Finding], connections: int) -> IdleCloses:
         max_ns=known[-1],
         dominant_ns=int(median(inside)),
         dominant_share=len(inside) / len(known),
+        dominant_from_ns=fullest[0],
+        dominant_width_ns=coarse,
         bin_ns=width,
         bins=bins,
     )

@@ -53,14 +53,14 @@ def label(e: Event, conn: Connection) -> str:
         status += " Connection: close"
     if e.request_index is not None:
         req = conn.requests[e.request_index]
-        took = _duration(e.time_ns - req.sent_at_ns)
+        took = duration(e.time_ns - req.sent_at_ns)
         status += f"  ← {req.label} ({took})" if req.method is not None else f" ({took})"
     else:
         status += "  (request before the capture)"
     return status
 
 
-def _duration(ns: int) -> str:
+def duration(ns: int) -> str:
     if ns >= 1_000_000_000:
         return f"{ns / 1e9:.3f} s"
     return f"{ns / 1e6:.1f} ms" if ns >= 100_000 else f"{ns / 1e3:.0f} µs"
@@ -70,7 +70,7 @@ def _pin(f: Finding) -> str:
     if f.type == "server_initiated_close":
         why = (f.reason or "").replace("_", " ")
         if f.idle_ns is not None:
-            why += f", {_duration(f.idle_ns)} after its last response"
+            why += f", {duration(f.idle_ns)} after its last response"
         return f"⚠ upstream closed first ({why})"
     if f.type == "request_lost_to_fin":
         if f.retried:
@@ -242,7 +242,7 @@ class TableReporter:
 
 
 def _span(lo: int, width: int) -> str:
-    return f"{_duration(lo)} to {_duration(lo + width)}"
+    return f"{duration(lo)} to {duration(lo + width)}"
 
 
 def idle_summary(idle: IdleCloses) -> str:
@@ -255,22 +255,24 @@ def idle_summary(idle: IdleCloses) -> str:
     ]
     if idle.dominant_ns is not None and idle.min_ns is not None and idle.max_ns is not None:
         known = idle.count - idle.unknown_idle
-        fullest = max(idle.bins, key=lambda b: b[1])
+        lo, width = idle.dominant_from_ns, idle.dominant_width_ns
+        inside = round(idle.dominant_share * known)
         lines.append(
             textwrap.fill(
-                f"idle time before the upstream's FIN: mostly {_duration(idle.dominant_ns)}, "
-                f"the upstream's idle timeout ({fullest[1]:,} of {known:,} within "
-                f"{_span(fullest[0], idle.bin_ns)}); shortest {_duration(idle.min_ns)}, "
-                f"longest {_duration(idle.max_ns)}",
+                f"idle time before the upstream's FIN: mostly {duration(idle.dominant_ns)}, "
+                f"the upstream's idle timeout ({inside:,} of {known:,} within "
+                f"{_span(lo, width)}); shortest {duration(idle.min_ns)}, "
+                f"longest {duration(idle.max_ns)}",
                 96,
                 initial_indent="  ",
                 subsequent_indent="  ",
             )
         )
-        others = sorted(sorted((b for b in idle.bins if b != fullest), key=lambda b: -b[1])[:4])
-        if any(n for _, n in others):
+        outside = [b for b in idle.bins if b[1] and not lo <= b[0] < lo + width]
+        others = sorted(sorted(outside, key=lambda b: -b[1])[:4])
+        if others:
             lines.append(
-                "  also: " + ", ".join(f"{_span(lo, idle.bin_ns)}: {n:,}" for lo, n in others if n)
+                "  others: " + ", ".join(f"{_span(b, idle.bin_ns)}: {n:,}" for b, n in others)
             )
     if idle.unknown_idle:
         lines.append(f"  ({idle.unknown_idle:,} on connections silent since before the capture)")
