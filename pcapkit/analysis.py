@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,7 +133,20 @@ class _Scan:
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))
         else:
-            refs = map(ConnectionRef, c.conn_id, c.conn_client_port, c.conn_requests)
+            refs = map(
+                ConnectionRef,
+                c.conn_id,
+                c.conn_client_port,
+                c.conn_requests,
+                repeat(()),
+                c.conn_server,
+                c.conn_opened_at_ns,
+                c.conn_closed_by,
+                c.conn_close,
+                c.conn_closed_at_ns,
+                c.conn_last_seen_ns,
+                c.conn_last_response_ns,
+            )
             wanted = [
                 i
                 for i, ref in enumerate(refs)

@@ -274,6 +274,10 @@ def analyze(
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
+    if fmt is Format.html and not connection:
+        from pcapkit.report.html_report import PageKeep
+
+        keep = page = PageKeep()
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
         result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
@@ -297,6 +301,10 @@ def analyze(
         raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
+    if fmt is Format.html and not connection:
+        from pcapkit.report.html_report import HtmlReporter
+
+        rep = HtmlReporter(page.spans)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
 

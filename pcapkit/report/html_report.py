@@ -24,13 +24,14 @@ a cap (the page says what it left out), so a capture of 10^5 connections gives a
 from __future__ import annotations
 
 import html
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TextIO
 
 from pcapkit import __version__
-from pcapkit.model import Analysis, Connection, Event, Finding
+from pcapkit.model import Analysis, Connection, ConnectionRef, Event, Finding
 from pcapkit.report import ReportOptions, pinned
 from pcapkit.report.severity import (
     TITLES,
@@ -41,7 +42,7 @@ from pcapkit.report.severity import (
     rank,
     tier,
 )
-from pcapkit.report.table import clock, duration, header, label, stamp
+from pcapkit.report.table import WorstFirst, clock, duration, header, label, stamp
 
 
 def _asset(name: str) -> str:
@@ -93,14 +94,91 @@ class _Bands:
     def slot(self, t: int) -> int:
         return min(BINS - 1, max(0, (t - self.t0) * BINS // self.span))
 
-    def add(self, c: Connection) -> None:
-        diff = self.open.setdefault(c.server, [0] * (BINS + 1))
-        end = c.closed_at_ns if c.closed_at_ns is not None else c.last_seen_ns
-        diff[self.slot(c.opened_at_ns)] += 1
-        diff[self.slot(end) + 1] -= 1
-        closes = self.upstream_closes.setdefault(c.server, [0] * BINS)
-        if c.closed_by == "server" and c.closed_at_ns is not None:
-            closes[self.slot(c.closed_at_ns)] += 1
+
+class Spans:
+    """Where every connection sits in time, a few numbers each: enough for the density bands
+    and nginx's idle closes without building the connections (see :class:`PageKeep`)."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, int] = {}
+        self.server = array("i")
+        self.opened = array("q")
+        self.ended = array("q")
+        self.upstream_closed = array("q")  # -1: not closed first by the upstream
+        self.nginx_idle: list[int] = []
+
+    def add(
+        self,
+        server: str,
+        opened: int,
+        closed_by: str | None,
+        close: str | None,
+        closed_at: int | None,
+        last_seen: int,
+        last_response: int | None,
+    ) -> None:
+        self.server.append(self.servers.setdefault(server, len(self.servers)))
+        self.opened.append(opened)
+        self.ended.append(closed_at if closed_at is not None else last_seen)
+        up = closed_by == "server" and closed_at is not None
+        self.upstream_closed.append(closed_at if up and closed_at is not None else -1)
+        nginx_closed = closed_by == "client" and close == "fin"
+        if nginx_closed and closed_at is not None and last_response is not None:
+            self.nginx_idle.append(closed_at - last_response)
+
+    def add_connection(self, c: Connection) -> None:
+        self.add(
+            c.server,
+            c.opened_at_ns,
+            c.closed_by,
+            c.close,
+            c.closed_at_ns,
+            c.last_seen_ns,
+            c.last_response_ns,
+        )
+
+    def __len__(self) -> int:
+        return len(self.opened)
+
+    def bands(self, t0: int, span: int) -> _Bands:
+        b = _Bands(t0, span)
+        names = {i: name for name, i in self.servers.items()}
+        for name in self.servers:
+            b.open[name] = [0] * (BINS + 1)
+            b.upstream_closes[name] = [0] * BINS
+        for i in range(len(self.opened)):
+            name = names[self.server[i]]
+            diff = b.open[name]
+            diff[b.slot(self.opened[i])] += 1
+            diff[b.slot(self.ended[i]) + 1] -= 1
+            if self.upstream_closed[i] >= 0:
+                b.upstream_closes[name][b.slot(self.upstream_closed[i])] += 1
+        return b
+
+
+class PageKeep:
+    """``analyze(keep=)`` for the page: every connection while there are at most
+    :data:`MAX_LANES` (each gets a lane), then only those that may be among the worst
+    :data:`MAX_LANES` (:class:`~pcapkit.report.table.WorstFirst`); the span of every one is
+    noted in :attr:`spans` for the density bands. The page then builds a few hundred
+    connections, not all of them."""
+
+    def __init__(self) -> None:
+        self.spans = Spans()
+        self._worst = WorstFirst(MAX_LANES)
+
+    def __call__(self, ref: ConnectionRef, flagged: bool) -> bool:
+        self.spans.add(
+            ref.server,
+            ref.opened_at_ns,
+            ref.closed_by,
+            ref.close,
+            ref.closed_at_ns,
+            ref.last_seen_ns,
+            ref.last_response_ns,
+        )
+        worst = self._worst(ref, flagged)
+        return worst or len(self.spans) <= MAX_LANES
 
 
 @dataclass(slots=True)
@@ -128,10 +206,16 @@ def _lane(c: Connection, findings: Sequence[Finding]) -> _Lane:
     )
     data = [e for e in c.events if e.type in ("request", "response")]
     keep_data = len(data) <= MAX_MARKS
-    flagged_requests = {f.request_index for f in findings if f.request_index is not None}
+    marked = {
+        f.request_index: "request lost" if f.type == "request_lost_to_fin" else "request retry"
+        for f in findings
+        if f.request_index is not None
+    }
     for e in c.events:
-        if e.type in ("request", "response"):
-            if keep_data or (e.type == "request" and e.request_index in flagged_requests):
+        if e.type == "request" and e.request_index in marked:
+            lane.marks.append((marked[e.request_index], e.time_ns))
+        elif e.type in ("request", "response"):
+            if keep_data:
                 lane.marks.append((e.type, e.time_ns))
         else:
             lane.marks.append((f"{e.type}-{e.side}", e.time_ns))
@@ -140,7 +224,9 @@ def _lane(c: Connection, findings: Sequence[Finding]) -> _Lane:
     return lane
 
 
-def _gather(analysis: Analysis, ranking: Ranking) -> _Gathered:
+def _gather(analysis: Analysis, ranking: Ranking, spans: Spans | None) -> _Gathered:
+    """One pass over the connections kept: lanes and diagrams, and the spans of every one
+    unless :class:`PageKeep` noted them already."""
     total = analysis.summary.connections
     cap = analysis.capture
     t0 = cap.first_ts_ns or 0
@@ -149,15 +235,12 @@ def _gather(analysis: Analysis, ranking: Ranking) -> _Gathered:
     detailed = set(ranking.worst[:MAX_LANES]) if many else None
     diagram_ids = set(ranking.worst[:MAX_DIAGRAMS])
     lanes: list[_Lane] = []
-    bands = _Bands(t0, span) if many else None
     diagrams: dict[int, Connection] = {}
-    nginx_idle: list[int] = []
+    noted = spans is not None
+    spans = spans if spans is not None else Spans()
     for c in analysis.connections:
-        if bands is not None:
-            bands.add(c)
-        nginx_closed = c.closed_by == "client" and c.close == "fin"
-        if nginx_closed and c.closed_at_ns is not None and c.last_response_ns is not None:
-            nginx_idle.append(c.closed_at_ns - c.last_response_ns)
+        if not noted:
+            spans.add_connection(c)
         if detailed is None or c.id in detailed:
             lanes.append(_lane(c, analysis.findings_for(c.id)))
         if c.id in diagram_ids:
@@ -165,7 +248,8 @@ def _gather(analysis: Analysis, ranking: Ranking) -> _Gathered:
     if detailed is not None:
         order = {cid: i for i, cid in enumerate(ranking.worst)}
         lanes.sort(key=lambda lane: order[lane.conn])
-    return _Gathered(lanes, bands, diagrams, nginx_idle, total)
+    bands = spans.bands(t0, span) if many else None
+    return _Gathered(lanes, bands, diagrams, spans.nginx_idle, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +278,17 @@ def nginx_keepalive(idle: list[int]) -> _Timeout | None:
 
 
 class HtmlReporter:
-    """``-f html``: the page. The selection options do not apply: the page chooses by rank."""
+    """``-f html``: the page. The selection options do not apply: the page chooses by rank.
+
+    Given the :class:`Spans` its :class:`PageKeep` noted, it reads only the connections kept;
+    without, it reads every connection of the analysis."""
+
+    def __init__(self, spans: Spans | None = None) -> None:
+        self.spans = spans
 
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
         ranking = rank(analysis.findings)
-        g = _gather(analysis, ranking)
+        g = _gather(analysis, ranking, self.spans)
         cap = analysis.capture
         w = out.write
         w('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">')
@@ -258,6 +348,10 @@ class HtmlReporter:
                 w(f'<td class="num">{n:,}</td></tr>')
         w("</table>\n")
         if ranking.ranked:
+            n = len(ranking.ranked)
+            listed = f"the first {MAX_ROWS:,}" if n > MAX_ROWS else "all"
+            w(f'<details class="findings"{" open" if n <= 30 else ""}><summary>')
+            w(f"{n:,} findings besides the idle closes, worst first ({listed})</summary>\n")
             w('<table class="findings"><tr><th>time (UTC)</th><th>conn</th><th>finding</th>')
             w("<th>what happened</th></tr>\n")
             for f in ranking.ranked[:MAX_ROWS]:
@@ -273,6 +367,7 @@ class HtmlReporter:
                     f'<p class="note">… and {len(ranking.ranked) - MAX_ROWS:,} more of these: '
                     "the JSON, CSV and Parquet reports have every finding.</p>\n"
                 )
+            w("</details>\n")
         idle = ranking.idle
         if idle.count:
             w(
@@ -337,14 +432,16 @@ class HtmlReporter:
         dx = x(idle.dominant_ns)
         w(
             f'<line class="timeout" x1="{dx:.1f}" x2="{dx:.1f}" y1="10" y2="{H - B}"/>'
-            f'<text x="{dx + 4:.1f}" y="14" fill="#c62828">upstream idle timeout ≈ '
+            f'<text x="{dx + (4 if dx < W / 2 else -4):.1f}" y="14" fill="#c62828" '
+            f'text-anchor="{"start" if dx < W / 2 else "end"}">upstream idle timeout ≈ '
             f"{duration(idle.dominant_ns)}</text>"
         )
         if show_nginx and nginx is not None:
             nx = x(nginx.value_ns)
             w(
                 f'<line class="nginx" x1="{nx:.1f}" x2="{nx:.1f}" y1="24" y2="{H - B}"/>'
-                f'<text x="{nx + 4:.1f}" y="30" fill="#1565c0">nginx keepalive_timeout ≈ '
+                f'<text x="{nx + (4 if nx < W / 2 else -4):.1f}" y="30" fill="#1565c0" '
+                f'text-anchor="{"start" if nx < W / 2 else "end"}">nginx keepalive_timeout ≈ '
                 f"{duration(nginx.value_ns)}</text>"
             )
         w(f'<text x="{W / 2:.0f}" y="{H - 6}" text-anchor="middle">idle time before the FIN</text>')

@@ -1,0 +1,213 @@
+"""The HTML page: self-contained, bounded in size, its SVG held to a golden skeleton, and
+rendered by a real browser (Debian's chromium, headless) without a console error."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pcapkit import Analysis, analyze
+from pcapkit.report import ReportOptions
+from pcapkit.report import html_report as page
+from pcapkit.report.html_report import HtmlReporter, PageKeep, sequence_svg, structure
+from pcapkit.report.severity import rank
+from tests.test_benchmark_gen import SEED, gen
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+GOLD = Path(__file__).parent / "gold"
+# screenshots are kept here for people (and CI) to look at; build/ is ignored by git
+ARTIFACTS = Path(os.environ.get("KAFLOW_ARTIFACTS", ROOT / "build" / "test-artifacts"))
+
+
+def _page(a: Analysis, spans: page.Spans | None = None) -> str:
+    out = io.StringIO()
+    HtmlReporter(spans).render(a, out, ReportOptions())
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """More connections than the page draws one lane each, with losses and retries."""
+    path = tmp_path_factory.mktemp("gen") / "busy.pcap"
+    gen.generate(path, 60_000, seed=SEED, concurrency=40, ports=(40000, 40999))
+    yield path
+
+
+def test_svg_structure_matches_gold() -> None:
+    """The skeleton of every picture (elements, classes, which connection), not the pixels;
+    on a change the new one is written beside the gold file (``*.failed.txt``) to review."""
+    text = "\n".join(structure(_page(analyze(FIXTURES / "idle-race-get" / "capture.pcap"))))
+    gold = GOLD / "idle-race-get.svg.txt"
+    if not gold.exists() or gold.read_text() != text + "\n":
+        gold.with_suffix(".failed.txt").write_text(text + "\n")
+    assert gold.exists(), f"no gold file yet: review {gold.with_suffix('.failed.txt')}"
+    assert gold.read_text() == text + "\n"
+
+
+def test_page_is_self_contained_and_readable_without_script() -> None:
+    a = analyze(FIXTURES / "idle-race-get" / "capture.pcap")
+    html = _page(a)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
+    assert "<link" not in html and "@import" not in html and "url(http" not in html
+    static = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    # findings, their ranking and the diagnosis are in the HTML itself, not drawn by the script
+    assert static.count('<tr class="finding') == len(rank(a.findings).ranked) == 3
+    assert "lost and retried: a client waited" in static
+    assert "upstream idle timeout ≈ 1.002 s" in static
+    assert all(x.topic in static for x in a.advice)
+    assert static.count('class="lane ') == a.summary.connections
+    assert static.count('class="retry-arrow"') == 1
+
+
+def test_the_crossing_is_drawn_crossing() -> None:
+    """On #5 nginx wrote GET /test/0/7 0.138 ms after the upstream's FIN reached it: the FIN's
+    arrow must reach nginx below where the request's leaves, and leave the upstream above
+    where the request arrives."""
+    a = analyze(FIXTURES / "idle-race-get" / "capture.pcap")
+    svg = sequence_svg(a.connection(5), a.findings_for(5))
+
+    def line(cls: str) -> tuple[float, float, float, float]:
+        m = re.search(
+            rf'<line class="[^"]*{cls}[^"]*"[^>]*x1="([\d.]+)" y1="([\d.]+)" '
+            rf'x2="([\d.]+)" y2="([\d.]+)"',
+            svg,
+        )
+        assert m is not None, cls
+        x1, y1, x2, y2 = map(float, m.groups())
+        return x1, y1, x2, y2
+
+    fin = line("fin-server")
+    req = line("lost")
+    assert fin[2] == req[0]  # both have their nginx end on nginx's lifeline
+    assert fin[3] > req[1] and fin[1] < req[3]  # so the two segments cross
+    assert "✗ lost, retried on #6" in svg
+
+
+def test_many_connections_are_banded_and_the_page_stays_small(
+    busy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(page, "MAX_LANES", 50)
+    monkeypatch.setattr(page, "MAX_DIAGRAMS", 10)
+    keep = PageKeep()
+    kept = analyze(busy, keep=keep, spool=True)
+    full = analyze(busy, spool=True)
+    assert full.summary.connections > 50
+    html = _page(kept, keep.spans)
+    assert html == _page(full)  # the same page from the few connections kept
+    assert len(kept.connections) < full.summary.connections  # it did not build them all
+    assert html.count('class="lane ') == 50  # the 50 worst: more have findings
+    servers = {c.server for c in full.connections}
+    assert html.count('class="bundle"') == len(servers)
+    assert html.count('<article id="c') == 10
+    assert f"This capture has {full.summary.connections:,} connections" in html
+    worst = rank(full.findings).worst
+    assert f'data-conn="{worst[0]}"' in html
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: fixtures/lab/setup.sh installs it")
+        pytest.skip("chromium is not installed (fixtures/lab/setup.sh installs it)")
+    return exe
+
+
+def _browse(html: Path, shot: Path) -> tuple[str, str]:
+    """The DOM after the page's script ran, and the browser's log; a screenshot to ``shot``."""
+    exe = _chromium()
+    common = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=3000",
+        "--window-size=1280,2400",
+    ]
+    url = html.resolve().as_uri()
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    )
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [*common, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True
+    )
+    assert shot.stat().st_size > 10_000
+    return dom.stdout, dom.stderr
+
+
+def _console_errors(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+
+
+@pytest.mark.parametrize("name", ["idle-race-get", "accept-overflow"])
+def test_browser_renders_a_fixture_report(name: str, tmp_path: Path) -> None:
+    a = analyze(FIXTURES / name / "capture.pcap")
+    report = tmp_path / f"{name}.html"
+    report.write_text(_page(a), encoding="utf-8")
+    dom, log = _browse(report, ARTIFACTS / f"report-{name}.png")
+    assert _console_errors(log) == []
+    assert 'data-ready="1"' in dom  # the script ran to its end
+    assert f'data-findings="{len(a.findings)}"' in dom
+    assert dom.count('class="lane ') == a.summary.connections
+    retries = sum(1 for f in a.findings if f.type == "retry")
+    assert dom.count('class="retry-arrow"') == retries
+    assert dom.count('<tr class="finding') == len(rank(a.findings).ranked)
+    # the axis labels were redrawn by the script (nine of them), and zoom buttons shown
+    assert re.search(r'<p id="ov-controls">', dom)
+    assert len(re.findall(r'<span style="left:[\d.]+%">', dom)) == 9
+
+
+def test_browser_renders_a_busy_capture_report(busy: Path, tmp_path: Path) -> None:
+    keep = PageKeep()
+    a = analyze(busy, keep=keep, spool=True)
+    report = tmp_path / "busy.html"
+    report.write_text(_page(a, keep.spans), encoding="utf-8")
+    dom, log = _browse(report, ARTIFACTS / "report-busy.png")
+    assert _console_errors(log) == []
+    assert 'data-ready="1"' in dom
+    assert a.summary.connections > page.MAX_LANES  # so: bands, and a lane per flagged one
+    assert dom.count('class="lane ') == len(rank(a.findings).worst)
+    assert dom.count('class="bundle"') == len(keep.spans.servers) == 4  # the generator's upstreams
+    assert dom.count('class="retry-arrow"') >= 1
+
+
+def test_the_browser_check_sees_a_script_error(tmp_path: Path) -> None:
+    """The console check above can fail: a page whose script throws is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>nosuch();</script></body></html>")
+    _, log = _browse_dom_only(bad)
+    assert any("nosuch is not defined" in ln for ln in _console_errors(log))
+
+
+def _browse_dom_only(html: Path) -> tuple[str, str]:
+    exe = _chromium()
+    run = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout, run.stderr
