@@ -12,7 +12,6 @@ pyarrow is an optional extra (``kaflow[parquet]``) and is imported only here, wh
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,8 +44,13 @@ def frames(analysis: Analysis, host: str | None = None) -> dict[str, pd.DataFram
 
 
 def require_pyarrow() -> None:
-    if importlib.util.find_spec("pyarrow") is None:
-        raise MissingExtraError("--format parquet needs pyarrow: pip install 'kaflow[parquet]'")
+    """Fail with the extra's name, before any work, when pyarrow cannot be imported."""
+    try:
+        import pyarrow  # noqa: F401  (imported to see that it can be)
+    except ImportError:
+        raise MissingExtraError(
+            "--format parquet needs pyarrow: pip install 'kaflow[parquet]'"
+        ) from None
 
 
 def write(analyses: Sequence[tuple[Analysis, str | None]], directory: Path) -> list[Path]:
