@@ -274,7 +274,8 @@ def analyze(
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
-    if fmt is Format.html and not connection:
+    if fmt is Format.html:  # the page chooses what it draws: --connection and --all do not apply
+        connection = None
         from pcapkit.report.html_report import PageKeep
 
         keep = page = PageKeep()
@@ -301,7 +302,7 @@ def analyze(
         raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
-    if fmt is Format.html and not connection:
+    if fmt is Format.html:
         from pcapkit.report.html_report import HtmlReporter
 
         rep = HtmlReporter(page.spans)
