@@ -255,3 +255,13 @@ def test_cli_writes_the_page(tmp_path: Path) -> None:
     )
     assert two.returncode == 2
     assert two.stderr == "kaflow: error: --format html shows one capture: give one capture\n"
+
+
+def test_nginx_keepalive_timeout_read_off_its_own_closes() -> None:
+    """In agree nginx's keepalive_timeout is 2 s and it closes all three connections itself."""
+    html = _page(analyze(FIXTURES / "agree" / "capture.pcap"))
+    m = re.search(r"nginx closed 3 idle connections itself after about (2\.00\d) s", html)
+    assert m is not None
+    assert page.nginx_keepalive([1, 2]) is None  # too few to tell
+    spread = [i * 1_000_000_000 for i in range(1, 11)]
+    assert page.nginx_keepalive(spread) is None  # no one value: not a timer
