@@ -265,3 +265,40 @@ def test_nginx_keepalive_timeout_read_off_its_own_closes() -> None:
     assert page.nginx_keepalive([1, 2]) is None  # too few to tell
     spread = [i * 1_000_000_000 for i in range(1, 11)]
     assert page.nginx_keepalive(spread) is None  # no one value: not a timer
+
+
+def test_browser_opens_a_shared_zoomed_view(tmp_path: Path) -> None:
+    """``#view=FROM,TO`` (seconds since the capture began) zooms the overview: the script sets
+    the SVG's viewBox and redraws the time axis, to the microsecond when zoomed in."""
+    a = analyze(FIXTURES / "idle-race-get" / "capture.pcap")
+    report = tmp_path / "zoom.html"
+    report.write_text(_page(a), encoding="utf-8")
+    exe = _chromium()
+    run = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            report.resolve().as_uri() + "#view=1,1.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert _console_errors(run.stderr) == []
+    dom = run.stdout
+    assert 'data-view="1.000000,1.100000"' in dom
+    span_s = (a.capture.last_ts_ns or 0) - (a.capture.first_ts_ns or 0)
+    m = re.search(r'<svg id="ov" viewBox="([\d.e-]+) 0 ([\d.e-]+) ', dom)
+    assert m is not None
+    x, w = map(float, m.groups())
+    assert x == pytest.approx(1000 * 1e9 / span_s, rel=1e-5)  # SVG keeps single precision
+    assert w == pytest.approx(1000 * 0.1e9 / span_s, rel=1e-5)  # SVG keeps single precision
+    labels = re.findall(r'<span style="left:[\d.]+%">([^<]+)</span>', dom)
+    assert labels[0] == "23:29:59.813065" and labels[-1] == "23:29:59.913065"

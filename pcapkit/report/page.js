@@ -3,20 +3,36 @@
   if (svg) {
     var vb = svg.viewBox.baseVal, W = vb.width, x = 0, w = W;
     var axis = document.getElementById('ov-axis');
-    var t0 = Number(svg.dataset.t0), span = Number(svg.dataset.span);
-    var fmt = function (ns) {
-      var d = new Date(Math.floor(ns / 1e6)), us = Math.floor((ns % 1e9) / 1e3);
-      var p = function (n, k) { return String(n).padStart(k, '0'); };
+    // t0 is nanoseconds since the epoch, beyond a double's exact integers: kept as seconds
+    // and nanoseconds apart
+    var t0s = Number(svg.dataset.t0.slice(0, -9)), t0n = Number(svg.dataset.t0.slice(-9));
+    var span = Number(svg.dataset.span);
+    var p = function (n, k) { return String(n).padStart(k, '0'); };
+    var fmt = function (off) {
+      var total = t0n + Math.round(off), s = t0s + Math.floor(total / 1e9);
+      var d = new Date(s * 1000), us = Math.floor((total % 1e9) / 1e3);
       return p(d.getUTCHours(), 2) + ':' + p(d.getUTCMinutes(), 2) + ':' +
         p(d.getUTCSeconds(), 2) + (w < W / 20 ? '.' + p(us, 6) : '');
     };
+    var zoomed = false;
+    var secs = function (ux) { return (span * ux / W / 1e9).toFixed(6); };
     var draw = function () {
       vb.x = x; vb.width = w;
+      // the view, as seconds since the capture began: in the address, to share or reload
+      var view = secs(x) + ',' + secs(x + w);
+      svg.dataset.view = view;
+      if (w < W) {
+        history.replaceState(null, '', '#view=' + view);
+        zoomed = true;
+      } else if (zoomed) {
+        history.replaceState(null, '', location.pathname);
+        zoomed = false;
+      }
       if (!axis) { return; }
       var html = '';
       for (var i = 0; i <= 8; i++) {
-        var ux = x + w * i / 8;
-        html += '<span style="left:' + (i * 12.5) + '%">' + fmt(t0 + span * ux / W) + '</span>';
+        html += '<span style="left:' + (i * 12.5) + '%">' + fmt(span * (x + w * i / 8) / W) +
+          '</span>';
       }
       axis.innerHTML = html;
     };
@@ -47,6 +63,13 @@
       });
     });
     document.getElementById('ov-controls').hidden = false;
+    var asked = /^#view=([\d.]+),([\d.]+)$/.exec(location.hash);
+    if (asked) {
+      var a = Number(asked[1]) * 1e9 / span * W, b = Number(asked[2]) * 1e9 / span * W;
+      w = Math.min(W, Math.max(W / 1e6, b - a));
+      x = Math.max(0, Math.min(W - w, a));
+    }
+    draw();
   }
   document.body.dataset.ready = '1';
 })();
