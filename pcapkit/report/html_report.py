@@ -509,7 +509,7 @@ class HtmlReporter:
             rows.append((f"#{lane.conn}", self._lane_svg(lane, x)))
         height = max(len(rows), 1) * LANE
         w('<div class="ovwrap"><div class="ovscroll"><svg class="ovlabels" ')
-        w(f'viewBox="0 0 70 {height:.0f}" width="70" height="{height * 1.0:.0f}">')
+        w(f'viewBox="0 0 70 {height:.0f}" width="70" height="{height:.0f}">')
         for i, (text, _) in enumerate(rows):
             w(f'<text class="lbl" x="2" y="{i * LANE + 9:.0f}">{_e(text[:14])}</text>')
         w("</svg>")
@@ -523,11 +523,12 @@ class HtmlReporter:
         )
         for i, (_, body) in enumerate(rows):
             w(f'<g transform="translate(0,{i * LANE:.0f})"{body}</g>')
-        for f in analysis.findings:
+        lost_at = self._lost_at(analysis, ranking)
+        for f in ranking.ranked:
             if f.type != "retry" or f.retry_of is None:
                 continue
             if f.retry_of in lane_y and f.connection in lane_y:
-                lost = self._lost_time(analysis, ranking, f)
+                lost = lost_at.get((f.retry_of, f.connection, f.request))
                 if lost is None:
                     continue
                 w(
@@ -541,23 +542,22 @@ class HtmlReporter:
         w("</svg></div></div></div>\n")
 
     @staticmethod
-    def _lost_time(analysis: Analysis, ranking: Ranking, retry: Finding) -> int | None:
-        """When the request a retry repeats was sent on the connection that lost it."""
+    def _lost_at(analysis: Analysis, ranking: Ranking) -> dict[tuple[int, int, str | None], int]:
+        """When each retried request was sent on the connection that lost it, by (lost on,
+        retried on, request): where its arrow starts."""
+        out: dict[tuple[int, int, str | None], int] = {}
         for f in ranking.ranked:
-            if (
-                f.type == "request_lost_to_fin"
-                and f.connection == retry.retry_of
-                and f.retried_on == retry.connection
-                and f.request == retry.request
-            ):
-                try:
-                    conn = analysis.connection(f.connection)
-                except KeyError:
-                    return f.time_ns
-                if f.request_index is not None and f.request_index < len(conn.requests):
-                    return conn.requests[f.request_index].sent_at_ns
-                return f.time_ns
-        return None
+            if f.type != "request_lost_to_fin" or f.retried_on is None:
+                continue
+            at = f.time_ns
+            try:
+                conn = analysis.connection(f.connection)
+            except KeyError:  # not kept: the arrow starts at the close that lost it
+                conn = None
+            if conn is not None and f.request_index is not None:
+                at = conn.requests[f.request_index].sent_at_ns
+            out[(f.connection, f.retried_on, f.request)] = at
+        return out
 
     @staticmethod
     def _band(bands: _Bands, server: str) -> str:
