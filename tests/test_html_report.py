@@ -103,7 +103,16 @@ def test_many_connections_are_banded_and_the_page_stays_small(
     html = _page(kept, keep.spans)
     assert html == _page(full)  # the same page from the few connections kept
     assert len(kept.connections) < full.summary.connections  # it did not build them all
-    assert html.count('class="lane ') == 50  # the 50 worst: more have findings
+    assert html.count('class="lane by-') + html.count('class="lane open') == 50  # the worst
+    # every loss drawn has its retry's lane right below it, and an arrow to it
+    drawn_losses = [
+        f
+        for f in full.findings
+        if f.type == "request_lost_to_fin" and f.retried and f'data-conn="{f.connection}"' in html
+    ]
+    assert drawn_losses
+    for f in drawn_losses:
+        assert f'data-from="{f.connection}" data-to="{f.retried_on}"' in html
     servers = {c.server for c in full.connections}
     assert html.count('class="bundle"') == len(servers)
     assert html.count('<article id="c') == 10
@@ -176,7 +185,11 @@ def test_browser_renders_a_busy_capture_report(busy: Path, tmp_path: Path) -> No
     assert _console_errors(log) == []
     assert 'data-ready="1"' in dom
     assert a.summary.connections > page.MAX_LANES  # so: bands, and a lane per flagged one
-    assert dom.count('class="lane ') == len(rank(a.findings).worst)
+    assert dom.count('class="lane by-') + dom.count('class="lane open') == len(
+        rank(a.findings).worst
+    )
+    retried = sum(1 for f in a.findings if f.type == "request_lost_to_fin" and f.retried)
+    assert dom.count('class="retry-arrow"') == retried
     assert dom.count('class="bundle"') == len(keep.spans.servers) == 4  # the generator's upstreams
     assert dom.count('class="retry-arrow"') >= 1
 
@@ -269,7 +282,8 @@ def test_nginx_keepalive_timeout_read_off_its_own_closes() -> None:
 
 def test_browser_opens_a_shared_zoomed_view(tmp_path: Path) -> None:
     """``#view=FROM,TO`` (seconds since the capture began) zooms the overview: the script sets
-    the SVG's viewBox and redraws the time axis, to the microsecond when zoomed in."""
+    the SVG's viewBox and redraws the time axis, to the microsecond when zoomed in (ticks
+    125 µs apart: milliseconds would not tell them apart)."""
     a = analyze(FIXTURES / "idle-race-get" / "capture.pcap")
     report = tmp_path / "zoom.html"
     report.write_text(_page(a), encoding="utf-8")
@@ -284,7 +298,7 @@ def test_browser_opens_a_shared_zoomed_view(tmp_path: Path) -> None:
             "--v=0",
             "--virtual-time-budget=3000",
             "--dump-dom",
-            report.resolve().as_uri() + "#view=1,1.1",
+            report.resolve().as_uri() + "#view=1,1.001",
         ],
         capture_output=True,
         text=True,
@@ -293,12 +307,13 @@ def test_browser_opens_a_shared_zoomed_view(tmp_path: Path) -> None:
     )
     assert _console_errors(run.stderr) == []
     dom = run.stdout
-    assert 'data-view="1.000000,1.100000"' in dom
+    assert 'data-view="1.000000,1.001000"' in dom
     span_s = (a.capture.last_ts_ns or 0) - (a.capture.first_ts_ns or 0)
     m = re.search(r'<svg id="ov" viewBox="([\d.e-]+) 0 ([\d.e-]+) ', dom)
     assert m is not None
     x, w = map(float, m.groups())
     assert x == pytest.approx(1000 * 1e9 / span_s, rel=1e-5)  # SVG keeps single precision
-    assert w == pytest.approx(1000 * 0.1e9 / span_s, rel=1e-5)  # SVG keeps single precision
+    assert w == pytest.approx(1000 * 0.001e9 / span_s, rel=1e-5)  # SVG keeps single precision
     labels = re.findall(r'<span style="left:[\d.]+%">([^<]+)</span>', dom)
-    assert labels[0] == "23:29:59.813065" and labels[-1] == "23:29:59.913065"
+    assert labels[0] == "23:29:59.813065" and labels[-1] == "23:29:59.814065"
+    assert labels[1] == "23:29:59.813190"

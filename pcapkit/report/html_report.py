@@ -80,6 +80,7 @@ class _Lane:
     title: str
     marks: list[tuple[str, int]] = field(default_factory=list)  # (kind, time)
     busy: tuple[int, int] | None = None  # first and last request, when the marks are capped
+    stub: bool = False  # only a retry, drawn from its finding: the connection is not drawn
 
 
 @dataclass(slots=True)
@@ -248,8 +249,38 @@ def _gather(analysis: Analysis, ranking: Ranking, spans: Spans | None) -> _Gathe
     if detailed is not None:
         order = {cid: i for i, cid in enumerate(ranking.worst)}
         lanes.sort(key=lambda lane: order[lane.conn])
+        lanes = _with_retries(lanes, ranking, detailed)
     bands = spans.bands(t0, span) if many else None
     return _Gathered(lanes, bands, diagrams, spans.nginx_idle, total)
+
+
+def _with_retries(lanes: list[_Lane], ranking: Ranking, drawn: set[int]) -> list[_Lane]:
+    """Lanes, each loss's retry right below it when its connection has no lane of its own: a
+    stub lane with the retried request only, so that every loss drawn has its arrow."""
+    retries = {
+        (f.retry_of, f.connection, f.request): f for f in ranking.ranked if f.type == "retry"
+    }
+    below: dict[int, list[_Lane]] = {}
+    for f in ranking.ranked:
+        if f.type != "request_lost_to_fin" or f.retried_on is None or f.retried_on in drawn:
+            continue
+        retry = retries.get((f.connection, f.retried_on, f.request))
+        if retry is None or f.connection not in drawn:
+            continue
+        title = (
+            f"#{retry.connection}: {retry.message} (only the retry is drawn: "
+            f"kaflow analyze --connection {retry.connection} shows the connection)"
+        )
+        stub = _Lane(retry.connection, "", retry.time_ns, retry.time_ns, None, None, title)
+        stub.marks.append(("request retry", retry.time_ns))
+        stub.stub = True
+        below.setdefault(f.connection, []).append(stub)
+        drawn = drawn | {retry.connection}
+    out: list[_Lane] = []
+    for lane in lanes:
+        out.append(lane)
+        out.extend(below.get(lane.conn, ()))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +502,9 @@ class HtmlReporter:
                 f"each would be unreadable. The bands on top draw all of them, one per upstream: "
                 f"how many were open in each of {BINS} time slices (darker: more) and, in red, "
                 f"how many the upstream closed. Below them, one lane each for the "
-                f"{len(g.lanes):,} connections with the worst findings, worst first.</p>\n"
+                f"{sum(not lane.stub for lane in g.lanes):,} connections with the worst findings, "
+                "worst first; under a lost request's lane, its retry (the retried request only, "
+                "when that connection has no lane of its own).</p>\n"
             )
         else:
             w(
@@ -506,7 +539,8 @@ class HtmlReporter:
         first_lane = len(rows)
         for i, lane in enumerate(g.lanes):
             lane_y[lane.conn] = (first_lane + i) * LANE
-            rows.append((f"#{lane.conn}", self._lane_svg(lane, x)))
+            name = f"#{lane.conn} ↻" if lane.stub else f"#{lane.conn}"
+            rows.append((name, self._lane_svg(lane, x)))
         height = max(len(rows), 1) * LANE
         w('<div class="ovwrap"><div class="ovscroll"><svg class="ovlabels" ')
         w(f'viewBox="0 0 70 {height:.0f}" width="70" height="{height:.0f}">')
@@ -592,7 +626,7 @@ class HtmlReporter:
 
     @staticmethod
     def _lane_svg(lane: _Lane, x: Callable[[int], float]) -> str:
-        by = f"by-{lane.closed_by}" if lane.closed_by else "open"
+        by = "stub" if lane.stub else f"by-{lane.closed_by}" if lane.closed_by else "open"
         x0, x1 = x(lane.opened), x(lane.closed)
         parts = [
             f' class="lane {by}" data-conn="{lane.conn}"><title>{_e(lane.title)}</title>'

@@ -11,8 +11,11 @@
     var fmt = function (off) {
       var total = t0n + Math.round(off), s = t0s + Math.floor(total / 1e9);
       var d = new Date(s * 1000), us = Math.floor((total % 1e9) / 1e3);
+      // as many decimals as the ticks' spacing needs: none, milliseconds or microseconds
+      var step = span * w / W / 8, frac = step >= 1e9 ? '' : step >= 1e6 ?
+        '.' + p(Math.floor(us / 1000), 3) : '.' + p(us, 6);
       return p(d.getUTCHours(), 2) + ':' + p(d.getUTCMinutes(), 2) + ':' +
-        p(d.getUTCSeconds(), 2) + (w < W / 20 ? '.' + p(us, 6) : '');
+        p(d.getUTCSeconds(), 2) + frac;
     };
     var zoomed = false;
     var secs = function (ux) { return (span * ux / W / 1e9).toFixed(6); };
