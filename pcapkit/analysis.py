@@ -12,7 +12,6 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,7 +137,7 @@ class _Scan:
                 c.conn_id,
                 c.conn_client_port,
                 c.conn_requests,
-                repeat(()),
+                (own.get(i, ()) for i in range(len(c.conn_id))),
                 c.conn_server,
                 c.conn_opened_at_ns,
                 c.conn_closed_by,
@@ -147,11 +146,7 @@ class _Scan:
                 c.conn_last_seen_ns,
                 c.conn_last_response_ns,
             )
-            wanted = [
-                i
-                for i, ref in enumerate(refs)
-                if keep(ref._replace(findings=own[i]) if own.get(i) else ref, bool(own.get(i)))
-            ]
+            wanted = [i for i, ref in enumerate(refs) if keep(ref, bool(ref.findings))]
         missing = [i for i in wanted if i not in built]
         built.update(zip(missing, connections(b, missing), strict=True))
         for i in wanted:
