@@ -1,9 +1,11 @@
-"""The terminal report: summary, findings, and per-connection timelines.
+"""The terminal report: summary, findings worst first, and per-connection timelines.
 
-The timeline is what an engineer otherwise writes by hand beside ``tcpdump -r dump | grep PORT``:
-each event with its absolute time, the time since the connection opened, its direction, a label,
-and the finding it shows. By default only connections with findings get a timeline, and at most
-``limit`` of them, so a capture of a busy hour stays readable.
+Findings are listed by what they cost (:mod:`pcapkit.report.severity`), the harmless idle closes
+summed up in a few lines, so that the requests whose clients got a 502 come first even among
+thousands of idle closes. The timeline is what an engineer otherwise writes by hand beside
+``tcpdump -r dump | grep PORT``: each event with its absolute time, the time since the connection
+opened, its direction, a label, and the finding it shows. By default only the ``limit``
+connections with the worst findings get a timeline, so a capture of a busy hour stays readable.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class TableReporter:
             w("\nNo findings: every connection that closed was closed by nginx first")
             w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
         else:
-            self._findings(analysis, ranking, out)
+            self._findings(ranking, out)
         if analysis.advice:
             out.write("\nDiagnosis\n")
             for advice in analysis.advice:
@@ -180,7 +182,7 @@ class TableReporter:
 
         self._timelines(analysis, ranking, out, options)
 
-    def _findings(self, analysis: Analysis, ranking: Ranking, out: TextIO) -> None:
+    def _findings(self, ranking: Ranking, out: TextIO) -> None:
         out.write("\nFindings, worst first\n")
         counts = [(TITLES[t], f"{n:,}") for t, n in ranking.counts if n]
         out.write(tabulate(counts, tablefmt="plain", disable_numparse=True) + "\n")
