@@ -215,7 +215,7 @@ def analyze(
     limit: Annotated[
         int,
         typer.Option(
-            help="Most timelines shown by default (connections with findings).",
+            help="Most timelines shown by default (the connections with the worst findings).",
             min=0,
             metavar="N",
         ),
@@ -234,7 +234,7 @@ def analyze(
         ),
     ] = None,
 ) -> None:
-    """Analyze a capture: summary, findings, and the timelines of connections with findings.
+    """Analyze a capture: summary, findings worst first, and the worst connections' timelines.
 
     Findings: server_initiated_close (the upstream's FIN/RST came first; why: idle timeout,
     Connection: close, or a request in flight), request_lost_to_fin (no response because the
@@ -253,7 +253,7 @@ def analyze(
 
       kaflow analyze dump.pcap -f html -o report.html
 
-      kaflow analyze dump.pcap -f parquet -o lake/web-1/2026-12-02T10/ --host web-1
+      kaflow analyze dump.pcap -f parquet -o lake/web-1/ --host web-1
 
       kaflow analyze captures/ --jobs 2
     """
