@@ -125,15 +125,28 @@ class _Scan:
         judged = classify.facts(c, maybe)
         need = [i for i, f in zip(maybe, judged, strict=True) if classify.needs_connection(f)]
         built = dict(zip(need, connections(b, need), strict=True))
-        flagged = {
-            i for i, f in zip(maybe, judged, strict=True) if self.classifier.judge(f, built.get(i))
+        own = {
+            i: self.classifier.judge(f, built.get(i)) for i, f in zip(maybe, judged, strict=True)
         }
         keep = self.keep
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))
         else:
-            refs = map(ConnectionRef, c.conn_id, c.conn_client_port, c.conn_requests)
-            wanted = [i for i, ref in enumerate(refs) if keep(ref, i in flagged)]
+            refs = map(
+                ConnectionRef,
+                c.conn_id,
+                c.conn_client_port,
+                c.conn_requests,
+                (own.get(i, ()) for i in range(len(c.conn_id))),
+                c.conn_server,
+                c.conn_opened_at_ns,
+                c.conn_closed_by,
+                c.conn_close,
+                c.conn_closed_at_ns,
+                c.conn_last_seen_ns,
+                c.conn_last_response_ns,
+            )
+            wanted = [i for i, ref in enumerate(refs) if keep(ref, bool(ref.findings))]
         missing = [i for i in wanted if i not in built]
         built.update(zip(missing, connections(b, missing), strict=True))
         for i in wanted:

@@ -256,8 +256,9 @@ class Classifier:
         self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
 
-    def judge(self, f: Facts, conn: Connection | None) -> bool:
-        """Take one connection's own findings; True if it has any (retries come later).
+    def judge(self, f: Facts, conn: Connection | None) -> tuple[Finding, ...]:
+        """Take one connection's own findings, and return the close and failed connect among
+        them: empty if it has none (retries come later; a loss comes with its close).
 
         ``conn`` is the connection built, which the rules need when :func:`needs_connection`
         says so (None otherwise)."""
@@ -269,7 +270,7 @@ class Classifier:
         if failed is not None:
             self._found.append(failed)
         self._losses.extend(losses)
-        return bool(losses) or close is not None or failed is not None
+        return tuple(x for x in (close, failed) if x is not None)
 
     def index(self, rows: bytes) -> None:
         """Take a batch's request rows, for retry matching."""

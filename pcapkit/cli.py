@@ -49,6 +49,8 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    html = "html"
+    parquet = "parquet"
 
 
 def _version(value: bool) -> None:
@@ -171,8 +173,10 @@ def analyze(
         typer.Option(
             "--format",
             "-f",
-            help="table for people; json (schema kaflow.analysis/1) "
-            "or csv (one row per event) for tools.",
+            help="table for people; html (one self-contained page: timelines, sequence "
+            "diagrams, the idle-time histogram); json (schema kaflow.analysis/1) or csv (one row "
+            "per event) for tools; parquet (connections, events and findings tables in the -o "
+            "folder; needs kaflow[parquet]).",
         ),
     ] = Format.table,
     output: Annotated[
@@ -180,8 +184,18 @@ def analyze(
         typer.Option(
             "--output",
             "-o",
-            help="Write the report to this file instead of stdout.",
+            help="Write the report to this file instead of stdout (parquet: this folder).",
             metavar="FILE",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="parquet: the host column, naming the nginx host the capture came from. "
+            "[default: the capture's file name]",
+            show_default=False,
+            metavar="NAME",
         ),
     ] = None,
     show_all: Annotated[
@@ -201,7 +215,7 @@ def analyze(
     limit: Annotated[
         int,
         typer.Option(
-            help="Most timelines shown by default (connections with findings).",
+            help="Most timelines shown by default (the connections with the worst findings).",
             min=0,
             metavar="N",
         ),
@@ -265,7 +279,7 @@ def analyze(
         ),
     ] = None,
 ) -> None:
-    """Analyze a capture: summary, findings, and the timelines of connections with findings.
+    """Analyze a capture: summary, findings worst first, and the worst connections' timelines.
 
     Findings: server_initiated_close (the upstream's FIN/RST came first; why: idle timeout,
     Connection: close, or a request in flight), request_lost_to_fin (no response because the
@@ -282,6 +296,10 @@ def analyze(
 
       kaflow analyze dump.pcap -f json -o analysis.json
 
+      kaflow analyze dump.pcap -f html -o report.html
+
+      kaflow analyze dump.pcap -f parquet -o lake/web-1/ --host web-1
+
       kaflow analyze captures/ --jobs 2
 
       kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
@@ -290,21 +308,30 @@ def analyze(
 
     files = expand(dumps)
     nginx = bool(nginx_log or nginx_conf or upstream_config)
+    if fmt is Format.parquet:
+        _parquet_ready(output)
     if len(files) > 1:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
         if nginx:
             raise _fail("nginx's logs and configs are joined to one capture: give one capture")
-        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs)
+        if fmt is Format.html:
+            raise _fail("--format html shows one capture: give one capture")
+        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host)
     dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
     from pcapkit.errors import KaflowError
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
+    if fmt is Format.html:  # the page chooses what it draws: --connection and --all do not apply
+        connection = None
+        from pcapkit.report.html_report import PageKeep
+
+        keep = page = PageKeep()
     if nginx_conf and not connection:
         # nginx's idle closes are measured over every connection: kept, spooled as objects
-        keep, spool = None, True
+        keep, spool = _every(keep), True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
         result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
@@ -327,10 +354,32 @@ def analyze(
         selection = _select(kept, connection, result.summary.connections)
     elif show_all:
         selection = "all"
+    if fmt is Format.parquet and output is not None:
+        _write_parquet([(result, host)], output)
+        raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
+    if fmt is Format.html:
+        from pcapkit.report.html_report import HtmlReporter
+
+        rep = HtmlReporter(page.spans)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+
+
+def _every(keep: Callable[[ConnectionRef, bool], bool] | None) -> None | Callable[
+    [ConnectionRef, bool], bool
+]:
+    """Keep every connection, still telling ``keep`` of each (the page notes their spans)."""
+    if keep is None:
+        return None
+    told = keep
+
+    def every(ref: ConnectionRef, flagged: bool) -> bool:
+        told(ref, flagged)
+        return True
+
+    return every
 
 
 def _with_nginx(
@@ -358,6 +407,31 @@ def _with_nginx(
     return replace(result, logs=joined, configured=configured)
 
 
+def _parquet_ready(output: Path | None) -> None:
+    """Fail before the analysis, not after it, when Parquet cannot be written."""
+    from pcapkit.errors import KaflowError
+    from pcapkit.report.parquet_report import require_pyarrow
+
+    if output is None:
+        raise _fail("--format parquet writes a folder of tables: name it with -o DIR")
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--format parquet writes a folder of tables, and {output} is a file")
+    try:
+        require_pyarrow()
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+
+
+def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) -> None:
+    from pcapkit.errors import KaflowError
+    from pcapkit.report.parquet_report import write
+
+    try:
+        write(analyses, output)
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+
+
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
 ) -> tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]:
@@ -376,9 +450,9 @@ def _keeping(
         return None, JSON_LINES  # written as JSON once, as each connection is labelled
     if fmt is not Format.table or show_all:
         return None, True
-    from pcapkit.report.table import FirstFlagged
+    from pcapkit.report.table import WorstFirst
 
-    return FirstFlagged(limit), True
+    return WorstFirst(limit), True
 
 
 def _write(output: Path | None, render: Callable[[TextIO], None]) -> None:
@@ -406,6 +480,7 @@ def _analyze_many(
     limit: int,
     quiet: bool,
     jobs: int | None,
+    host: str | None,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
@@ -423,9 +498,9 @@ def _analyze_many(
     if fmt is Format.table and not show_all:
         from functools import partial
 
-        from pcapkit.report.table import FirstFlagged
+        from pcapkit.report.table import WorstFirst
 
-        keep = partial(FirstFlagged, limit)  # only the timelines shown cross back from workers
+        keep = partial(WorstFirst, limit)  # only the timelines shown cross back from workers
     for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs, keep=keep), start=1):
         if show:
             sys.stderr.write(f"\r[{done}/{len(files)} captures]")
@@ -442,6 +517,8 @@ def _analyze_many(
     if show:
         sys.stderr.write("\r\033[K")
     options = ReportOptions(connections="all" if show_all else None, limit=limit)
+    if fmt is Format.parquet and output is not None:
+        _write_parquet([(a, host) for _, a in results], output)
 
     def render(out: TextIO) -> None:
         if fmt is Format.json:
@@ -464,7 +541,8 @@ def _analyze_many(
                 f"{len(results) - with_findings} without, {failed} unreadable\n"
             )
 
-    _write(output, render)
+    if fmt is not Format.parquet:
+        _write(output, render)
     if failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if any(a.has_findings for _, a in results) else EXIT_CLEAN)

@@ -16,8 +16,11 @@ what kaflow trusts in a capture, what it reports, and what it refuses, with ever
     │   ├── EmptyCaptureError       no packets at all
     │   └── MalformedCaptureError   structure broken beyond recovery (record header lies)
     ├── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
+    ├── WrongPortError              the port given is the client's side; names the upstream's
     ├── ConfigError                 an nginx or upstream config kaflow cannot read (says where)
-    └── LogError                    an nginx log that cannot be read at all (bad lines are counted)
+    ├── LogError                    an nginx log that cannot be read at all (bad lines are counted)
+    ├── MissingExtraError           a report format needs an optional extra (named) installed
+    └── OutputError                 a report cannot be written where asked
 """
 
 from __future__ import annotations
@@ -73,3 +76,11 @@ class WrongPortError(KaflowError):
 
     Analyzing them the wrong way round would call nginx's SYNs unanswered connects and its
     requests responses, so kaflow stops and names the port the SYNs go to."""
+
+
+class MissingExtraError(KaflowError):
+    """A report format needs a package of an optional extra that is not installed."""
+
+
+class OutputError(KaflowError):
+    """A report cannot be written where asked: the folder cannot be made, a file written."""

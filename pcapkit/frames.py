@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from pcapkit.model import Analysis
+from pcapkit.report.severity import tier
 
 
 def _ts(values: list[int | None]) -> pd.Series:
@@ -37,12 +38,13 @@ def events_frame(analysis: Analysis) -> pd.DataFrame:
                     "status": e.status,
                     "connection_close": e.connection_close,
                     "request_index": e.request_index,
+                    "length": e.length,
                     "note": e.note,
                 }
             )
     df = pd.DataFrame(rows, columns=list(_EVENT_COLUMNS))
     df.insert(1, "time", _ts(df["time_ns"].tolist()))
-    return df.astype({"status": "Int64", "request_index": "Int64"})
+    return df.astype({"status": "Int64", "request_index": "Int64", "length": "Int64"})
 
 
 _EVENT_COLUMNS = (
@@ -58,6 +60,7 @@ _EVENT_COLUMNS = (
     "status",
     "connection_close",
     "request_index",
+    "length",
     "note",
 )
 
@@ -71,10 +74,13 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "server": c.server,
             "client_port": c.client_port,
             "opened_at": c.opened_at_ns,
+            "first_frame": c.first_frame,
             "opened_by": c.opened_by,
+            "established_at": c.established_at_ns,
             "closed_by": c.closed_by,
             "close": c.close,
             "closed_at": c.closed_at_ns,
+            "last_seen": c.last_seen_ns,
             "partial": c.partial,
             "state": c.state,
             "history": c.history,
@@ -82,18 +88,45 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "unanswered": sum(1 for r in c.requests if not r.answered),
             "packets": c.packets,
             "retransmissions": c.retransmissions,
+            "client_bytes": c.client_bytes,
+            "server_bytes": c.server_bytes,
             "anomalies": len(c.anomalies),
             "duration_s": c.duration_ns / 1e9,
             "tunnel": c.tunnel,
         }
         for c in analysis.connections
     ]
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    df["opened_at"] = _ts(df["opened_at"].tolist())
-    df["closed_at"] = _ts(df["closed_at"].tolist())
+    df = pd.DataFrame(rows, columns=list(_CONNECTION_COLUMNS))
+    for col in ("opened_at", "established_at", "closed_at", "last_seen"):
+        df[col] = _ts(df[col].tolist())
     return df.set_index("id")
+
+
+_CONNECTION_COLUMNS = (
+    "id",
+    "client",
+    "server",
+    "client_port",
+    "opened_at",
+    "first_frame",
+    "opened_by",
+    "established_at",
+    "closed_by",
+    "close",
+    "closed_at",
+    "last_seen",
+    "partial",
+    "state",
+    "history",
+    "requests",
+    "unanswered",
+    "packets",
+    "retransmissions",
+    "client_bytes",
+    "server_bytes",
+    "anomalies",
+    "duration_s",
+)
 
 
 def findings_frame(analysis: Analysis) -> pd.DataFrame:
@@ -111,13 +144,15 @@ def findings_frame(analysis: Analysis) -> pd.DataFrame:
             "new_connection": f.new_connection,
             "retried": f.retried,
             "retried_on": f.retried_on,
+            "request_index": f.request_index,
+            "severity": tier(f),
             "message": f.message,
         }
         for f in analysis.findings
     ]
     df = pd.DataFrame(rows, columns=list(_FINDING_COLUMNS))
     df.insert(2, "time", _ts(df["time_ns"].tolist()))
-    return df.astype({"retry_of": "Int64", "retried_on": "Int64"})
+    return df.astype({"retry_of": "Int64", "retried_on": "Int64", "request_index": "Int64"})
 
 
 _FINDING_COLUMNS = (
@@ -132,5 +167,7 @@ _FINDING_COLUMNS = (
     "new_connection",
     "retried",
     "retried_on",
+    "request_index",
+    "severity",
     "message",
 )

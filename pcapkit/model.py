@@ -159,11 +159,26 @@ class Connection:
 
 class ConnectionRef(NamedTuple):
     """What ``analyze(keep=)`` is told of a finished connection to decide whether to keep it,
-    before any object is built for it: its id, nginx's port and how many requests it carried."""
+    before any object is built for it: its id, nginx's port, how many requests it carried, and
+    its span (open, first close and by whom, last packet, the upstream's last data).
+
+    ``findings`` are its own findings as far as they are known when it is finished: the
+    upstream's close and a failed connect. Lost requests and retries are paired only at the end
+    of the capture; a connection that lost requests shows it by a ``request_in_flight`` close.
+    """
 
     id: int
     client_port: int
     requests: int
+    findings: tuple[Finding, ...] = ()
+    # where it sits in time, for a report that draws every connection without building it
+    server: str = ""
+    opened_at_ns: int = 0
+    closed_by: Side | None = None
+    close: CloseKind | None = None
+    closed_at_ns: int | None = None
+    last_seen_ns: int = 0
+    last_response_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

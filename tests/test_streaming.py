@@ -23,7 +23,8 @@ from pcapkit.classify import finding_order
 from pcapkit.model import Finding
 from pcapkit.report import ReportOptions, reporter
 from pcapkit.report.json_report import analysis_dict
-from pcapkit.report.table import FirstFlagged
+from pcapkit.report.severity import connection_rank, rank
+from pcapkit.report.table import WorstFirst
 from pcapkit.store import FindingSpool, Spool
 from tests.oracle.batch import classify
 from tests.test_benchmark_gen import SEED, gen
@@ -86,15 +87,27 @@ def test_spooled_connections_equal_the_held_ones(path: Path | None, busy: Path) 
 
 @pytest.mark.parametrize("limit", [0, 1, 3, 20])
 def test_default_table_from_kept_connections_equals_the_full_one(busy: Path, limit: int) -> None:
-    """FirstFlagged keeps exactly what the default table shows, retries' connections included."""
+    """WorstFirst keeps exactly what the default table shows, retries' connections included."""
     options = ReportOptions(limit=limit)
     full = _render(analyze(busy), "table", options)
-    kept = analyze(busy, keep=FirstFlagged(limit), spool=True)
+    kept = analyze(busy, keep=WorstFirst(limit), spool=True)
     assert _render(kept, "table", options) == full
     assert len(kept.connections) < kept.summary.connections  # it did drop connections
-    retried_on = {f.connection for f in kept.findings if f.type == "retry"}
-    shown = sorted({f.connection for f in kept.findings})[:limit]
-    assert {i for i in shown if i in retried_on} <= set(kept.connections.ids())  # type: ignore[attr-defined]
+    shown = rank(kept.findings).worst[:limit]
+    assert set(shown) <= set(kept.connections.ids())  # type: ignore[attr-defined]
+    # the worst come first: every connection that lost a request before any idle close
+    tiers = [min(connection_rank(f) for f in kept.findings_for(i)) for i in shown]
+    assert tiers == sorted(tiers)
+
+
+def test_worst_first_keeps_few_connections(busy: Path) -> None:
+    """The default table builds the connections it may show, not every flagged one."""
+    kept = analyze(busy, keep=WorstFirst(3), spool=True)
+    losing = {f.connection for f in kept.findings if f.type == "request_lost_to_fin"}
+    assert losing <= set(kept.connections.ids())  # type: ignore[attr-defined]
+    # the losses, the first few connections, and the few that were the best three so far
+    assert len(kept.connections) <= len(losing) + 3 * 4
+    assert len(kept.connections) * 2 < len(kept.flagged())
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,8 @@ def _event_for(events: tuple[Event, ...], f: Finding) -> int | None:
 
 
 def reporter(name: str) -> Reporter:
-    """The reporter for a format name: ``table``, ``json`` or ``csv``."""
+    """The reporter for a format name: ``table``, ``json``, ``csv`` or ``html`` (Parquet is
+    a folder of tables, not a text stream: :mod:`pcapkit.report.parquet_report`)."""
     if name == "table":
         from pcapkit.report.table import TableReporter
 
@@ -74,7 +75,11 @@ def reporter(name: str) -> Reporter:
         from pcapkit.report.csv_report import CsvReporter
 
         return CsvReporter()
+    if name == "html":
+        from pcapkit.report.html_report import HtmlReporter
+
+        return HtmlReporter()
     raise ValueError(f"unknown report format {name!r}")
 
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from pcapkit import __version__
 from pcapkit.model import Analysis, Connection, Event, Finding, Request
 from pcapkit.report import ReportOptions
+from pcapkit.report.severity import TITLES, Ranking, rank, tier
 from pcapkit.store import Spool
 
 SCHEMA = "kaflow.analysis/1"
@@ -179,6 +180,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "time": seconds(f.time_ns),
         "frame": f.frame,
         "message": f.message,
+        "severity": tier(f),
     }
     if f.request is not None:
         d["request"] = f.request
@@ -239,6 +241,7 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             "retransmissions": s.retransmissions,
             "anomalies": s.anomalies,
             "findings": dict(s.findings),
+            **ranking_dict(rank(a.findings)),
         },
         "connections": [connection_dict(c) for c in a.connections] if connections else [],
         "findings": [finding_dict(f) for f in a.findings] if findings else [],
@@ -247,6 +250,34 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             for x in a.advice
         ],
         **extra,
+    }
+
+
+def ranking_dict(r: Ranking) -> dict[str, Any]:
+    """The summary's severity-first view: tiers worst first, the idle closes as a distribution,
+    and the connections worst first."""
+    idle = r.idle
+    return {
+        "severity": [{"tier": t, "title": TITLES[t], "count": n} for t, n in r.counts],
+        "idle_closes": {
+            "count": idle.count,
+            "connections": idle.connections,
+            "unknown_idle": idle.unknown_idle,
+            "first": seconds(idle.first_ns),
+            "last": seconds(idle.last_ns),
+            "idle": {
+                "min": seconds(idle.min_ns),
+                "median": seconds(idle.median_ns),
+                "max": seconds(idle.max_ns),
+                "dominant": seconds(idle.dominant_ns),
+                "dominant_share": round(idle.dominant_share, 6),
+                "dominant_from": seconds(idle.dominant_from_ns) if idle.bins else None,
+                "dominant_width": seconds(idle.dominant_width_ns) if idle.bins else None,
+                "bin": seconds(idle.bin_ns) if idle.bins else None,
+                "histogram": [{"from": seconds(lo), "count": n} for lo, n in idle.bins],
+            },
+        },
+        "worst_connections": list(r.worst),
     }
 
 

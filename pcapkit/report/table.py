@@ -1,9 +1,11 @@
-"""The terminal report: summary, findings, and per-connection timelines.
+"""The terminal report: summary, findings worst first, and per-connection timelines.
 
-The timeline is what an engineer otherwise writes by hand beside ``tcpdump -r dump | grep PORT``:
-each event with its absolute time, the time since the connection opened, its direction, a label,
-and the finding it shows. By default only connections with findings get a timeline, and at most
-``limit`` of them, so a capture of a busy hour stays readable.
+Findings are listed by what they cost (:mod:`pcapkit.report.severity`), the harmless idle closes
+summed up in a few lines, so that the requests whose clients got a 502 come first even among
+thousands of idle closes. The timeline is what an engineer otherwise writes by hand beside
+``tcpdump -r dump | grep PORT``: each event with its absolute time, the time since the connection
+opened, its direction, a label, and the finding it shows. By default only the ``limit``
+connections with the worst findings get a timeline, so a capture of a busy hour stays readable.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tabulate import tabulate
 
 from pcapkit.model import Analysis, Connection, ConnectionRef, Event, Finding
 from pcapkit.report import ReportOptions, pinned
+from pcapkit.report.severity import TIERS, TITLES, IdleCloses, Ranking, connection_rank, rank
 
 _ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
 _SIDE = {"client": "nginx", "server": "upstream", None: "-"}
@@ -53,7 +56,7 @@ def label(e: Event, conn: Connection) -> str:
         status += " Connection: close"
     if e.request_index is not None:
         req = conn.requests[e.request_index]
-        took = _duration(e.time_ns - req.sent_at_ns)
+        took = duration(e.time_ns - req.sent_at_ns)
         status += f"  ← {req.label} ({took})" if req.method is not None else f" ({took})"
     elif conn.partial:
         status += "  (request before the capture)"
@@ -64,7 +67,7 @@ def label(e: Event, conn: Connection) -> str:
     return status
 
 
-def _duration(ns: int) -> str:
+def duration(ns: int) -> str:
     if ns >= 1_000_000_000:
         return f"{ns / 1e9:.3f} s"
     return f"{ns / 1e6:.1f} ms" if ns >= 100_000 else f"{ns / 1e3:.0f} µs"
@@ -74,7 +77,7 @@ def _pin(f: Finding) -> str:
     if f.type == "server_initiated_close":
         why = (f.reason or "").replace("_", " ")
         if f.idle_ns is not None:
-            why += f", {_duration(f.idle_ns)} after its last response"
+            why += f", {duration(f.idle_ns)} after its last response"
         return f"⚠ upstream closed first ({why})"
     if f.type == "request_lost_to_fin":
         if f.retried:
@@ -178,11 +181,12 @@ class TableReporter:
             )
         w(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
 
+        ranking = rank(analysis.findings)
         if not analysis.findings:
             w("\nNo findings: every connection that closed was closed by nginx first")
             w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
         else:
-            self._findings(analysis, out)
+            self._findings(ranking, out)
         if analysis.advice:
             out.write("\nDiagnosis\n")
             for advice in analysis.advice:
@@ -199,32 +203,41 @@ class TableReporter:
             if analysis.configured:
                 nginx_section.write_comparisons(analysis.configured, out)
 
-        self._timelines(analysis, out, options)
+        self._timelines(analysis, ranking, out, options)
 
-    def _findings(self, analysis: Analysis, out: TextIO) -> None:
-        found = analysis.findings
-        out.write("\nFindings\n")
-        rows = [
-            (clock(f.time_ns), f"#{f.connection}", f.type, f.message)
-            for f in found[:_FINDING_LIMIT]
-        ]
-        out.write(
-            tabulate(
-                rows,
-                headers=("time (UTC)", "conn", "finding", "what happened"),
-                tablefmt="simple",
-                disable_numparse=True,
-                maxcolwidths=[None, None, None, 72],
+    def _findings(self, ranking: Ranking, out: TextIO) -> None:
+        out.write("\nFindings, worst first\n")
+        counts = [(TITLES[t], f"{n:,}") for t, n in ranking.counts if n]
+        out.write(tabulate(counts, tablefmt="plain", disable_numparse=True) + "\n")
+        found = ranking.ranked
+        if found:
+            rows = [
+                (clock(f.time_ns), f"#{f.connection}", f.type, f.message)
+                for f in found[:_FINDING_LIMIT]
+            ]
+            out.write(
+                "\n"
+                + tabulate(
+                    rows,
+                    headers=("time (UTC)", "conn", "finding", "what happened"),
+                    tablefmt="simple",
+                    disable_numparse=True,
+                    maxcolwidths=[None, None, None, 72],
+                )
+                + "\n"
             )
-            + "\n"
-        )
         if len(found) > _FINDING_LIMIT:
             out.write(
                 f"  … {len(found) - _FINDING_LIMIT:,} more findings: "
                 "use --format json or csv for all of them\n"
             )
+        idle = ranking.idle
+        if idle.count:
+            out.write("\n" + idle_summary(idle) + "\n")
 
-    def _timelines(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
+    def _timelines(
+        self, analysis: Analysis, ranking: Ranking, out: TextIO, options: ReportOptions
+    ) -> None:
         sel = options.connections
         total = analysis.summary.connections
         if sel == "all":
@@ -234,7 +247,7 @@ class TableReporter:
             conns = [analysis.connection(i) for i in sel]
             more = 0
         else:
-            flagged = analysis.flagged()
+            flagged = ranking.worst
             limit = max(options.limit, 0)
             conns = (analysis.connection(i) for i in flagged[:limit])
             more = len(flagged) - limit
@@ -246,37 +259,83 @@ class TableReporter:
                 out.write(a.what + "\n")
         if more > 0:
             out.write(
-                f"\n… {more:,} more connections with findings: "
+                f"\n… {more:,} more connections with findings (the worst are shown): "
                 "--all shows every connection, --connection ID one of them\n"
             )
         if sel is None and not analysis.findings and total:
             out.write("\n(--all shows every connection's timeline)\n")
 
 
-class FirstFlagged:
+def _span(lo: int, width: int) -> str:
+    return f"{duration(lo)} to {duration(lo + width)}"
+
+
+def idle_summary(idle: IdleCloses) -> str:
+    """The idle closes in a few lines: how many, when, and the idle time the upstream allows."""
+    first, last = idle.first_ns, idle.last_ns
+    when = f", {clock(first)} to {clock(last)}" if first is not None and last is not None else ""
+    lines = [
+        f"Idle closes by the upstream: {_plural(idle.count, 'close')} on "
+        f"{_plural(idle.connections, 'connection')}{when}"
+    ]
+    if idle.dominant_ns is not None and idle.min_ns is not None and idle.max_ns is not None:
+        known = idle.count - idle.unknown_idle
+        lo, width = idle.dominant_from_ns, idle.dominant_width_ns
+        inside = round(idle.dominant_share * known)
+        lines.append(
+            textwrap.fill(
+                f"idle time before the upstream's FIN: mostly {duration(idle.dominant_ns)}, "
+                f"the upstream's idle timeout ({inside:,} of {known:,} within "
+                f"{_span(lo, width)}); shortest {duration(idle.min_ns)}, "
+                f"longest {duration(idle.max_ns)}",
+                96,
+                initial_indent="  ",
+                subsequent_indent="  ",
+            )
+        )
+        outside = [b for b in idle.bins if b[1] and not lo <= b[0] < lo + width]
+        others = sorted(sorted(outside, key=lambda b: -b[1])[:4])
+        if others:
+            lines.append(
+                "  others: " + ", ".join(f"{_span(b, idle.bin_ns)}: {n:,}" for b, n in others)
+            )
+    if idle.unknown_idle:
+        lines.append(f"  ({idle.unknown_idle:,} on connections silent since before the capture)")
+    return "\n".join(lines)
+
+
+class WorstFirst:
     """What the default table can show, chosen connection by connection (``analyze(keep=)``).
 
-    The default report shows the timelines of the ``limit`` lowest-numbered connections with
-    findings. A connection's own findings are known when it is finished, but whether it holds
-    the retry of a loss is known only later; so below the current cutoff (the ``limit``-th
-    flagged id so far) every connection with requests is kept too. The few that turn out not
-    to be needed cost a little disk in the spool, never a timeline.
+    The default report shows the timelines of the ``limit`` connections with the worst findings
+    (:attr:`Ranking.worst <pcapkit.report.severity.Ranking.worst>`: by tier, then id). When a
+    connection is finished its own findings are known, except whether its lost requests were
+    retried: so every connection that lost a request is kept (the classifier holds each loss
+    until the end anyway, and these wait on disk), and of the others the ``limit`` best-ranked
+    so far. A connection whose only finding will be a retry ranks last; it can be shown only
+    while fewer than ``limit`` connections have findings of their own, so until then every
+    connection with requests is kept too.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._worst: list[int] = []  # max-heap (negated) of the lowest flagged ids
+        self._best: list[tuple[int, int]] = []  # max-heap (negated) of (rank, id) of the others
+        self._own = 0  # connections with findings of their own so far
 
     def __call__(self, conn: ConnectionRef, flagged: bool) -> bool:
         if self.limit <= 0:
             return False
-        full = len(self._worst) >= self.limit
-        if flagged:
-            if not full:
-                heapq.heappush(self._worst, -conn.id)
-                return True
-            if conn.id < -self._worst[0]:
-                heapq.heapreplace(self._worst, -conn.id)
-                return True
-            return False
-        return bool(conn.requests) and (not full or conn.id < -self._worst[0])
+        if not conn.findings:
+            return bool(conn.requests) and self._own < self.limit
+        self._own += 1
+        best = min(connection_rank(f) for f in conn.findings)
+        if best == TIERS.index("close_in_flight"):
+            return True  # lost requests: their tier is known only at the end
+        key = (-best, -conn.id)
+        if len(self._best) < self.limit:
+            heapq.heappush(self._best, key)
+            return True
+        if key > self._best[0]:
+            heapq.heapreplace(self._best, key)
+            return True
+        return False
