@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pcapkit.model import Analysis, ConnectionRef
     from pcapkit.store import TextCodec
 
+    _Keep = Callable[[ConnectionRef, bool], bool]
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 app = typer.Typer(
@@ -367,9 +369,7 @@ def analyze(
     raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
 
 
-def _every(keep: Callable[[ConnectionRef, bool], bool] | None) -> None | Callable[
-    [ConnectionRef, bool], bool
-]:
+def _every(keep: _Keep | None) -> _Keep | None:
     """Keep every connection, still telling ``keep`` of each (the page notes their spans)."""
     if keep is None:
         return None
