@@ -59,6 +59,7 @@ class Connections:
     conn_last_close: list[bool]
     conn_last_answered_close: list[bool]
     conn_tunnel: list[str | None]
+    conn_keep_alive: list[str | None]
     conn_server_close: list[CloseKind | None]
     conn_server_close_ns: list[int | None]
     conn_server_close_frame: list[int | None]

@@ -90,6 +90,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 events=tuple(events[e : e + ne]),
                 anomalies=tuple(anomalies[a : a + na]),
                 tunnel=c.conn_tunnel[i],
+                keep_alive=c.conn_keep_alive[i],
             )
         )
         e, r, a = e + ne, r + nr, a + na

@@ -8,6 +8,7 @@ its FINs, its max-keep-alive-requests off the request count on connections it en
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,7 +53,18 @@ class _Gathered:
         return g
 
 
-def _idle(g: _Gathered) -> Advice | None:
+def _announced(ev: Evidence) -> str:
+    """What the upstream's own Keep-Alive headers said, when they said a timeout."""
+    if not ev.announced:
+        return ""
+    timeout, n = max(ev.announced.items(), key=lambda kv: (kv[1], kv[0]))
+    return (
+        f" It announces its timeout: 'Keep-Alive: timeout={timeout}' on {n} connection"
+        f"{'s' if n != 1 else ''} (Node closes about 1 s after the timeout it announces)."
+    )
+
+
+def _idle(g: _Gathered, ev: Evidence) -> Advice | None:
     idle, raced = g.idle, g.raced
     if not idle:
         return None
@@ -61,14 +73,17 @@ def _idle(g: _Gathered) -> Advice | None:
     return Advice(
         "upstream_idle_timeout",
         f"The upstream closes connections idle for about {mid:.3f} s (shortest {low:.3f} s; "
-        f"{len(idle)} idle closes{race}). nginx keeps idle upstream connections for its "
-        "keepalive_timeout (60 s by default), so the two race: make the upstream's idle timeout "
-        "longer than nginx's keepalive_timeout (Tomcat keepAliveTimeout, Spring Boot "
+        f"{len(idle)} idle closes{race}).{_announced(ev)} nginx keeps idle upstream connections "
+        "for its keepalive_timeout (60 s by default), so the two race: make the upstream's idle "
+        "timeout longer than nginx's keepalive_timeout (Tomcat keepAliveTimeout, Spring Boot "
         "server.tomcat.keep-alive-timeout, Node server.keepAliveTimeout, gunicorn --keep-alive), "
         "or lower nginx's keepalive_timeout well below it.",
         value=round(mid, 6),
         evidence=len(idle) + len(raced),
     )
+
+
+_TIMEOUT = re.compile(r"\btimeout\s*=\s*(\d{1,9})\b")
 
 
 @dataclass(slots=True)
@@ -83,8 +98,15 @@ class Evidence:
 
     closed_after: Counter[int] = field(default_factory=Counter)
     refused: int = 0
+    # the timeouts the upstream's Keep-Alive headers announce (seconds), by connections
+    announced: Counter[int] = field(default_factory=Counter)
 
     def add(self, c: Connections) -> None:
+        self.announced.update(
+            int(m.group(1))
+            for v in c.conn_keep_alive
+            if v is not None and (m := _TIMEOUT.search(v)) is not None
+        )
         self.closed_after.update(
             n
             for partial, n, unanswered, last_close in zip(
@@ -160,5 +182,5 @@ def advise(findings: Iterable[Finding], evidence: Evidence) -> tuple[Advice, ...
     """Every conclusion the capture supports, most consequential first (one pass over the
     findings, which may be read back from disk)."""
     g = _Gathered.of(findings)
-    found = (_lost(g), _idle(g), _max_requests(evidence), _connect(g, evidence))
+    found = (_lost(g), _idle(g, evidence), _max_requests(evidence), _connect(g, evidence))
     return tuple(a for a in found if a is not None)

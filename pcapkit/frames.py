@@ -93,6 +93,7 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "anomalies": len(c.anomalies),
             "duration_s": c.duration_ns / 1e9,
             "tunnel": c.tunnel,
+            "keep_alive": c.keep_alive,
         }
         for c in analysis.connections
     ]
@@ -126,6 +127,8 @@ _CONNECTION_COLUMNS = (
     "server_bytes",
     "anomalies",
     "duration_s",
+    "tunnel",
+    "keep_alive",
 )
 
 

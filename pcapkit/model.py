@@ -151,6 +151,9 @@ class Connection:
     # a 101 Switching Protocols named), "connect" (a CONNECT answered 2xx). Its bytes from there
     # on are counted, not read as HTTP.
     tunnel: str | None = None
+    # The upstream's Keep-Alive header on its first response, lower-cased ("timeout=5"): what
+    # Node, Apache and others announce of their own idle timeout and request limit.
+    keep_alive: str | None = None
 
     @property
     def duration_ns(self) -> int:

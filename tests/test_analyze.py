@@ -9,6 +9,7 @@ import pytest
 
 from pcapkit import Analysis, analyze
 from pcapkit.errors import NoUpstreamTrafficError
+from tests import reference
 from tests.conversation import MS, T0, Conv, get, ok, post, write
 
 SEC = 1_000_000_000
@@ -292,3 +293,22 @@ def test_interleaved_out_of_order_bytes_stay_linear(tmp_path: Path) -> None:
     conn = run(tmp_path, c).connections[0]
     assert conn.client_bytes == n and conn.retransmissions == 0
     assert time.process_time() - started < 20  # generous: linear takes well under a second
+
+
+def test_the_upstreams_keep_alive_announcement_is_kept_and_quoted(tmp_path: Path) -> None:
+    # Node announces its idle timeout on every response, and closes about a second after it
+    said = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
+        b"Keep-Alive: timeout=5\r\n\r\nok"
+    )
+    c = Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), said)
+    c.fin("s", T0 + 6 * SEC).fin("c", T0 + 6 * SEC + 1 * MS)
+    path = write(tmp_path / "node.pcap", [c])
+    a = analyze(path)
+    (conn,) = a.connections
+    assert conn.keep_alive == "timeout=5"
+    (idle,) = [x for x in a.advice if x.topic == "upstream_idle_timeout"]
+    assert "It announces its timeout: 'Keep-Alive: timeout=5' on 1 connection " in idle.text
+    assert reference.analyze(path).connections == a.connections
+    plain = run(tmp_path, Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok()))
+    assert plain.connections[0].keep_alive is None

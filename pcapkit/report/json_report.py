@@ -82,6 +82,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
             for a in c.anomalies
         ],
         **({"tunnel": c.tunnel} if c.tunnel is not None else {}),
+        **({"keep_alive": c.keep_alive} if c.keep_alive is not None else {}),
     }
 
 
@@ -159,6 +160,7 @@ def connection_json(c: Connection) -> str:
         f',"events":[{",".join([_event_json(e) for e in c.events])}]'
         f',"anomalies":[{anomalies}]'
         + (f',"tunnel":{_str(c.tunnel)}' if c.tunnel is not None else "")
+        + (f',"keep_alive":{_str(c.keep_alive)}' if c.keep_alive is not None else "")
         + "}"
     )
 

@@ -87,6 +87,9 @@ def build_connection(tc: TcpConnection) -> Connection:
         for i, r in enumerate(reqs)
         for _, ts, fr, _, me, ta, ho, _, _, ln in [r]
     ]
+    # the upstream's Keep-Alive header on its first (final, readable) answer
+    first = next((r for r, (_, last) in zip(resps, pairs, strict=True) if last and r[3]), None)
+    keep_alive = header_value(down.stream, first[0], b"keep-alive") if first else None
     resp_events, requests = _responses(reqs, resps, pairs, resp_notes)
     if tunnel is not None:
         resp_events[tunnel[1]].note = tunnel_note
@@ -166,6 +169,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         server_bytes=down.bytes,
         retransmissions=up.retransmissions + down.retransmissions,
         tunnel=tunnel[2] if tunnel is not None else None,
+        keep_alive=keep_alive,
         requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),

@@ -77,6 +77,8 @@ pub struct Connections {
     pub conn_last_answered_close: Vec<bool>,
     /// What the connection became after its last HTTP message ("websocket", "connect"...).
     pub conn_tunnel: Vec<Option<String>>,
+    /// The upstream's `Keep-Alive` header on its first response.
+    pub conn_keep_alive: Vec<Option<String>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -277,6 +279,7 @@ impl Connections {
             .iter()
             .find(|e| e.side == Side::Server && matches!(e.kind, EventType::Fin | EventType::Rst));
         self.conn_tunnel.push(l.tunnel.clone());
+        self.conn_keep_alive.push(l.keep_alive.clone());
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));

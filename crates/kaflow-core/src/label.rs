@@ -123,6 +123,9 @@ pub struct Labelled {
     /// What the connection became after its last HTTP message, if it became a tunnel:
     /// "websocket" (or another protocol an Upgrade named), "connect".
     pub tunnel: Option<String>,
+    /// The upstream's `Keep-Alive` header on its first response (lower-cased), if it sent one:
+    /// `timeout=5` is Node's announcement of its idle timeout.
+    pub keep_alive: Option<String>,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     pub anomalies: Vec<Anomaly>,
@@ -237,6 +240,13 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     let mut events = Vec::with_capacity(reqs.len() + resps.len() + 6);
     events.extend(opening(up, Side::Client));
     events.extend(opening(down, Side::Server));
+    // what the upstream announces of its keepalive limits (Node, Apache...): its first answer's
+    // `Keep-Alive` header, one head read again per connection
+    let keep_alive = resps
+        .iter()
+        .zip(&pairs)
+        .find(|(r, &(_, last))| last && r.parsed)
+        .and_then(|(r, _)| header_value(&down.stream, r.offset, b"keep-alive"));
     let (mut resp_events, requests) = responses(&reqs, resps, &pairs, &resp_notes);
     if let (Some(t), Some(note)) = (&tunnel, tunnel_note) {
         if let Some(e) = resp_events.get_mut(t.response) {
@@ -354,6 +364,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         server_bytes: down.bytes,
         retransmissions: up.retransmissions + down.retransmissions,
         tunnel: tunnel.map(|t| t.kind),
+        keep_alive,
         requests,
         events,
         anomalies,
