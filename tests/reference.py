@@ -43,11 +43,7 @@ Packet = tuple[int, int, int, int, int, int, int, int, int, int, int, int, bytes
 def _ip_offset(linktype: int, buf: bytes) -> int | None:
     """Where the IP header starts behind the link header, or None if this is not IP."""
     if linktype == 1:
-        off, etype = 14, struct.unpack_from("!H", buf, 12)[0]
-        while etype in (0x8100, 0x88A8, 0x9100) and len(buf) >= off + 4:
-            etype = struct.unpack_from("!H", buf, off + 2)[0]
-            off += 4
-        return off if etype in (0x0800, 0x86DD) else None
+        return _after_ethernet(buf, 0)
     if linktype == 113:
         return 16 if struct.unpack_from("!H", buf, 14)[0] in (0x0800, 0x86DD) else None
     if linktype == 276:
@@ -59,11 +55,64 @@ def _ip_offset(linktype: int, buf: bytes) -> int | None:
     return None
 
 
+def _after_ethernet(buf: bytes, l2: int) -> int | None:
+    """Where the IP header starts in the Ethernet frame at ``l2`` (VLAN tags and a PPPoE session
+    stepped over), or None if it carries no IP."""
+    off, etype = l2 + 14, struct.unpack_from("!H", buf, l2 + 12)[0]
+    while etype in (0x8100, 0x88A8, 0x9100) and len(buf) >= off + 4:
+        etype = struct.unpack_from("!H", buf, off + 2)[0]
+        off += 4
+    if etype == 0x8864:  # PPPoE session: 6 bytes, then the PPP protocol
+        return off + 8 if struct.unpack_from("!H", buf, off + 6)[0] in (0x0021, 0x0057) else None
+    return off if etype in (0x0800, 0x86DD) else None
+
+
+def _inside(buf: bytes, proto: int, at: int) -> int | None:
+    """Where the IP header a VXLAN, Geneve, GRE or ERSPAN tunnel carries at ``at`` starts."""
+    if proto == 17:
+        dport = struct.unpack_from("!H", buf, at + 2)[0]
+        body = at + 8
+        if dport == 4789:
+            return _after_ethernet(buf, body + 8)
+        if dport == 6081:
+            inner = body + 8 + (buf[body] & 0x3F) * 4
+            kind = struct.unpack_from("!H", buf, body + 2)[0]
+            if kind == 0x6558:
+                return _after_ethernet(buf, inner)
+            return inner if kind in (0x0800, 0x86DD) else None
+        return None
+    if proto == 47:
+        flags, kind = struct.unpack_from("!HH", buf, at)
+        body = at + 4 + 4 * (bool(flags & 0xC000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+        if kind in (0x0800, 0x86DD):
+            return body
+        if kind == 0x6558:
+            return _after_ethernet(buf, body)
+        if kind == 0x88BE:
+            return _after_ethernet(buf, body + 8)
+        if kind == 0x22EB:
+            return _after_ethernet(buf, body + 12 + (8 if buf[body + 11] & 1 else 0))
+    return None
+
+
 def _decode(
     linktype: int, buf: bytes
 ) -> tuple[int, int, int, int, int, int, int, int, int, int, int, bytes] | None:
     try:
         off = _ip_offset(linktype, buf)
+        for _ in range(4):  # tunnels inside tunnels, at most
+            if off is None:
+                return None
+            version = buf[off] >> 4
+            if version == 4:
+                proto, frag = buf[off + 9], struct.unpack_from("!H", buf, off + 6)[0]
+                if proto in (17, 47) and not frag & 0x3FFF:
+                    off = _inside(buf, proto, off + (buf[off] & 0x0F) * 4)
+                    continue
+            elif version == 6 and buf[off + 6] in (17, 47):
+                off = _inside(buf, buf[off + 6], off + 40)
+                continue
+            break
         if off is None:
             return None
         version = buf[off] >> 4

@@ -27,7 +27,18 @@ pub const REASONS: [&str; 7] = [
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86DD;
+const ETH_PPPOE: u16 = 0x8864;
+const ETH_BRIDGED: u16 = 0x6558; // Ethernet inside GRE or Geneve
+const ETH_ERSPAN2: u16 = 0x88BE;
+const ETH_ERSPAN3: u16 = 0x22EB;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_GRE: u8 = 47;
+const UDP_VXLAN: u16 = 4789;
+const UDP_GENEVE: u16 = 6081;
+/// Tunnels inside tunnels read before giving up: a packet cannot make the decoder recurse
+/// without bound.
+const MAX_TUNNELS: u8 = 4;
 const IPV6_FRAGMENT: u8 = 44;
 const IPV6_AH: u8 = 51;
 
@@ -106,19 +117,9 @@ pub(crate) fn decode(
     }
     let fam = match lt.framing {
         Framing::Ethertype => {
-            let mut etype = be16(buf, start + lt.proto_at);
-            while is_vlan(etype) {
-                if l3 + 4 > end {
-                    return Err(TRUNCATED);
-                }
-                etype = be16(buf, l3 + 2);
-                l3 += 4;
-            }
-            match etype {
-                ETH_IPV4 => 4,
-                ETH_IPV6 => 6,
-                _ => return Err(NON_IP),
-            }
+            let (fam, at) = after_ethertype(buf, be16(buf, start + lt.proto_at), l3, end)?;
+            l3 = at;
+            fam
         }
         Framing::IpVersion => {
             if l3 >= end {
@@ -139,14 +140,7 @@ pub(crate) fn decode(
         Framing::FixedIpv4 => 4,
         Framing::FixedIpv6 => 6,
     };
-    let s = l3;
-    let (tcp, ip_end, src, dst) = if fam == 4 {
-        ipv4(buf, s, end)?
-    } else if fam == 6 {
-        ipv6(buf, s, end)?
-    } else {
-        return Err(NON_IP);
-    };
+    let ((tcp, ip_end, src, dst), fam) = ip(buf, fam, l3, end, 0)?;
     if tcp + 20 > end {
         return Err(TRUNCATED);
     }
@@ -177,29 +171,162 @@ pub(crate) fn decode(
 
 type Ip = (usize, usize, [u8; 16], [u8; 16]);
 
+/// What follows an ethertype at `l3` (VLAN tags and PPPoE sessions stepped over): the IP
+/// family and where its header starts.
+fn after_ethertype(
+    buf: &[u8],
+    mut etype: u16,
+    mut l3: usize,
+    end: usize,
+) -> Result<(u8, usize), u8> {
+    while is_vlan(etype) {
+        if l3 + 4 > end {
+            return Err(TRUNCATED);
+        }
+        etype = be16(buf, l3 + 2);
+        l3 += 4;
+    }
+    if etype == ETH_PPPOE {
+        // PPPoE session header (6 bytes), then the PPP protocol (2)
+        if l3 + 8 > end {
+            return Err(TRUNCATED);
+        }
+        let fam = match be16(buf, l3 + 6) {
+            0x0021 => 4,
+            0x0057 => 6,
+            _ => return Err(NON_IP),
+        };
+        return Ok((fam, l3 + 8));
+    }
+    match etype {
+        ETH_IPV4 => Ok((4, l3)),
+        ETH_IPV6 => Ok((6, l3)),
+        _ => Err(NON_IP),
+    }
+}
+
+/// The IP packet at `s` down to its TCP header, through the tunnels clouds mirror traffic in
+/// (VXLAN, Geneve, GRE, ERSPAN): the innermost packet's addresses (and family) are the
+/// connection's.
+fn ip(buf: &[u8], fam: u8, s: usize, e: usize, depth: u8) -> Result<(Ip, u8), u8> {
+    let got = match fam {
+        4 => ipv4(buf, s, e),
+        6 => ipv6(buf, s, e),
+        _ => return Err(NON_IP),
+    };
+    match got {
+        Err(Inner(proto, at, ip_end)) if depth < MAX_TUNNELS => {
+            let (fam, inner) = tunnel(buf, proto, at, ip_end.min(e))?;
+            ip(buf, fam, inner, ip_end.min(e), depth + 1)
+        }
+        Err(Inner(..)) => Err(NON_TCP),
+        Err(Skip(code)) => Err(code),
+        Ok(found) => Ok((found, fam)),
+    }
+}
+
+/// Why an IP packet gave no TCP header: a skip reason, or a tunnel's payload to look inside
+/// (its IP protocol, where the payload starts, where the packet ends).
+enum NotTcp {
+    Skip(u8),
+    Inner(u8, usize, usize),
+}
+use NotTcp::{Inner, Skip};
+
+impl From<u8> for NotTcp {
+    fn from(code: u8) -> Self {
+        Skip(code)
+    }
+}
+
+/// The frame a tunnel carries at `at`: the IP family and where the inner IP header starts.
+fn tunnel(buf: &[u8], proto: u8, at: usize, end: usize) -> Result<(u8, usize), u8> {
+    let ethernet = |l2: usize| -> Result<(u8, usize), u8> {
+        if l2 + 14 > end {
+            return Err(TRUNCATED);
+        }
+        after_ethertype(buf, be16(buf, l2 + 12), l2 + 14, end)
+    };
+    match proto {
+        IPPROTO_UDP => {
+            if at + 8 > end {
+                return Err(TRUNCATED);
+            }
+            let body = at + 8;
+            match be16(buf, at + 2) {
+                // VXLAN: 8 bytes, then an Ethernet frame (AWS VPC traffic mirroring)
+                UDP_VXLAN => ethernet(body + 8),
+                // Geneve: 8 bytes and its options, then what its protocol type says
+                UDP_GENEVE => {
+                    let options = usize::from(byte(buf, body) & 0x3F) * 4;
+                    let inner = body + 8 + options;
+                    match be16(buf, body + 2) {
+                        ETH_BRIDGED => ethernet(inner),
+                        ETH_IPV4 => Ok((4, inner)),
+                        ETH_IPV6 => Ok((6, inner)),
+                        _ => Err(NON_IP),
+                    }
+                }
+                _ => Err(NON_TCP),
+            }
+        }
+        IPPROTO_GRE => {
+            if at + 4 > end {
+                return Err(TRUNCATED);
+            }
+            let flags = be16(buf, at);
+            // checksum/routing, key and sequence number fields each add 4 bytes
+            let extra = 4
+                * (usize::from(flags & 0xC000 != 0)
+                    + usize::from(flags & 0x2000 != 0)
+                    + usize::from(flags & 0x1000 != 0));
+            let body = at + 4 + extra;
+            match be16(buf, at + 2) {
+                ETH_IPV4 => Ok((4, body)),
+                ETH_IPV6 => Ok((6, body)),
+                ETH_BRIDGED => ethernet(body),
+                ETH_ERSPAN2 => ethernet(body + 8),
+                ETH_ERSPAN3 => {
+                    // 12 bytes, and an 8-byte platform subheader when its O bit is set
+                    let optional = if byte(buf, body + 11) & 1 != 0 { 8 } else { 0 };
+                    ethernet(body + 12 + optional)
+                }
+                _ => Err(NON_IP),
+            }
+        }
+        _ => Err(NON_TCP),
+    }
+}
+
 #[inline]
-fn ipv4(buf: &[u8], s: usize, e: usize) -> Result<Ip, u8> {
+fn ipv4(buf: &[u8], s: usize, e: usize) -> Result<Ip, NotTcp> {
     if s + 20 > e {
-        return Err(TRUNCATED);
+        return Err(Skip(TRUNCATED));
     }
     let vihl = byte(buf, s);
     let ihl = ((vihl & 15) as usize) << 2;
     if vihl >> 4 != 4 || ihl < 20 {
-        return Err(MALFORMED);
+        return Err(Skip(MALFORMED));
     }
-    if byte(buf, s + 9) != IPPROTO_TCP {
-        return Err(NON_TCP);
+    let proto = byte(buf, s + 9);
+    let tunnel = proto == IPPROTO_UDP || proto == IPPROTO_GRE;
+    if proto != IPPROTO_TCP && !tunnel {
+        return Err(Skip(NON_TCP));
     }
     if be16(buf, s + 6) & 0x3FFF != 0 {
-        return Err(IP_FRAGMENT);
+        // a fragment cannot be looked inside: a tunnel's stays what it was, not TCP
+        return Err(Skip(if tunnel { NON_TCP } else { IP_FRAGMENT }));
     }
     let mut total = be16(buf, s + 2) as usize;
     // Total length 0 is what TSO-offloaded sends look like on the sending host: trust the capture.
     if total == 0 {
         total = e - s;
     }
+    if proto != IPPROTO_TCP {
+        return Err(Inner(proto, s + ihl, s + total));
+    }
     if total < ihl + 20 {
-        return Err(MALFORMED);
+        return Err(Skip(MALFORMED));
     }
     Ok((
         s + ihl,
@@ -210,32 +337,33 @@ fn ipv4(buf: &[u8], s: usize, e: usize) -> Result<Ip, u8> {
 }
 
 #[inline]
-fn ipv6(buf: &[u8], s: usize, e: usize) -> Result<Ip, u8> {
+fn ipv6(buf: &[u8], s: usize, e: usize) -> Result<Ip, NotTcp> {
     if s + 40 > e {
-        return Err(TRUNCATED);
+        return Err(Skip(TRUNCATED));
     }
     if byte(buf, s) >> 4 != 6 {
-        return Err(MALFORMED);
+        return Err(Skip(MALFORMED));
     }
-    let nh = byte(buf, s + 6);
+    let mut nh = byte(buf, s + 6);
     let mut tcp = s + 40;
-    if nh != IPPROTO_TCP {
-        match nh {
-            0 | 43 | 60 | IPV6_AH => tcp = walk_extensions(buf, tcp, nh, e)?,
-            IPV6_FRAGMENT => return Err(IP_FRAGMENT),
-            _ => return Err(NON_TCP),
-        }
+    if matches!(nh, 0 | 43 | 60 | IPV6_AH) {
+        (tcp, nh) = walk_extensions(buf, tcp, nh, e)?;
     }
     let mut plen = be16(buf, s + 4) as usize;
     // Payload length 0: a jumbogram or a TSO send; either way the capture is the best truth left.
     if plen == 0 {
         plen = e - s - 40;
     }
-    Ok((tcp, s + 40 + plen, addr16(buf, s + 8), addr16(buf, s + 24)))
+    match nh {
+        IPPROTO_TCP => Ok((tcp, s + 40 + plen, addr16(buf, s + 8), addr16(buf, s + 24))),
+        IPPROTO_UDP | IPPROTO_GRE => Err(Inner(nh, tcp, s + 40 + plen)),
+        IPV6_FRAGMENT => Err(Skip(IP_FRAGMENT)),
+        _ => Err(Skip(NON_TCP)),
+    }
 }
 
-/// Follows the extension header chain from `p` to the TCP header.
-fn walk_extensions(buf: &[u8], mut p: usize, mut nh: u8, end: usize) -> Result<usize, u8> {
+/// Follows the extension header chain from `p`: where the next header starts, and what it is.
+fn walk_extensions(buf: &[u8], mut p: usize, mut nh: u8, end: usize) -> Result<(usize, u8), u8> {
     while matches!(nh, 0 | 43 | 60 | IPV6_AH) {
         if p + 2 > end {
             return Err(TRUNCATED);
@@ -249,9 +377,5 @@ fn walk_extensions(buf: &[u8], mut p: usize, mut nh: u8, end: usize) -> Result<u
         nh = byte(buf, p);
         p += length;
     }
-    match nh {
-        IPPROTO_TCP => Ok(p),
-        IPV6_FRAGMENT => Err(IP_FRAGMENT),
-        _ => Err(NON_TCP),
-    }
+    Ok((p, nh))
 }
