@@ -312,3 +312,19 @@ def test_the_upstreams_keep_alive_announcement_is_kept_and_quoted(tmp_path: Path
     assert reference.analyze(path).connections == a.connections
     plain = run(tmp_path, Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok()))
     assert plain.connections[0].keep_alive is None
+
+
+def test_a_request_on_the_syn_is_tcp_fast_open_not_an_anomaly(tmp_path: Path) -> None:
+    c = Conv(40000)
+    c._pkt("c", T0, "S", get("/tfo"))  # the request rides on the SYN
+    c.nxt["c"] += 1 + len(get("/tfo"))
+    c._pkt("s", T0 + 10_000, "SA")
+    c.nxt["s"] += 1
+    c._pkt("c", T0 + 20_000, "A")
+    c.send("s", T0 + 1 * MS, ok())
+    c.fin("c", T0 + 5 * MS).fin("s", T0 + 6 * MS)
+    path = write(tmp_path / "tfo.pcap", [c])
+    (conn,) = analyze(path).connections
+    assert [(r.method, r.target, r.status) for r in conn.requests] == [("GET", "/tfo", 200)]
+    assert conn.anomalies == () and conn.state == "SF"
+    assert reference.analyze(path).connections == (conn,)

@@ -42,6 +42,7 @@ TRANSITIONS: dict[State, dict[Key, State]] = {
         ("syn", "client"): State.SYN_SENT,
     },
     State.SYN_SENT: {
+        ("request", "client"): State.SYN_SENT,  # TCP Fast Open: the request rides on the SYN
         ("syn_ack", "server"): State.ESTABLISHED,
         ("rst", "server"): State.REJECTED,
         ("rst", "client"): State.RESET,

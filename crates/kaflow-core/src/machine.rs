@@ -96,6 +96,8 @@ pub const TRANSITIONS: &[(State, &[(Key, State)])] = &[
     (
         St::SynSent,
         &[
+            // TCP Fast Open: the request rides on the SYN
+            ((E::Request, C), St::SynSent),
             ((E::SynAck, S), St::Established),
             ((E::Rst, S), St::Rejected),
             ((E::Rst, C), St::Reset),

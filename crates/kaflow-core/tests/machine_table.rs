@@ -127,6 +127,7 @@ fn diagram_is_the_reference_text() {
     [*] --> start
     [*] --> established: mid-stream
     start --> syn_sent: syn (client)
+    syn_sent --> syn_sent: request (client)
     syn_sent --> established: syn_ack (server)
     syn_sent --> rejected: rst (server)
     syn_sent --> reset: rst (client)
