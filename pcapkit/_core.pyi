@@ -135,6 +135,8 @@ class CaptureFacts:
     syns_to_upstream: int
     syns_from_upstream: list[tuple[int, int]]  # (the port the SYNs went to, how many)
     syn_acks_to_upstream: int
+    ts_backwards: int  # records stamped earlier than one before them in the file
+    ts_max_back_ns: int  # the largest such step back
 
 @final
 class Scan:

@@ -169,6 +169,14 @@ class _Scan:
 
 def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:
     warnings = list(facts.warnings)
+    if facts.ts_backwards:
+        n, back = facts.ts_backwards, facts.ts_max_back_ns
+        warnings.append(
+            f"{n:,} packet{'s' if n != 1 else ''} stamped earlier than one before "
+            f"{'them' if n != 1 else 'it'} in the file (at most {back / 1e6:.3f} ms back): the "
+            "capture wrote packets out of order (-i any, a multi-queue NIC); timelines follow "
+            "the timestamps, and a SYN-ACK stamped before its SYN is put after it"
+        )
     wrong = sum(n for _, n in facts.syns_from_upstream)
     if wrong:
         port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))

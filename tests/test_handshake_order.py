@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pcapkit import analyze
-from tests import reference
+from tests import craft, reference
 from tests.conversation import MS, T0, Conv, get, ok, write
 
 
@@ -55,3 +55,21 @@ def test_a_syn_the_syn_ack_does_not_answer_is_another_attempt(tmp_path: Path) ->
     a = analyze(path)
     assert len(a.connections) == 2
     assert reference.analyze(path).connections == a.connections
+
+
+def test_packets_written_out_of_time_order_are_counted_and_said(tmp_path: Path) -> None:
+    # the SYN written first, its SYN-ACK after it but stamped 260 µs earlier
+    c = reordered(40000)
+    packets = [c.packets[1], c.packets[0], *c.packets[2:]]
+    path = tmp_path / "out-of-order.pcap"
+    craft.write_pcap(path, packets)
+    a = analyze(path)
+    (conn,) = a.connections
+    assert [e.type for e in conn.events][:2] == ["syn", "syn_ack"] and conn.anomalies == ()
+    assert a.capture.warnings == (
+        "1 packet stamped earlier than one before it in the file (at most 0.260 ms back): the "
+        "capture wrote packets out of order (-i any, a multi-queue NIC); timelines follow the "
+        "timestamps, and a SYN-ACK stamped before its SYN is put after it",
+    )
+    in_order = analyze(write(tmp_path / "in-order.pcap", [reordered(40000)]))
+    assert in_order.capture.warnings == ()

@@ -260,6 +260,8 @@ pub struct CaptureFacts {
     other_port_counts: Vec<(u16, u64)>,
     syns_to_upstream: u64,
     syns_from_upstream: Vec<(u16, u64)>,
+    ts_backwards: u64,
+    ts_max_back_ns: i64,
     syn_acks_to_upstream: u64,
 }
 
@@ -285,6 +287,8 @@ impl CaptureFacts {
             upstream_segments: stats.upstream_segments,
             other_ports: stats.other_ports,
             syns_to_upstream: stats.syns_to_upstream,
+            ts_backwards: info.ts_backwards,
+            ts_max_back_ns: info.ts_max_back_ns,
             syn_acks_to_upstream: stats.syn_acks_to_upstream,
             syns_from_upstream: stats
                 .syns_from_upstream

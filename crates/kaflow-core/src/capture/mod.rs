@@ -91,6 +91,10 @@ pub struct CaptureInfo {
     /// Set when the file ends inside a record or turns corrupt: where reading stopped.
     pub truncated_at_offset: Option<u64>,
     pub warnings: Vec<String>,
+    /// Records stamped earlier than one before them in the file, and the largest such step
+    /// back: packets written out of order (`-i any`, multi-queue NICs).
+    pub ts_backwards: u64,
+    pub ts_max_back_ns: i64,
 }
 
 impl CaptureInfo {
@@ -136,6 +140,10 @@ pub(crate) struct Sink {
     frame: u64,
     run: Run,
     runs: Vec<Run>,
+    /// The latest timestamp so far, and the records stamped before it (how far at most).
+    latest: i64,
+    backwards: u64,
+    max_back: i64,
 }
 
 /// What one run of records (one Python `_Records`) added up to.
@@ -169,6 +177,12 @@ impl Sink {
         link: Option<&'static LinkType>,
     ) {
         self.frame += 1;
+        if ts_ns < self.latest {
+            self.backwards += 1;
+            self.max_back = self.max_back.max(self.latest.saturating_sub(ts_ns));
+        } else {
+            self.latest = ts_ns;
+        }
         let run = &mut self.run;
         run.packets += 1;
         run.lo = run.lo.min(ts_ns);
@@ -415,6 +429,9 @@ impl Reader {
                 frame: 0,
                 run: Run::EMPTY,
                 runs: Vec::new(),
+                latest: i64::MIN,
+                backwards: 0,
+                max_back: 0,
             },
             pending: None,
             need: 0,
@@ -494,6 +511,8 @@ impl Reader {
             info.first_ts_ns = Some(info.first_ts_ns.map_or(run.lo, |f| f.min(run.lo)));
             info.last_ts_ns = Some(info.last_ts_ns.map_or(run.hi, |l| l.max(run.hi)));
         }
+        info.ts_backwards = self.sink.backwards;
+        info.ts_max_back_ns = self.sink.max_back;
     }
 
     fn note_interfaces(&mut self) {
