@@ -179,7 +179,7 @@ def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSumm
         )
     wrong = sum(n for _, n in facts.syns_from_upstream)
     if wrong:
-        port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))
+        port = _where_syns_go(facts)
         want = ", ".join(str(p) for p in ports)
         warnings.append(
             f"{wrong} connection attempt{'s' if wrong != 1 else ''} went the other way (SYNs "
@@ -242,10 +242,16 @@ def scan_file(
     return _capture_summary(facts, ports)
 
 
+def _where_syns_go(facts: CaptureFacts) -> int:
+    """The port most SYNs sent from the upstream port went to (the lower on a tie)."""
+    port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))
+    return port
+
+
 def _wrong_way(path: str, facts: CaptureFacts, ports: tuple[int, ...], wrong: int) -> str:
     """Most handshakes start from the port given: it is the client's, and the upstream's port
     is where those SYNs go."""
-    port, _ = max(facts.syns_from_upstream, key=lambda pn: (pn[1], -pn[0]))
+    port = _where_syns_go(facts)
     want = ", ".join(str(p) for p in ports)
     return (
         f"{path}: port {want} is the client's side of these connections ({wrong} "

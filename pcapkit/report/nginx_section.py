@@ -11,10 +11,7 @@ from typing import Any, TextIO
 from pcapkit.config.compare import Comparison
 from pcapkit.logs import AccessEntry, ErrorLine, LogJoin, Unexplained
 from pcapkit.model import Finding
-
-
-def _when(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
+from pcapkit.report.json_report import seconds
 
 
 def error_dict(e: ErrorLine) -> dict[str, Any]:
@@ -34,7 +31,7 @@ def access_dict(a: AccessEntry) -> dict[str, Any]:
     return {
         "file": a.file,
         "line": a.line,
-        "time": _when(a.time_ns),
+        "time": seconds(a.time_ns),
         "status": a.status,
         "request": a.request,
         "upstream_addr": list(a.upstream_addrs),
@@ -47,7 +44,7 @@ def _finding_ref(f: Finding) -> dict[str, Any]:
     return {
         "type": f.type,
         "connection": f.connection,
-        "time": _when(f.time_ns),
+        "time": seconds(f.time_ns),
         "frame": f.frame,
         "request": f.request,
     }
@@ -95,7 +92,7 @@ def logs_dict(j: LogJoin) -> dict[str, Any]:
 
 def _unexplained(u: Unexplained) -> dict[str, Any]:
     return {
-        "time": _when(u.time_ns),
+        "time": seconds(u.time_ns),
         "why": u.why,
         "error_log": error_dict(u.error) if u.error else None,
         "access_log": access_dict(u.access) if u.access else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import median
-from typing import Literal
+from typing import Literal, get_args
 
 from pcapkit.model import Finding
 
@@ -27,16 +27,7 @@ Tier = Literal[
     "idle_close",
 ]
 
-TIERS: tuple[Tier, ...] = (
-    "lost_not_retried",
-    "lost_retry_unknown",
-    "lost_retried",
-    "connect_failed",
-    "close_in_flight",
-    "close_after_connection_close",
-    "close_reset",
-    "idle_close",
-)
+TIERS: tuple[Tier, ...] = get_args(Tier)
 """Worst first: a client got an error; a client waited for a retry; nginx could not connect;
 the upstream closed with a request in flight, after ``Connection: close`` or with a RST; the
 upstream closed an idle connection (harmless unless a request races it)."""

@@ -227,8 +227,9 @@ impl Batch {
 }
 
 impl Batch {
-    fn convert(py: Python<'_>, rows: CoreBatch) -> PyResult<Self> {
-        let connections = Py::new(py, Connections::convert(py, rows.connections())?)?;
+    /// `columns` are `rows.connections()`, made on the core's thread, off the GIL.
+    fn convert(py: Python<'_>, (rows, columns): (CoreBatch, CoreConnections)) -> PyResult<Self> {
+        let connections = Py::new(py, Connections::convert(py, columns)?)?;
         Ok(Batch { rows, connections })
     }
 }
@@ -304,7 +305,7 @@ impl CaptureFacts {
     }
 }
 
-type Outcome = Result<Option<CoreBatch>, Failure>;
+type Outcome = Result<Option<(CoreBatch, CoreConnections)>, Failure>;
 
 /// The core's thread: it scans and hands batches over a bounded channel; facts when done.
 #[pyclass(module = "pcapkit._core")]
@@ -324,7 +325,12 @@ fn run(
     facts: Arc<Mutex<Option<CaptureFacts>>>,
 ) {
     loop {
-        let next = guarded(|| scanner.next_batch());
+        let next = guarded(|| scanner.next_batch()).map(|found| {
+            found.map(|b| {
+                let columns = b.connections();
+                (b, columns)
+            })
+        });
         let (read, size) = scanner.progress();
         progress.0.store(read, Ordering::Relaxed);
         progress.1.store(size, Ordering::Relaxed);
