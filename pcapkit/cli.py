@@ -641,7 +641,10 @@ def check(
     races); its max requests per connection must exceed keepalive_requests; it must accept
     worker_processes x keepalive connections; keepalive must be in effect (HTTP/1.1, no
     Connection: close); POSTs lost to the race are not retried without non_idempotent;
-    max_fails turns races into "no live upstreams".
+    max_fails turns races into "no live upstreams"; proxy_next_upstream_tries below the servers
+    leaves failed connects unretried (a race's loss is retried anyway); a
+    proxy_next_upstream_timeout under 1 s cuts the race's retries short; keepalive_time is a
+    connection's life, not an idle timer.
 
     Exit codes: 0 compatible, 1 problems found, 2 unreadable input.
 

@@ -29,6 +29,9 @@ Rule = Literal[
     "keepalive_default",
     "no_upstream_config",
     "unresolved",
+    "next_upstream_tries",
+    "next_upstream_timeout",
+    "keepalive_time",
 ]
 
 
@@ -101,13 +104,21 @@ class Location:
     next_upstream: Value[tuple[str, ...]]
     next_upstream_tries: Value[int]
     keepalive_in_effect: bool
+    # None: no limit (0, nginx's default)
+    next_upstream_timeout: Value[float | None] = Value(
+        None, "proxy_next_upstream_timeout", "nginx default", True, "nginx_time"
+    )
+    # the if{} it sits in ("if ($request_method = POST)"), when the proxy_pass is in one: the
+    # upstream is used only for the requests the condition picks
+    condition: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """An ``upstream{}`` block with its effective keepalive settings and the locations using it.
 
-    ``keepalive`` is None when upstream keepalive is off (no directive, nginx before 1.29.7).
+    ``keepalive`` is None when upstream keepalive is off (no directive, nginx before 1.29.7);
+    ``keepalive_time`` is None before nginx 1.19.10, which had no limit on a connection's life.
     """
 
     name: str
@@ -116,7 +127,7 @@ class Upstream:
     keepalive: Value[int | None]
     keepalive_timeout: Value[float]
     keepalive_requests: Value[int]
-    keepalive_time: Value[float]
+    keepalive_time: Value[float | None]
     locations: tuple[Location, ...] = ()
 
     @property
