@@ -336,8 +336,9 @@ def analyze(
         from pcapkit.report.html_report import PageKeep
 
         keep = page = PageKeep()
-    if nginx_conf and not connection:
-        # nginx's idle closes are measured over every connection: kept, spooled as objects
+    if (nginx_conf or upstream_config) and not connection:
+        # nginx's idle closes and the upstream's Keep-Alive announcements are read off every
+        # connection: kept, spooled as objects
         keep, spool = _every(keep), True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
