@@ -659,8 +659,9 @@ def check(
     Connection: close); POSTs lost to the race are not retried without non_idempotent;
     max_fails turns races into "no live upstreams"; proxy_next_upstream_tries below the servers
     leaves failed connects unretried (a race's loss is retried anyway); a
-    proxy_next_upstream_timeout under 1 s cuts the race's retries short; keepalive_time is a
-    connection's life, not an idle timer.
+    proxy_next_upstream_timeout under 1 s cuts the race's retries short; proxy_request_buffering
+    off leaves lost requests with a body unretried; keepalive_time is a connection's life, not an
+    idle timer.
 
     Exit codes: 0 compatible, 1 problems found, 2 unreadable input.
 

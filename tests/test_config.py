@@ -421,7 +421,7 @@ def test_if_blocks_and_proxy_pass_variables_are_followed_or_named() -> None:
     locs, notes, _ = _shop()
     # the map's two values are both upstreams; the if{} sends only POSTs to legacy
     assert locs == {
-        "api": ["/api/", "/checkout/", "/legacy/"],
+        "api": ["/api/", "/checkout/", "/legacy/", "/upload/"],
         "canary": ["/api/"],
         "legacy": ["/legacy/ if ($request_method = POST)"],
     }
@@ -432,7 +432,7 @@ def test_if_blocks_and_proxy_pass_variables_are_followed_or_named() -> None:
     assert "gives search.internal.example, which no upstream{} names" in text
     assert "no keepalive, no race" in text
     # a host made of variables cannot be followed: said, with where
-    assert "nginx-retries.conf:69: proxy_pass http://$host$request_uri: its host is built" in text
+    assert "nginx-retries.conf:75: proxy_pass http://$host$request_uri: its host is built" in text
 
 
 def test_if_block_inherits_the_locations_proxy_settings(tmp_path: Path) -> None:
@@ -539,3 +539,21 @@ def test_keepalive_time_default_by_version(tmp_path: Path) -> None:
     assert new.keepalive_time.value == 3600.0
     r = check(read_nginx(str(p), version="1.18.0"), [_backend(120.0)])
     assert "keepalive_time" not in [x.rule for x in r.problems]  # a default is no problem
+
+
+def test_rule_request_buffering_off_on_a_real_config() -> None:
+    _, _, problems = _shop()
+    (p,) = [p for p in problems if p.rule == "request_buffering"]
+    assert p.upstream == "api" and p.location == "/upload/" and p.severity == "problem"
+    assert "proxy_request_buffering off (nginx-retries.conf:65)" in p.message
+    assert "POST even with non_idempotent" in p.message
+    assert p.fix.startswith("proxy_request_buffering on;")
+
+
+@pytest.mark.parametrize(
+    ("setting", "idle", "problem"),
+    [("off", 20.0, True), ("on", 20.0, False), ("off", 120.0, False)],  # no race, no loss
+)
+def test_rule_request_buffering(tmp_path: Path, setting: str, idle: float, problem: bool) -> None:
+    got = _rules(tmp_path, _backend(idle), location=f"proxy_request_buffering {setting};")
+    assert ("request_buffering" in got) is problem

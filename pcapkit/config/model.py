@@ -32,6 +32,7 @@ Rule = Literal[
     "next_upstream_tries",
     "next_upstream_timeout",
     "keepalive_time",
+    "request_buffering",
 ]
 
 
@@ -108,6 +109,9 @@ class Location:
     next_upstream_timeout: Value[float | None] = Value(
         None, "proxy_next_upstream_timeout", "nginx default", True, "nginx_time"
     )
+    # proxy_request_buffering: off streams a request's body, and a request sent so is never
+    # passed to another try
+    request_buffering: Value[bool] = Value(True, "proxy_request_buffering", "nginx default", True)
     # the if{} it sits in ("if ($request_method = POST)"), when the proxy_pass is in one: the
     # upstream is used only for the requests the condition picks
     condition: str | None = None

@@ -287,6 +287,7 @@ class _Proxy:
     next_upstream: Value[tuple[str, ...]]
     tries: Value[int]
     timeout: Value[float | None]
+    buffering: Value[bool]
 
     def under(self, block: tuple[Directive, ...]) -> _Proxy:
         hv = _first(block, "proxy_http_version")
@@ -295,6 +296,7 @@ class _Proxy:
         nu = _first(block, "proxy_next_upstream")
         tr = _first(block, "proxy_next_upstream_tries")
         to = _first(block, "proxy_next_upstream_timeout")
+        rb = _first(block, "proxy_request_buffering")
         return _Proxy(
             http_version=(
                 Value(hv.args[0] if hv.args else "1.0", "proxy_http_version", hv.where)
@@ -315,6 +317,9 @@ class _Proxy:
             timeout=Value(_time(to) or None, to.name, to.where, unit="nginx_time")
             if to
             else self.timeout,
+            buffering=Value(not (rb.args and rb.args[0] == "off"), rb.name, rb.where)
+            if rb
+            else self.buffering,
         )
 
 
@@ -358,6 +363,7 @@ def _evaluate(
         Value(("error", "timeout"), "proxy_next_upstream", whose, default=True),
         Value(0, "proxy_next_upstream_tries", whose, default=True),
         Value(None, "proxy_next_upstream_timeout", whose, True, "nginx_time"),
+        Value(True, "proxy_request_buffering", whose, default=True),
     ).under(hblock)
     maps = _maps(hblock)
     map_values = _map_values(hblock)
@@ -641,5 +647,6 @@ def _location(
         next_upstream_tries=proxy.tries,
         keepalive_in_effect=up.keepalive.value is not None and http11 and not closes,
         next_upstream_timeout=proxy.timeout,
+        request_buffering=proxy.buffering,
         condition=condition,
     )

@@ -293,6 +293,29 @@ def next_upstream_timeout(up: Upstream) -> Iterator[Problem]:
         )
 
 
+def request_buffering(up: Upstream) -> Iterator[Problem]:
+    """With ``proxy_request_buffering off`` a request's body is streamed upstream as it comes,
+    and nginx never passes a request it has sent so to another try (``ngx_http_upstream_next``:
+    ``u->request_sent && r->request_body_no_buffering``). Only a request without a body escapes
+    it (nginx turns the streaming off for one)."""
+    for loc in up.locations:
+        rb = loc.request_buffering
+        if rb.value or not loc.keepalive_in_effect:
+            continue
+        yield Problem(
+            "request_buffering",
+            "problem",
+            up.name,
+            f"location {loc.path}: proxy_request_buffering off ({rb.source}): a request with a "
+            "body (PUT, PATCH, a DELETE with one; POST even with non_idempotent) is streamed to "
+            "the upstream, and nginx never retries a request it sent that way: lost to the "
+            "race, its client gets a 502",
+            "proxy_request_buffering on; (the default) in that location unless it streams "
+            "uploads; otherwise remove the race (above)",
+            loc.path,
+        )
+
+
 def keepalive_time(up: Upstream, nginx: NginxConfig, b: Backend | None) -> Iterator[Problem]:
     """``keepalive_time`` is a connection's longest life (nginx 1.19.10+): checked when a
     response ends, and nginx then closes the connection itself — never an idle timeout, so it
@@ -423,6 +446,7 @@ def check(nginx: NginxConfig, backends: Sequence[Backend]) -> CheckResult:
         if race:
             found.extend(non_idempotent(up))
             found.extend(next_upstream_timeout(up))
+            found.extend(request_buffering(up))
             found.extend(max_fails(up))
         checks.append(UpstreamCheck(up, b, race, workers, tuple(found)))
         problems.extend(found)

@@ -82,6 +82,7 @@ def _upstream(u: Upstream) -> dict[str, Any]:
                 "proxy_next_upstream": _value(loc.next_upstream),
                 "proxy_next_upstream_tries": _value(loc.next_upstream_tries),
                 "proxy_next_upstream_timeout": _value(loc.next_upstream_timeout),
+                "proxy_request_buffering": _value(loc.request_buffering),
                 "condition": loc.condition,
                 "keepalive_in_effect": loc.keepalive_in_effect,
             }
@@ -172,6 +173,7 @@ def write_table(r: CheckResult, out: TextIO) -> None:
                         loc.next_upstream_timeout.written(loc.next_upstream_timeout.value),
                         loc.next_upstream_timeout.value is not None,
                     ),
+                    ("request_buffering", "off", not loc.request_buffering.value),
                 )
                 if given
             )
