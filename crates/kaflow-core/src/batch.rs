@@ -81,6 +81,8 @@ pub struct Connections {
     pub conn_keep_alive: Vec<Option<String>>,
     /// The upstream's `Server` header on its first response.
     pub conn_server_header: Vec<Option<String>>,
+    /// The only side the capture holds packets of, when it holds one only.
+    pub conn_one_sided: Vec<Option<Name>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -284,6 +286,7 @@ impl Connections {
         self.conn_tunnel.push(l.tunnel.clone());
         self.conn_keep_alive.push(l.keep_alive.clone());
         self.conn_server_header.push(l.server_header.clone());
+        self.conn_one_sided.push(l.one_sided.map(Side::as_str));
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));
