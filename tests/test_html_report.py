@@ -57,6 +57,8 @@ def million() -> Path:
     if not truth.exists():  # the truth is moved in last: its presence means the pair is whole
         for old in CACHE.glob("keepalive-1m-*"):
             old.unlink()  # a stale generator's capture: 465 MB not to leave behind
+        for half in CACHE.glob("tmp-*"):
+            shutil.rmtree(half)  # a run stopped while generating
         work = CACHE / f"tmp-{os.getpid()}"
         made = gen.generate(work / path.name, 1_000_000, seed=1)
         assert made["packets"] == 1_000_000
