@@ -422,6 +422,7 @@ def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Fi
                 retried=r is not None if req.method is not None else None,
                 retried_on=r.cand.conn_id if r is not None else None,
                 request_index=req.index,
+                request_id=req.request_id,
             )
         )
     return out
@@ -443,6 +444,8 @@ def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
                 retry_of=r.loss.conn_id,
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
+                # paired by method, target and Host; nginx resends the lost one's header as is
+                request_id=r.loss.request.request_id,
             )
         )
     return out

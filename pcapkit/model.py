@@ -220,6 +220,9 @@ class Finding:
     retried: bool | None = None
     retried_on: int | None = None
     request_index: int | None = None
+    # the lost (or retried) request's X-Request-ID as sent: nginx sends a retry with the same
+    # $request_id, and its access log can name it, which joins the two exactly
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
