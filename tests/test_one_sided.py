@@ -66,3 +66,47 @@ def test_both_sides_are_not_one_sided(tmp_path: Path) -> None:
     a = analyze(write(tmp_path / "both.pcap", [_talk(40000)]))
     assert a.connections[0].one_sided is None
     assert not any(w.startswith("one-sided") for w in a.capture.warnings)
+
+
+def _real_one_side(tmp_path: Path, keep_dport: int | None, keep_sport: int | None) -> Path:
+    """The lab's real idle-race-get capture with one direction kept, as a capture on an
+    asymmetric route or a one-way mirror port holds it (``tcpdump 'dst port 8080'``)."""
+    import dpkt
+
+    src = Path(__file__).resolve().parents[1] / "fixtures" / "idle-race-get" / "capture.pcap"
+    out = tmp_path / "one-side.pcap"
+    with src.open("rb") as f, out.open("wb") as g:
+        reader = dpkt.pcap.Reader(f)
+        writer = dpkt.pcap.Writer(g, snaplen=reader.snaplen, linktype=reader.datalink())
+        for ts, buf in reader:
+            tcp = dpkt.ethernet.Ethernet(buf).data.data
+            if tcp.dport == keep_dport or tcp.sport == keep_sport:
+                writer.writepkt(buf, ts=ts)
+    return out
+
+
+def test_a_real_capture_of_nginx_side_only(tmp_path: Path) -> None:
+    import json
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "idle-race-get"
+    truth = json.loads((fixture / "truth.json").read_text())
+    path = _real_one_side(tmp_path, keep_dport=8080, keep_sport=None)
+    a = analyze(path)
+    assert [c.client_port for c in a.connections] == [
+        c["client_port"] for c in truth["connections"]
+    ]
+    assert [len(c.requests) for c in a.connections] == [c["requests"] for c in truth["connections"]]
+    assert all(c.one_sided == "client" for c in a.connections)
+    assert "connect_failed" not in {f.type for f in a.findings}  # every SYN was answered
+    assert any(w.startswith("one-sided capture: 6 connections") for w in a.capture.warnings)
+    assert reference.analyze(path).connections == a.connections
+
+
+def test_a_real_capture_of_the_upstreams_side_only(tmp_path: Path) -> None:
+    path = _real_one_side(tmp_path, keep_dport=None, keep_sport=8080)
+    a = analyze(path)
+    assert len(a.connections) == 6
+    assert all(c.one_sided == "server" and not c.anomalies for c in a.connections)
+    # what the upstream's side shows: it closed each connection first
+    assert [c.closed_by for c in a.connections] == ["server"] * 6
+    assert reference.analyze(path).connections == a.connections
