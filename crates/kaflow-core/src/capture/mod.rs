@@ -35,6 +35,7 @@ mod decode;
 mod error;
 mod gzip;
 pub mod link;
+mod merge;
 mod pcap;
 mod pcapng;
 mod source;
@@ -46,6 +47,7 @@ use std::path::Path;
 
 pub use decode::REASONS;
 pub use error::{CaptureError, ErrorKind};
+pub use merge::{Edge, FileInfo, Merge, Mode, Window};
 
 use crate::pytext::commas;
 use crate::segment::Segment;
@@ -136,6 +138,9 @@ pub(crate) const PREFETCH_AHEAD: usize = 2048;
 /// cache then); Python's per-run bookkeeping is kept per run.
 pub(crate) struct Sink {
     segments: Vec<Segment>,
+    /// The records that did not become segments, as (frame, timestamp): a merge of several
+    /// files numbers every record, so it must see these too.
+    skips: Vec<(u64, i64)>,
     /// The last frame number handed out.
     frame: u64,
     run: Run,
@@ -175,6 +180,7 @@ impl Sink {
         caplen: usize,
         ts_ns: i64,
         link: Option<&'static LinkType>,
+        little: bool,
     ) {
         self.frame += 1;
         if ts_ns < self.latest {
@@ -187,12 +193,13 @@ impl Sink {
         run.packets += 1;
         run.lo = run.lo.min(ts_ns);
         run.hi = run.hi.max(ts_ns);
-        match decode::decode(buf, self.frame, ts_ns, start, start + caplen, link) {
+        match decode::decode(buf, self.frame, ts_ns, start, start + caplen, link, little) {
             Ok(seg) => {
                 self.segments.push(seg);
                 run.segments += 1;
             }
             Err(code) => {
+                self.skips.push((self.frame, ts_ns));
                 if let Some(c) = run.counts.get_mut(code as usize) {
                     *c += 1;
                 }
@@ -426,6 +433,7 @@ impl Reader {
             info,
             sink: Sink {
                 segments: Vec::new(),
+                skips: Vec::new(),
                 frame: 0,
                 run: Run::EMPTY,
                 runs: Vec::new(),
@@ -441,11 +449,12 @@ impl Reader {
         })
     }
 
-    /// Decodes windows until one holds segments: `Ok(true)`, its bytes and segments valid until
-    /// the next call. `Ok(false)` at the end (then [`Reader::info`] is complete). An error is what
+    /// Decodes windows until one holds records: `Ok(true)`, its bytes, segments and skipped
+    /// records valid until the next call. `Ok(false)` at the end (then [`Reader::info`] is complete). An error is what
     /// Python raises at the end of iteration; it is returned once, then `Ok(false)`.
     pub fn next_window(&mut self) -> Result<bool, CaptureError> {
         self.sink.segments.clear();
+        self.sink.skips.clear();
         loop {
             if self.done {
                 return Ok(false);
@@ -479,17 +488,21 @@ impl Reader {
             if let Some((at, why)) = walk.bad {
                 self.done = true;
                 self.refuse(offset + at as u64, &why)?;
-                return Ok(!self.sink.segments.is_empty());
+                return Ok(self.holds_records());
             }
             self.pending = Some(walk.consumed);
             self.need = walk.need;
             if walk.consumed == 0 && self.need <= n {
                 self.need = 2 * n + 64; // not even one record header fits: look further
             }
-            if !self.sink.segments.is_empty() {
+            if self.holds_records() {
                 return Ok(true);
             }
         }
+    }
+
+    fn holds_records(&self) -> bool {
+        !self.sink.segments.is_empty() || !self.sink.skips.is_empty()
     }
 
     /// Adds the window's runs to `info`, run by run as Python's `_decode` does.
@@ -648,6 +661,12 @@ impl Reader {
     /// The current window's segments, in file order.
     pub fn segments(&self) -> &[Segment] {
         &self.sink.segments
+    }
+
+    /// The current window's records that are not segments, as (frame, timestamp), in file
+    /// order.
+    pub fn skipped_records(&self) -> &[(u64, i64)] {
+        &self.sink.skips
     }
 
     pub fn info(&self) -> &CaptureInfo {
