@@ -394,10 +394,15 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _one(
-    path: Path, ports: tuple[int, ...], keep: Callable[[], Keep] | None
+    path: Path,
+    ports: tuple[int, ...],
+    keep: Callable[[], Keep] | None,
+    since: Edge | None = None,
+    until: Edge | None = None,
 ) -> Analysis | KaflowError:
     try:
-        return analyze(path, ports, keep=keep() if keep is not None else None)
+        k = keep() if keep is not None else None
+        return analyze(path, ports, keep=k, since=since, until=until)
     except KaflowError as e:
         return e
 
@@ -408,8 +413,11 @@ def analyze_many(
     *,
     jobs: int | None = None,
     keep: Callable[[], Keep] | None = None,
+    since: Edge | None = None,
+    until: Edge | None = None,
 ) -> Iterator[tuple[Path, Analysis | KaflowError]]:
-    """Analyze several captures, one per process, yielding each result in the order given.
+    """Analyze several captures, each on its own (not as one: that is ``analyze([...])``), one
+    per process, yielding each result in the order given.
 
     A capture that cannot be read yields its :class:`~pcapkit.errors.KaflowError` instead of
     stopping the others. ``jobs`` defaults to the number of CPUs (at most one per capture).
@@ -420,11 +428,11 @@ def analyze_many(
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if workers <= 1:
         for f in files:
-            yield f, _one(f, ports, keep)
+            yield f, _one(f, ports, keep, since, until)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_one, f, ports, keep) for f in files]
+        futures = [pool.submit(_one, f, ports, keep, since, until) for f in files]
         for f, fut in zip(files, futures, strict=True):
             yield f, fut.result()

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pcapkit.errors import KaflowError
@@ -38,14 +38,23 @@ class Numbering:
         return tuple(n for _, n in zip(range(10), gaps, strict=False))
 
 
+def _common_start(texts: Sequence[str]) -> str:
+    """The characters every text starts with."""
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
 def numbering(paths: Sequence[str]) -> Numbering | None:
     """The files' numbers when their names differ only by a number (the first file of a tcpdump
     ``-C`` series has none: it is 0), else None."""
     names = [os.path.basename(p) for p in paths]
     if len(names) < 2 or len(set(names)) != len(names):
         return None
-    prefix = os.path.commonprefix(names)
-    suffix = os.path.commonprefix([n[len(prefix) :][::-1] for n in names])[::-1]
+    prefix = _common_start(names)
+    suffix = _common_start([n[len(prefix) :][::-1] for n in names])[::-1]
     # a common run of digits belongs to the numbers (dump.pcap1, dump.pcap10)
     prefix = prefix.rstrip("0123456789")
     suffix = suffix.lstrip("0123456789")
@@ -136,8 +145,7 @@ def parse_edge(text: str, option: str) -> Edge:
             ns = sum(round(float(a) * _UNITS_NS[u]) for a, u in parts)
             return ("after_start", ns)
         raise KaflowError(
-            f"{option} {text!r}: an offset from the capture's start is +10m, +1h30m, +90s "
-            "or +250ms"
+            f"{option} {text!r}: an offset from the capture's start is +10m, +1h30m, +90s or +250ms"
         )
     try:
         when = datetime.fromisoformat(t)
@@ -148,6 +156,6 @@ def parse_edge(text: str, option: str) -> Edge:
         ) from None
     if when.tzinfo is None:
         when = when.astimezone()  # local time, as the operator's clock shows it
-    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
     ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     return ("at", ns)

@@ -16,12 +16,13 @@
 use std::path::{Path, PathBuf};
 
 use super::{CaptureError, CaptureInfo, ErrorKind, Reader};
-use crate::pytext::commas;
 use crate::segment::Segment;
 
-/// How far (in capture time) two files may overlap and still be consecutive pieces: packets
-/// around a rotation are written a little out of order (`-i any`, several queues).
-pub const OVERLAP_TOLERANCE_NS: i64 = 1_000_000_000;
+/// How far (in capture time) two files may overlap and still be consecutive pieces, at least:
+/// packets around a rotation may be written a little out of order (`-i any`, several queues),
+/// so the largest step back seen inside the files is allowed too. Captures of two hosts
+/// started together overlap by more at once.
+pub const OVERLAP_TOLERANCE_NS: i64 = 1_000_000;
 
 /// What to do with files whose time ranges overlap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +170,7 @@ impl Merge {
             } else {
                 super::DEFAULT_WINDOW_BYTES
             };
-            inputs.push(Input::probe(path, open(path, window_bytes)?, reopen)?);
+            inputs.push(Input::probe(path, open(path, window_bytes)?, !reopen)?);
         }
         Ok(Merge::of(inputs, mode, window))
     }
@@ -177,7 +178,7 @@ impl Merge {
     /// One capture read from a stream already open.
     pub fn from_reader(reader: Reader, window: Window) -> Result<Merge, CaptureError> {
         let path = PathBuf::from(reader.path());
-        let input = Input::probe(&path, reader, false)?;
+        let input = Input::probe(&path, reader, true)?;
         Ok(Merge::of(vec![input], Mode::Force, window))
     }
 
@@ -233,7 +234,7 @@ impl Merge {
                 input.skip += 1;
                 None
             };
-            if self.mode == Mode::Auto {
+            if self.mode == Mode::Auto && self.active.len() > 1 {
                 self.check_overlap(i, ts)?;
             }
             if !self.inside(ts) {
@@ -337,27 +338,35 @@ impl Merge {
         let Some(this) = self.inputs.get(i) else {
             return Ok(());
         };
+        let stepped_back = self
+            .active
+            .iter()
+            .filter_map(|&j| self.inputs.get(j)?.reader.as_ref())
+            .map(|r| r.info().ts_max_back_ns)
+            .max()
+            .unwrap_or(0);
+        let tolerance = OVERLAP_TOLERANCE_NS.max(stepped_back);
         for &j in &self.active {
             let Some(other) = self.inputs.get(j).filter(|_| j != i) else {
                 continue;
             };
             let from = this.first_ts.max(other.first_ts);
-            if other.head().is_some() && ts.saturating_sub(from) > OVERLAP_TOLERANCE_NS {
+            if other.head().is_some() && ts.saturating_sub(from) > tolerance {
                 let (a, b) = if other.first_ts <= this.first_ts {
                     (other, this)
                 } else {
                     (this, other)
                 };
-                let later = (b.first_ts - a.first_ts) / 1_000_000;
+                let secs = |ns: i64| format!("{:.6}", ns as f64 / 1e9);
                 return Err(CaptureError::new(
                     ErrorKind::Overlap,
                     format!(
-                        "{} and {} overlap in time: the second starts {} ms after the first, \
-                         which still has packets {} ms after that",
+                        "{} and {} overlap in time: the second starts {} s after the first, \
+                         which still has packets {} s after that",
                         a.path.display(),
                         b.path.display(),
-                        commas(i128::from(later)),
-                        commas(i128::from((ts - from) / 1_000_000)),
+                        secs(b.first_ts - a.first_ts),
+                        secs(ts - from),
                     ),
                 ));
             }
