@@ -53,7 +53,7 @@ impl Scanner {
             let Some(reassembler) = self.reassembler.as_mut() else {
                 break;
             };
-            if let Some((seg, payload)) = self.merge.next()? {
+            if let Some((seg, payload)) = self.merge.next_segment()? {
                 reassembler.push(&seg, payload, &mut self.finished);
             } else if let Some(r) = self.reassembler.take() {
                 self.stats = Some(r.finish(&mut self.finished));

@@ -205,7 +205,7 @@ impl Merge {
 
     /// The next segment in the merged order, renumbered, with its captured payload; `None`
     /// at the end. A read error of any file ends the merge with that error.
-    pub fn next(&mut self) -> Result<Option<(Segment, &[u8])>, CaptureError> {
+    pub fn next_segment(&mut self) -> Result<Option<(Segment, &[u8])>, CaptureError> {
         loop {
             self.refill()?;
             self.open_reached()?;
@@ -385,7 +385,7 @@ impl Merge {
             self.since = resolve(self.window.since);
             self.until = resolve(self.window.until);
         }
-        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
+        self.since.map_or(true, |s| ts >= s) && self.until.map_or(true, |u| ts < u)
     }
 
     fn frame_is_first(&self) -> bool {
@@ -402,7 +402,7 @@ impl Merge {
         self.outside
     }
 
-    /// Each file (in the order given) as read so far; complete once [`Merge::next`] has
+    /// Each file (in the order given) as read so far; complete once [`Merge::next_segment`] has
     /// returned `None`.
     pub fn files(&self) -> Vec<FileInfo> {
         self.inputs
