@@ -9,6 +9,7 @@ prints: progress goes to a callback the caller supplies.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,12 +45,11 @@ Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
 def _names(path: Paths) -> list[str]:
-    if isinstance(path, str | os.PathLike):
-        return [os.fspath(path)]
-    names = [os.fspath(p) for p in path]
-    if not names:
+    """The files named, a folder standing for the captures in it."""
+    given = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not given:
         raise KaflowError("no capture file given")
-    return names
+    return [os.fspath(p) for p in expand(given)]
 
 
 @dataclass(slots=True)
@@ -340,7 +340,8 @@ def analyze(
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
 
-    ``path`` is the capture file, or a list of the files one capture came in (a rotated series:
+    ``path`` is the capture file, or a list of the files one capture came in, or a folder of
+    them (a rotated series:
     tcpdump ``-C``/``-G``/``-W``, ``editcap -c``, dumpcap's ring buffer): they are merged by
     timestamp, as one stream, so a connection spanning files is one connection. Files whose time
     ranges overlap (captures of two hosts) raise :class:`~pcapkit.errors.OverlapError` unless
@@ -375,19 +376,22 @@ def analyze(
     return scan.conclude(capture)
 
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+CAPTURE_NAME = re.compile(r"\.(pcap|pcapng|cap)\d*(\.gz)?$")
+"""A capture file's name in a folder: its suffix, numbered as tcpdump -C numbers a series
+(``dump.pcap``, ``dump.pcap1``), gzip-compressed or not."""
 
 
 def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The captures named: files as given, folders as the capture files directly inside them."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir() and any(
-            c.name.endswith(CAPTURE_SUFFIXES) for c in p.iterdir() if c.is_file()
-        ):
-            out.extend(
-                sorted(c for c in p.iterdir() if c.is_file() and c.name.endswith(CAPTURE_SUFFIXES))
-            )
+        found = (
+            sorted(c for c in p.iterdir() if c.is_file() and CAPTURE_NAME.search(c.name))
+            if p.is_dir()
+            else []
+        )
+        if found:
+            out.extend(found)
         else:
             out.append(p)  # a missing path or an empty folder fails in analyze(), with a message
     return out

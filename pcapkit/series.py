@@ -31,6 +31,12 @@ class Numbering:
     numbers: tuple[int, ...]
 
     @property
+    def counter(self) -> bool:
+        """The numbers count files (few holes), rather than stamp times (-G's %H%M%S jumps
+        from 59 to 100)."""
+        return max(self.numbers) - min(self.numbers) + 1 <= 2 * len(self.numbers)
+
+    @property
     def missing(self) -> tuple[int, ...]:
         """Numbers between the lowest and the highest that no file has (at most 10)."""
         have = set(self.numbers)
@@ -119,7 +125,7 @@ def describe(paths: Sequence[str], files: Sequence[CaptureFile], merged: bool) -
 def missing_warning(paths: Sequence[str]) -> str | None:
     """A warning when the names are numbered and numbers are missing among them."""
     numbers = numbering(paths)
-    if numbers is None or not numbers.missing:
+    if numbers is None or not numbers.counter or not numbers.missing:
         return None
     gone = ", ".join(str(n) for n in numbers.missing)
     return (

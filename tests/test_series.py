@@ -148,6 +148,54 @@ def test_cli_series_is_one_report_overlap_and_separate_are_one_each(tmp_path: Pa
     assert bad.exit_code == 2 and "contradict" in bad.stderr
 
 
+def connection_facts(a: Analysis) -> list[tuple[Any, ...]]:
+    """What two captures of the same packets by two tcpdumps share (their stamps may differ by
+    a microsecond): each connection's closer, states, packets, requests and events."""
+    return [
+        (
+            c.id,
+            c.client_port,
+            c.opened_by,
+            c.closed_by,
+            c.close,
+            c.state,
+            c.history,
+            c.packets,
+            [(r.label, r.status, r.frame, r.response_frame) for r in c.requests],
+            [(e.type, e.side, e.frame, e.status) for e in c.events],
+        )
+        for c in a.connections
+    ]
+
+
+def finding_facts(a: Analysis) -> list[tuple[Any, ...]]:
+    return [
+        (f.type, f.connection, f.frame, f.request, f.retry_of, f.retried_on) for f in a.findings
+    ]
+
+
+def test_a_real_rotated_capture_is_the_single_file_capture_of_the_same_run() -> None:
+    """fixtures/idle-race-rotated: the lab's race run captured twice at once, into one file and
+    as a series tcpdump -G 1 rotated every second; nginx's logs say what happened."""
+    from tests.truthcheck import mismatches
+
+    here = FIXTURES / "idle-race-rotated"
+    truth = json.loads((here / "truth.json").read_text())
+    pieces = sorted((here / "rotated").iterdir())
+    assert len(pieces) >= 10
+    assert all(truth["captures"][f"rotated/{p.name}"]["piece_of"] for p in pieces)
+    series = analyze(here / "rotated")  # a folder of a series is the series
+    single = analyze(here / "capture.pcap")
+    assert len(series.capture.files) == len(pieces) and series.capture.series is not None
+    assert series.summary == single.summary
+    assert connection_facts(series) == connection_facts(single)
+    assert finding_facts(series) == finding_facts(single)
+    assert mismatches(series, truth) == []
+    lost = [f for f in series.findings if f.type == "request_lost_to_fin"]
+    assert [f.request for f in lost] == truth["prematurely_closed_requests"]
+    assert not any("missing" in w for w in series.capture.warnings)
+
+
 def test_a_missing_piece_of_a_numbered_series_is_warned(tmp_path: Path) -> None:
     capture = FIXTURES / "idle-race-get" / "capture.pcap"
     parts = split(capture, tmp_path / "parts", "-c", "16")

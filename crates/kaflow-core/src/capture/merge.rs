@@ -1,7 +1,7 @@
 //! Several files that are pieces of one capture (a rotated series: tcpdump `-C`/`-G`/`-W`,
 //! `editcap -c`, dumpcap's ring buffer) read as one stream of records: a k-way merge by
-//! timestamp, as `mergecap` does it (the file whose next record is stamped earliest goes first,
-//! the earlier file on a tie). One file is the merge of one, so every capture is read this way.
+//! timestamp, as `mergecap` does it (the file whose next record is stamped earliest goes first;
+//! on a tie the file that started first). One file is the merge of one, so every capture is read this way.
 //!
 //! Nothing is read whole, and only the files whose time range the merge has reached are open:
 //! each file's first record is looked at once (a small read) to know where it starts, and a
@@ -323,13 +323,17 @@ impl Merge {
         Ok(())
     }
 
-    /// The open file whose next record is stamped earliest (the earlier file on a tie).
+    /// The open file whose next record is stamped earliest; on a tie the file that started
+    /// first (the earlier piece of a series), then the one given first.
     fn earliest(&self) -> Option<usize> {
         self.active
             .iter()
-            .filter_map(|&i| Some((self.inputs.get(i)?.head()?.0, i)))
+            .filter_map(|&i| {
+                let input = self.inputs.get(i)?;
+                Some((input.head()?.0, input.first_ts, i))
+            })
             .min()
-            .map(|(_, i)| i)
+            .map(|(_, _, i)| i)
     }
 
     /// A record of file `i` stamped `ts` while another file that started before it still has
