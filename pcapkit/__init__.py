@@ -29,8 +29,8 @@ if TYPE_CHECKING:
         KaflowError,
         MalformedCaptureError,
         NotACaptureError,
+        NotOneCaptureError,
         NoUpstreamTrafficError,
-        OverlapError,
         UnsupportedLinkTypeError,
         WrongPortError,
     )
@@ -67,7 +67,7 @@ __all__ = [
     "MalformedCaptureError",
     "NoUpstreamTrafficError",
     "NotACaptureError",
-    "OverlapError",
+    "NotOneCaptureError",
     "Request",
     "Summary",
     "UnsupportedLinkTypeError",

@@ -164,7 +164,7 @@ class CaptureFacts:
 @final
 class Scan:
     """One pass of the core over a capture (its files merged by timestamp): iterate for
-    batches, then read :meth:`facts`. Files overlapping in time raise ``OverlapError`` unless
+    batches, then read :meth:`facts`. Files overlapping in time raise ``NotOneCaptureError`` unless
     ``merge``. A window edge is ``("at", ns since the epoch)`` or ``("after_start", ns)``."""
 
     def __new__(

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose
 from pcapkit.connections import connections
-from pcapkit.errors import KaflowError, NoUpstreamTrafficError, WrongPortError
+from pcapkit.errors import (
+    KaflowError,
+    NotOneCaptureError,
+    NoUpstreamTrafficError,
+    WrongPortError,
+)
 from pcapkit.model import (
     FINDING_TYPES,
     Analysis,
@@ -277,6 +282,8 @@ def scan_file(
 
     names = _names(path)
     name = names[0] if len(names) == 1 else ", ".join(names)
+    if not merge:
+        _one_capture(names)
     scan = _core.Scan(names, ports, merge, since, until)
     for batch in scan:
         add(batch)
@@ -292,6 +299,20 @@ def scan_file(
         # handshakes the wrong way round, answered: not stray SYNs
         raise WrongPortError(_wrong_way(name, facts, ports, wrong))
     return _capture_summary(facts, ports, names, merge)
+
+
+def _one_capture(names: list[str]) -> None:
+    """Files that cannot be pieces of one capture, whatever their times: two with one name (in
+    different folders) were written by two captures — a series' pieces are named apart."""
+    seen: dict[str, str] = {}
+    for n in names:
+        base = os.path.basename(n)
+        if base in seen and n != "-":
+            raise NotOneCaptureError(
+                f"{seen[base]} and {n} have the same name: captures of two hosts, not pieces of "
+                "one capture"
+            )
+        seen[base] = n
 
 
 def _none_inside(path: str, facts: CaptureFacts) -> str:
@@ -341,13 +362,13 @@ def analyze(
     """Analyze one capture of nginx↔upstream traffic.
 
     ``path`` is the capture file, or a list of the files one capture came in, or a folder of
-    them (a rotated series:
-    tcpdump ``-C``/``-G``/``-W``, ``editcap -c``, dumpcap's ring buffer): they are merged by
-    timestamp, as one stream, so a connection spanning files is one connection. Files whose time
-    ranges overlap (captures of two hosts) raise :class:`~pcapkit.errors.OverlapError` unless
-    ``merge=True``. ``since`` / ``until`` restrict the analysis to packets stamped in
-    ``[since, until)``: ``"+10m"`` (after the capture's first packet) or an ISO 8601 time (local
-    time without an offset); connections crossing the edges are partial, as at a capture's.
+    them (a rotated series: tcpdump ``-C``/``-G``/``-W``, ``editcap -c``, dumpcap's ring
+    buffer): they are merged by timestamp, as one stream, so a connection spanning files is one
+    connection. Files whose time ranges overlap, or two of which have the same name (captures of
+    two hosts), raise :class:`~pcapkit.errors.NotOneCaptureError` unless ``merge=True``.
+    ``since`` / ``until`` restrict the analysis to packets stamped in ``[since, until)``:
+    ``"+10m"`` (after the capture's first packet) or an ISO 8601 time (local time without an
+    offset); connections crossing the edges are partial, as at a capture's.
 
     ``port`` is the upstream's port (or several): the side on it is the server. Raises a
     :class:`~pcapkit.errors.KaflowError` subclass, with a one-line message, for anything that is

@@ -354,7 +354,7 @@ def analyze(
       kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
     """
     from pcapkit.analysis import expand
-    from pcapkit.errors import CaptureError, InputError, KaflowError, OverlapError
+    from pcapkit.errors import CaptureError, InputError, KaflowError, NotOneCaptureError
     from pcapkit.series import parse_edge
 
     files = expand(dumps)
@@ -413,7 +413,7 @@ def analyze(
             result = _with_nginx(
                 result, nginx_log or [], log_format, nginx_conf, upstream_config or [], log_tz
             )
-    except OverlapError as e:
+    except NotOneCaptureError as e:
         if bar is not None:
             bar.clear()
         typer.echo(f"kaflow: {e}: analyzed separately (--merge merges them)", err=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pcapkit import OverlapError, analyze
+from pcapkit import NotOneCaptureError, analyze
 from pcapkit._core import read_segments
 from pcapkit.cli import app
 from pcapkit.model import Analysis
@@ -108,7 +108,7 @@ def test_overlapping_files_are_refused_unless_merged_and_merge_as_mergecap(tmp_p
     first_b = analyze(v6).capture.first_ts_ns
     assert first_a is not None and first_b is not None
     b = shifted(v6, tmp_path / "b.pcap", (first_a - first_b) / 1e9 + 0.5)
-    with pytest.raises(OverlapError, match="overlap in time"):
+    with pytest.raises(NotOneCaptureError, match="overlap in time"):
         analyze([a, b])
     merged = analyze([a, b], merge=True)
     mergecap = tmp_path / "m.pcap"
@@ -336,3 +336,18 @@ def _tools() -> None:
     for tool in ("editcap", "mergecap"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed (Wireshark's tools: apt-get install wireshark-common)")
+
+
+def test_files_of_one_name_are_two_captures_whatever_their_times() -> None:
+    """web-1/capture.pcap and web-2/capture.pcap: two hosts' captures, not a series, even when
+    one follows the other in time."""
+    from pcapkit import NotOneCaptureError
+
+    a = FIXTURES / "idle-race-get" / "capture.pcap"
+    b = FIXTURES / "agree" / "capture.pcap"
+    with pytest.raises(NotOneCaptureError, match="have the same name"):
+        analyze([a, b])
+    merged = analyze([a, b], merge=True)
+    assert merged.summary.connections == sum(analyze(p).summary.connections for p in (a, b))
+    r = runner.invoke(app, ["analyze", str(a), str(b)])
+    assert r.stdout.count("==> ") == 2 and "have the same name" in r.stderr

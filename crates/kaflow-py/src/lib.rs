@@ -37,7 +37,7 @@ fn error_class(kind: Option<ErrorKind>) -> &'static str {
         Some(ErrorKind::UnsupportedLinkType) => "UnsupportedLinkTypeError",
         Some(ErrorKind::Empty) => "EmptyCaptureError",
         Some(ErrorKind::Malformed) => "MalformedCaptureError",
-        Some(ErrorKind::Overlap) => "OverlapError",
+        Some(ErrorKind::Overlap) => "NotOneCaptureError",
         None => "KaflowError",
     }
 }

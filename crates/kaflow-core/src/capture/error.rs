@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Empty,
     /// `MalformedCaptureError`.
     Malformed,
-    /// `OverlapError`: files given as pieces of one capture cover the same time.
+    /// `NotOneCaptureError`: files given as pieces of one capture cover the same time.
     Overlap,
 }
 
