@@ -341,8 +341,6 @@ def _tools() -> None:
 def test_files_of_one_name_are_two_captures_whatever_their_times() -> None:
     """web-1/capture.pcap and web-2/capture.pcap: two hosts' captures, not a series, even when
     one follows the other in time."""
-    from pcapkit import NotOneCaptureError
-
     a = FIXTURES / "idle-race-get" / "capture.pcap"
     b = FIXTURES / "agree" / "capture.pcap"
     with pytest.raises(NotOneCaptureError, match="have the same name"):
