@@ -1561,12 +1561,11 @@ fn garbage_never_panics() {
 
 // ---- several files as one capture ------------------------------------------------------------
 
-/// Every segment the merge hands out: (frame, timestamp, seq, payload).
-fn merged(
-    paths: &[PathBuf],
-    mode: Mode,
-    window: Window,
-) -> Result<Vec<(u64, i64, u32, Vec<u8>)>, CaptureError> {
+/// One segment as the merge handed it out: (frame, timestamp, seq, payload).
+type Taken = (u64, i64, u32, Vec<u8>);
+
+/// Every segment the merge hands out.
+fn merged(paths: &[PathBuf], mode: Mode, window: Window) -> Result<Vec<Taken>, CaptureError> {
     let mut merge = Merge::open(paths, mode, window)?;
     let mut out = Vec::new();
     while let Some((seg, payload)) = merge.next_segment()? {
@@ -1656,7 +1655,7 @@ fn a_time_window_keeps_since_to_before_until_and_numbers_as_the_file() {
         since: Some(Edge::AfterStart(2_000_000)),
         until: Some(Edge::At(stored(7))),
     };
-    let mut merge = Merge::open(&[path.clone()], Mode::Auto, window).unwrap();
+    let mut merge = Merge::open(std::slice::from_ref(&path), Mode::Auto, window).unwrap();
     let mut frames = Vec::new();
     while let Some((seg, _)) = merge.next_segment().unwrap() {
         frames.push(seg.frame);
