@@ -371,13 +371,15 @@ def analyze(
     if fmt is Format.parquet:
         _parquet_ready(output)
 
-    def apart() -> NoReturn:
+    def apart(why: str | None = None) -> NoReturn:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
         if nginx:
             raise _fail("nginx's logs and configs are joined to one capture: give one capture")
         if fmt is Format.html:
             raise _fail("--format html shows one capture: give one capture")
+        if why is not None:
+            typer.echo(f"kaflow: {why}: analyzed separately (--merge merges them)", err=True)
         _analyze_many(
             files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host, window
         )
@@ -416,8 +418,7 @@ def analyze(
     except NotOneCaptureError as e:
         if bar is not None:
             bar.clear()
-        typer.echo(f"kaflow: {e}: analyzed separately (--merge merges them)", err=True)
-        apart()
+        apart(str(e))
     except (InputError, CaptureError) as e:
         if len(files) == 1 or merge:
             raise _fail(str(e)) from None
