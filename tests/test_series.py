@@ -196,6 +196,20 @@ def test_a_real_rotated_capture_is_the_single_file_capture_of_the_same_run() -> 
     assert not any("missing" in w for w in series.capture.warnings)
 
 
+def test_a_piece_cut_short_stops_only_that_piece(tmp_path: Path) -> None:
+    capture = FIXTURES / "idle-race-get" / "capture.pcap"
+    parts = split(capture, tmp_path / "parts", "-F", "pcap", "-c", "20")
+    cut = parts[1].read_bytes()
+    parts[1].write_bytes(cut[:-10])  # tcpdump killed in the middle of its last record
+    a = analyze(parts)
+    (warning,) = a.capture.warnings
+    assert warning.startswith(f"{parts[1]}: the capture ends mid-record at byte ")
+    assert warning.endswith("analyzed the 19 packets before it")
+    assert a.capture.packets == analyze(capture).capture.packets - 1
+    assert [f.packets for f in a.capture.files] == [20, 19, 20, 4]
+    assert a.capture.files[1].warnings == (warning.removeprefix(f"{parts[1]}: "),)
+
+
 def test_a_missing_piece_of_a_numbered_series_is_warned(tmp_path: Path) -> None:
     capture = FIXTURES / "idle-race-get" / "capture.pcap"
     parts = split(capture, tmp_path / "parts", "-c", "16")

@@ -173,7 +173,8 @@ class TableReporter:
             w(f"  warning: {warning}\n")
 
         w("\nSummary\n")
-        partial = f" ({s.partial_connections:,} open when the capture began)"
+        began = "the window" if cap.since_ns is not None else "the capture"
+        partial = f" ({s.partial_connections:,} open when {began} began)"
         rows = [
             ("connections", f"{s.connections:,}" + (partial if s.partial_connections else "")),
             (
