@@ -255,7 +255,7 @@ def _capture_summary(
     if facts.outside_window:
         skipped["outside_window"] = facts.outside_window
     return CaptureSummary(
-        path=facts.path,
+        path=files[0].path if files else facts.path,
         format=facts.format,
         link_types=tuple(facts.link_types),
         packets=facts.packets,

@@ -56,6 +56,7 @@ def test_an_editcap_split_of_every_fixture_is_the_whole(capture: Path, tmp_path:
     merged = analyze(list(reversed(parts)), port)  # the order given does not matter
     assert body(merged) == body(whole)
     cap = merged.capture
+    assert cap.path == str(parts[0])  # the first in time
     assert cap.packets == packets and cap.skipped == whole.capture.skipped
     assert [f.path for f in cap.files] == [str(p) for p in parts]
     assert sum(f.packets for f in cap.files) == packets
