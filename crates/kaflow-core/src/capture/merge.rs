@@ -92,9 +92,7 @@ impl Input {
             (None, None) => None,
         }
     }
-}
 
-impl Input {
     /// Reads up to the file's first record, to know where in time it starts; `keep` keeps the
     /// reader (and the window read) for the merge, else the file is opened again when needed.
     fn probe(path: &Path, mut reader: Reader, keep: bool) -> Result<Input, CaptureError> {
