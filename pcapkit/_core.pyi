@@ -12,6 +12,7 @@ __all__ = [
     "CaptureFacts",
     "Connections",
     "Details",
+    "FileFacts",
     "Scan",
     "Segments",
     "__version__",
@@ -117,8 +118,26 @@ def request_key(method: str, target: str, host: str | None) -> int:
     stable signed 64-bit int."""
 
 @final
+class FileFacts:
+    """One file of the capture as read: frames are its records' numbers in the merged order."""
+
+    path: str
+    format: str
+    link_types: list[str]
+    packets: int
+    tcp_segments: int
+    bytes_read: int
+    truncated_at_offset: int | None
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    first_frame: int
+    last_frame: int
+    warnings: list[str]
+
+@final
 class CaptureFacts:
-    """What was read of the capture and what reconstruction counted, once the scan is done."""
+    """What was read of the capture (its files taken together) and what reconstruction
+    counted, once the scan is done."""
 
     path: str
     format: str
@@ -140,12 +159,25 @@ class CaptureFacts:
     syn_acks_to_upstream: int
     ts_backwards: int  # records stamped earlier than one before them in the file
     ts_max_back_ns: int  # the largest such step back
+    files: list[FileFacts]  # in the order given
+    since_ns: int | None  # the time window, resolved
+    until_ns: int | None
+    outside_window: int  # segments left out by the window
 
 @final
 class Scan:
-    """One pass of the core over a capture: iterate for batches, then read :meth:`facts`."""
+    """One pass of the core over a capture (its files merged by timestamp): iterate for
+    batches, then read :meth:`facts`. Files overlapping in time raise ``NotOneCaptureError`` unless
+    ``merge``. A window edge is ``("at", ns since the epoch)`` or ``("after_start", ns)``."""
 
-    def __new__(cls, path: str, ports: Sequence[int]) -> Scan: ...
+    def __new__(
+        cls,
+        paths: Sequence[str],
+        ports: Sequence[int],
+        merge: bool = False,
+        since: tuple[str, int] | None = None,
+        until: tuple[str, int] | None = None,
+    ) -> Scan: ...
     def __iter__(self) -> Scan: ...
     def __next__(self) -> Batch: ...
     def progress(self) -> tuple[int, int]: ...

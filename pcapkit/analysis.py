@@ -9,24 +9,32 @@ prints: progress goes to a callback the caller supplies.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose
 from pcapkit.connections import connections
-from pcapkit.errors import KaflowError, NoUpstreamTrafficError, WrongPortError
+from pcapkit.errors import (
+    KaflowError,
+    NotOneCaptureError,
+    NoUpstreamTrafficError,
+    WrongPortError,
+)
 from pcapkit.model import (
     FINDING_TYPES,
     Analysis,
+    CaptureFile,
     CaptureSummary,
     Connection,
     ConnectionRef,
     Finding,
     Summary,
 )
+from pcapkit.series import Edge, describe, in_time_order, missing_warning, parse_edge
 from pcapkit.store import FindingSpool, Spool, TextCodec, in_order
 
 if TYPE_CHECKING:
@@ -36,6 +44,17 @@ DEFAULT_PORT = 8080
 
 Progress = Callable[[int, int], None]
 """Called with (bytes of the file read so far, file size) as the core hands over connections."""
+
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+"""One capture file, or the files of one capture (a rotated series)."""
+
+
+def _names(path: Paths) -> list[str]:
+    """The files named, a folder standing for the captures in it."""
+    given = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not given:
+        raise KaflowError("no capture file given")
+    return [os.fspath(p) for p in expand(given)]
 
 
 @dataclass(slots=True)
@@ -186,8 +205,33 @@ def _one_sided(sided: Counter[str]) -> str:
     )
 
 
-def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:
+def _capture_summary(
+    facts: CaptureFacts, ports: tuple[int, ...], names: list[str], merged: bool
+) -> CaptureSummary:
     warnings = list(facts.warnings)
+    files: tuple[CaptureFile, ...] = ()
+    series = None
+    if len(names) > 1:
+        files = in_time_order(
+            [
+                CaptureFile(
+                    path=f.path,
+                    format=f.format,
+                    link_types=tuple(f.link_types),
+                    packets=f.packets,
+                    first_ts_ns=f.first_ts_ns,
+                    last_ts_ns=f.last_ts_ns,
+                    first_frame=f.first_frame,
+                    last_frame=f.last_frame,
+                    warnings=tuple(f.warnings),
+                )
+                for f in facts.files
+            ]
+        )
+        series = describe(names, files, merged)
+        missing = missing_warning(names)
+        if missing is not None:
+            warnings.append(missing)
     if facts.ts_backwards:
         n, back = facts.ts_backwards, facts.ts_max_back_ns
         warnings.append(
@@ -208,8 +252,10 @@ def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSumm
     skipped = dict(facts.skipped)
     if facts.other_ports:
         skipped["other_ports"] = facts.other_ports
+    if facts.outside_window:
+        skipped["outside_window"] = facts.outside_window
     return CaptureSummary(
-        path=facts.path,
+        path=files[0].path if files else facts.path,
         format=facts.format,
         link_types=tuple(facts.link_types),
         packets=facts.packets,
@@ -220,6 +266,10 @@ def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSumm
         first_ts_ns=facts.first_ts_ns,
         last_ts_ns=facts.last_ts_ns,
         warnings=tuple(warnings),
+        files=files,
+        series=series,
+        since_ns=facts.since_ns,
+        until_ns=facts.until_ns,
     )
 
 
@@ -249,30 +299,68 @@ def _no_traffic(path: str, facts: CaptureFacts, ports: tuple[int, ...]) -> str:
 
 
 def scan_file(
-    path: str | os.PathLike[str],
+    path: Paths,
     ports: tuple[int, ...],
     add: Callable[[Batch], None],
     *,
     progress: Progress | None = None,
+    merge: bool = False,
+    since: Edge | None = None,
+    until: Edge | None = None,
 ) -> CaptureSummary:
-    """Run the core over the capture, handing each batch of labelled connections to ``add`` as
-    soon as the core finishes them; the capture's summary at the end."""
+    """Run the core over the capture (its files merged in time order), handing each batch of
+    labelled connections to ``add`` as soon as the core finishes them; the capture's summary at
+    the end."""
     from pcapkit import _core
 
-    name = os.fspath(path)
-    scan = _core.Scan(name, ports)
+    names = _names(path)
+    name = names[0] if len(names) == 1 else ", ".join(names)
+    if not merge:
+        _one_capture(names)
+    scan = _core.Scan(names, ports, merge, since, until)
     for batch in scan:
         add(batch)
         if progress is not None:
             progress(*scan.progress())
     facts = scan.facts()
+    if facts.upstream_segments == 0 and facts.outside_window:
+        raise NoUpstreamTrafficError(_none_inside(name, facts))
     if facts.upstream_segments == 0:
         raise NoUpstreamTrafficError(_no_traffic(name, facts, ports))
     wrong = sum(n for _, n in facts.syns_from_upstream)
     if wrong > facts.syns_to_upstream and facts.syn_acks_to_upstream:
         # handshakes the wrong way round, answered: not stray SYNs
         raise WrongPortError(_wrong_way(name, facts, ports, wrong))
-    return _capture_summary(facts, ports)
+    return _capture_summary(facts, ports, names, merge)
+
+
+def _one_capture(names: list[str]) -> None:
+    """Files that cannot be pieces of one capture, whatever their times: two with one name (in
+    different folders) were written by two captures — a series' pieces are named apart."""
+    seen: dict[str, str] = {}
+    for n in names:
+        base = os.path.basename(n)
+        if base in seen and n != "-":
+            raise NotOneCaptureError(
+                f"{seen[base]} and {n} have the same name: captures of two hosts, not pieces of "
+                "one capture"
+            )
+        seen[base] = n
+
+
+def _none_inside(path: str, facts: CaptureFacts) -> str:
+    from datetime import UTC, datetime
+
+    def at(ns: int | None) -> str:
+        if ns is None:
+            return "the end"
+        return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+    return (
+        f"{path}: no packets on the upstream port from {at(facts.since_ns)} to "
+        f"{at(facts.until_ns)}; the capture runs from {at(facts.first_ts_ns)} to "
+        f"{at(facts.last_ts_ns)}"
+    )
 
 
 def _where_syns_go(facts: CaptureFacts) -> int:
@@ -294,14 +382,26 @@ def _wrong_way(path: str, facts: CaptureFacts, ports: tuple[int, ...], wrong: in
 
 
 def analyze(
-    path: str | os.PathLike[str],
+    path: Paths,
     port: int | Iterable[int] = DEFAULT_PORT,
     *,
     progress: Progress | None = None,
     keep: Keep | None = None,
     spool: bool | TextCodec = False,
+    merge: bool = False,
+    since: str | Edge | None = None,
+    until: str | Edge | None = None,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
+
+    ``path`` is the capture file, or a list of the files one capture came in, or a folder of
+    them (a rotated series: tcpdump ``-C``/``-G``/``-W``, ``editcap -c``, dumpcap's ring
+    buffer): they are merged by timestamp, as one stream, so a connection spanning files is one
+    connection. Files whose time ranges overlap, or two of which have the same name (captures of
+    two hosts), raise :class:`~pcapkit.errors.NotOneCaptureError` unless ``merge=True``.
+    ``since`` / ``until`` restrict the analysis to packets stamped in ``[since, until)``:
+    ``"+10m"`` (after the capture's first packet) or an ISO 8601 time (local time without an
+    offset); connections crossing the edges are partial, as at a capture's.
 
     ``port`` is the upstream's port (or several): the side on it is the server. Raises a
     :class:`~pcapkit.errors.KaflowError` subclass, with a one-line message, for anything that is
@@ -316,33 +416,51 @@ def analyze(
     its own while Python classifies the ones it has finished.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
+    edges = [
+        parse_edge(e, name) if isinstance(e, str) else e
+        for e, name in ((since, "since"), (until, "until"))
+    ]
+    a, b = edges
+    if a is not None and b is not None and a[0] == b[0] and a[1] >= b[1]:
+        raise KaflowError("the time window is empty: since must come before until")
     scan = _Scan(keep, spool)
-    return scan.conclude(scan_file(path, ports, scan.add, progress=progress))
+    capture = scan_file(
+        path, ports, scan.add, progress=progress, merge=merge, since=edges[0], until=edges[1]
+    )
+    return scan.conclude(capture)
 
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+CAPTURE_NAME = re.compile(r"\.(pcap|pcapng|cap)\d*(\.gz)?$")
+"""A capture file's name in a folder: its suffix, numbered as tcpdump -C numbers a series
+(``dump.pcap``, ``dump.pcap1``), gzip-compressed or not."""
 
 
 def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The captures named: files as given, folders as the capture files directly inside them."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir() and any(
-            c.name.endswith(CAPTURE_SUFFIXES) for c in p.iterdir() if c.is_file()
-        ):
-            out.extend(
-                sorted(c for c in p.iterdir() if c.is_file() and c.name.endswith(CAPTURE_SUFFIXES))
-            )
+        found = (
+            sorted(c for c in p.iterdir() if c.is_file() and CAPTURE_NAME.search(c.name))
+            if p.is_dir()
+            else []
+        )
+        if found:
+            out.extend(found)
         else:
             out.append(p)  # a missing path or an empty folder fails in analyze(), with a message
     return out
 
 
 def _one(
-    path: Path, ports: tuple[int, ...], keep: Callable[[], Keep] | None
+    path: Path,
+    ports: tuple[int, ...],
+    keep: Callable[[], Keep] | None,
+    since: Edge | None = None,
+    until: Edge | None = None,
 ) -> Analysis | KaflowError:
     try:
-        return analyze(path, ports, keep=keep() if keep is not None else None)
+        k = keep() if keep is not None else None
+        return analyze(path, ports, keep=k, since=since, until=until)
     except KaflowError as e:
         return e
 
@@ -353,8 +471,11 @@ def analyze_many(
     *,
     jobs: int | None = None,
     keep: Callable[[], Keep] | None = None,
+    since: Edge | None = None,
+    until: Edge | None = None,
 ) -> Iterator[tuple[Path, Analysis | KaflowError]]:
-    """Analyze several captures, one per process, yielding each result in the order given.
+    """Analyze several captures, each on its own (not as one: that is ``analyze([...])``), one
+    per process, yielding each result in the order given.
 
     A capture that cannot be read yields its :class:`~pcapkit.errors.KaflowError` instead of
     stopping the others. ``jobs`` defaults to the number of CPUs (at most one per capture).
@@ -365,11 +486,11 @@ def analyze_many(
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if workers <= 1:
         for f in files:
-            yield f, _one(f, ports, keep)
+            yield f, _one(f, ports, keep, since, until)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_one, f, ports, keep) for f in files]
+        futures = [pool.submit(_one, f, ports, keep, since, until) for f in files]
         for f, fut in zip(files, futures, strict=True):
             yield f, fut.result()

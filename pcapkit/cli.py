@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn, TextIO
 
 import typer
 
@@ -23,6 +23,7 @@ from pcapkit import __version__
 
 if TYPE_CHECKING:
     from pcapkit.model import Analysis, ConnectionRef
+    from pcapkit.series import Edge
     from pcapkit.store import TextCodec
 
     _Keep = Callable[[ConnectionRef, bool], bool]
@@ -46,6 +47,13 @@ app = typer.Typer(
         "logged while the capture ran that it does not explain), 2 bad input or usage."
     ),
 )
+
+
+class Window(NamedTuple):
+    """--since and --until as the core takes them."""
+
+    since: Edge | None
+    until: Edge | None
 
 
 class Format(StrEnum):
@@ -151,8 +159,11 @@ def analyze(
         list[Path],
         typer.Argument(
             help="pcap or pcapng captures of the traffic between nginx and its upstream "
-            "(tcpdump -w, dumpcap, Wireshark), optionally gzip-compressed; a folder stands for "
-            "the captures in it. Several are analyzed in parallel, one per CPU.",
+            "(tcpdump -w, dumpcap, Wireshark), optionally gzip-compressed; - is standard "
+            "input; a folder stands for the captures in it. Several files that follow each "
+            "other in time (a rotated series: tcpdump -C/-G/-W, editcap -c, dumpcap's ring "
+            "buffer) are one capture, merged in time order; files overlapping in time are "
+            "analyzed separately, in parallel, one per CPU.",
             show_default=False,
             metavar="DUMP...",
             # kaflow's reader says what is wrong with a path, in one line; click would not
@@ -224,6 +235,38 @@ def analyze(
         ),
     ] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Merge the files given into one capture even if their times overlap "
+            "(captures of one host's several interfaces).",
+        ),
+    ] = False,
+    separate: Annotated[
+        bool,
+        typer.Option(
+            "--separate", help="Analyze each file given on its own, even a rotated series."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Analyze only packets from this time on: +10m (after the capture's first "
+            "packet), 2026-12-03T02:57:01Z (UTC) or 2026-12-03 03:57:01 (local time). "
+            "Connections open at the edge are partial.",
+            metavar="TIME",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Analyze only packets before this time (as --since).",
+            metavar="TIME",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -307,27 +350,49 @@ def analyze(
 
       kaflow analyze dump.pcap -f parquet -o lake/web-1/ --host web-1
 
-      kaflow analyze captures/ --jobs 2
+      kaflow analyze dump.pcap dump.pcap1 dump.pcap2     (a tcpdump -C series: one capture)
+
+      kaflow analyze dump.pcap --since +10m --until +20m
+
+      kaflow analyze captures/ --separate --jobs 2
 
       kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
     """
     from pcapkit.analysis import expand
+    from pcapkit.errors import CaptureError, InputError, KaflowError, NotOneCaptureError
+    from pcapkit.series import parse_edge
 
     files = expand(dumps)
     nginx = bool(nginx_log or nginx_conf or upstream_config)
+    if merge and separate:
+        raise _fail("--merge and --separate contradict each other: give one")
+    try:
+        window = Window(
+            parse_edge(since, "--since") if since is not None else None,
+            parse_edge(until, "--until") if until is not None else None,
+        )
+    except KaflowError as e:
+        raise _fail(str(e)) from None
     if fmt is Format.parquet:
         _parquet_ready(output)
-    if len(files) > 1:
+
+    def apart(why: str | None = None) -> NoReturn:
         if connection:
             raise _fail("--connection picks a connection of one capture: give one capture")
         if nginx:
             raise _fail("nginx's logs and configs are joined to one capture: give one capture")
         if fmt is Format.html:
             raise _fail("--format html shows one capture: give one capture")
-        _analyze_many(files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host)
+        if why is not None:
+            typer.echo(f"kaflow: {why}: analyzed separately (--merge merges them)", err=True)
+        _analyze_many(
+            files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host, window
+        )
+
+    if len(files) > 1 and separate:
+        apart()
     dump = files[0]
     from pcapkit.analysis import analyze as run_analysis
-    from pcapkit.errors import KaflowError
     from pcapkit.report import ReportOptions, reporter
 
     keep, spool = _keeping(fmt, connection, show_all, limit)
@@ -342,11 +407,28 @@ def analyze(
         keep, spool = _every(keep), True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
-        result = run_analysis(dump, port or [8080], progress=bar, keep=keep, spool=spool)
+        result = run_analysis(
+            files if len(files) > 1 else dump,
+            port or [8080],
+            progress=bar,
+            keep=keep,
+            spool=spool,
+            merge=merge,
+            since=window.since,
+            until=window.until,
+        )
         if nginx:
             result = _with_nginx(
                 result, nginx_log or [], log_format, nginx_conf, upstream_config or [], log_tz
             )
+    except NotOneCaptureError as e:
+        if bar is not None:
+            bar.clear()
+        apart(str(e))
+    except (InputError, CaptureError) as e:
+        if len(files) == 1 or merge:
+            raise _fail(str(e)) from None
+        apart()  # each file says what is wrong with it, and the others are analyzed
     except KaflowError as e:
         raise _fail(str(e)) from None
     finally:
@@ -497,6 +579,7 @@ def _analyze_many(
     quiet: bool,
     jobs: int | None,
     host: str | None,
+    window: Window,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
@@ -517,7 +600,10 @@ def _analyze_many(
         from pcapkit.report.table import WorstFirst
 
         keep = partial(WorstFirst, limit)  # only the timelines shown cross back from workers
-    for done, (path, res) in enumerate(analyze_many(files, ports, jobs=jobs, keep=keep), start=1):
+    analyses = analyze_many(
+        files, ports, jobs=jobs, keep=keep, since=window.since, until=window.until
+    )
+    for done, (path, res) in enumerate(analyses, start=1):
         if show:
             sys.stderr.write(f"\r[{done}/{len(files)} captures]")
             sys.stderr.flush()

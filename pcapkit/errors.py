@@ -15,6 +15,7 @@ what kaflow trusts in a capture, what it reports, and what it refuses, with ever
     │   ├── UnsupportedLinkTypeError  a link type we cannot decode (named)
     │   ├── EmptyCaptureError       no packets at all
     │   └── MalformedCaptureError   structure broken beyond recovery (record header lies)
+    ├── NotOneCaptureError          files given as one capture are not: overlapping, same-named
     ├── NoUpstreamTrafficError      packets, but none to or from the upstream port(s)
     ├── WrongPortError              the port given is the client's side; names the upstream's
     ├── ConfigError                 an nginx or upstream config kaflow cannot read (says where)
@@ -65,6 +66,12 @@ class ConfigError(KaflowError):
 
 class LogError(KaflowError):
     """An nginx log file cannot be read at all; lines it cannot parse are counted, not raised."""
+
+
+class NotOneCaptureError(KaflowError):
+    """Files given as the pieces of one capture are not: their times overlap, or two have the
+    same name (captures of two hosts, or two interfaces), to be analyzed one by one, or merged
+    on purpose (``merge=True``)."""
 
 
 class NoUpstreamTrafficError(KaflowError):

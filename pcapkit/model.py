@@ -241,8 +241,37 @@ class Advice:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureFile:
+    """One file of a capture that came in several (a rotated series), as read.
+
+    ``first_frame`` … ``last_frame`` are its packets' numbers in the merged capture (frame
+    numbers count the packets of every file in time order, as ``mergecap`` writes them), so
+    frame ``n`` of the report is packet ``n - first_frame + 1`` of this file when the files do
+    not overlap. ``gap_before_ns`` is the time from the previous file's last packet to this
+    one's first (None for the first file): packets may have been lost there.
+    """
+
+    path: str
+    format: str
+    link_types: tuple[str, ...]
+    packets: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    first_frame: int
+    last_frame: int
+    gap_before_ns: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CaptureSummary:
-    """What was read from the file, including everything skipped and why."""
+    """What was read from the file (or files), including everything skipped and why.
+
+    A capture in several files (``files``: more than one, in time order) was merged into one
+    stream by timestamp: ``path`` is then its first file's, the counts are over all of them,
+    and ``series`` says how the files were recognised as one capture. ``since_ns`` /
+    ``until_ns`` are the time window analyzed, when one was asked for.
+    """
 
     path: str
     format: str
@@ -255,6 +284,10 @@ class CaptureSummary:
     first_ts_ns: int | None
     last_ts_ns: int | None
     warnings: tuple[str, ...] = ()
+    files: tuple[CaptureFile, ...] = ()
+    series: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
 
     @property
     def skipped_total(self) -> int:

@@ -211,6 +211,22 @@ class _Defrag:
         return key, word & 0xFFF8, bool(word & 1), bytes(header), buf[p + 8 : end]
 
 
+def _nflog_ip(buf: bytes, order: str) -> bytes | None:
+    """NFLOG (link type 239): the packet its NFULA_PAYLOAD attribute holds, for IPv4 or IPv6.
+    Attributes are (length, type) in the writer's byte order, padded to 4 bytes."""
+    if len(buf) < 4 or buf[0] not in (2, 10):
+        return None
+    at = 4
+    while at + 4 <= len(buf):
+        length, kind = struct.unpack_from(order + "HH", buf, at)
+        if length < 4:
+            return None
+        if kind & 0x3FFF == 9:
+            return buf[at + 4 : at + length]
+        at += (length + 3) & ~3
+    return None
+
+
 def _decode(
     linktype: int, buf: bytes
 ) -> tuple[int, int, int, int, int, int, int, int, int, int, int, bytes] | None:
@@ -319,11 +335,20 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[
             ns = int(ts * 1_000_000_000) if isinstance(ts, Decimal) else round(ts * 1e6) * 1000
             records.append((0, ns, bytes(buf)))
     defrag = _Defrag()
+    little = data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\x34\xcd\xb2\xa1")
+    if fmt == "pcapng":
+        little = data[8:12] == b"\x4d\x3c\x2b\x1a"
     for frame, (iface, ts_ns, buf) in enumerate(records, start=1):
-        d = _decode(linktypes[iface], buf)
+        linktype = linktypes[iface]
+        if linktype == 239:
+            ip = _nflog_ip(buf, "<" if little else ">")
+            if ip is None:
+                continue
+            linktype, buf = 101, ip
+        d = _decode(linktype, buf)
         if d is None:
             # a fragment completing its datagram: the datagram is this record's packet
-            whole = defrag.add(linktypes[iface], buf, ts_ns)
+            whole = defrag.add(linktype, buf, ts_ns)
             d = _decode(101, whole) if whole is not None else None
         if d is None:
             continue
@@ -331,7 +356,7 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[
         out.append(
             (frame, ts_ns, version, src, dst, sport, dport, seq, ack, window, flags, plen, payload)
         )
-    names = {1: "EN10MB", 113: "LINUX_SLL", 276: "LINUX_SLL2"}
+    names = {1: "EN10MB", 113: "LINUX_SLL", 276: "LINUX_SLL2", 239: "NFLOG"}
     return out, fmt, [names.get(lt, str(lt)) for lt in linktypes], len(records)
 
 

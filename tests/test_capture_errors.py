@@ -151,7 +151,7 @@ def test_errors_are_raised_by_the_constructor(tmp_path: Path) -> None:
     path = tmp_path / "x.txt"
     path.write_bytes(b"GET / HTTP/1.1\r\n")
     with pytest.raises(NotACaptureError):
-        _core.Scan(str(path), [8080])
+        _core.Scan([str(path)], [8080])
 
 
 def test_unsupported_link_type_pcap(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_unsupported_link_type_pcap(tmp_path: Path) -> None:
     message = _fails(path, UnsupportedLinkTypeError, "link type 105 (IEEE802_11)", "EN10MB")
     assert "LINUX_SLL2" in message
     with pytest.raises(UnsupportedLinkTypeError):
-        _core.Scan(str(path), [8080])
+        _core.Scan([str(path)], [8080])
 
 
 def test_unknown_link_type_number_is_named_by_number(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_core_equals_reference_on_generated_captures(
 
 def _whole_batches(path: Path) -> list[tuple[Batch, HeldBatch]]:
     out = []
-    for b in Scan(str(path), [8080]):
+    for b in Scan([str(path)], [8080]):
         out.append((b, HeldBatch(connections(b, range(len(b))))))
     return out
 

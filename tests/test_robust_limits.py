@@ -32,7 +32,7 @@ kind, path = sys.argv[1], sys.argv[2]
 if kind == "read":
     _core.read_segments(path)
 elif kind == "scan":  # reading and counting alone: no traffic is on port 1
-    for _ in _core.Scan(path, [1]):
+    for _ in _core.Scan([path], [1]):
         pass
 elif kind == "analyze":
     analyze(path)

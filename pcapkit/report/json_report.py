@@ -236,6 +236,24 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             "start": seconds(cap.first_ts_ns),
             "end": seconds(cap.last_ts_ns),
             "warnings": list(cap.warnings),
+            "series": cap.series,
+            "files": [
+                {
+                    "path": f.path,
+                    "format": f.format,
+                    "link_types": list(f.link_types),
+                    "packets": f.packets,
+                    "start": seconds(f.first_ts_ns),
+                    "end": seconds(f.last_ts_ns),
+                    "first_frame": f.first_frame,
+                    "last_frame": f.last_frame,
+                    "gap_before": seconds(f.gap_before_ns),
+                    "warnings": list(f.warnings),
+                }
+                for f in cap.files
+            ],
+            "since": seconds(cap.since_ns),
+            "until": seconds(cap.until_ns),
         },
         "summary": {
             "connections": s.connections,

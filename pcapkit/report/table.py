@@ -18,7 +18,7 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from pcapkit.model import Analysis, Connection, ConnectionRef, Event, Finding
+from pcapkit.model import Analysis, CaptureFile, Connection, ConnectionRef, Event, Finding
 from pcapkit.report import ReportOptions, pinned
 from pcapkit.report.severity import TIERS, TITLES, IdleCloses, Ranking, connection_rank, rank
 
@@ -134,6 +134,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def _file_line(f: CaptureFile) -> str:
+    """One file of a series: its range, its frames in the merged capture, the gap before it."""
+    when = "no packets"
+    if f.first_ts_ns is not None and f.last_ts_ns is not None:
+        when = f"{stamp(f.first_ts_ns)} to {clock(f.last_ts_ns)}"
+    gap = ""
+    if f.gap_before_ns is not None:
+        g = f.gap_before_ns / 1e9
+        gap = f"; {g:.3f} s after the previous file" if g >= 0 else f"; overlaps it by {-g:.3f} s"
+    frames = f"frames {f.first_frame:,}-{f.last_frame:,}" if f.packets else "no frames"
+    return f"{f.path}: {when}, {_plural(f.packets, 'packet')} ({frames}){gap}"
+
+
 class TableReporter:
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
         w = out.write
@@ -147,11 +160,21 @@ class TableReporter:
         if cap.first_ts_ns is not None and cap.last_ts_ns is not None:
             span = (cap.last_ts_ns - cap.first_ts_ns) / 1e9
             w(f"  {stamp(cap.first_ts_ns)} to {clock(cap.last_ts_ns)} ({span:.3f} s)\n")
+        if cap.series is not None:
+            w(f"  {cap.series}:\n")
+            for f in cap.files:
+                w(f"    {_file_line(f)}\n")
+        if cap.since_ns is not None or cap.until_ns is not None:
+            since = stamp(cap.since_ns) if cap.since_ns is not None else "the start"
+            until = stamp(cap.until_ns) if cap.until_ns is not None else "the end"
+            w(f"  analyzed from {since} until {until} (connections open at the edges are ")
+            w("partial)\n")
         for warning in cap.warnings:
             w(f"  warning: {warning}\n")
 
         w("\nSummary\n")
-        partial = f" ({s.partial_connections:,} open when the capture began)"
+        began = "the window" if cap.since_ns is not None else "the capture"
+        partial = f" ({s.partial_connections:,} open when {began} began)"
         rows = [
             ("connections", f"{s.connections:,}" + (partial if s.partial_connections else "")),
             (

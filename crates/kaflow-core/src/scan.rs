@@ -6,10 +6,10 @@
 //! once: a connection leaves the reassembler when it is finished, and leaves the core in the
 //! next batch.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::batch::Batch;
-use crate::capture::{CaptureError, CaptureInfo, Reader};
+use crate::capture::{CaptureError, CaptureInfo, FileInfo, Merge, Mode, Window};
 use crate::flow::{TcpConnection, TcpStats};
 use crate::label::label;
 use crate::reassembly::Reassembler;
@@ -19,27 +19,28 @@ use crate::reassembly::Reassembler;
 pub const BATCH_CONNECTIONS: usize = 256;
 
 pub struct Scanner {
-    reader: Reader,
+    merge: Merge,
     reassembler: Option<Reassembler>,
     finished: Vec<TcpConnection>,
     stats: Option<TcpStats>,
 }
 
 impl Scanner {
-    /// The capture at `path`; `-` is standard input (`tcpdump -w - | kaflow analyze -`), read
-    /// as a stream: nothing in the core needs to seek.
-    pub fn open(path: &Path, ports: &[u16]) -> Result<Scanner, CaptureError> {
-        let reader = if path == Path::new("-") {
-            Reader::from_read("-", Box::new(std::io::stdin()))?
-        } else {
-            Reader::open(path)?
-        };
-        Ok(Scanner::new(reader, ports))
+    /// The capture in the files at `paths`, merged in time order (one file, or the pieces of a
+    /// rotated series); `-` is standard input (`tcpdump -w - | kaflow analyze -`), read as a
+    /// stream: nothing in the core needs to seek.
+    pub fn open(
+        paths: &[PathBuf],
+        ports: &[u16],
+        mode: Mode,
+        window: Window,
+    ) -> Result<Scanner, CaptureError> {
+        Ok(Scanner::new(Merge::open(paths, mode, window)?, ports))
     }
 
-    pub fn new(reader: Reader, ports: &[u16]) -> Scanner {
+    pub fn new(merge: Merge, ports: &[u16]) -> Scanner {
         Scanner {
-            reader,
+            merge,
             reassembler: Some(Reassembler::new(ports)),
             finished: Vec::new(),
             stats: None,
@@ -52,10 +53,8 @@ impl Scanner {
             let Some(reassembler) = self.reassembler.as_mut() else {
                 break;
             };
-            if self.reader.next_window()? {
-                for seg in self.reader.segments() {
-                    reassembler.push(seg, self.reader.payload(seg), &mut self.finished);
-                }
+            if let Some((seg, payload)) = self.merge.next_segment()? {
+                reassembler.push(&seg, payload, &mut self.finished);
             } else if let Some(r) = self.reassembler.take() {
                 self.stats = Some(r.finish(&mut self.finished));
             }
@@ -70,8 +69,20 @@ impl Scanner {
         Ok(Some(batch))
     }
 
-    pub fn info(&self) -> &CaptureInfo {
-        self.reader.info()
+    /// The files taken together.
+    pub fn info(&self) -> CaptureInfo {
+        self.merge.info()
+    }
+
+    /// Each file, in the order given.
+    pub fn files(&self) -> Vec<FileInfo> {
+        self.merge.files()
+    }
+
+    /// The time window as resolved (nanoseconds since the epoch), and the records outside it.
+    pub fn window(&self) -> (Option<i64>, Option<i64>, u64) {
+        let (since, until) = self.merge.window();
+        (since, until, self.merge.outside())
     }
 
     /// Reconstruction's counts; complete once [`Scanner::next_batch`] has returned `None`.
@@ -80,6 +91,6 @@ impl Scanner {
     }
 
     pub fn progress(&self) -> (u64, u64) {
-        self.reader.progress()
+        self.merge.progress()
     }
 }

@@ -5,7 +5,9 @@
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use kaflow_core::capture::{CaptureError, CaptureInfo, ErrorKind, Reader};
+use kaflow_core::capture::{
+    CaptureError, CaptureInfo, Edge, ErrorKind, Merge, Mode, Reader, Window,
+};
 use kaflow_core::segment::Segment;
 
 const TS: i64 = 1_700_000_000_123_456_789;
@@ -294,7 +296,7 @@ fn drain(mut reader: Reader) -> Result<Read, CaptureError> {
             Ok(false) => break,
             Err(e) => return Err(e),
         }
-        assert!(!reader.segments().is_empty());
+        assert!(!reader.segments().is_empty() || !reader.skipped_records().is_empty());
         for s in reader.segments() {
             payloads.push(s.payload(reader.window()).to_vec());
             segments.push(*s);
@@ -1216,7 +1218,8 @@ fn not_a_capture_says_what_it_looks_like() {
     }
 }
 
-const SUPPORTED: &str = "kaflow reads EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL, LOOP \
+const SUPPORTED: &str =
+    "kaflow reads EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL, LOOP, NFLOG \
                          (capture on the host's interface or with `tcpdump -i any`)";
 
 #[test]
@@ -1554,5 +1557,151 @@ fn garbage_never_panics() {
         if let Err(e) = read_stream("fuzz", &data, window) {
             assert!(!e.message.contains('\n'));
         }
+    }
+}
+
+// ---- several files as one capture ------------------------------------------------------------
+
+/// One segment as the merge handed it out: (frame, timestamp, seq, payload).
+type Taken = (u64, i64, u32, Vec<u8>);
+
+/// Every segment the merge hands out.
+fn merged(paths: &[PathBuf], mode: Mode, window: Window) -> Result<Vec<Taken>, CaptureError> {
+    let mut merge = Merge::open(paths, mode, window)?;
+    let mut out = Vec::new();
+    while let Some((seg, payload)) = merge.next_segment()? {
+        out.push((seg.frame, seg.ts_ns, seg.seq, payload.to_vec()));
+    }
+    Ok(out)
+}
+
+/// A non-TCP record (UDP) among the TCP ones: the merge numbers it too.
+fn udp_at(ts: i64) -> (i64, Vec<u8>) {
+    (ts, eth(&ipv4_with(17, &[0; 8], None, 0, 5)))
+}
+
+#[test]
+fn a_split_capture_merges_back_to_the_whole_with_the_same_frames() {
+    let mut packets = tcp_packets(12);
+    packets.insert(5, udp_at(packets[4].0));
+    let whole = temp("merge-whole.pcap", &pcap(&packets));
+    let parts: Vec<PathBuf> = packets
+        .chunks(4)
+        .enumerate()
+        .map(|(k, chunk)| temp(&format!("merge-part{k}.pcap"), &pcap(chunk)))
+        .collect();
+    let one = merged(&[whole], Mode::Auto, Window::default()).unwrap();
+    let reversed: Vec<PathBuf> = parts.iter().rev().cloned().collect();
+    assert_eq!(
+        merged(&reversed, Mode::Auto, Window::default()).unwrap(),
+        one
+    );
+    // the UDP record is frame 6: the TCP segments after it keep their numbers in the whole
+    assert_eq!(
+        one.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13]
+    );
+    let merge = {
+        let mut m = Merge::open(&parts, Mode::Auto, Window::default()).unwrap();
+        while m.next_segment().unwrap().is_some() {}
+        m
+    };
+    let files = merge.files();
+    assert_eq!(
+        files
+            .iter()
+            .map(|f| (f.first_frame, f.last_frame))
+            .collect::<Vec<_>>(),
+        [(1, 4), (5, 8), (9, 12), (13, 13)]
+    );
+    assert_eq!(merge.info().packets, 13);
+    assert_eq!(merge.info().skipped, vec![("non_tcp", 1)]);
+}
+
+#[test]
+fn overlapping_files_are_refused_unless_merged_and_then_interleave_by_time() {
+    let a: Vec<(i64, Vec<u8>)> = (0..4)
+        .map(|k| (TS + k * 10_000_000, eth(&tcp4(k as u32, b"a"))))
+        .collect();
+    let b: Vec<(i64, Vec<u8>)> = (0..4)
+        .map(|k| {
+            (
+                TS + 5_000_000 + k * 10_000_000,
+                eth(&tcp4(100 + k as u32, b"b")),
+            )
+        })
+        .collect();
+    let paths = [
+        temp("overlap-a.pcap", &pcap(&a)),
+        temp("overlap-b.pcap", &pcap(&b)),
+    ];
+    let e = merged(&paths, Mode::Auto, Window::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Overlap);
+    assert!(e.message.contains("overlap in time"), "{}", e.message);
+    let got = merged(&paths, Mode::Force, Window::default()).unwrap();
+    let seqs: Vec<u32> = got.iter().map(|s| s.2).collect();
+    assert_eq!(seqs, [0, 100, 1, 101, 2, 102, 3, 103]);
+    assert_eq!(
+        got.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<u64>>()
+    );
+}
+
+#[test]
+fn a_time_window_keeps_since_to_before_until_and_numbers_as_the_file() {
+    let packets = tcp_packets(10); // 1_000_003 ns apart, stored to the microsecond
+    let stored = |k: usize| packets[k].0 / 1000 * 1000;
+    let path = temp("window.pcap", &pcap(&packets));
+    let window = Window {
+        since: Some(Edge::AfterStart(2_000_000)),
+        until: Some(Edge::At(stored(7))),
+    };
+    let mut merge = Merge::open(std::slice::from_ref(&path), Mode::Auto, window).unwrap();
+    let mut frames = Vec::new();
+    while let Some((seg, _)) = merge.next_segment().unwrap() {
+        frames.push(seg.frame);
+    }
+    // the third packet is stamped exactly 2 ms after the first: in; the eighth at until: out
+    assert_eq!(stored(2), stored(0) + 2_000_000);
+    assert_eq!(frames, [3, 4, 5, 6, 7]);
+    assert_eq!(merge.outside(), 5);
+    assert_eq!(
+        merge.window(),
+        (Some(stored(0) + 2_000_000), Some(stored(7)))
+    );
+}
+
+#[test]
+fn nflog_records_in_both_byte_orders() {
+    let l3 = tcp4(7, b"GET / HTTP/1.1\r\n\r\n");
+    for big in [false, true] {
+        let u16b = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut rec = vec![2, 0, 0, 13];
+        // NFULA_PACKET_HDR (1): hw_protocol, hook, pad
+        rec.extend_from_slice(&u16b(8));
+        rec.extend_from_slice(&u16b(1));
+        rec.extend_from_slice(&[8, 0, 3, 0]);
+        // NFULA_PAYLOAD (9), its value padded to 4 bytes
+        rec.extend_from_slice(&u16b(4 + l3.len() as u16));
+        rec.extend_from_slice(&u16b(9));
+        rec.extend_from_slice(&l3);
+        rec.resize(rec.len() + (4 - l3.len() % 4) % 4, 0);
+        let data = Pcap {
+            link: 239,
+            big,
+            ..Pcap::default()
+        }
+        .bytes(&[(TS, rec)]);
+        let got = read_bytes(&format!("nflog-{big}.pcap"), &data).unwrap();
+        assert_eq!(got.segments.len(), 1, "big-endian: {big}");
+        assert_eq!(got.segments[0].seq, 7);
+        assert_eq!(got.payloads[0], b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(got.info.link_types, ["NFLOG"]);
     }
 }

@@ -16,7 +16,9 @@ use kaflow_core::batch::{
     format_ip, request_key as core_request_key, Batch as CoreBatch, Connections as CoreConnections,
     Details as CoreDetails,
 };
-use kaflow_core::capture::{CaptureError, CaptureInfo, ErrorKind, Reader};
+use kaflow_core::capture::{
+    CaptureError, CaptureInfo, Edge, ErrorKind, FileInfo, Mode, Reader, Window,
+};
 use kaflow_core::flow::TcpStats;
 use kaflow_core::scan::Scanner;
 use kaflow_core::segment::Segment;
@@ -35,6 +37,7 @@ fn error_class(kind: Option<ErrorKind>) -> &'static str {
         Some(ErrorKind::UnsupportedLinkType) => "UnsupportedLinkTypeError",
         Some(ErrorKind::Empty) => "EmptyCaptureError",
         Some(ErrorKind::Malformed) => "MalformedCaptureError",
+        Some(ErrorKind::Overlap) => "NotOneCaptureError",
         None => "KaflowError",
     }
 }
@@ -242,6 +245,43 @@ fn request_key(method: &str, target: &str, host: Option<&str>) -> i64 {
     i64::from_ne_bytes(core_request_key(method, target, host).to_ne_bytes())
 }
 
+/// One file of the capture as read.
+#[pyclass(frozen, get_all, module = "pcapkit._core")]
+pub struct FileFacts {
+    path: String,
+    format: String,
+    link_types: Vec<String>,
+    packets: u64,
+    tcp_segments: u64,
+    bytes_read: u64,
+    truncated_at_offset: Option<u64>,
+    first_ts_ns: Option<i64>,
+    last_ts_ns: Option<i64>,
+    first_frame: u64,
+    last_frame: u64,
+    warnings: Vec<String>,
+}
+
+impl FileFacts {
+    fn new(f: &FileInfo) -> FileFacts {
+        let i = &f.info;
+        FileFacts {
+            path: i.path.clone(),
+            format: i.format.clone(),
+            link_types: i.link_types.clone(),
+            packets: i.packets,
+            tcp_segments: i.tcp_segments,
+            bytes_read: i.bytes_read,
+            truncated_at_offset: i.truncated_at_offset,
+            first_ts_ns: i.first_ts_ns,
+            last_ts_ns: i.last_ts_ns,
+            first_frame: f.first_frame,
+            last_frame: f.last_frame,
+            warnings: i.warnings.clone(),
+        }
+    }
+}
+
 /// What was read of the capture and what reconstruction counted.
 #[pyclass(frozen, get_all, module = "pcapkit._core")]
 pub struct CaptureFacts {
@@ -265,11 +305,19 @@ pub struct CaptureFacts {
     ts_backwards: u64,
     ts_max_back_ns: i64,
     syn_acks_to_upstream: u64,
+    files: Vec<Py<FileFacts>>,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+    outside_window: u64,
 }
 
 impl CaptureFacts {
     fn new(path: &str, info: &CaptureInfo, stats: &TcpStats) -> CaptureFacts {
         CaptureFacts {
+            files: Vec::new(),
+            since_ns: None,
+            until_ns: None,
+            outside_window: 0,
             path: path.to_string(),
             format: info.format.to_string(),
             link_types: info.link_types.clone(),
@@ -308,12 +356,32 @@ impl CaptureFacts {
 
 type Outcome = Result<Option<(CoreBatch, CoreConnections)>, Failure>;
 
+/// The facts of a finished scan, files and window included: made once the scan has ended.
+struct Finished {
+    path: String,
+    info: CaptureInfo,
+    stats: TcpStats,
+    files: Vec<FileInfo>,
+    window: (Option<i64>, Option<i64>, u64),
+}
+
+impl Finished {
+    fn facts(self, py: Python<'_>) -> PyResult<CaptureFacts> {
+        let mut facts = CaptureFacts::new(&self.path, &self.info, &self.stats);
+        for f in &self.files {
+            facts.files.push(Py::new(py, FileFacts::new(f))?);
+        }
+        (facts.since_ns, facts.until_ns, facts.outside_window) = self.window;
+        Ok(facts)
+    }
+}
+
 /// The core's thread: it scans and hands batches over a bounded channel; facts when done.
 #[pyclass(module = "pcapkit._core")]
 pub struct Scan {
     batches: Mutex<Receiver<Outcome>>,
     progress: Arc<(AtomicU64, AtomicU64)>,
-    facts: Arc<Mutex<Option<CaptureFacts>>>,
+    facts: Arc<Mutex<Option<Finished>>>,
     worker: Option<JoinHandle<()>>,
     done: bool,
 }
@@ -323,7 +391,7 @@ fn run(
     path: String,
     send: std::sync::mpsc::SyncSender<Outcome>,
     progress: Arc<(AtomicU64, AtomicU64)>,
-    facts: Arc<Mutex<Option<CaptureFacts>>>,
+    facts: Arc<Mutex<Option<Finished>>>,
 ) {
     loop {
         let next = guarded(|| scanner.next_batch()).map(|found| {
@@ -337,7 +405,13 @@ fn run(
         progress.1.store(size, Ordering::Relaxed);
         let end = !matches!(next, Ok(Some(_)));
         if matches!(next, Ok(None)) {
-            let made = CaptureFacts::new(&path, scanner.info(), &scanner.stats());
+            let made = Finished {
+                path: path.clone(),
+                info: scanner.info(),
+                stats: scanner.stats(),
+                files: scanner.files(),
+                window: scanner.window(),
+            };
             if let Ok(mut slot) = facts.lock() {
                 *slot = Some(made);
             }
@@ -351,10 +425,25 @@ fn run(
 #[pymethods]
 impl Scan {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf, ports: Vec<u16>) -> PyResult<Scan> {
-        let shown = path.to_string_lossy().into_owned();
+    #[pyo3(signature = (paths, ports, merge = false, since = None, until = None))]
+    fn new(
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        ports: Vec<u16>,
+        merge: bool,
+        since: Option<(String, i64)>,
+        until: Option<(String, i64)>,
+    ) -> PyResult<Scan> {
+        let shown = paths
+            .first()
+            .map_or_else(String::new, |p| p.to_string_lossy().into_owned());
+        let window = Window {
+            since: bound(since)?,
+            until: bound(until)?,
+        };
+        let mode = if merge { Mode::Force } else { Mode::Auto };
         let scanner = py
-            .detach(|| guarded(|| Scanner::open(&path, &ports)))
+            .detach(|| guarded(|| Scanner::open(&paths, &ports, mode, window)))
             .map_err(|f| f.into_py(py))?;
         let (send, batches) = sync_channel(AHEAD);
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
@@ -409,7 +498,24 @@ impl Scan {
     fn facts(&self, py: Python<'_>) -> PyResult<CaptureFacts> {
         let taken = self.facts.lock().ok().and_then(|mut slot| slot.take());
         taken
-            .ok_or_else(|| Failure::Bug("facts asked for before the scan ended".into()).into_py(py))
+            .ok_or_else(|| {
+                Failure::Bug("facts asked for before the scan ended".into()).into_py(py)
+            })?
+            .facts(py)
+    }
+}
+
+/// A window edge from Python: `("at", ns since the epoch)` or `("after_start", ns)`.
+fn bound(edge: Option<(String, i64)>) -> PyResult<Option<Edge>> {
+    match edge {
+        None => Ok(None),
+        Some((kind, ns)) => match kind.as_str() {
+            "at" => Ok(Some(Edge::At(ns))),
+            "after_start" => Ok(Some(Edge::AfterStart(ns))),
+            _ => Err(pyo3::exceptions::PyValueError::new_err(
+                "a window edge is (\"at\" or \"after_start\", nanoseconds)",
+            )),
+        },
     }
 }
 
@@ -524,6 +630,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Details>()?;
     m.add_function(wrap_pyfunction!(request_key, m)?)?;
     m.add_class::<CaptureFacts>()?;
+    m.add_class::<FileFacts>()?;
     m.add_class::<Scan>()?;
     m.add_class::<Segments>()?;
     m.add_function(wrap_pyfunction!(read_segments, m)?)?;

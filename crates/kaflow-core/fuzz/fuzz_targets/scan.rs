@@ -2,7 +2,7 @@
 //! finishes or says why not; it never panics.
 #![no_main]
 
-use kaflow_core::capture::Reader;
+use kaflow_core::capture::{Merge, Reader, Window};
 use kaflow_core::scan::Scanner;
 use libfuzzer_sys::fuzz_target;
 
@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reader) = Reader::from_read("fuzz", input) else {
         return;
     };
-    let mut scanner = Scanner::new(reader, &[8080]);
+    let Ok(merge) = Merge::from_reader(reader, Window::default()) else {
+        return;
+    };
+    let mut scanner = Scanner::new(merge, &[8080]);
     while let Ok(Some(batch)) = scanner.next_batch() {
         let every: Vec<usize> = (0..batch.len()).collect();
         std::hint::black_box((

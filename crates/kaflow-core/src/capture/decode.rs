@@ -122,15 +122,17 @@ pub(crate) type FragmentAt = (u8, usize, usize);
 
 /// The packet at `buf[start..end]`: a segment, or the code of why it is skipped; for an IP
 /// fragment (`IP_FRAGMENT`) also where its IP header is, in `fragment`.
-/// `end` never exceeds `buf.len()`; every read is checked anyway.
+/// `end` never exceeds `buf.len()`; every read is checked anyway. `little` is the file's byte
+/// order (NFLOG's attribute headers are written in it).
 #[inline]
 pub(crate) fn decode(
     buf: &[u8],
     frame: u64,
     ts_ns: i64,
     start: usize,
-    end: usize,
+    mut end: usize,
     lt: Option<&LinkType>,
+    little: bool,
     fragment: &mut Option<FragmentAt>,
 ) -> Result<Segment, u8> {
     let Some(lt) = lt else {
@@ -164,6 +166,15 @@ pub(crate) fn decode(
         }
         Framing::FixedIpv4 => 4,
         Framing::FixedIpv6 => 6,
+        Framing::Nflog => {
+            let fam = match byte(buf, start) {
+                AF_INET => 4,
+                AF_INET6 => 6,
+                _ => return Err(NON_IP),
+            };
+            (l3, end) = nflog_payload(buf, l3, end, little)?;
+            fam
+        }
     };
     decode_ip(buf, frame, ts_ns, fam, l3, end, fragment)
 }
@@ -210,6 +221,39 @@ pub(crate) fn decode_ip(
 }
 
 type Ip = (usize, usize, [u8; 16], [u8; 16]);
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const NFULA_PAYLOAD: u16 = 9;
+
+/// Where NFLOG's packet attribute (NFULA_PAYLOAD) lies among the attributes from `at`: its
+/// value's start and end (the end cut to the captured bytes). Each attribute is a 2-byte length
+/// (header included) and a 2-byte type in the file's byte order, its value padded to 4 bytes;
+/// the type's top two bits are netlink flags. No payload attribute: the packet's bytes were not
+/// logged or not captured.
+fn nflog_payload(
+    buf: &[u8],
+    mut at: usize,
+    end: usize,
+    little: bool,
+) -> Result<(usize, usize), u8> {
+    let u16_at = |p: usize| match buf.get(p..p + 2) {
+        Some(&[x, y]) if little => u16::from_le_bytes([x, y]),
+        Some(&[x, y]) => u16::from_be_bytes([x, y]),
+        _ => 0,
+    };
+    while at + 4 <= end {
+        let len = usize::from(u16_at(at));
+        if len < 4 {
+            return Err(MALFORMED);
+        }
+        if u16_at(at + 2) & 0x3FFF == NFULA_PAYLOAD {
+            return Ok((at + 4, (at + len).min(end)));
+        }
+        at += (len + 3) & !3;
+    }
+    Err(TRUNCATED)
+}
 
 /// What follows an ethertype at `l3` (VLAN tags and PPPoE sessions stepped over): the IP
 /// family and where its header starts.

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Empty,
     /// `MalformedCaptureError`.
     Malformed,
+    /// `NotOneCaptureError`: files given as pieces of one capture cover the same time.
+    Overlap,
 }
 
 /// A one-line message naming the file, byte-identical to what kaflow's Python reader raised

@@ -13,6 +13,9 @@ pub enum Framing {
     AfNetworkOrder,
     FixedIpv4,
     FixedIpv6,
+    /// Linux NFLOG (`tcpdump -i nflog`): a 4-byte header whose first byte is the address
+    /// family, then type-length-value attributes; the packet is the NFULA_PAYLOAD attribute.
+    Nflog,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +46,7 @@ const fn lt(
 }
 
 /// In linktypes.py's order: the refusal message lists the names in it.
-pub static SUPPORTED: [LinkType; 10] = [
+pub static SUPPORTED: [LinkType; 11] = [
     lt(1, "EN10MB", Framing::Ethertype, 14, 12),
     lt(113, "LINUX_SLL", Framing::Ethertype, 16, 14),
     lt(276, "LINUX_SLL2", Framing::Ethertype, 20, 0),
@@ -54,9 +57,10 @@ pub static SUPPORTED: [LinkType; 10] = [
     lt(229, "IPV6", Framing::FixedIpv6, 0, 0),
     lt(0, "NULL", Framing::AfHostOrder, 4, 0),
     lt(108, "LOOP", Framing::AfNetworkOrder, 4, 0),
+    lt(239, "NFLOG", Framing::Nflog, 4, 0),
 ];
 
-static UNSUPPORTED_NAMES: [(u32, &str); 24] = [
+static UNSUPPORTED_NAMES: [(u32, &str); 23] = [
     (6, "IEEE802"),
     (8, "SLIP"),
     (9, "PPP"),
@@ -76,7 +80,6 @@ static UNSUPPORTED_NAMES: [(u32, &str); 24] = [
     (201, "BLUETOOTH_HCI_H4_WITH_PHDR"),
     (215, "IEEE802_15_4_NONASK_PHY"),
     (220, "USB_LINUX_MMAPPED"),
-    (239, "NFLOG"),
     (249, "USBPCAP"),
     (253, "NETLINK"),
     (263, "IEEE802_15_4_TAP"),

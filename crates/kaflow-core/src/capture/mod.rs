@@ -36,6 +36,7 @@ mod defrag;
 mod error;
 mod gzip;
 pub mod link;
+mod merge;
 mod pcap;
 mod pcapng;
 mod source;
@@ -47,6 +48,7 @@ use std::path::Path;
 
 pub use decode::REASONS;
 pub use error::{CaptureError, ErrorKind};
+pub use merge::{Edge, FileInfo, Merge, Mode, Window};
 
 use crate::pytext::commas;
 use crate::segment::Segment;
@@ -137,6 +139,9 @@ pub(crate) const PREFETCH_AHEAD: usize = 2048;
 /// cache then); Python's per-run bookkeeping is kept per run.
 pub(crate) struct Sink {
     segments: Vec<Segment>,
+    /// The records that did not become segments, as (frame, timestamp): a merge of several
+    /// files numbers every record, so it must see these too.
+    skips: Vec<(u64, i64)>,
     /// The last frame number handed out.
     frame: u64,
     run: Run,
@@ -183,6 +188,7 @@ impl Sink {
         caplen: usize,
         ts_ns: i64,
         link: Option<&'static LinkType>,
+        little: bool,
     ) {
         self.frame += 1;
         if ts_ns < self.latest {
@@ -197,12 +203,22 @@ impl Sink {
         run.hi = run.hi.max(ts_ns);
         let mut fragment = None;
         let end = start + caplen;
-        match decode::decode(buf, self.frame, ts_ns, start, end, link, &mut fragment) {
+        match decode::decode(
+            buf,
+            self.frame,
+            ts_ns,
+            start,
+            end,
+            link,
+            little,
+            &mut fragment,
+        ) {
             Ok(seg) => {
                 self.segments.push(seg);
                 run.segments += 1;
             }
             Err(code) => {
+                self.skips.push((self.frame, ts_ns));
                 if let Some(c) = run.counts.get_mut(code as usize) {
                     *c += 1;
                 }
@@ -475,6 +491,7 @@ impl Reader {
             info,
             sink: Sink {
                 segments: Vec::new(),
+                skips: Vec::new(),
                 frame: 0,
                 run: Run::EMPTY,
                 runs: Vec::new(),
@@ -493,12 +510,13 @@ impl Reader {
         })
     }
 
-    /// Decodes windows until one holds segments: `Ok(true)`, its bytes and segments valid until
-    /// the next call. `Ok(false)` at the end (then [`Reader::info`] is complete). An error is what
+    /// Decodes windows until one holds records: `Ok(true)`, its bytes, segments and skipped
+    /// records valid until the next call. `Ok(false)` at the end (then [`Reader::info`] is complete). An error is what
     /// Python raises at the end of iteration; it is returned once, then `Ok(false)`.
     pub fn next_window(&mut self) -> Result<bool, CaptureError> {
         self.sink.segments.clear();
         self.sink.datagrams.clear();
+        self.sink.skips.clear();
         loop {
             if self.done {
                 return Ok(false);
@@ -532,17 +550,21 @@ impl Reader {
             if let Some((at, why)) = walk.bad {
                 self.done = true;
                 self.refuse(offset + at as u64, &why)?;
-                return Ok(!self.sink.segments.is_empty());
+                return Ok(self.holds_records());
             }
             self.pending = Some(walk.consumed);
             self.need = walk.need;
             if walk.consumed == 0 && self.need <= n {
                 self.need = 2 * n + 64; // not even one record header fits: look further
             }
-            if !self.sink.segments.is_empty() {
+            if self.holds_records() {
                 return Ok(true);
             }
         }
+    }
+
+    fn holds_records(&self) -> bool {
+        !self.sink.segments.is_empty() || !self.sink.skips.is_empty()
     }
 
     /// Adds the window's runs to `info`, run by run as Python's `_decode` does.
@@ -730,6 +752,12 @@ impl Reader {
     /// The current window's segments, in file order.
     pub fn segments(&self) -> &[Segment] {
         &self.sink.segments
+    }
+
+    /// The current window's records that are not segments, as (frame, timestamp), in file
+    /// order.
+    pub fn skipped_records(&self) -> &[(u64, i64)] {
+        &self.sink.skips
     }
 
     pub fn info(&self) -> &CaptureInfo {

@@ -88,7 +88,14 @@ impl PcapWalker {
             let secs = u32_at(buf, off, little) as i64;
             let frac = u32_at(buf, off + 4, little) as i64;
             let ts_ns = secs * NS + frac * self.frac_ns;
-            sink.record(buf, off + rec_len, caplen as usize, ts_ns, self.link);
+            sink.record(
+                buf,
+                off + rec_len,
+                caplen as usize,
+                ts_ns,
+                self.link,
+                little,
+            );
             off = next;
         }
         walk.consumed = off;

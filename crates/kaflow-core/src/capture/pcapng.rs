@@ -357,7 +357,7 @@ impl PcapngWalker {
         };
         self.last_ts = ts;
         let start = o + if spb { 12 } else { 28 };
-        sink.record(buf, start, caplen as usize, ts, interface.lt);
+        sink.record(buf, start, caplen as usize, ts, interface.lt, little);
         true
     }
 }
