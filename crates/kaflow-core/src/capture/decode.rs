@@ -120,21 +120,21 @@ fn family_of_af(af: u32) -> u8 {
 /// Where an IP fragment's header is: its family, its start and the packet's end.
 pub(crate) type FragmentAt = (u8, usize, usize);
 
-/// The packet at `buf[start..end]`: a segment, or the code of why it is skipped; for an IP
+/// The packet at `buf[record]`: a segment, or the code of why it is skipped; for an IP
 /// fragment (`IP_FRAGMENT`) also where its IP header is, in `fragment`.
-/// `end` never exceeds `buf.len()`; every read is checked anyway. `little` is the file's byte
-/// order (NFLOG's attribute headers are written in it).
+/// The record never ends past `buf.len()`; every read is checked anyway. `little` is the file's
+/// byte order (NFLOG's attribute headers are written in it).
 #[inline]
 pub(crate) fn decode(
     buf: &[u8],
     frame: u64,
     ts_ns: i64,
-    start: usize,
-    mut end: usize,
+    record: std::ops::Range<usize>,
     lt: Option<&LinkType>,
     little: bool,
     fragment: &mut Option<FragmentAt>,
 ) -> Result<Segment, u8> {
+    let (start, mut end) = (record.start, record.end);
     let Some(lt) = lt else {
         return Err(UNSUPPORTED_LINK_TYPE);
     };

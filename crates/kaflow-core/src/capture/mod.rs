@@ -202,40 +202,33 @@ impl Sink {
         run.lo = run.lo.min(ts_ns);
         run.hi = run.hi.max(ts_ns);
         let mut fragment = None;
-        let end = start + caplen;
-        match decode::decode(
-            buf,
-            self.frame,
-            ts_ns,
-            start,
-            end,
-            link,
-            little,
-            &mut fragment,
-        ) {
+        let record = start..start + caplen;
+        match decode::decode(buf, self.frame, ts_ns, record, link, little, &mut fragment) {
             Ok(seg) => {
                 self.segments.push(seg);
                 run.segments += 1;
             }
             Err(code) => {
-                self.skips.push((self.frame, ts_ns));
                 if let Some(c) = run.counts.get_mut(code as usize) {
                     *c += 1;
                 }
-                if let Some((fam, s, e)) = fragment {
-                    self.fragment(buf, fam, s, e, ts_ns);
+                let datagram =
+                    fragment.is_some_and(|(fam, s, e)| self.fragment(buf, fam, s, e, ts_ns));
+                if !datagram {
+                    self.skips.push((self.frame, ts_ns));
                 }
             }
         }
     }
 
     /// A fragment: when it completes its datagram, the datagram is decoded as this record's
-    /// packet, and the fragments that made it are counted as reassembled.
+    /// packet, and the fragments that made it are counted as reassembled. Whether the record
+    /// became a segment.
     #[cold]
     #[inline(never)]
-    fn fragment(&mut self, buf: &[u8], fam: u8, s: usize, e: usize, ts_ns: i64) {
+    fn fragment(&mut self, buf: &[u8], fam: u8, s: usize, e: usize, ts_ns: i64) -> bool {
         let Some(datagram) = self.defrag.add(fam, buf, s, e, ts_ns) else {
-            return;
+            return false;
         };
         let bytes = &datagram.bytes;
         let mut inner = None;
@@ -263,6 +256,7 @@ impl Sink {
             *c += 1;
         }
         self.absorbed += datagram.fragments.saturating_sub(1);
+        reason.is_none()
     }
 
     pub(crate) fn end_run(&mut self) {
