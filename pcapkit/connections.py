@@ -54,6 +54,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
             d.rq_responded_at_ns,
             d.rq_response_frame,
             d.rq_connection_close,
+            d.rq_request_id,
         )
     )
     anomalies = list(map(Anomaly, d.an_time_ns, d.an_frame, d.an_side, d.an_what))
@@ -91,6 +92,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 anomalies=tuple(anomalies[a : a + na]),
                 tunnel=c.conn_tunnel[i],
                 keep_alive=c.conn_keep_alive[i],
+                server_header=c.conn_server_header[i],
             )
         )
         e, r, a = e + ne, r + nr, a + na

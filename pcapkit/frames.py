@@ -94,6 +94,7 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "duration_s": c.duration_ns / 1e9,
             "tunnel": c.tunnel,
             "keep_alive": c.keep_alive,
+            "server_header": c.server_header,
         }
         for c in analysis.connections
     ]
@@ -129,6 +130,7 @@ _CONNECTION_COLUMNS = (
     "duration_s",
     "tunnel",
     "keep_alive",
+    "server_header",
 )
 
 

@@ -82,6 +82,9 @@ class Request:
     responded_at_ns: int | None = None
     response_frame: int | None = None
     connection_close: bool = False  # the response said "Connection: close"
+    # Its X-Request-ID (else X-Correlation-ID or Request-Id) as sent: when nginx forwards its
+    # $request_id, the access log's line for this request is known exactly.
+    request_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -154,6 +157,9 @@ class Connection:
     # The upstream's Keep-Alive header on its first response, lower-cased ("timeout=5"): what
     # Node, Apache and others announce of their own idle timeout and request limit.
     keep_alive: str | None = None
+    # The upstream's Server header on its first response, as sent ("gunicorn", "uvicorn",
+    # "Jetty(12.0.1)"...): which server it is decides whose setting the advice names.
+    server_header: str | None = None
 
     @property
     def duration_ns(self) -> int:

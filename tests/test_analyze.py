@@ -9,6 +9,7 @@ import pytest
 
 from pcapkit import Analysis, analyze
 from pcapkit.errors import NoUpstreamTrafficError
+from pcapkit.report.json_report import analysis_dict
 from tests import reference
 from tests.conversation import MS, T0, Conv, get, ok, post, write
 
@@ -312,6 +313,37 @@ def test_the_upstreams_keep_alive_announcement_is_kept_and_quoted(tmp_path: Path
     assert reference.analyze(path).connections == a.connections
     plain = run(tmp_path, Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok()))
     assert plain.connections[0].keep_alive is None
+
+
+def test_the_upstreams_server_header_and_each_requests_id_are_kept(tmp_path: Path) -> None:
+    # nginx forwarding its $request_id (proxy_set_header X-Request-ID $request_id) and gunicorn
+    # naming itself: the log join pairs by the one, the advice names the other's setting
+    first = b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nContent-Length: 2\r\n\r\nok"
+    second = b"HTTP/1.1 200 OK\r\nServer: other\r\nContent-Length: 2\r\n\r\nok"
+    ids = (
+        b"GET /a HTTP/1.1\r\nHost: b\r\nx-request-id: 5f3c9a\r\n\r\n",
+        b"GET /b HTTP/1.1\r\nHost: b\r\nX-Correlation-ID: Zz-1\r\n\r\n",
+        b"GET /c HTTP/1.1\r\nHost: b\r\n\r\n",
+    )
+    c = Conv().handshake(T0).exchange(T0 + 1 * MS, ids[0], first)
+    c.exchange(T0 + 2 * MS, ids[1], second).exchange(T0 + 3 * MS, ids[2], second)
+    c.fin("s", T0 + 3 * SEC).fin("c", T0 + 3 * SEC + 1 * MS)
+    path = write(tmp_path / "ids.pcap", [c])
+    a = analyze(path)
+    (conn,) = a.connections
+    assert conn.server_header == "gunicorn"  # the first answer's, as sent
+    assert [r.request_id for r in conn.requests] == ["5f3c9a", "Zz-1", None]
+    doc = analysis_dict(a)
+    assert doc["connections"][0]["server_header"] == "gunicorn"
+    assert [r.get("request_id") for r in doc["connections"][0]["requests"]] == [
+        "5f3c9a",
+        "Zz-1",
+        None,
+    ]
+    assert reference.analyze(path).connections == a.connections
+    plain = run(tmp_path, Conv().handshake(T0).exchange(T0 + 1 * MS, get("/a"), ok()))
+    assert plain.connections[0].server_header is None
+    assert plain.connections[0].requests[0].request_id is None
 
 
 def test_a_request_on_the_syn_is_tcp_fast_open_not_an_anomaly(tmp_path: Path) -> None:

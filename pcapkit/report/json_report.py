@@ -52,6 +52,7 @@ def _request(r: Request) -> dict[str, Any]:
         "status": r.status,
         "responded_at": seconds(r.responded_at_ns),
         "connection_close": r.connection_close,
+        **({"request_id": r.request_id} if r.request_id is not None else {}),
     }
 
 
@@ -83,6 +84,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
         ],
         **({"tunnel": c.tunnel} if c.tunnel is not None else {}),
         **({"keep_alive": c.keep_alive} if c.keep_alive is not None else {}),
+        **({"server_header": c.server_header} if c.server_header is not None else {}),
     }
 
 
@@ -133,7 +135,9 @@ def _request_json(r: Request) -> str:
         f'{{"method":{_str(r.method)},"target":{_str(r.target)},"host":{_str(r.host)}'
         f',"sent_at":{r.sent_at_ns / 1e9!r},"frame":{r.frame},"status":{_num(r.status)}'
         f',"responded_at":{_sec(r.responded_at_ns)}'
-        f',"connection_close":{_BOOL[r.connection_close]}}}'
+        f',"connection_close":{_BOOL[r.connection_close]}'
+        + (f',"request_id":{_str(r.request_id)}' if r.request_id is not None else "")
+        + "}"
     )
 
 
@@ -161,6 +165,7 @@ def connection_json(c: Connection) -> str:
         f',"anomalies":[{anomalies}]'
         + (f',"tunnel":{_str(c.tunnel)}' if c.tunnel is not None else "")
         + (f',"keep_alive":{_str(c.keep_alive)}' if c.keep_alive is not None else "")
+        + (f',"server_header":{_str(c.server_header)}' if c.server_header is not None else "")
         + "}"
     )
 

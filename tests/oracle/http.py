@@ -903,17 +903,23 @@ def frame_rows(
     return f.rows, f.notes
 
 
-def header_value(stream: Stream, offset: int, lower_name: bytes) -> str | None:
-    """The value of the first header ``lower_name`` in the head of the message at ``offset``,
-    stripped and lower-cased, when the head is captured whole."""
+def header_raw(stream: Stream, offset: int, *lower_names: bytes) -> str | None:
+    """The value of the first header named one of ``lower_names`` in the head of the message at
+    ``offset``, stripped, as sent, when the head is captured whole."""
     head = _head(_Stream(stream).read(offset, MAX_HEAD))
     if head is None:
         return None
     for line in head[1][1:]:
         name, colon, value = line.partition(b":")
-        if colon and name.strip().lower() == lower_name:
-            return value.strip().decode("latin-1").lower()
+        if colon and name.strip().lower() in lower_names:
+            return value.strip().decode("latin-1")
     return None
+
+
+def header_value(stream: Stream, offset: int, lower_name: bytes) -> str | None:
+    """:func:`header_raw` of one name, lower-cased."""
+    value = header_raw(stream, offset, lower_name)
+    return None if value is None else value.lower()
 
 
 def burst_starts(mine: Stream | Sequence[Chunk], other: Stream | Sequence[Chunk]) -> list[int]:

@@ -16,9 +16,10 @@ from operator import attrgetter
 from pcapkit.model import Anomaly, CloseKind, Connection, Event, EventType, Request, Side
 from tests.oracle import machine
 from tests.oracle.flows import Flow, Mark, Stream, TcpConnection
-from tests.oracle.http import HttpNote, Row, frame_rows, header_value
+from tests.oracle.http import HttpNote, Row, frame_rows, header_raw, header_value
 
 _BLIND = "payload not captured"
+_REQUEST_ID_HEADERS = (b"x-request-id", b"x-correlation-id", b"request-id")
 _LATE = "data after its own FIN"
 _WHEN = attrgetter("time_ns", "frame")
 _TIME = attrgetter("time_ns")
@@ -90,7 +91,12 @@ def build_connection(tc: TcpConnection) -> Connection:
     # the upstream's Keep-Alive header on its first (final, readable) answer
     first = next((r for r, (_, last) in zip(resps, pairs, strict=True) if last and r[3]), None)
     keep_alive = header_value(down.stream, first[0], b"keep-alive") if first else None
+    server_header = header_raw(down.stream, first[0], b"server") if first else None
     resp_events, requests = _responses(reqs, resps, pairs, resp_notes)
+    for rq in requests:
+        q = reqs[rq.index]
+        if q[3]:
+            rq.request_id = header_raw(up.stream, q[0], *_REQUEST_ID_HEADERS)
     if tunnel is not None:
         resp_events[tunnel[1]].note = tunnel_note
 
@@ -170,6 +176,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         retransmissions=up.retransmissions + down.retransmissions,
         tunnel=tunnel[2] if tunnel is not None else None,
         keep_alive=keep_alive,
+        server_header=server_header,
         requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),

@@ -79,6 +79,8 @@ pub struct Connections {
     pub conn_tunnel: Vec<Option<String>>,
     /// The upstream's `Keep-Alive` header on its first response.
     pub conn_keep_alive: Vec<Option<String>>,
+    /// The upstream's `Server` header on its first response.
+    pub conn_server_header: Vec<Option<String>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -110,6 +112,7 @@ pub struct Details {
     pub rq_responded_at_ns: Vec<Option<i64>>,
     pub rq_response_frame: Vec<Option<u64>>,
     pub rq_connection_close: Vec<bool>,
+    pub rq_request_id: Vec<Option<String>>,
     pub an_time_ns: Vec<i64>,
     pub an_frame: Vec<u64>,
     pub an_side: Vec<Name>,
@@ -280,6 +283,7 @@ impl Connections {
             .find(|e| e.side == Side::Server && matches!(e.kind, EventType::Fin | EventType::Rst));
         self.conn_tunnel.push(l.tunnel.clone());
         self.conn_keep_alive.push(l.keep_alive.clone());
+        self.conn_server_header.push(l.server_header.clone());
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));
@@ -313,6 +317,7 @@ impl Details {
             self.rq_responded_at_ns.push(r.responded_at_ns);
             self.rq_response_frame.push(r.response_frame);
             self.rq_connection_close.push(r.connection_close);
+            self.rq_request_id.push(r.request_id.clone());
         }
         for a in &l.anomalies {
             self.an_time_ns.push(a.time_ns);

@@ -546,18 +546,26 @@ impl<'a> View<'a> {
     }
 }
 
-/// The value of header `lower_name` in the head of the message at `offset`, stripped and
-/// lower-cased, when the head is captured whole: what an `Upgrade` says, read only for the rare
-/// message that switches protocols, so the framer's own header scan stays as small as it is.
-pub fn header_value(stream: &Stream, offset: i64, lower_name: &[u8]) -> Option<String> {
+/// The value of the first header named one of `lower_names` in the head of the message at
+/// `offset`, stripped, as sent, when the head is captured whole. Read again at labelling for the
+/// few headers only reports use (an `Upgrade`, the upstream's `Server` and `Keep-Alive`, a request
+/// id), so the framer's own header scan stays as small as it is.
+pub fn header_raw(stream: &Stream, offset: i64, lower_names: &[&[u8]]) -> Option<String> {
     let view = View::new(stream);
     let (_, block) = head_of(view.read(offset, MAX_HEAD))?;
     block.split(|&b| b == b'\n').skip(1).find_map(|line| {
         let colon = memchr(b':', line)?;
         let name = strip(&line[..colon]);
-        name.eq_ignore_ascii_case(lower_name)
-            .then(|| latin1(strip(&line[colon + 1..])).to_lowercase())
+        lower_names
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+            .then(|| latin1(strip(&line[colon + 1..])).to_string())
     })
+}
+
+/// [`header_raw`] of one name, lower-cased: for values whose tokens have no case.
+pub fn header_value(stream: &Stream, offset: i64, lower_name: &[u8]) -> Option<String> {
+    header_raw(stream, offset, &[lower_name]).map(|v| v.to_lowercase())
 }
 
 /// Where a sender's bursts start: offsets where this side starts sending again after the other

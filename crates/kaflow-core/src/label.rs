@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::flow::{Flow, Mark, Stream, TcpConnection};
-use crate::http::{frame_rows, header_value, Kind, Message, Note};
+use crate::http::{frame_rows, header_raw, header_value, Kind, Message, Note};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
 use crate::pytext::commas;
@@ -85,6 +85,9 @@ pub struct Request {
     pub responded_at_ns: Option<i64>,
     pub response_frame: Option<u64>,
     pub connection_close: bool,
+    /// The request's id header as sent (`X-Request-ID`, else `X-Correlation-ID` or
+    /// `Request-Id`): nginx's `$request_id`, when it forwards one, names the log line exactly.
+    pub request_id: Option<String>,
 }
 
 /// Traffic that does not fit, kept instead of raised (`pcapkit.model.Anomaly`).
@@ -126,6 +129,9 @@ pub struct Labelled {
     /// The upstream's `Keep-Alive` header on its first response (lower-cased), if it sent one:
     /// `timeout=5` is Node's announcement of its idle timeout.
     pub keep_alive: Option<String>,
+    /// The upstream's `Server` header on its first response, as sent: which server it is
+    /// (gunicorn, uvicorn, Jetty...) decides whose setting the advice names.
+    pub server_header: Option<String>,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     pub anomalies: Vec<Anomaly>,
@@ -194,6 +200,9 @@ fn blind_note(m: &Message, notes: &[Note]) -> Option<Cow<'static, str>> {
     Some(Cow::Borrowed(why))
 }
 
+/// The headers a request id travels in; the first of them in the head is the id.
+const REQUEST_ID_HEADERS: &[&[u8]] = &[b"x-request-id", b"x-correlation-id", b"request-id"];
+
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
 pub fn label(tc: &TcpConnection) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);
@@ -242,12 +251,20 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     events.extend(opening(down, Side::Server));
     // what the upstream announces of its keepalive limits (Node, Apache...): its first answer's
     // `Keep-Alive` header, one head read again per connection
-    let keep_alive = resps
+    let first = resps
         .iter()
         .zip(&pairs)
         .find(|(r, &(_, last))| last && r.parsed)
-        .and_then(|(r, _)| header_value(&down.stream, r.offset, b"keep-alive"));
-    let (mut resp_events, requests) = responses(&reqs, resps, &pairs, &resp_notes);
+        .map(|(r, _)| r.offset);
+    let keep_alive = first.and_then(|at| header_value(&down.stream, at, b"keep-alive"));
+    let server_header = first.and_then(|at| header_raw(&down.stream, at, &[b"server"]));
+    let (mut resp_events, mut requests) = responses(&reqs, resps, &pairs, &resp_notes);
+    for r in &mut requests {
+        r.request_id = reqs
+            .get(r.index)
+            .filter(|q| q.parsed)
+            .and_then(|q| header_raw(&up.stream, q.offset, REQUEST_ID_HEADERS));
+    }
     if let (Some(t), Some(note)) = (&tunnel, tunnel_note) {
         if let Some(e) = resp_events.get_mut(t.response) {
             e.note = Some(Cow::Owned(note));
@@ -365,6 +382,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         retransmissions: up.retransmissions + down.retransmissions,
         tunnel: tunnel.map(|t| t.kind),
         keep_alive,
+        server_header,
         requests,
         events,
         anomalies,
@@ -477,6 +495,7 @@ fn responses(
                     responded_at_ns: Some(r.ts_ns),
                     response_frame: Some(r.frame),
                     connection_close: r.connection_close,
+                    request_id: None,
                 });
             }
         }
@@ -512,6 +531,7 @@ fn responses(
                 responded_at_ns: None,
                 response_frame: None,
                 connection_close: false,
+                request_id: None,
             }),
     );
     (events, requests)

@@ -181,7 +181,8 @@ columns! {
         conn_closed_at_ns, conn_last_seen_ns, conn_last_response_ns, conn_partial, conn_state,
         conn_history, conn_syn_count, conn_packets, conn_client_bytes, conn_server_bytes,
         conn_retransmissions, conn_events, conn_requests, conn_anomalies, conn_responses,
-        conn_unanswered, conn_last_close, conn_last_answered_close, conn_tunnel, conn_keep_alive, conn_server_close,
+        conn_unanswered, conn_last_close, conn_last_answered_close, conn_tunnel, conn_keep_alive, conn_server_header,
+        conn_server_close,
         conn_server_close_ns, conn_server_close_frame,
     }
 }
@@ -192,7 +193,7 @@ columns! {
         ev_time_ns, ev_type, ev_side, ev_frame, ev_method, ev_target, ev_host, ev_status,
         ev_connection_close, ev_request_index, ev_length, ev_note,
         rq_index, rq_method, rq_target, rq_host, rq_sent_at_ns, rq_frame, rq_status,
-        rq_responded_at_ns, rq_response_frame, rq_connection_close,
+        rq_responded_at_ns, rq_response_frame, rq_connection_close, rq_request_id,
         an_time_ns, an_frame, an_side, an_what,
     }
 }
