@@ -81,6 +81,8 @@ pub struct Connections {
     pub conn_keep_alive: Vec<Option<String>>,
     /// The upstream's `Server` header on its first response.
     pub conn_server_header: Vec<Option<String>>,
+    /// Requests that asked to close (Connection: close, or HTTP/1.0 without keep-alive).
+    pub conn_requests_close: Vec<u32>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -284,6 +286,11 @@ impl Connections {
         self.conn_tunnel.push(l.tunnel.clone());
         self.conn_keep_alive.push(l.keep_alive.clone());
         self.conn_server_header.push(l.server_header.clone());
+        let closing = l
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Request && e.connection_close);
+        self.conn_requests_close.push(count(closing.count()));
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));
