@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,7 @@ class _Totals:
     rst: int = 0
     retransmissions: int = 0
     anomalies: int = 0
+    one_sided: Counter[str] = field(default_factory=Counter)
 
     def add(self, c: Connections) -> None:
         self.connections += len(c.conn_id)
@@ -67,6 +68,7 @@ class _Totals:
         self.rst += c.conn_close.count("rst")
         self.retransmissions += sum(c.conn_retransmissions)
         self.anomalies += sum(c.conn_anomalies)
+        self.one_sided.update(s for s in c.conn_one_sided if s is not None)
 
     def summary(self, findings: Iterable[Finding]) -> Summary:
         kinds = findings.kinds() if isinstance(findings, FindingSpool) else _kinds(findings)
@@ -159,6 +161,9 @@ class _Scan:
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
         findings = self.classifier.finish()
+        sided = self.totals.one_sided
+        if sided:
+            capture = replace(capture, warnings=(*capture.warnings, _one_sided(sided)))
         return Analysis(
             capture=capture,
             connections=kept,
@@ -166,6 +171,20 @@ class _Scan:
             summary=self.totals.summary(findings),
             advice=diagnose.advise(findings, self.evidence),
         )
+
+
+def _one_sided(sided: Counter[str]) -> str:
+    """The warning for connections seen in one direction only."""
+    parts = [
+        f"{n:,} with only {'nginx' if side == 'client' else 'the upstream'}'s packets"
+        for side, n in sorted(sided.items())
+    ]
+    n = sum(sided.values())
+    return (
+        f"one-sided capture: {n:,} connection{'s' if n != 1 else ''} seen in one direction only "
+        f"({', '.join(parts)}): an asymmetric route or a mirror port? Requests there cannot be "
+        "paired with answers, and a SYN followed by nginx's ACKs is not a failed connect"
+    )
 
 
 def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSummary:

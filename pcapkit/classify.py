@@ -224,8 +224,13 @@ def server_initiated_close(f: Facts, lost: bool) -> Finding | None:
 
 
 def connect_failure(conn: Connection) -> Finding | None:
-    """nginx's SYN never answered, or answered with RST."""
+    """nginx's SYN never answered, or answered with RST.
+
+    Not when the capture holds nginx's side only and nginx went on after its SYN (ACKs,
+    requests, a FIN): the SYN-ACK came, on a path the capture did not see."""
     if conn.opened_by != "client" or conn.established_at_ns is not None:
+        return None
+    if conn.one_sided == "client":
         return None
     rst = next((e for e in conn.events if e.side == "server" and e.type == "rst"), None)
     times = f" (sent {conn.syn_count} times)" if conn.syn_count > 1 else ""

@@ -93,6 +93,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 tunnel=c.conn_tunnel[i],
                 keep_alive=c.conn_keep_alive[i],
                 server_header=c.conn_server_header[i],
+                one_sided=c.conn_one_sided[i],
             )
         )
         e, r, a = e + ne, r + nr, a + na

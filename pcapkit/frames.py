@@ -95,6 +95,7 @@ def connections_frame(analysis: Analysis) -> pd.DataFrame:
             "tunnel": c.tunnel,
             "keep_alive": c.keep_alive,
             "server_header": c.server_header,
+            "one_sided": c.one_sided,
         }
         for c in analysis.connections
     ]
@@ -131,6 +132,7 @@ _CONNECTION_COLUMNS = (
     "tunnel",
     "keep_alive",
     "server_header",
+    "one_sided",
 )
 
 

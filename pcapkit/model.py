@@ -164,6 +164,10 @@ class Connection:
     # The upstream's Server header on its first response, as sent ("gunicorn", "uvicorn",
     # "Jetty(12.0.1)"...): which server it is decides whose setting the advice names.
     server_header: str | None = None
+    # The only side whose packets the capture holds, when it holds one only (an asymmetric
+    # route, a mirror port): requests cannot be paired with answers, and a SYN with no SYN-ACK
+    # in the capture is not a failed connect when nginx's ACKs and requests follow it.
+    one_sided: Side | None = None
 
     @property
     def duration_ns(self) -> int:

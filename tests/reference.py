@@ -318,6 +318,7 @@ class _Attempt:
     min_ts: int
     isn: int | None = None
     syn_ack_ack: int | None = None  # what the server's first SYN-ACK acknowledged
+    closed: bool = False  # a FIN or RST was seen
     zeek: Zeek = field(default_factory=Zeek)
     up: list[Raw] = field(default_factory=list)
     down: list[Raw] = field(default_factory=list)
@@ -329,10 +330,46 @@ def _endpoint(ip: int, port: int, version: int) -> str:
     return f"[{ipaddress.IPv6Address(ip)}]:{port}"
 
 
+def _attempt_only(b: _Attempt) -> bool:
+    """Nothing but the client's SYNs so far."""
+    return not b.down and all(r[3] & SYN for r in b.up)
+
+
+_PARKED_PER_TUPLE = 8
+
+
 def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnection]:
-    """Group packets into connection attempts the obvious way: a dict, one packet at a time."""
+    """Group packets into connection attempts the obvious way: a dict, one packet at a time.
+
+    A tuple has one current attempt; other attempts on it (SYNs with another ISN: forged, or
+    given up and retried) are parked beside it. A SYN with a parked attempt's ISN is its
+    retransmission; a SYN-ACK acknowledging a parked attempt makes it current.
+    """
     open_: dict[tuple[int, int, int, int, int], _Attempt] = {}
+    parked: dict[tuple[int, int, int, int, int], list[_Attempt]] = {}
     done: list[_Attempt] = []
+    ids = 0
+
+    def new(key: tuple[int, int, int, int, int], ts: int, frame: int) -> _Attempt:
+        nonlocal ids
+        ids += 1
+        return _Attempt(ids, key, ts, frame, ts, ts)
+
+    def park(key: tuple[int, int, int, int, int], b: _Attempt) -> None:
+        there = parked.setdefault(key, [])
+        if len(there) >= _PARKED_PER_TUPLE:
+            done.append(there.pop(0))
+        there.append(b)
+
+    def current(key: tuple[int, int, int, int, int], b: _Attempt) -> None:
+        """``b`` is the tuple's attempt; the one it replaces is parked if it has only SYNs."""
+        old = open_[key]
+        if _attempt_only(old):
+            park(key, old)
+        else:
+            done.append(old)
+        open_[key] = b
+
     for (
         frame,
         ts,
@@ -356,26 +393,54 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
             continue
         b = open_.get(key)
         client_syn = c2s and flags & SYN and not flags & ACK
+        there = parked.get(key, [])
         if client_syn and b is not None:
             # its own SYN, written late (stamped no later than the rest, or acknowledged by the
-            # SYN-ACK already seen); else a new ISN on a known tuple: a new connection
+            # SYN-ACK already seen); else another attempt on a known tuple
             if b.isn is None and (ts <= b.min_ts or b.syn_ack_ack == (seq + 1) % 2**32):
                 b.isn = seq
                 b.first_ts = min(b.first_ts, ts)
             elif b.isn != seq:
-                done.append(b)
-                b = None
+                same = next((p for p in there if p.isn == seq), None)
+                if same is not None:
+                    there.remove(same)
+                    if _attempt_only(b):
+                        current(key, same)
+                    else:
+                        park(key, same)
+                    b = same
+                elif _attempt_only(b) or b.closed:
+                    b = new(key, ts, frame)
+                    current(key, b)
+                else:
+                    b = new(key, ts, frame)
+                    park(key, b)  # a stray SYN does not end a connection; its SYN-ACK would
+        elif (
+            b is not None
+            and not c2s
+            and flags & (SYN | ACK) == SYN | ACK
+            and b.isn is not None
+            and (b.isn + 1) % 2**32 != ack
+        ):
+            accepted = next((p for p in there if p.isn == (ack - 1) % 2**32), None)
+            if accepted is not None:
+                there.remove(accepted)
+                current(key, accepted)
+                b = accepted
         if b is None:
-            b = open_[key] = _Attempt(len(done) + len(open_) + 1, key, ts, frame, ts, ts)
+            b = open_[key] = new(key, ts, frame)
         if client_syn and b.isn is None:
             b.isn = seq
         if not c2s and flags & (SYN | ACK) == SYN | ACK and b.syn_ack_ack is None:
             b.syn_ack_ack = ack
+        if flags & (FIN | RST):
+            b.closed = True
         b.min_ts = min(b.min_ts, ts)
         b.zeek.packet(c2s, flags, seq, ack, window, plen)
         (b.up if c2s else b.down).append((ts, frame, seq, flags, plen, payload))
         b.last_ts = max(ts, b.last_ts)
     done.extend(open_.values())
+    done.extend(b for there in parked.values() for b in there)
     out = []
     for b in sorted(done, key=lambda b: b.id):
         c_ip, c_port, s_ip, s_port, version = b.key

@@ -134,3 +134,73 @@ def test_a_response_without_a_request_on_a_connection_seen_from_its_start(
     reporter("table").render(a, out, ReportOptions(connections="all"))
     assert "(no request seen for it)" in out.getvalue()
     assert "request before the capture" not in out.getvalue()
+
+
+def whats(conn: Connection) -> list[str]:
+    return [a.what for a in conn.anomalies]
+
+
+def test_a_folded_header_is_unfolded_and_said(tmp_path: Path) -> None:
+    folded = b"GET /a HTTP/1.1\r\nHost: b\r\nX-Long: one\r\n two\r\n\r\n"
+    conn = one(tmp_path, [(folded, ok()), (get("/b"), ok())])
+    assert answered(conn) == [("GET", "/a", 200), ("GET", "/b", 200)]
+    assert whats(conn) == ["header folded over lines (obsolete line folding, unfolded)"]
+
+
+def test_a_folded_content_length_is_unreadable_not_a_shorter_body(tmp_path: Path) -> None:
+    # "Content-Length: 3" continued by " 9" is "3 9": no one length, so no body length at all
+    folded = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n 9\r\n\r\nabc"
+    conn = one(tmp_path, [(get("/a"), folded), (get("/b"), ok())])
+    assert whats(conn)[:2] == [
+        "header folded over lines (obsolete line folding, unfolded)",
+        "unreadable Content-Length",
+    ]
+
+
+def test_an_indented_line_is_never_a_header_of_its_own(tmp_path: Path) -> None:
+    # a Content-Length hidden on a continuation line must not frame a body: read as one, the
+    # next request's 5 bytes would be swallowed and "/b" never seen
+    hidden = b"GET /a HTTP/1.1\r\nHost: b\r\nX-A: 1\r\n Content-Length: 5\r\n\r\n"
+    conn = one(tmp_path, [(hidden, ok()), (get("/b"), ok())])
+    assert answered(conn) == [("GET", "/a", 200), ("GET", "/b", 200)]
+    indented = b"GET /a HTTP/1.1\r\n Content-Length: 5\r\nHost: b\r\n\r\n"
+    conn = one(tmp_path, [(indented, ok()), (get("/b"), ok())])
+    assert answered(conn) == [("GET", "/a", 200), ("GET", "/b", 200)]
+    assert conn.requests[0].host == "b"
+    assert whats(conn) == ["header line beginning with white space after the start line (not read)"]
+
+
+def test_an_http_0_9_request_keeps_its_method_and_target(tmp_path: Path) -> None:
+    conn = one(tmp_path, [(b"GET /old\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")])
+    assert answered(conn) == [("GET", "/old", 200)]
+    assert whats(conn) == ["HTTP/0.9 request (no version), read as GET /old"]
+    request = next(e for e in conn.events if e.type == "request")
+    assert request.length == len(b"GET /old\r\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "target"),
+    [
+        (b"GET /a b c HTTP/1.1", "/a"),
+        (b"GET /a HTTP/1.x", "/a"),
+        (b"POST /form HTTP/1.1 extra", "/form"),
+    ],
+)
+def test_a_malformed_request_line_keeps_what_it_says_and_is_flagged(
+    tmp_path: Path, line: bytes, target: str
+) -> None:
+    request = line + b"\r\nHost: b\r\nContent-Length: 2\r\n\r\nxy"
+    conn = one(tmp_path, [(request, ok()), (get("/next"), ok())])
+    method = line.split(b" ")[0].decode()
+    assert answered(conn) == [(method, target, 200), ("GET", "/next", 200)]
+    shown = repr(line + b"\r")
+    assert whats(conn) == [f"malformed request line, read as {method} {target}: {shown}"]
+
+
+@pytest.mark.parametrize("junk", [b"HELLO WORLD\r\n", b"POST /x\r\n", b"GET x\r\n"])
+def test_words_that_only_look_like_a_request_line_are_not_made_a_request(
+    tmp_path: Path, junk: bytes
+) -> None:
+    conn = one(tmp_path, [(junk, ok())])
+    assert [r.method for r in conn.requests] == [None]
+    assert whats(conn)[0].startswith("not an HTTP/1.x request line")

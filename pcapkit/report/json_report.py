@@ -85,6 +85,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
         **({"tunnel": c.tunnel} if c.tunnel is not None else {}),
         **({"keep_alive": c.keep_alive} if c.keep_alive is not None else {}),
         **({"server_header": c.server_header} if c.server_header is not None else {}),
+        **({"one_sided": c.one_sided} if c.one_sided is not None else {}),
     }
 
 
@@ -166,6 +167,7 @@ def connection_json(c: Connection) -> str:
         + (f',"tunnel":{_str(c.tunnel)}' if c.tunnel is not None else "")
         + (f',"keep_alive":{_str(c.keep_alive)}' if c.keep_alive is not None else "")
         + (f',"server_header":{_str(c.server_header)}' if c.server_header is not None else "")
+        + (f',"one_sided":"{c.one_sided}"' if c.one_sided is not None else "")
         + "}"
     )
 

@@ -122,10 +122,11 @@ def header(conn: Connection) -> str:
         else "not closed in the capture"
     )
     reqs = len(conn.requests)
+    sided = f"; only {_SIDE[conn.one_sided]}'s packets captured" if conn.one_sided else ""
     return (
         f"Connection #{conn.id}  {conn.client} → {conn.server}  "
         f"[{conn.state} {conn.history}]  {opened}, {closed}; "
-        f"{reqs} request{'s' if reqs != 1 else ''}, {conn.packets} packets"
+        f"{reqs} request{'s' if reqs != 1 else ''}, {conn.packets} packets{sided}"
     )
 
 

@@ -24,6 +24,27 @@ from tests.oracle.flows import EMPTY_STREAM, Chunk, Stream
 
 MAX_HEAD = 64 * 1024  # longest header block we look for; nginx's own default limit is far lower
 _REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$")
+_LOOSE_REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192})(?!\S)(.*?)\r?$")
+
+
+def _loose_request_line(line: bytes) -> tuple[str, str, bool] | None:
+    """A request line :data:`_REQUEST_LINE` refuses that still says what was asked: method,
+    target, and whether it is HTTP/0.9 (``GET /path`` and nothing after) rather than a line with
+    a broken version or a space in its target (``HTTP/`` somewhere after the target). Anything
+    else is not taken for a request: body bytes that start with a capital word must not be."""
+    m = _LOOSE_REQUEST_LINE.match(line)
+    if m is None:
+        return None
+    method, target, after = m.groups()
+    if not after:
+        if method == b"GET" and target.startswith(b"/"):
+            return "GET", target.decode("latin-1"), True
+        return None
+    if b"HTTP/" not in after:
+        return None
+    return method.decode("ascii"), target.decode("latin-1"), False
+
+
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\r?$")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?$")
 # What the first bytes of a request line must look like (a method, then a space), checked on a
@@ -160,15 +181,32 @@ def _head(buf: bytes) -> tuple[int, list[bytes]] | None:
     return end + sep, buf[:end].split(b"\n")
 
 
-def _headers(lines: list[bytes]) -> dict[bytes, bytes]:
+def _headers(lines: list[bytes]) -> tuple[dict[bytes, bytes], bool, bool]:
+    """The header lines' values by lower-case name (a repeated name's values joined by ", "),
+    whether a line was folded onto the one before (RFC 9112 §5.2: unfolded with one space), and
+    whether the first header line was indented (RFC 9112 §2.2: not read). A line starting with a
+    space or a tab is never a header of its own."""
     out: dict[bytes, bytes] = {}
-    for line in lines[1:]:
+    folded = indented = False
+    key: bytes | None = None
+    for i, line in enumerate(lines[1:]):
+        if line[:1] in (b" ", b"\t"):
+            if i == 0:
+                indented = True
+                continue
+            folded = True
+            more = line.strip()
+            if more and key is not None and key in out:
+                out[key] += b" " + more
+            continue
         name, colon, value = line.partition(b":")
-        if colon:
-            key = name.strip().lower()
-            val = value.strip()
-            out[key] = out[key] + b", " + val if key in out else val
-    return out
+        if not colon:
+            key = None
+            continue
+        key = name.strip().lower()
+        val = value.strip()
+        out[key] = out[key] + b", " + val if key in out else val
+    return out, folded, indented
 
 
 Row = tuple[int, int, int, bool, str | None, str | None, str | None, int | None, bool, int | None]
@@ -413,8 +451,14 @@ class _Framer:
                 break
             raw = data[m.end() - 2 : body_at + 2]  # "\r\nName: value\r\n...\r\n"
             block = raw.lower()
-            if block.count(b"\n") != block.count(b"\r\n") or b" :" in block or b"\t:" in block:
-                break  # bare LF or an odd header line: the general parser decides
+            if (
+                block.count(b"\n") != block.count(b"\r\n")
+                or b" :" in block
+                or b"\t:" in block
+                or b"\n " in block
+                or b"\n\t" in block
+            ):
+                break  # bare LF, an odd or folded header line: the general parser decides
             cl = _fast_value(block, b"\r\ncontent-length:")
             te = _fast_value(block, b"\r\ntransfer-encoding:")
             conn = _fast_value(block, b"\r\nconnection:")
@@ -594,7 +638,8 @@ class _Framer:
             nl = buf.find(b"\n")
             first = buf[:nl] if nl >= 0 else b""
             m = (_REQUEST_LINE if self.kind == "request" else _STATUS_LINE).match(first)
-            if m is None:
+            loose = _loose_request_line(first) if m is None and self.kind == "request" else None
+            if m is None and loose is None:
                 if self.midstream and not self.rows and pos == s.starts[0]:
                     # the capture began inside a message: its start was never seen
                     self.note(pos, "capture began mid-message")
@@ -614,15 +659,43 @@ class _Framer:
                 pos = self.blind(pos)
                 continue
             ts, frame = s.where(pos)
+            if loose is not None:
+                l_method, l_target, nine = loose
+                asked = f"{l_method} {l_target}"
+                if nine:
+                    # HTTP/0.9: the line is the whole request, and the connection closes after
+                    # the answer
+                    self.note(pos, f"HTTP/0.9 request (no version), read as {asked}")
+                    n = len(first) + 1
+                    self.rows.append(
+                        (pos, ts, frame, True, l_method, l_target, None, None, True, n)
+                    )
+                    pos += n
+                    continue
+                self.note(pos, f"malformed request line, read as {asked}: {first[:40]!r}")
             head = _head(buf)
-            hdrs = _headers(head[1]) if head else {}
+            hdrs, folded, indented = _headers(head[1]) if head else ({}, False, False)
+            if indented:
+                self.note(
+                    pos, "header line beginning with white space after the start line (not read)"
+                )
+            if folded:
+                self.note(pos, "header folded over lines (obsolete line folding, unfolded)")
             conn_hdr = hdrs.get(b"connection", b"").lower()
             close = b"close" in conn_hdr
-            if self.kind == "request":
+            msg_method: str | None
+            if loose is not None:
+                method, target = loose[0], loose[1]
+                host_b = hdrs.get(b"host")
+                msg_method = method
+                status = None
+            elif m is None:
+                raise AssertionError("unreachable: a start line or a loose request line")
+            elif self.kind == "request":
                 method = m.group(1).decode("ascii")
                 target = m.group(2).decode("latin-1")
                 host_b = hdrs.get(b"host")
-                msg_method: str | None = method
+                msg_method = method
                 status = None
             else:
                 method, target, host_b, msg_method = "", "", None, None
@@ -723,7 +796,7 @@ _HEAD_LINES = (
     + _SPACE
     + rb"*(?i:content-length|transfer-encoding|connection|host)"
     + _SPACE
-    + rb"*:)[^\r\n][^\n]*+(?<=\r)\n"
+    + rb"*:)[^\r\n \t][^\n]*+(?<=\r)\n"
     rb")*+\r\n"
 )
 _TURBO_REQUEST = re.compile(

@@ -128,7 +128,17 @@ def build_connection(tc: TcpConnection) -> Connection:
         events.sort(key=_FRAME)
         events.sort(key=_TIME)
 
-    start = machine.State.ESTABLISHED if tc.partial else machine.State.START
+    one_sided: Side | None = None
+    if down.packets == 0 and up.packets > up.syn_count:
+        one_sided = "client"  # nginx's ACKs and requests after its SYN: the handshake happened
+    elif up.packets == 0 and down.packets > 0:
+        one_sided = "server"
+    if not tc.partial:
+        start = machine.State.START
+    elif one_sided == "server" and down.syn is not None:
+        start = machine.State.SYN_SENT  # its SYN-ACK answers a SYN the capture did not hold
+    else:
+        start = machine.State.ESTABLISHED
     unexpected = machine.describe(events, start)
     first_close = min(closes, key=_WHEN) if closes else None
     closed_by: Side | None = None
@@ -177,6 +187,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         tunnel=tunnel[2] if tunnel is not None else None,
         keep_alive=keep_alive,
         server_header=server_header,
+        one_sided=one_sided,
         requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),

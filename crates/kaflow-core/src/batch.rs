@@ -83,6 +83,8 @@ pub struct Connections {
     pub conn_server_header: Vec<Option<String>>,
     /// Requests that asked to close (Connection: close, or HTTP/1.0 without keep-alive).
     pub conn_requests_close: Vec<u32>,
+    /// The only side the capture holds packets of, when it holds one only.
+    pub conn_one_sided: Vec<Option<Name>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -291,6 +293,7 @@ impl Connections {
             .iter()
             .filter(|e| e.kind == EventType::Request && e.connection_close);
         self.conn_requests_close.push(count(closing.count()));
+        self.conn_one_sided.push(l.one_sided.map(Side::as_str));
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));

@@ -283,6 +283,30 @@ fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// A request line [`request_line`] refuses that still says what was asked: the method, a space,
+/// a target (`[A-Z][A-Z0-9_-]{0,31} (\S{1,8192})(?!\S)(.*?)\r?$`), and then either nothing, for
+/// `GET /path` (HTTP/0.9, true), or something with `HTTP/` in it (a broken version, a space in
+/// the target: false). Anything else is not taken for a request: body bytes that merely start
+/// with a capital word must not become one.
+fn loose_request_line(line: &[u8]) -> Option<(&[u8], &[u8], bool)> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let m = method_len(line)?;
+    let rest = line.get(m..)?.strip_prefix(b" ")?;
+    let t = rest
+        .iter()
+        .take(8193)
+        .take_while(|&&b| !is_space(b))
+        .count();
+    if t == 0 || t > 8192 {
+        return None;
+    }
+    let (method, target, after) = (line.get(..m)?, rest.get(..t)?, rest.get(t..)?);
+    if after.is_empty() {
+        return (method == b"GET" && target.starts_with(b"/")).then_some((method, target, true));
+    }
+    memmem::find(after, b"HTTP/").map(|_| (method, target, false))
+}
+
 /// `HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\r?$` on a line without its LF: HTTP/1.0 or not, and
 /// the status code.
 fn status_line(line: &[u8]) -> Option<(bool, u16)> {
@@ -354,6 +378,28 @@ struct Headers<'a> {
     chunked: bool,
     content_length: Option<Cow<'a, [u8]>>,
     host: Option<Cow<'a, [u8]>>,
+    /// A header line continued on the next (obsolete line folding, RFC 9112 §5.2): unfolded.
+    folded: bool,
+    /// The first header line began with white space (RFC 9112 §2.2): not read.
+    indented_first: bool,
+}
+
+/// Which header a line was, for a folded line after it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    Host,
+    Other,
+}
+
+/// A header's value with a folded continuation line added: the fold is one space.
+fn unfolded<'a>(before: Option<Cow<'a, [u8]>>, more: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    let mut all = before?.into_owned();
+    all.push(b' ');
+    all.extend_from_slice(more);
+    Some(Cow::Owned(all))
 }
 
 /// A header's value so far with one more given: the values joined by ", ", as a repeated header
@@ -373,23 +419,58 @@ fn joined<'a>(before: Option<Cow<'a, [u8]>>, value: &'a [u8]) -> Cow<'a, [u8]> {
 impl<'a> Headers<'a> {
     /// Every line after the start line, split at LF, name before the first colon, white space
     /// stripped, names without case; a header given twice reads as its values joined by ", ".
+    /// A line beginning with a space or a tab is never a header of its own, whatever it holds
+    /// (a smuggled `Content-Length` hides that way): it continues the line before it, or, as
+    /// the first header line, is not read.
     fn parse(block: &'a [u8]) -> Self {
         let mut h = Headers::default();
-        for line in block.split(|&b| b == b'\n').skip(1) {
+        let mut last = None;
+        for (i, line) in block.split(|&b| b == b'\n').skip(1).enumerate() {
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                if i == 0 {
+                    h.indented_first = true;
+                    continue;
+                }
+                h.folded = true;
+                let more = strip(line);
+                if more.is_empty() {
+                    continue;
+                }
+                match last {
+                    Some(Last::Connection) => {
+                        h.close |= contains_ci(more, b"close");
+                        h.keep_alive |= contains_ci(more, b"keep-alive");
+                    }
+                    Some(Last::TransferEncoding) => h.chunked |= contains_ci(more, b"chunked"),
+                    Some(Last::ContentLength) => {
+                        h.content_length = unfolded(h.content_length.take(), more);
+                    }
+                    Some(Last::Host) => h.host = unfolded(h.host.take(), more),
+                    Some(Last::Other) | None => {}
+                }
+                continue;
+            }
             let Some(colon) = memchr(b':', line) else {
+                last = None;
                 continue;
             };
             let (name, value) = (strip(&line[..colon]), strip(&line[colon + 1..]));
-            if name.eq_ignore_ascii_case(b"connection") {
+            last = Some(if name.eq_ignore_ascii_case(b"connection") {
                 h.close |= contains_ci(value, b"close");
                 h.keep_alive |= contains_ci(value, b"keep-alive");
+                Last::Connection
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 h.chunked |= contains_ci(value, b"chunked");
+                Last::TransferEncoding
             } else if name.eq_ignore_ascii_case(b"content-length") {
                 h.content_length = Some(joined(h.content_length.take(), value));
+                Last::ContentLength
             } else if name.eq_ignore_ascii_case(b"host") {
                 h.host = Some(joined(h.host.take(), value));
-            }
+                Last::Host
+            } else {
+                Last::Other
+            });
         }
         h
     }
@@ -1022,6 +1103,10 @@ impl<'a> Framer<'a> {
             if line.is_empty() {
                 break p.checked_sub(2)?;
             }
+            // a folded or indented line: the general parser unfolds it and says so
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                return None;
+            }
             let n = match line.first().map(|&c| c | 0x20) {
                 Some(b'c') => match line.get(3).map(|&c| c | 0x20) {
                     Some(b't') => CONTENT_LENGTH.at_start(line).then_some(0),
@@ -1087,6 +1172,9 @@ impl<'a> Framer<'a> {
             if line.is_empty() && line_start > 0 {
                 body_at = Some(from + i - 3);
                 break;
+            }
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                return None; // folded or indented: the general parser decides
             }
             // a framing name's first letter, any case: most lines are none of them
             if matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'h' | b'H')) {
@@ -1219,6 +1307,13 @@ impl<'a> Framer<'a> {
             Kind::Request => request_line(first).map(|(m, t)| (Some((m, t)), false, None)),
             Kind::Response => status_line(first).map(|(v10, code)| (None, v10, Some(code))),
         };
+        // a request line that is not HTTP/1.x but still says what was asked: kept, and said
+        let mut loose = None;
+        let start = start.or_else(|| {
+            let (m, t, nine) = loose_request_line(first).filter(|_| kind == Kind::Request)?;
+            loose = Some(nine);
+            Some((Some((m, t)), false, None))
+        });
         let Some((request, v10, status)) = start else {
             if self.midstream && self.messages.is_empty() && self.s.starts().first() == Some(&pos) {
                 // the capture began inside a message: its start was never seen
@@ -1245,10 +1340,54 @@ impl<'a> Framer<'a> {
             return Some((self.blind(pos), false));
         };
         let (ts_ns, frame) = self.s.place(pos);
+        if let (Some(nine), Some((m, t))) = (loose, request) {
+            let asked = format!("{} {}", latin1(m), latin1(t));
+            if nine {
+                // HTTP/0.9: the line is the whole request, and the connection closes after
+                // the answer
+                self.note(
+                    pos,
+                    format!("HTTP/0.9 request (no version), read as {asked}"),
+                );
+                let len = first.len() as i64 + 1;
+                let (method, target) = (Some(self.name(m)), Some(latin1(t)));
+                self.messages.push(Message {
+                    offset: pos,
+                    ts_ns,
+                    frame,
+                    parsed: true,
+                    method,
+                    target,
+                    host: None,
+                    status: None,
+                    connection_close: true,
+                    length: Some(len),
+                });
+                return Some((pos.saturating_add(len), false));
+            }
+            let shown = bytes_repr(&first[..first.len().min(40)]);
+            self.note(
+                pos,
+                format!("malformed request line, read as {asked}: {shown}"),
+            );
+        }
         let head = head_of(buf);
         let hdrs = head
             .map(|(_, block)| Headers::parse(block))
             .unwrap_or_default();
+        if hdrs.indented_first {
+            self.note(
+                pos,
+                "header line beginning with white space after the start line (not read)"
+                    .to_string(),
+            );
+        }
+        if hdrs.folded {
+            self.note(
+                pos,
+                "header folded over lines (obsolete line folding, unfolded)".to_string(),
+            );
+        }
         // HTTP/1.0 closes unless it asks to keep alive
         let close = hdrs.close || (v10 && !hdrs.keep_alive);
         let (method, target, host) = match request {

@@ -132,6 +132,10 @@ pub struct Labelled {
     /// The upstream's `Server` header on its first response, as sent: which server it is
     /// (gunicorn, uvicorn, Jetty...) decides whose setting the advice names.
     pub server_header: Option<String>,
+    /// The only side whose packets the capture holds, when it holds one only: an asymmetric
+    /// route or a mirror port. nginx's ACKs and requests after its SYN show the handshake
+    /// happened; the upstream's SYN-ACK shows a SYN was sent.
+    pub one_sided: Option<Side>,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     pub anomalies: Vec<Anomaly>,
@@ -338,10 +342,18 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         events.sort_by_key(order);
     }
 
-    let start = if tc.partial {
-        State::Established
+    let one_sided = if down.packets == 0 && up.packets > u64::from(up.syn_count) {
+        Some(Side::Client)
+    } else if up.packets == 0 && down.packets > 0 {
+        Some(Side::Server)
     } else {
-        State::Start
+        None
+    };
+    let start = match (tc.partial, one_sided, down.syn) {
+        // the upstream's side only: its SYN-ACK answers a SYN the capture did not hold
+        (true, Some(Side::Server), Some(_)) => State::SynSent,
+        (true, ..) => State::Established,
+        (false, ..) => State::Start,
     };
     let unexpected = machine::describe(&events, start);
 
@@ -385,6 +397,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         tunnel: tunnel.map(|t| t.kind),
         keep_alive,
         server_header,
+        one_sided,
         requests,
         events,
         anomalies,

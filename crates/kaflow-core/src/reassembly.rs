@@ -17,8 +17,12 @@
 //! The rules are tcp.py's (its docstrings give the reasons):
 //!
 //! - the side on an upstream port is the server; segments on no upstream port are only counted;
-//! - a client SYN (SYN without ACK) with a new ISN on an open tuple starts a new connection, the
-//!   same ISN is a retransmission; a SYN timestamped no later than everything its tuple has
+//! - a client SYN (SYN without ACK) with the ISN of the tuple's connection is a retransmission;
+//!   with another ISN it is another attempt: the tuple's connection if the one there has only
+//!   SYNs (which is parked beside it) or has closed (port reuse: it is finished), else parked
+//!   beside it (a stray or forged SYN does not end an established connection). A SYN with a
+//!   parked attempt's ISN is that attempt's; a SYN-ACK acknowledging a parked attempt's ISN + 1
+//!   makes it the tuple's connection; a SYN timestamped no later than everything its tuple has
 //!   so far, or one the tuple's SYN-ACK acknowledges, opens that connection rather than a new
 //!   one (a SYN-ACK written first, even stamped first);
 //! - sequence numbers are unwrapped per direction in file order, each step the signed 32-bit
@@ -690,6 +694,11 @@ impl Conn {
         }
     }
 
+    /// Nothing but the client's SYNs so far: an attempt another SYN on its tuple need not end.
+    fn attempt_only(&self) -> bool {
+        self.down.packets == 0 && self.up.packets == u64::from(self.up.syn_count)
+    }
+
     fn expired(&self, now: i64, linger_ns: i64) -> bool {
         let over = self.closed & 4 != 0 || self.closed & 3 == 3;
         self.last_ts < now.saturating_sub(IDLE_FINISH_NS)
@@ -742,6 +751,10 @@ pub struct Reassembler {
     /// packet's (a tuple has one connection in `conns`), so it is never cleared, and tuples
     /// crafted to share a slot only send their packets to the table.
     hints: Box<[u32; HINTS]>,
+    /// Other attempts on a tuple that has a connection in `conns`: SYNs with another ISN
+    /// (forged, or an attempt given up and retried with a new ISN). A later SYN with one's ISN
+    /// is its retransmission, a SYN-ACK acknowledging one makes it the tuple's connection.
+    parked: HashMap<Key, Vec<Conn>, KeyHashing>,
     next_id: u64,
     now: i64,
     next_sweep: i64,
@@ -768,6 +781,7 @@ impl Reassembler {
         Reassembler {
             ports: bits,
             table: HashMap::with_hasher(seed),
+            parked: HashMap::with_hasher(seed),
             conns: Vec::new(),
             hints: Box::new([u32::MAX; HINTS]),
             next_id: 1,
@@ -844,10 +858,11 @@ impl Reassembler {
                 *h = at as u32;
             }
             if let Some(c) = self.conns.get_mut(at) {
-                let mut stays = !c.expired(now, linger);
+                let stays = !c.expired(now, linger);
                 if stays && client_syn {
                     match c.client_isn {
-                        Some(isn) => stays = isn == seg.seq,
+                        Some(isn) if isn == seg.seq => {}
+                        Some(_) => return self.other_attempt(at, key, seg, payload, done),
                         // written to the file after packets it precedes, or answered by the
                         // SYN-ACK already here (-i any, multi-queue NICs: a SYN-ACK may even be
                         // stamped before its SYN): it opens this one
@@ -857,8 +872,17 @@ impl Reassembler {
                             c.client_isn = Some(seg.seq);
                             c.first_ts = c.first_ts.min(seg.ts_ns);
                         }
-                        None => stays = false,
+                        None => return self.other_attempt(at, key, seg, payload, done),
                     }
+                }
+                if stays
+                    && !to_srv
+                    && seg.flags & (SYN | ACK) == SYN | ACK
+                    && c.client_isn
+                        .is_some_and(|isn| isn.wrapping_add(1) != seg.ack)
+                    && !self.parked.is_empty()
+                {
+                    return self.answered_attempt(at, key, seg, payload, done);
                 }
                 if stays {
                     c.add(seg, payload, to_srv);
@@ -927,6 +951,113 @@ impl Reassembler {
         }
     }
 
+    /// A client SYN with another ISN than the tuple's connection `at` has, which is not over.
+    /// A retransmission of a parked attempt goes to it (and it becomes the tuple's connection
+    /// if that one has only SYNs too); otherwise it is a new attempt: the tuple's connection
+    /// if the one there has only SYNs (that one is parked) or has closed (port reuse: it is
+    /// finished), parked beside an established connection that has not (a stray or forged SYN
+    /// does not end a connection; its SYN-ACK would).
+    #[cold]
+    #[inline(never)]
+    fn other_attempt(
+        &mut self,
+        at: usize,
+        key: Key,
+        seg: &Segment,
+        payload: &[u8],
+        done: &mut Vec<TcpConnection>,
+    ) {
+        let Some(current) = self.conns.get(at) else {
+            return;
+        };
+        let (attempt_only, closed) = (current.attempt_only(), current.closed != 0);
+        if let Some(mut other) = self.unpark(key, |p| p.client_isn == Some(seg.seq)) {
+            other.add(seg, payload, true);
+            if attempt_only {
+                self.make_current(at, key, other, done);
+            } else {
+                self.park(key, other, done);
+            }
+            return;
+        }
+        if attempt_only || closed {
+            let mut c = Conn::new(key, self.next_id, seg);
+            self.next_id += 1;
+            c.client_isn = Some(seg.seq);
+            c.add(seg, payload, true);
+            self.make_current(at, key, c, done);
+            return;
+        }
+        let mut c = Conn::new(key, self.next_id, seg);
+        self.next_id += 1;
+        c.client_isn = Some(seg.seq);
+        c.add(seg, payload, true);
+        self.park(key, c, done);
+    }
+
+    /// A SYN-ACK that does not acknowledge the ISN of the tuple's connection `at`: if it
+    /// acknowledges a parked attempt's, that attempt was the one accepted and becomes the
+    /// tuple's connection.
+    #[cold]
+    #[inline(never)]
+    fn answered_attempt(
+        &mut self,
+        at: usize,
+        key: Key,
+        seg: &Segment,
+        payload: &[u8],
+        done: &mut Vec<TcpConnection>,
+    ) {
+        let accepted = |p: &Conn| p.client_isn.map(|isn| isn.wrapping_add(1)) == Some(seg.ack);
+        match self.unpark(key, accepted) {
+            Some(mut other) => {
+                other.add(seg, payload, false);
+                self.make_current(at, key, other, done);
+            }
+            None => {
+                if let Some(c) = self.conns.get_mut(at) {
+                    c.add(seg, payload, false);
+                }
+            }
+        }
+    }
+
+    /// The tuple's parked attempt `which` picks, taken out.
+    fn unpark(&mut self, key: Key, which: impl Fn(&Conn) -> bool) -> Option<Conn> {
+        let parked = self.parked.get_mut(&key)?;
+        let c = parked.remove(parked.iter().position(which)?);
+        if parked.is_empty() {
+            self.parked.remove(&key);
+        }
+        Some(c)
+    }
+
+    /// `c` in place of the tuple's connection at `at`, which is parked if it has only SYNs
+    /// and finished otherwise.
+    fn make_current(&mut self, at: usize, key: Key, c: Conn, done: &mut Vec<TcpConnection>) {
+        let Some(slot) = self.conns.get_mut(at) else {
+            return;
+        };
+        let old = std::mem::replace(slot, c);
+        if old.attempt_only() {
+            self.park(key, old, done);
+        } else {
+            done.push(old.finish());
+        }
+    }
+
+    /// Attempts parked per tuple: beyond this many the oldest is finished, so a flood of SYNs
+    /// on one tuple costs bounded memory and time.
+    const PARKED_PER_TUPLE: usize = 8;
+
+    fn park(&mut self, key: Key, c: Conn, done: &mut Vec<TcpConnection>) {
+        let parked = self.parked.entry(key).or_default();
+        if parked.len() >= Self::PARKED_PER_TUPLE {
+            done.push(parked.remove(0).finish());
+        }
+        parked.push(c);
+    }
+
     /// Take a connection out; the last one moves into its place.
     fn remove(&mut self, key: &Key) -> Option<Conn> {
         let at = self.table.remove(key)? as usize;
@@ -959,6 +1090,18 @@ impl Reassembler {
                 done.push(c.finish());
             }
         }
+        if !self.parked.is_empty() {
+            let mut gone: Vec<Conn> = Vec::new();
+            self.parked.retain(|_, list| {
+                let (old, keep): (Vec<Conn>, Vec<Conn>) =
+                    list.drain(..).partition(|c| c.expired(now, linger));
+                gone.extend(old);
+                *list = keep;
+                !list.is_empty()
+            });
+            gone.sort_unstable_by_key(|c| c.id);
+            done.extend(gone.into_iter().map(Conn::finish));
+        }
         self.next_sweep = now.saturating_add(SWEEP_NS);
         self.since_sweep = 0;
     }
@@ -966,6 +1109,7 @@ impl Reassembler {
     /// The capture ended: every connection still open, in id order; and the counts.
     pub fn finish(mut self, done: &mut Vec<TcpConnection>) -> TcpStats {
         let mut all = std::mem::take(&mut self.conns);
+        all.extend(self.parked.drain().flat_map(|(_, list)| list));
         all.sort_unstable_by_key(|c| c.id);
         done.extend(all.into_iter().map(Conn::finish));
         self.stats

@@ -457,44 +457,28 @@ fn garbage_bursts_cost_a_short_read_each() {
 }
 
 #[test]
-fn white_space_before_a_header_name_is_read_as_the_reference_reads_it() {
-    // The reference's quick path (contiguous streams) does not see " Content-Length"; its
-    // general parser (after a hole) does. Values from the Python reference.
+fn an_indented_header_line_is_never_a_header_whichever_way_the_head_is_read() {
+    // " Content-Length: 5" as the first header line is not read (RFC 9112 §2.2), by the quick
+    // path (contiguous stream) and the general parser (after a hole) alike: the POST has no
+    // body, and the five bytes are not a request
     let r = b"POST /a HTTP/1.1\r\n Content-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n";
-    let (msgs, notes) = requests(&chunks(&[P::Bytes(r)], 1, 1), &[]);
-    let got: Vec<_> = msgs
-        .iter()
-        .map(|m| (m.method.as_deref(), m.target.as_deref(), m.length))
-        .collect();
-    assert_eq!(
-        got,
-        [(Some("POST"), Some("/a"), Some(40)), (None, None, None)]
-    );
-    assert_eq!(
-        whats(&notes),
-        ["not an HTTP/1.x request line: b'helloGET /b HTTP/1.1\\r'"]
-    );
-    let s = chunks(&[P::Bytes(r), P::Hole(3), P::Bytes(b"x")], 1, 1);
-    let (msgs, notes) = requests(&s, &[]);
-    let got: Vec<_> = msgs
-        .iter()
-        .map(|m| (m.method.as_deref(), m.target.as_deref(), m.length))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            (Some("POST"), Some("/a"), Some(45)),
-            (Some("GET"), Some("/b"), Some(19)),
-            (None, None, None)
-        ]
-    );
-    assert_eq!(
-        whats(&notes),
-        [
-            "3 bytes missing from the capture",
-            "not an HTTP/1.x request line: b'x'"
-        ]
-    );
+    let indented = "header line beginning with white space after the start line (not read)";
+    let junk = "not an HTTP/1.x request line: b'helloGET /b HTTP/1.1\\r'";
+    for s in [
+        chunks(&[P::Bytes(r)], 1, 1),
+        chunks(&[P::Bytes(r), P::Hole(3), P::Bytes(b"x")], 1, 1),
+    ] {
+        let (msgs, notes) = requests(&s, &[]);
+        let got: Vec<_> = msgs
+            .iter()
+            .map(|m| (m.method.as_deref(), m.target.as_deref(), m.length))
+            .collect();
+        assert_eq!(
+            got[..2],
+            [(Some("POST"), Some("/a"), Some(40)), (None, None, None)]
+        );
+        assert_eq!(whats(&notes)[..2], [indented, junk]);
+    }
 }
 
 #[test]
