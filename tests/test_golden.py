@@ -286,3 +286,36 @@ def test_two_servers_retry_on_the_other_server_and_max_fails() -> None:
     # one server alone: nothing about max_fails
     single = analyze(FIXTURES / "node-race-get" / "capture.pcap")
     assert "max_fails" not in advice(single, "lost_requests")
+
+
+def test_busy_run_losses_and_retries_by_request_id() -> None:
+    """150 clients over a handful of shared URLs: the same request line is in flight many times
+    at once, so only the X-Request-ID tells which request was lost and which one is its retry.
+    Every loss is on the connection its id went unanswered on, and its retry on the one that
+    answered the same id; no other client's identical request is taken for it."""
+    t = truth("busy")
+    a = analyze(FIXTURES / "busy" / "capture.pcap")
+    lines = [x["request"] for x in t["losses"]]
+    assert len(lines) >= 1 and t["client_requests"] >= 2000
+    # shared URLs: each lost request line was sent many times
+    for line in set(lines):
+        assert sum(r.label == line for c in a.connections for r in c.requests) > 100
+    lost = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    by_conn = {c.id: c for c in a.connections}
+    got = sorted(
+        (
+            by_conn[f.connection].client_port,
+            next(r.request_id for r in by_conn[f.connection].requests if not r.answered),
+            by_conn[f.retried_on].client_port if f.retried_on is not None else None,
+        )
+        for f in lost
+    )
+    want = sorted((x["lost_on_port"], x["request_id"], x["answered_on_port"]) for x in t["losses"])
+    assert got == want
+    # the request kaflow calls the retry carries the lost request's own id
+    for f in lost:
+        lost_id = next(r.request_id for r in by_conn[f.connection].requests if not r.answered)
+        assert f.retried_on is not None
+        (retry,) = [x for x in a.findings if x.type == "retry" and x.retry_of == f.connection]
+        again = by_conn[retry.connection].requests[retry.request_index or 0]
+        assert (again.label, again.request_id) == (f.request, lost_id)
