@@ -224,10 +224,24 @@ def _capture_summary(facts: CaptureFacts, ports: tuple[int, ...]) -> CaptureSumm
     )
 
 
+# Packets kaflow cannot look inside, by skip reason: what the error names when no TCP was found.
+_UNREAD = {
+    "gre_not_read": "TCP inside GRE carrying a protocol other than IP, Ethernet or ERSPAN",
+    "udp_tunnel_not_read": "TCP inside GTP-U, L2TP, VXLAN-GPE or MPLS-over-UDP tunnels",
+    "esp": "TCP inside IPsec ESP (encrypted)",
+}
+
+
 def _no_traffic(path: str, facts: CaptureFacts, ports: tuple[int, ...]) -> str:
     want = ", ".join(str(p) for p in ports)
     if facts.tcp_segments == 0:
         why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(facts.skipped))
+        unread = [what for k, what in _UNREAD.items() if dict(facts.skipped).get(k)]
+        if unread:
+            return (
+                f"{path}: no TCP traffic read in {facts.packets} packets: {'; '.join(unread)} "
+                f"is not read ({why})"
+            )
         return f"{path}: no TCP traffic at all in {facts.packets} packets ({why})"
     seen = Counter(dict(facts.other_port_counts))
     top = ", ".join(f"{p} ({n} packets)" for p, n in seen.most_common(3))

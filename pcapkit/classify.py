@@ -489,6 +489,7 @@ def _loss_findings(
                 retried_on=r.cand.conn_id if r is not None else None,
                 request_index=req.index,
                 nginx_errors=nginx_errors(loss),
+                request_id=req.request_id,
             )
         )
     return out
@@ -514,6 +515,8 @@ def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
                 other_server=to,
+                # paired by method, target and Host; nginx resends the lost one's header as is
+                request_id=r.loss.request.request_id,
             )
         )
     return out

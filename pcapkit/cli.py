@@ -42,7 +42,8 @@ app = typer.Typer(
         "Capture the upstream port on the nginx host, then analyze it:\n\n"
         "  tcpdump -i any -B 16384 -U --immediate-mode -w dump.pcap 'tcp port 8080'\n\n"
         "  kaflow analyze dump.pcap\n\n"
-        "Exit codes: 0 no findings, 1 findings, 2 bad input or usage."
+        "Exit codes: 0 no findings, 1 findings (with --nginx-log, also upstream errors nginx "
+        "logged while the capture ran that it does not explain), 2 bad input or usage."
     ),
 )
 
@@ -288,6 +289,10 @@ def analyze(
     upstream closed), retry (nginx sent the lost request again; on a new or a cached
     connection), connect_failed (SYN unanswered or refused).
 
+    Exit codes: 0 no findings; 1 findings, or (with --nginx-log) upstream errors nginx logged
+    while the capture ran that it shows no evidence of; 2 bad input or usage. Log errors from
+    outside the capture's time are listed but do not change the exit code.
+
     Examples:
 
       kaflow analyze dump.pcap
@@ -331,8 +336,9 @@ def analyze(
         from pcapkit.report.html_report import PageKeep
 
         keep = page = PageKeep()
-    if nginx_conf and not connection:
-        # nginx's idle closes are measured over every connection: kept, spooled as objects
+    if (nginx_conf or upstream_config) and not connection:
+        # nginx's idle closes and the upstream's Keep-Alive announcements are read off every
+        # connection: kept, spooled as objects
         keep, spool = _every(keep), True
     bar = _ProgressBar(dump.name, sys.stderr) if sys.stderr.isatty() and not quiet else None
     try:
@@ -358,7 +364,7 @@ def analyze(
         selection = "all"
     if fmt is Format.parquet and output is not None:
         _write_parquet([(result, host)], output)
-        raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+        raise typer.Exit(_exit_code(result))
     options = ReportOptions(connections=selection, limit=limit)
     rep = reporter(fmt.value)
     if fmt is Format.html:
@@ -366,7 +372,17 @@ def analyze(
 
         rep = HtmlReporter(page.spans)
     _write(output, lambda out: rep.render(result, out, options))
-    raise typer.Exit(EXIT_FINDINGS if result.has_findings else EXIT_CLEAN)
+    raise typer.Exit(_exit_code(result))
+
+
+def _exit_code(result: Analysis) -> int:
+    """1 when the capture has findings, or when nginx logged an upstream failure while the
+    capture ran that the capture does not explain (a read timeout, a refused connect, no live
+    upstreams, a loss it missed): a CI gate fed both must not pass on them. Log errors from
+    outside the capture's time are reported but do not count: a day's error log beside ten
+    minutes of capture would otherwise always fail."""
+    logged = result.logs.unexplained_in_capture if result.logs is not None else 0
+    return EXIT_FINDINGS if result.has_findings or logged else EXIT_CLEAN
 
 
 def _every(keep: _Keep | None) -> _Keep | None:
@@ -641,7 +657,11 @@ def check(
     races); its max requests per connection must exceed keepalive_requests; it must accept
     worker_processes x keepalive connections; keepalive must be in effect (HTTP/1.1, no
     Connection: close); POSTs lost to the race are not retried without non_idempotent;
-    max_fails turns races into "no live upstreams".
+    max_fails turns races into "no live upstreams"; proxy_next_upstream_tries below the servers
+    leaves failed connects unretried (a race's loss is retried anyway); a
+    proxy_next_upstream_timeout under 1 s cuts the race's retries short; proxy_request_buffering
+    off leaves lost requests with a body unretried; keepalive_time is a connection's life, not an
+    idle timer.
 
     Exit codes: 0 compatible, 1 problems found, 2 unreadable input.
 

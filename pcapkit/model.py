@@ -230,6 +230,9 @@ class Finding:
     nginx_errors: tuple[str, ...] = ()
     # retry: the upstream server ("ip:port") it went to, when not the one the request was lost on
     other_server: str | None = None
+    # the lost (or retried) request's X-Request-ID as sent: nginx sends a retry with the same
+    # $request_id, and its access log can name it, which joins the two exactly
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

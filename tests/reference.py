@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dpkt
 
@@ -68,11 +69,14 @@ def _after_ethernet(buf: bytes, l2: int) -> int | None:
 
 
 def _inside(buf: bytes, proto: int, at: int) -> int | None:
-    """Where the IP header a VXLAN, Geneve, GRE or ERSPAN tunnel carries at ``at`` starts."""
+    """Where the IP header an IP-in-IP, VXLAN, Geneve, GRE or ERSPAN tunnel carries at ``at``
+    starts."""
+    if proto in (4, 41):
+        return at
     if proto == 17:
         dport = struct.unpack_from("!H", buf, at + 2)[0]
         body = at + 8
-        if dport == 4789:
+        if dport in (4789, 8472):
             return _after_ethernet(buf, body + 8)
         if dport == 6081:
             inner = body + 8 + (buf[body] & 0x3F) * 4
@@ -95,24 +99,123 @@ def _inside(buf: bytes, proto: int, at: int) -> int | None:
     return None
 
 
+_TUNNELS = (4, 17, 41, 47)
+
+
+def _locate(linktype: int, buf: bytes) -> int | None:
+    """Where the innermost IP header starts, through tunnels (at most four deep)."""
+    off = _ip_offset(linktype, buf)
+    for _ in range(4):
+        if off is None:
+            return None
+        version = buf[off] >> 4
+        if version == 4:
+            proto, frag = buf[off + 9], struct.unpack_from("!H", buf, off + 6)[0]
+            if proto in _TUNNELS and not frag & 0x3FFF:
+                off = _inside(buf, proto, off + (buf[off] & 0x0F) * 4)
+                continue
+        elif version == 6 and buf[off + 6] in _TUNNELS:
+            off = _inside(buf, buf[off + 6], off + 40)
+            continue
+        break
+    return off
+
+
+class _Defrag:
+    """IP fragments by datagram until every byte to the last fragment's end is there; the
+    pieces laid down by offset (then arrival), each adding what lies beyond the ones before."""
+
+    def __init__(self) -> None:
+        # key -> [first_ts, header | None, pieces [(offset, bytes)], total | None]
+        self.pending: dict[tuple[int, bytes, bytes, int, int], list[Any]] = {}
+
+    def add(self, linktype: int, buf: bytes, ts: int) -> bytes | None:
+        """The whole datagram (raw IP) if this record is the fragment that completes it."""
+        try:
+            off = _locate(linktype, buf)
+            if off is None:
+                return None
+            got = self._fragment(buf, off)
+        except (struct.error, IndexError):
+            return None
+        if got is None:
+            return None
+        key, offset, more, header, payload = got
+        end = offset + len(payload)
+        if end > 65_535:
+            return None
+        p = self.pending.get(key)
+        if p is not None and ts - p[0] > 30_000_000_000:
+            del self.pending[key]
+        if key not in self.pending and len(self.pending) >= 1024:
+            del self.pending[min(self.pending, key=lambda k: self.pending[k][0])]
+        p = self.pending.setdefault(key, [ts, None, [], None])
+        if len(p[2]) >= 256:
+            return None
+        if offset == 0 and p[1] is None:
+            p[1] = header
+        if not more and p[3] is None:
+            p[3] = end
+        p[2].append((offset, payload))
+        if p[1] is None or p[3] is None:
+            return None
+        data = b""
+        for o, piece in sorted(p[2], key=lambda x: x[0]):  # stable: arrival among equals
+            if o > len(data):
+                return None
+            data += piece[len(data) - o :]
+            if len(data) >= p[3]:
+                break
+        if len(data) < p[3]:
+            return None
+        del self.pending[key]
+        data = data[: p[3]]
+        head = bytearray(p[1])
+        if key[0] == 4:
+            head[2:4] = struct.pack("!H", len(head) + len(data))
+        else:
+            head[4:6] = struct.pack("!H", len(data))
+        return bytes(head) + data
+
+    @staticmethod
+    def _fragment(
+        buf: bytes, off: int
+    ) -> tuple[tuple[int, bytes, bytes, int, int], int, bool, bytes, bytes] | None:
+        version = buf[off] >> 4
+        if version == 4:
+            ihl = (buf[off] & 0x0F) * 4
+            total, ident, flags, _, proto = struct.unpack_from("!HHHBB", buf, off + 2)
+            if not flags & 0x3FFF or ihl < 20 or total < ihl or off + total > len(buf):
+                return None
+            header = bytearray(buf[off : off + ihl])
+            header[6:8] = b"\0\0"
+            key = (4, buf[off + 12 : off + 16], buf[off + 16 : off + 20], ident, proto)
+            payload = buf[off + ihl : off + total]
+            return key, (flags & 0x1FFF) * 8, bool(flags & 0x2000), bytes(header), payload
+        if version != 6:
+            return None
+        end = off + 40 + struct.unpack_from("!H", buf, off + 4)[0]
+        if end > len(buf):
+            return None
+        p, nh = off + 40, buf[off + 6]
+        for _ in range(8):
+            if nh not in (0, 43, 60):
+                break
+            nh, p = buf[p], p + (buf[p + 1] + 1) * 8
+        if nh != 44 or p + 8 > end:
+            return None
+        nxt, word, ident = buf[p], struct.unpack_from("!H", buf, p + 2)[0], buf[p + 4 : p + 8]
+        header = bytearray(buf[off : off + 40])
+        header[6] = nxt
+        key = (6, buf[off + 8 : off + 24], buf[off + 24 : off + 40], int.from_bytes(ident), nxt)
+        return key, word & 0xFFF8, bool(word & 1), bytes(header), buf[p + 8 : end]
+
+
 def _decode(
     linktype: int, buf: bytes
 ) -> tuple[int, int, int, int, int, int, int, int, int, int, int, bytes] | None:
     try:
-        off = _ip_offset(linktype, buf)
-        for _ in range(4):  # tunnels inside tunnels, at most
-            if off is None:
-                return None
-            version = buf[off] >> 4
-            if version == 4:
-                proto, frag = buf[off + 9], struct.unpack_from("!H", buf, off + 6)[0]
-                if proto in (17, 47) and not frag & 0x3FFF:
-                    off = _inside(buf, proto, off + (buf[off] & 0x0F) * 4)
-                    continue
-            elif version == 6 and buf[off + 6] in (17, 47):
-                off = _inside(buf, buf[off + 6], off + 40)
-                continue
-            break
+        off = _locate(linktype, buf)
         if off is None:
             return None
         version = buf[off] >> 4
@@ -215,8 +318,13 @@ def read_packets(path: str | os.PathLike[str]) -> tuple[list[Packet], str, list[
             # dpkt gives a Decimal for nanosecond files and a float otherwise
             ns = int(ts * 1_000_000_000) if isinstance(ts, Decimal) else round(ts * 1e6) * 1000
             records.append((0, ns, bytes(buf)))
+    defrag = _Defrag()
     for frame, (iface, ts_ns, buf) in enumerate(records, start=1):
         d = _decode(linktypes[iface], buf)
+        if d is None:
+            # a fragment completing its datagram: the datagram is this record's packet
+            whole = defrag.add(linktypes[iface], buf, ts_ns)
+            d = _decode(101, whole) if whole is not None else None
         if d is None:
             continue
         version, src, dst, sport, dport, seq, ack, window, flags, plen, _clen, payload = d
@@ -419,8 +527,7 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
             b is not None
             and not c2s
             and flags & (SYN | ACK) == SYN | ACK
-            and b.isn is not None
-            and (b.isn + 1) % 2**32 != ack
+            and (b.isn is None or (b.isn + 1) % 2**32 != ack)
         ):
             accepted = next((p for p in there if p.isn == (ack - 1) % 2**32), None)
             if accepted is not None:

@@ -222,7 +222,11 @@ def test_tso_total_length_zero_uses_captured_length(tmp_path: Path) -> None:
         (ipv4(*V4, 1, b"\x08\x00\x00\x00\x00\x00\x00\x00"), "non_tcp"),
         (ipv6(*V6, 58, b"\x80\x00\x00\x00\x00\x00\x00\x00"), "non_tcp"),
         (ipv6(*V6, 59, b""), "non_tcp"),
-        (ipv4(*V4, 17, bytes(8), flags_frag=0x2000), "non_tcp"),  # a UDP fragment is not TCP
+        # a UDP fragment may carry a tunnel: kept for reassembly; alone, it never completes
+        (ipv4(*V4, 17, bytes(8), flags_frag=0x2000), "ip_fragment"),
+        (ipv4(*V4, 50, bytes(16)), "esp"),  # IPsec ESP: encrypted
+        (ipv4(*V4, 47, struct.pack("!HH", 0, 0x880B) + bytes(8)), "gre_not_read"),  # PPTP
+        (ipv4(*V4, 17, struct.pack("!HHHH", 1, 2152, 16, 0) + bytes(8)), "udp_tunnel_not_read"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

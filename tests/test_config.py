@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pcapkit.config import backends, check, read_nginx
-from pcapkit.config.model import Backend, Value
+from pcapkit.config.model import Backend, Problem, Value
 from pcapkit.config.nginx import nginx_time
 from pcapkit.config.upstream import command, gunicorn, spring_boot, spring_duration, tomcat
 from pcapkit.errors import ConfigError
@@ -399,3 +399,161 @@ def test_puma_rb_read_as_text() -> None:
     assert b.kind == "Puma" and b.port == 9292  # ENV.fetch is not evaluated
     assert b.idle_timeout.value == 75.0 and b.idle_timeout.source == "puma.rb:10"
     assert b.idle_timeout.setting == "persistent_timeout"
+
+
+# --- retry limits, keepalive_time, if{} and proxy_pass with variables (nginx-retries.conf) ------
+
+
+def _shop(version: str = "1.26.2") -> tuple[dict[str, list[str]], list[str], list[Problem]]:
+    """nginx-retries.conf against Tomcat's defaults: locations by upstream, notes, problems."""
+    from pcapkit.config.upstream import defaults
+
+    conf = read_nginx(str(DATA / "nginx-retries.conf"), version=version)
+    r = check(conf, [defaults("tomcat")])
+    locs = {
+        u.name: [f"{loc.path}{' ' + loc.condition if loc.condition else ''}" for loc in u.locations]
+        for u in conf.upstreams
+    }
+    return locs, list(conf.notes), list(r.problems)
+
+
+def test_if_blocks_and_proxy_pass_variables_are_followed_or_named() -> None:
+    locs, notes, _ = _shop()
+    # the map's two values are both upstreams; the if{} sends only POSTs to legacy
+    assert locs == {
+        "api": ["/api/", "/checkout/", "/legacy/", "/upload/"],
+        "canary": ["/api/"],
+        "legacy": ["/legacy/ if ($request_method = POST)"],
+    }
+    text = "\n".join(notes)
+    assert "nginx-retries.conf:46: location /api/: proxy_pass http://$pool: $pool (map at " in text
+    assert "only the requests it picks go there" in text
+    # a set variable naming a host, not an upstream{}: no keepalive, said so
+    assert "gives search.internal.example, which no upstream{} names" in text
+    assert "no keepalive, no race" in text
+    # a host made of variables cannot be followed: said, with where
+    assert "nginx-retries.conf:75: proxy_pass http://$host$request_uri: its host is built" in text
+
+
+def test_if_block_inherits_the_locations_proxy_settings(tmp_path: Path) -> None:
+    p = tmp_path / "nginx.conf"
+    p.write_text(
+        "http { upstream up { server 127.0.0.1:8080; keepalive 8; }\n"
+        "server { listen 80; location / {\n"
+        '  proxy_http_version 1.1; proxy_set_header Connection "";\n'
+        "  if ($http_x_debug) { proxy_pass http://up; }\n"
+        "  return 404; } } }\n"
+    )
+    (up,) = read_nginx(str(p), version="1.24.0").upstreams
+    (loc,) = up.locations
+    assert loc.condition == "if ($http_x_debug)" and loc.keepalive_in_effect
+    assert loc.http_version.source == "nginx.conf:3"
+
+
+def test_rule_next_upstream_tries_limits_connects_not_race_retries() -> None:
+    _, _, problems = _shop()
+    (api,) = [p for p in problems if p.rule == "next_upstream_tries" and p.upstream == "api"]
+    assert api.severity == "problem" and api.location == "/api/"
+    assert "proxy_next_upstream_tries 1 (nginx-retries.conf:48) with 2 servers" in api.message
+    assert "passed to no other server" in api.message
+    assert "lost to the idle-close race are retried all the same" in api.message
+    assert api.fix == "proxy_next_upstream_tries 0; (no limit, the default) or at least 2"
+    # the same location to canary's one server: one try is all it ever had; a note says the
+    # race's losses are still retried (nginx gives a cached connection's try back)
+    (canary,) = [p for p in problems if p.rule == "next_upstream_tries" and p.upstream == "canary"]
+    assert canary.severity == "note" and "does not stop nginx retrying" in canary.message
+
+
+@pytest.mark.parametrize(
+    ("servers", "tries", "idle", "want"),
+    [
+        (2, 1, 120.0, "problem"),  # connects to the other server: none
+        (3, 2, 120.0, "note"),
+        (3, 3, 120.0, None),
+        (2, 0, 120.0, None),  # 0: no limit
+        (1, 1, 20.0, "note"),  # the race is possible: its losses are still retried
+        (1, 1, 120.0, None),  # no race, one server: nothing to say
+    ],
+)
+def test_rule_next_upstream_tries(
+    tmp_path: Path, servers: int, tries: int, idle: float, want: str | None
+) -> None:
+    more = " ".join(f"server 127.0.0.1:{8080 + i};" for i in range(1, servers))
+    p = _conf(tmp_path, more, f"proxy_next_upstream_tries {tries};")
+    r = check(read_nginx(str(p), version="1.24.0"), [_backend(idle)])
+    got = [x.severity for x in r.problems if x.rule == "next_upstream_tries"]
+    assert got == ([want] if want else [])
+
+
+@pytest.mark.parametrize(
+    ("timeout", "idle", "problem"),
+    [
+        ("200ms", 20.0, True),
+        ("999ms", 20.0, True),
+        ("1s", 20.0, False),
+        ("0", 20.0, False),
+        ("200ms", 120.0, False),  # no race: nothing is lost for the timeout to cut short
+    ],
+)
+def test_rule_next_upstream_timeout(
+    tmp_path: Path, timeout: str, idle: float, problem: bool
+) -> None:
+    got = _rules(tmp_path, _backend(idle), location=f"proxy_next_upstream_timeout {timeout};")
+    assert ("next_upstream_timeout" in got) is problem
+
+
+def test_rule_next_upstream_timeout_on_a_real_config() -> None:
+    _, _, problems = _shop()
+    (p,) = [p for p in problems if p.rule == "next_upstream_timeout"]
+    assert p.upstream == "api" and p.location == "/checkout/"
+    assert "proxy_next_upstream_timeout 200ms (nginx-retries.conf:53)" in p.message
+    assert "a lost GET can end as a 502" in p.message
+    assert p.fix.startswith("proxy_next_upstream_timeout 0;")
+
+
+def test_rule_keepalive_time_on_a_real_config() -> None:
+    _, _, problems = _shop()
+    by = {(p.upstream, p.severity): p for p in problems if p.rule == "keepalive_time"}
+    assert set(by) == {("api", "note"), ("legacy", "problem")}
+    # 30 s is a life, not an idle timer: it does not stop the idle-close race
+    assert "is a connection's longest life" in by["api", "note"].message
+    assert "only keepalive_timeout does" in by["api", "note"].message
+    # 500ms: nearly every request on a new connection
+    assert "keepalive_time 500ms (nginx-retries.conf:34)" in by["legacy", "problem"].message
+    assert "keepalive_time 1h;" in by["legacy", "problem"].fix
+
+
+def test_rule_keepalive_time_needs_nginx_1_19_10() -> None:
+    _, _, problems = _shop("1.18.0")
+    bad = [p for p in problems if p.rule == "keepalive_time"]
+    assert [p.upstream for p in bad] == ["api", "legacy"]
+    assert all(p.severity == "problem" and "does not load" in p.message for p in bad)
+    assert "nginx 1.18.0 stops at it (unknown directive" in bad[0].message
+
+
+def test_keepalive_time_default_by_version(tmp_path: Path) -> None:
+    p = _conf(tmp_path)
+    (old,) = read_nginx(str(p), version="1.18.0").upstreams
+    (new,) = read_nginx(str(p), version="1.19.10").upstreams
+    assert old.keepalive_time.value is None and old.keepalive_time.default  # no limit then
+    assert new.keepalive_time.value == 3600.0
+    r = check(read_nginx(str(p), version="1.18.0"), [_backend(120.0)])
+    assert "keepalive_time" not in [x.rule for x in r.problems]  # a default is no problem
+
+
+def test_rule_request_buffering_off_on_a_real_config() -> None:
+    _, _, problems = _shop()
+    (p,) = [p for p in problems if p.rule == "request_buffering"]
+    assert p.upstream == "api" and p.location == "/upload/" and p.severity == "problem"
+    assert "proxy_request_buffering off (nginx-retries.conf:65)" in p.message
+    assert "POST even with non_idempotent" in p.message
+    assert p.fix.startswith("proxy_request_buffering on;")
+
+
+@pytest.mark.parametrize(
+    ("setting", "idle", "problem"),
+    [("off", 20.0, True), ("on", 20.0, False), ("off", 120.0, False)],  # no race, no loss
+)
+def test_rule_request_buffering(tmp_path: Path, setting: str, idle: float, problem: bool) -> None:
+    got = _rules(tmp_path, _backend(idle), location=f"proxy_request_buffering {setting};")
+    assert ("request_buffering" in got) is problem

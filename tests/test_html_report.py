@@ -3,7 +3,9 @@ rendered by a real browser (Debian's chromium, headless) without a console error
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -18,13 +20,16 @@ from pcapkit.report import ReportOptions
 from pcapkit.report import html_report as page
 from pcapkit.report.html_report import HtmlReporter, PageKeep, sequence_svg, structure
 from pcapkit.report.severity import rank
-from tests.test_benchmark_gen import SEED, gen
+from tests.test_benchmark_gen import GEN, SEED, gen
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 GOLD = Path(__file__).parent / "gold"
 # screenshots are kept here for people (and CI) to look at; build/ is ignored by git
 ARTIFACTS = Path(os.environ.get("KAFLOW_ARTIFACTS", ROOT / "build" / "test-artifacts"))
+# the benchmarks' 1M capture takes ~20 s to make and is 465 MB: made once, kept here
+CACHE = Path(os.environ.get("KAFLOW_TEST_CACHE", ROOT / "build" / "test-cache"))
+PAGE_BOUND = 3_000_000  # bytes: "a few MB at most" for a 1M-packet capture (2.03 MB measured)
 
 
 def _page(a: Analysis, spans: page.Spans | None = None) -> str:
@@ -39,6 +44,28 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("gen") / "busy.pcap"
     gen.generate(path, 60_000, seed=SEED, concurrency=40, ports=(40000, 40999))
     yield path
+
+
+@pytest.fixture(scope="module")
+def million() -> Path:
+    """``benchmarks/gen.py --packets 1000000`` (seed 1), the capture the benchmarks and
+    docs/html-report.md measure, with its truth beside it. Made on first use and cached under a
+    name that changes with the generator's source, so a changed generator makes a new one."""
+    key = hashlib.sha256(GEN.read_bytes()).hexdigest()[:12]
+    path = CACHE / f"keepalive-1m-{key}.pcap"
+    truth = path.with_name(path.name + ".truth.json")
+    if not truth.exists():  # the truth is moved in last: its presence means the pair is whole
+        for old in CACHE.glob("keepalive-1m-*"):
+            old.unlink()  # a stale generator's capture: 465 MB not to leave behind
+        for half in CACHE.glob("tmp-*"):
+            shutil.rmtree(half)  # a run stopped while generating
+        work = CACHE / f"tmp-{os.getpid()}"
+        made = gen.generate(work / path.name, 1_000_000, seed=1)
+        assert made["packets"] == 1_000_000
+        os.replace(work / path.name, path)
+        os.replace(work / truth.name, truth)
+        work.rmdir()
+    return path
 
 
 def test_svg_structure_matches_gold() -> None:
@@ -192,6 +219,46 @@ def test_browser_renders_a_busy_capture_report(busy: Path, tmp_path: Path) -> No
     assert dom.count('class="retry-arrow"') == retried
     assert dom.count('class="bundle"') == len(keep.spans.servers) == 4  # the generator's upstreams
     assert dom.count('class="retry-arrow"') >= 1
+
+
+def test_browser_renders_the_1m_capture_report(million: Path, tmp_path: Path) -> None:
+    """The benchmarks' 1M-packet capture (10,862 connections), as ``kaflow analyze -f html``
+    makes its page: bounded in size, rendered without a console error, and what the DOM holds
+    counted back against the generator's truth, not against the page's own numbers."""
+    truth = json.loads(million.with_name(million.name + ".truth.json").read_text())
+    keep = PageKeep()
+    a = analyze(million, keep=keep, spool=True)
+    report = tmp_path / "1m.html"
+    report.write_text(_page(a, keep.spans), encoding="utf-8")
+    assert report.stat().st_size < PAGE_BOUND
+    dom, log = _browse(report, ARTIFACTS / "report-1m.png")
+    assert _console_errors(log) == []
+    assert 'data-ready="1"' in dom
+    assert f'data-connections="{truth["connections"]}"' in dom
+    assert f"This capture has {truth['connections']:,} connections" in dom
+    # every loss nginx retried is drawn with its arrow to the retry, none more
+    assert dom.count('class="retry-arrow"') == len(truth["retries"]) > 0
+    assert dom.count('class="bundle"') == 4  # the generator's four upstreams
+    ranked = rank(a.findings)
+    lanes = dom.count('class="lane by-') + dom.count('class="lane open')
+    assert lanes == page.MAX_LANES < len(ranked.worst)
+    # a retry whose connection is not among the worst drawn gets a stub lane under its loss
+    drawn = set(ranked.worst[: page.MAX_LANES])
+    stubs = {
+        f.retried_on
+        for f in a.findings
+        if f.type == "request_lost_to_fin"
+        and f.retried_on is not None
+        and f.connection in drawn
+        and f.retried_on not in drawn
+    }
+    assert dom.count('class="lane stub') == len(stubs) > 0
+    assert dom.count('<article id="c') == page.MAX_DIAGRAMS
+    assert dom.count('<tr class="finding') == page.MAX_ROWS < len(ranked.ranked)
+    assert f'data-findings="{len(a.findings)}"' in dom
+    lost = sum(1 for f in a.findings if f.type == "request_lost_to_fin")
+    assert lost == len(truth["lost_requests"])
+    assert len(re.findall(r'<span style="left:[\d.]+%">', dom)) == 9  # the script drew the axis
 
 
 def test_the_browser_check_sees_a_script_error(tmp_path: Path) -> None:

@@ -473,3 +473,33 @@ def test_logs_doc_sample_is_real_output() -> None:
     out = r.stdout.splitlines()
     assert len(sample) > 6
     assert [x for x in sample if x not in out] == []
+
+
+def test_exit_code_counts_log_errors_logged_while_the_capture_ran(tmp_path: Path) -> None:
+    """agree has no findings (exit 0). A read timeout nginx logged during its 2.6 s makes the
+    exit code 1: a failure the capture does not explain; the same line an hour earlier — a day's
+    log beside a short capture — is listed, marked, and leaves it 0."""
+    d = FIXTURES / "agree"
+    base = ["analyze", str(d / "capture.pcap"), "--nginx-log"]
+    assert runner.invoke(app, [*base, str(d / "error.log")]).exit_code == 0
+    line = (
+        "[error] 17714#17714: *40 upstream timed out (110: Connection timed out) while reading "
+        'response header from upstream, client: 127.0.0.1, server: , request: "GET /slow '
+        'HTTP/1.1", upstream: "http://127.0.0.1:8080/slow", host: "127.0.0.1:8081"\n'
+    )
+    for stamp, code, during in (
+        ("2026/11/24 23:29:42", 1, True),
+        ("2026/11/24 22:29:42", 0, False),
+    ):
+        log = tmp_path / f"error-{code}.log"
+        log.write_text((d / "error.log").read_text() + f"{stamp} {line}")
+        r = runner.invoke(app, [*base, str(log), "--log-tz", "UTC"])
+        assert r.exit_code == code, r.output
+        assert f"Log errors with no packet evidence: 1 ({int(during)} while the capture ran)" in (
+            r.stdout
+        )
+        doc = json.loads(
+            runner.invoke(app, [*base, str(log), "--log-tz", "UTC", "-f", "json"]).stdout
+        )
+        (u,) = doc["logs"]["log_only"]
+        assert u["in_capture"] is during and doc["logs"]["log_only_in_capture"] == int(during)

@@ -4,11 +4,18 @@ A capture shows the timers that really fire: the upstream's idle close time, the
 which it says ``Connection: close``, nginx's own idle closes. When they differ from the files,
 the files are not the whole story — another layer (a load balancer, a container proxy) closes
 connections, or the config read is not the one running.
+
+The upstream may also say its own timers: Node, Apache and others answer with ``Keep-Alive:
+timeout=N, max=M``. An announced timeout at or below nginx's keepalive_timeout makes the race
+certain — the upstream says it will close idle connections nginx still means to reuse — whatever
+the config files say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Literal
@@ -16,7 +23,14 @@ from typing import Literal
 from pcapkit.config.model import Backend, NginxConfig, Upstream, seconds_text
 from pcapkit.model import Analysis
 
-Measure = Literal["upstream_idle_timeout", "upstream_max_requests", "nginx_keepalive_timeout"]
+Measure = Literal[
+    "upstream_idle_timeout",
+    "upstream_max_requests",
+    "nginx_keepalive_timeout",
+    "upstream_announced_timeout",
+    "announced_timeout_vs_nginx",
+    "upstream_announced_max",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,110 @@ def _upstream_for(nginx: NginxConfig, ports: Sequence[int]) -> Upstream | None:
         if u.ports & set(ports):
             return u
     return nginx.upstreams[0] if len(nginx.upstreams) == 1 else None
+
+
+_TIMEOUT = re.compile(r"\btimeout\s*=\s*(\d{1,9})\b")
+_MAX = re.compile(r"\bmax\s*=\s*(\d{1,9})\b")
+
+
+def announced(values: Iterable[str | None]) -> tuple[Counter[int], Counter[int]]:
+    """The timeouts (seconds) and request limits the upstream's Keep-Alive headers announce,
+    each counted by the connections announcing it."""
+    timeouts: Counter[int] = Counter()
+    limits: Counter[int] = Counter()
+    for v in values:
+        if v is None:
+            continue
+        if (m := _TIMEOUT.search(v)) is not None:
+            timeouts[int(m.group(1))] += 1
+        if (m := _MAX.search(v)) is not None:
+            limits[int(m.group(1))] += 1
+    return timeouts, limits
+
+
+def _most(c: Counter[int]) -> tuple[int, int]:
+    """The most common value and its count; on a tie the larger (order-free)."""
+    return max(c.items(), key=lambda kv: (kv[1], kv[0]))
+
+
+def _announcements(
+    analysis: Analysis, backend: Backend | None, up: Upstream | None
+) -> list[Comparison]:
+    timeouts, limits = announced(c.keep_alive for c in analysis.connections)
+    out: list[Comparison] = []
+    if timeouts:
+        t, n = _most(timeouts)
+        said = f"the upstream announces 'Keep-Alive: timeout={t}'"
+        if backend is not None:
+            c = backend.idle_timeout
+            where = f"{c.setting} ({c.source})"
+            ok = c.value is not None and abs(c.value - t) < 1
+            out.append(
+                Comparison(
+                    "upstream_announced_timeout",
+                    float(t),
+                    n,
+                    c.value,
+                    where,
+                    ok,
+                    f"{said}, as {where} says"
+                    if ok
+                    else f"{said}; {where} says {seconds_text(c.value)}: that config is not the "
+                    "one running, or another server answers",
+                )
+            )
+        if up is not None:
+            kt = up.keepalive_timeout
+            where = f"nginx keepalive_timeout ({kt.source})"
+            ok = t > kt.value
+            out.append(
+                Comparison(
+                    "announced_timeout_vs_nginx",
+                    float(t),
+                    n,
+                    kt.value,
+                    where,
+                    ok,
+                    f"{said}, longer than {where}, {seconds_text(kt.value)}: nginx closes idle "
+                    "connections first"
+                    if ok
+                    else f"{said}, but {where} is {seconds_text(kt.value)}: nginx keeps idle "
+                    f"connections longer than the upstream says it will, so the race is certain — "
+                    f"every connection idle past {t} s is closed under nginx; make the upstream's "
+                    f"timeout longer than {seconds_text(kt.value)}, or keepalive_timeout well "
+                    f"below {t} s",
+                )
+            )
+    if limits:
+        m, n = _most(limits)
+        said = f"the upstream announces 'Keep-Alive: max={m}'"
+        if backend is not None:
+            c2 = backend.max_requests
+            where = f"{c2.setting} ({c2.source})"
+            ok = c2.value is not None and c2.value >= m
+            configured = None if c2.value is None else float(c2.value)
+            text = (
+                f"{said} (requests left on the connection, at most its limit), within {where}, "
+                f"{c2.value}"
+                if ok
+                else f"{said}; {where} says {c2.value or 'unlimited'}: that config is not the "
+                "one running, or another server answers"
+            )
+        elif up is not None:
+            kr = up.keepalive_requests
+            where = f"nginx keepalive_requests ({kr.source})"
+            ok = m > kr.value
+            configured = float(kr.value)
+            text = (
+                f"{said}, more than {where}, {kr.value}: nginx ends busy connections first"
+                if ok
+                else f"{said}, not more than {where}, {kr.value}: the upstream ends busy "
+                "connections (with Connection: close when it says so; nothing is lost then)"
+            )
+        else:
+            return out
+        out.append(Comparison("upstream_announced_max", float(m), n, configured, where, ok, text))
+    return out
 
 
 def compare(
@@ -134,6 +252,8 @@ def compare(
                 + (f", as {where} says" if ok else f"; {where} says {c2.value or 'unlimited'}"),
             )
         )
+
+    out.extend(_announcements(analysis, backend, up))
 
     if up is not None:
         idles = [

@@ -29,6 +29,10 @@ Rule = Literal[
     "keepalive_default",
     "no_upstream_config",
     "unresolved",
+    "next_upstream_tries",
+    "next_upstream_timeout",
+    "keepalive_time",
+    "request_buffering",
 ]
 
 
@@ -101,13 +105,24 @@ class Location:
     next_upstream: Value[tuple[str, ...]]
     next_upstream_tries: Value[int]
     keepalive_in_effect: bool
+    # None: no limit (0, nginx's default)
+    next_upstream_timeout: Value[float | None] = Value(
+        None, "proxy_next_upstream_timeout", "nginx default", True, "nginx_time"
+    )
+    # proxy_request_buffering: off streams a request's body, and a request sent so is never
+    # passed to another try
+    request_buffering: Value[bool] = Value(True, "proxy_request_buffering", "nginx default", True)
+    # the if{} it sits in ("if ($request_method = POST)"), when the proxy_pass is in one: the
+    # upstream is used only for the requests the condition picks
+    condition: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """An ``upstream{}`` block with its effective keepalive settings and the locations using it.
 
-    ``keepalive`` is None when upstream keepalive is off (no directive, nginx before 1.29.7).
+    ``keepalive`` is None when upstream keepalive is off (no directive, nginx before 1.29.7);
+    ``keepalive_time`` is None before nginx 1.19.10, which had no limit on a connection's life.
     """
 
     name: str
@@ -116,7 +131,7 @@ class Upstream:
     keepalive: Value[int | None]
     keepalive_timeout: Value[float]
     keepalive_requests: Value[int]
-    keepalive_time: Value[float]
+    keepalive_time: Value[float | None]
     locations: tuple[Location, ...] = ()
 
     @property

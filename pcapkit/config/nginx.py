@@ -35,6 +35,7 @@ MAX_INCLUDE_DEPTH = 16
 
 KEEPALIVE_BY_DEFAULT = (1, 29, 7)
 KEEPALIVE_REQUESTS_1000 = (1, 19, 10)
+KEEPALIVE_TIME = (1, 19, 10)  # keepalive_time came with 1.19.10; before, a connection lived on
 
 COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -285,6 +286,8 @@ class _Proxy:
     headers_source: str
     next_upstream: Value[tuple[str, ...]]
     tries: Value[int]
+    timeout: Value[float | None]
+    buffering: Value[bool]
 
     def under(self, block: tuple[Directive, ...]) -> _Proxy:
         hv = _first(block, "proxy_http_version")
@@ -292,6 +295,8 @@ class _Proxy:
         sets = [d for d in _all(block, "proxy_set_header") if d.args]
         nu = _first(block, "proxy_next_upstream")
         tr = _first(block, "proxy_next_upstream_tries")
+        to = _first(block, "proxy_next_upstream_timeout")
+        rb = _first(block, "proxy_request_buffering")
         return _Proxy(
             http_version=(
                 Value(hv.args[0] if hv.args else "1.0", "proxy_http_version", hv.where)
@@ -308,6 +313,13 @@ class _Proxy:
             if nu
             else self.next_upstream,
             tries=Value(_int(tr, tr.name), tr.name, tr.where) if tr else self.tries,
+            # 0 turns the limit off, as nginx reads it
+            timeout=Value(_time(to) or None, to.name, to.where, unit="nginx_time")
+            if to
+            else self.timeout,
+            buffering=Value(not (rb.args and rb.args[0] == "off"), rb.name, rb.where)
+            if rb
+            else self.buffering,
         )
 
 
@@ -350,8 +362,11 @@ def _evaluate(
         whose,
         Value(("error", "timeout"), "proxy_next_upstream", whose, default=True),
         Value(0, "proxy_next_upstream_tries", whose, default=True),
+        Value(None, "proxy_next_upstream_timeout", whose, True, "nginx_time"),
+        Value(True, "proxy_request_buffering", whose, default=True),
     ).under(hblock)
     maps = _maps(hblock)
+    map_values = _map_values(hblock)
 
     upstreams: dict[str, Upstream] = {}
     for u in _all(hblock, "upstream"):
@@ -368,22 +383,51 @@ def _evaluate(
         )
         sproxy = proxy.under(sblock)
         for loc, where, lproxy in _locations(sblock, sproxy, ""):
-            pp = _first(loc.block or (), "proxy_pass")
-            if pp is None or not pp.args:
-                continue
-            m = re.match(r"https?://([^/:$]+)(?::\d+)?(?:/|$)", pp.args[0])
-            if m is None:
-                if "$" in pp.args[0]:
-                    notes.append(
-                        f"{pp.where}: proxy_pass {pp.args[0]} uses a variable: not followed"
+            lblock = loc.block or ()
+            # proxy_pass may sit in the location or in an if{} inside it; an if{} is a nested
+            # location that inherits every proxy_* setting of its location (nginx allows none
+            # of the keepalive ones inside it), so only its target differs
+            passes: list[tuple[Directive, str | None]] = [
+                (pp, None) for pp in _all(lblock, "proxy_pass") if pp.args
+            ]
+            for cond in _all(lblock, "if"):
+                within = f"if ({' '.join(cond.args)})"
+                passes.extend(
+                    (pp, within) for pp in _all(cond.block or (), "proxy_pass") if pp.args
+                )
+            for pp, test in passes:
+                for target, how in _targets(pp, lblock, sblock, map_values, notes):
+                    if target not in upstreams:
+                        if how:
+                            notes.append(
+                                f"{pp.where}: proxy_pass {pp.args[0]}: {how} gives {target}, "
+                                "which no upstream{} names: nginx resolves it per request and "
+                                "keeps no connections to it (no keepalive, no race)"
+                            )
+                        continue
+                    used[target].append(
+                        _location(
+                            upstreams[target],
+                            label,
+                            where,
+                            loc,
+                            lproxy,
+                            maps,
+                            on_by_default,
+                            test,
+                        )
                     )
-                continue
-            target = m.group(1)
-            if target not in upstreams:
-                continue
-            used[target].append(
-                _location(upstreams[target], label, where, loc, lproxy, maps, on_by_default)
-            )
+                    if test is not None:
+                        notes.append(
+                            f"{pp.where}: location {where}: proxy_pass to {target} inside "
+                            f"{test}: only the requests it picks go there; they take the "
+                            "location's proxy settings, checked as such"
+                        )
+                    if how:
+                        notes.append(
+                            f"{pp.where}: location {where}: proxy_pass {pp.args[0]}: {how} can "
+                            f"give upstream {target}: the location is checked against it"
+                        )
     resolved = tuple(
         Upstream(
             u.name,
@@ -437,6 +481,72 @@ def _maps(block: tuple[Directive, ...]) -> dict[str, str | None]:
         values = {d.name: (d.args[0] if d.args else "") for d in m.block}
         out[m.args[1]] = values.get("", values.get("default"))
     return out
+
+
+def _map_values(block: tuple[Directive, ...]) -> dict[str, tuple[str, Directive]]:
+    """``map`` variables → (every value they can take, space-separated; the map), for a
+    ``proxy_pass`` whose host is a variable."""
+    out: dict[str, tuple[str, Directive]] = {}
+    for m in _all(block, "map"):
+        if len(m.args) < 2 or not m.block:
+            continue
+        values = dict.fromkeys(d.args[0] for d in m.block if d.args and d.name != "hostnames")
+        out[m.args[1]] = (" ".join(values), m)
+    return out
+
+
+_PASS = re.compile(r"^(?:[^:/]+://)?(\[[^\]]*\]|[^/:]+)(?::[^/]*)?(?:/.*)?$")
+_VAR = re.compile(r"^\$\{?(\w+)\}?$")
+
+
+def _targets(
+    pp: Directive,
+    location: tuple[Directive, ...],
+    server: tuple[Directive, ...],
+    map_values: dict[str, tuple[str, Directive]],
+    notes: list[str],
+) -> Iterator[tuple[str, str]]:
+    """The hosts a ``proxy_pass`` can send to, each with how a variable gave it ('' when
+    written out). A variable is followed through a ``set`` in the location or its server, or a
+    ``map``; one that cannot be followed is said in ``notes``."""
+    m = _PASS.match(pp.args[0])
+    if m is None:
+        notes.append(f"{pp.where}: proxy_pass {pp.args[0]}: not a URL kaflow reads; not checked")
+        return
+    host = m.group(1)
+    var = _VAR.match(host)
+    if "$" not in host:
+        yield host, ""
+        return
+    if var is None:
+        notes.append(
+            f"{pp.where}: proxy_pass {pp.args[0]}: its host is built from variables at request "
+            "time; kaflow cannot tell which upstream{} it names, so this location is not checked"
+        )
+        return
+    name = "$" + var.group(1)
+    for block, level in ((location, "location"), (server, "server")):
+        sets = [d for d in _all(block, "set") if len(d.args) >= 2 and d.args[0] == name]
+        if sets:
+            value = sets[-1].args[1]
+            if "$" in value:
+                break
+            host_of = _PASS.match(value)
+            if host_of is not None:
+                yield host_of.group(1), f"{name} (set at {sets[-1].where}, in its {level})"
+            return
+    if name in map_values:
+        values, mp = map_values[name]
+        for value in values.split():
+            host_of = _PASS.match(value)
+            if "$" not in value and host_of is not None:
+                yield host_of.group(1), f"{name} (map at {mp.where})"
+        return
+    notes.append(
+        f"{pp.where}: proxy_pass {pp.args[0]}: {name} is set at request time (no set or map "
+        "kaflow can read): this location is not checked; give the upstream{} by name, or check "
+        "the config each value gives"
+    )
 
 
 def _locations(
@@ -494,7 +604,9 @@ def _upstream(u: Directive, ver: tuple[int, ...], whose: str, on_by_default: boo
         ),
         keepalive_time=Value(_time(ktime), ktime.name, ktime.where, unit="nginx_time")
         if ktime
-        else Value(3600.0, "keepalive_time", whose, True, "nginx_time"),
+        else Value(
+            3600.0 if ver >= KEEPALIVE_TIME else None, "keepalive_time", whose, True, "nginx_time"
+        ),
     )
 
 
@@ -506,6 +618,7 @@ def _location(
     proxy: _Proxy,
     maps: dict[str, str | None],
     on_by_default: bool,
+    condition: str | None = None,
 ) -> Location:
     header: str | None = None
     for name, value in proxy.headers or ():
@@ -533,4 +646,7 @@ def _location(
         next_upstream=proxy.next_upstream,
         next_upstream_tries=proxy.tries,
         keepalive_in_effect=up.keepalive.value is not None and http11 and not closes,
+        next_upstream_timeout=proxy.timeout,
+        request_buffering=proxy.buffering,
+        condition=condition,
     )

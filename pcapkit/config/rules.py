@@ -21,6 +21,7 @@ from pcapkit.config.model import (
     UpstreamCheck,
     seconds_text,
 )
+from pcapkit.config.nginx import KEEPALIVE_TIME, version_tuple
 
 
 def _suggest(nginx_timeout: float) -> float:
@@ -221,6 +222,152 @@ def max_fails(up: Upstream) -> Iterator[Problem]:
     )
 
 
+def next_upstream_tries(up: Upstream, race: bool | None) -> Iterator[Problem]:
+    """``proxy_next_upstream_tries`` does not limit the retry of a request lost to the race:
+    nginx gives the try back when a *cached* connection fails with an error
+    (``ngx_http_upstream_next``: ``if (u->peer.cached && ft_type == ..._FT_ERROR)
+    u->peer.tries++``). That is why one server, whose requests get one try, still sees
+    ``502, 200``. It does limit the failures that use a try: a connect refused or timed out."""
+    live = [s for s in up.servers if not s.down and not s.backup]
+    for loc in up.locations:
+        tries = loc.next_upstream_tries
+        if tries.default or tries.value == 0:
+            continue
+        if tries.value < len(live):
+            others = (
+                "no other server"
+                if tries.value == 1
+                else f"at most {tries.value - 1} of the other {len(live) - 1}"
+            )
+            yield Problem(
+                "next_upstream_tries",
+                "problem" if tries.value == 1 else "note",
+                up.name,
+                f"location {loc.path}: proxy_next_upstream_tries {tries.value} ({tries.source}) "
+                f"with {len(live)} servers: a connect refused or timed out (a full accept queue, "
+                f"a restart) is passed to {others}: its client gets a 502 or 504 while another "
+                "server could answer. Requests lost to the idle-close race are retried all the "
+                "same: a failure on a cached connection gives nginx its try back",
+                f"proxy_next_upstream_tries 0; (no limit, the default) or at least {len(live)}",
+                loc.path,
+            )
+        elif tries.value == 1 and race and loc.keepalive_in_effect:
+            yield Problem(
+                "next_upstream_tries",
+                "note",
+                up.name,
+                f"location {loc.path}: proxy_next_upstream_tries 1 ({tries.source}) does not stop "
+                "nginx retrying a request lost to the idle-close race: a failure on a cached "
+                "connection gives its try back (one server gets one try anyway), so lost GETs "
+                "are still retried and the race stays hidden from their clients",
+                "",
+                loc.path,
+            )
+
+
+TIMEOUT_FLOOR = 1.0
+"""Below this, proxy_next_upstream_timeout can expire before nginx learns its request was lost:
+it learns it when the upstream's FIN or RST arrives, a round trip after the request at best,
+later on a loaded upstream or a distant one."""
+
+
+def next_upstream_timeout(up: Upstream) -> Iterator[Problem]:
+    """nginx passes a failed request on only while ``proxy_next_upstream_timeout`` has not
+    passed since its first try began (``u->peer.start_time``, set once per request)."""
+    for loc in up.locations:
+        t = loc.next_upstream_timeout
+        if t.value is None or not loc.keepalive_in_effect or t.value >= TIMEOUT_FLOOR:
+            continue
+        yield Problem(
+            "next_upstream_timeout",
+            "problem",
+            up.name,
+            f"location {loc.path}: proxy_next_upstream_timeout {t.written(t.value)} "
+            f"({t.source}): nginx stops passing a failed request on once that long has passed "
+            "since its first try began, and it learns a request was lost to the upstream's close "
+            "only when the FIN or RST comes back, a round trip or more after sending it: a lost "
+            "GET can end as a 502 instead of being retried",
+            f"proxy_next_upstream_timeout 0; (no limit, the default) or at least "
+            f"{t.written(TIMEOUT_FLOOR * 10)}",
+            loc.path,
+        )
+
+
+def request_buffering(up: Upstream) -> Iterator[Problem]:
+    """With ``proxy_request_buffering off`` a request's body is streamed upstream as it comes,
+    and nginx never passes a request it has sent so to another try (``ngx_http_upstream_next``:
+    ``u->request_sent && r->request_body_no_buffering``). Only a request without a body escapes
+    it (nginx turns the streaming off for one)."""
+    for loc in up.locations:
+        rb = loc.request_buffering
+        if rb.value or not loc.keepalive_in_effect:
+            continue
+        yield Problem(
+            "request_buffering",
+            "problem",
+            up.name,
+            f"location {loc.path}: proxy_request_buffering off ({rb.source}): a request with a "
+            "body (PUT, PATCH, a DELETE with one; POST even with non_idempotent) is streamed to "
+            "the upstream, and nginx never retries a request it sent that way: lost to the "
+            "race, its client gets a 502",
+            "proxy_request_buffering on; (the default) in that location unless it streams "
+            "uploads; otherwise remove the race (above)",
+            loc.path,
+        )
+
+
+def keepalive_time(up: Upstream, nginx: NginxConfig, b: Backend | None) -> Iterator[Problem]:
+    """``keepalive_time`` is a connection's longest life (nginx 1.19.10+): checked when a
+    response ends, and nginx then closes the connection itself — never an idle timeout, so it
+    neither causes nor prevents the idle-close race (``keepalive_timeout`` is the idle timer)."""
+    kt = up.keepalive_time
+    if kt.default or up.keepalive.value is None:
+        return
+    ver = version_tuple(nginx.version) if nginx.version else None
+    if ver is not None and ver < KEEPALIVE_TIME:
+        yield Problem(
+            "keepalive_time",
+            "problem",
+            up.name,
+            f"keepalive_time ({kt.source}) came with nginx 1.19.10; nginx {nginx.version} "
+            'stops at it (unknown directive "keepalive_time"): this config does not load',
+            f"remove keepalive_time from upstream {up.name}, or upgrade nginx",
+        )
+        return
+    if kt.value is None:
+        return
+    if kt.value < TIMEOUT_FLOOR:
+        yield Problem(
+            "keepalive_time",
+            "problem",
+            up.name,
+            f"keepalive_time {kt.written(kt.value)} ({kt.source}): nginx closes a connection "
+            "after the first response that ends more than that after it opened: upstream "
+            "keepalive is all but off (a new connection for nearly every request)",
+            f"keepalive_time 1h; (the default) in upstream {up.name}: it is a connection's "
+            "longest life; the idle timeout is keepalive_timeout",
+        )
+        return
+    idle = b.idle_timeout.value if b is not None else None
+    if kt.value < up.keepalive_timeout.value or (idle is not None and kt.value <= idle):
+        race = (
+            f" It does not keep connections from idling past {b.kind}'s idle timeout "
+            f"({seconds_text(idle)}): only keepalive_timeout does"
+            if b is not None and idle is not None and up.keepalive_timeout.value >= idle
+            else ""
+        )
+        yield Problem(
+            "keepalive_time",
+            "note",
+            up.name,
+            f"keepalive_time {kt.written(kt.value)} ({kt.source}) is a connection's longest "
+            "life, checked when a response ends (nginx then closes it itself: nothing is "
+            f"lost), not an idle timeout: connections are reopened every {seconds_text(kt.value)} "
+            f"and idle ones wait keepalive_timeout {seconds_text(up.keepalive_timeout.value)}."
+            + race,
+        )
+
+
 def _match(up: Upstream, backends: Sequence[Backend], claimed: set[int]) -> Backend | None:
     """The upstream config that serves this upstream{}: the one listening on one of its
     servers' ports; else, when only one was given and it serves no upstream{} by port (a port
@@ -294,8 +441,12 @@ def check(nginx: NginxConfig, backends: Sequence[Backend]) -> CheckResult:
             race = False
             if b is not None and active:
                 found.extend(capacity(up, b, workers, auto))
+        found.extend(keepalive_time(up, nginx, b))
+        found.extend(next_upstream_tries(up, race))
         if race:
             found.extend(non_idempotent(up))
+            found.extend(next_upstream_timeout(up))
+            found.extend(request_buffering(up))
             found.extend(max_fails(up))
         checks.append(UpstreamCheck(up, b, race, workers, tuple(found)))
         problems.extend(found)

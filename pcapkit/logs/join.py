@@ -10,6 +10,11 @@ error log's time is local with no zone and one-second resolution: its offset is 
 
 The access log tells the *outcome*: nginx logs the error before it retries, so only the access
 entry says whether the client saw a 5xx.
+
+When nginx sends its ``$request_id`` upstream (``proxy_set_header X-Request-ID $request_id``) and
+the access log writes it, an entry meets the lost requests that carried its id exactly — a retry
+lost too carries the same one — and the error lines of its ``*N`` with them; time and request
+line join the rest. Two ids that differ never meet.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class Confirmation:
     finding: Finding
     errors: tuple[ErrorLine, ...]
     access: tuple[AccessEntry, ...]
+    by_request_id: bool = False  # the access entry was paired by the request's X-Request-ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,9 @@ class Unexplained:
     access: AccessEntry | None
     time_ns: int | None
     why: str
+    # logged while the capture ran: a failure it should have shown, not one of another hour
+    # (only these make ``kaflow analyze`` exit 1 when nothing else does)
+    in_capture: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,11 @@ class LogJoin:
     @property
     def unmatched(self) -> int:
         return len(self.log_only) + len(self.packet_only)
+
+    @property
+    def unexplained_in_capture(self) -> int:
+        """Log errors with no packet evidence logged while the capture ran."""
+        return sum(1 for u in self.log_only if u.in_capture)
 
 
 def _infer_offset(
@@ -135,19 +149,30 @@ class _TimeIndex:
             items.append(f)
 
     def first(
-        self, keys: Iterable[str | None], lo: int, hi: int, taken: Container[int]
+        self,
+        keys: Iterable[str | None],
+        lo: int,
+        hi: int,
+        taken: Container[int],
+        request_id: str | None = None,
     ) -> Finding | None:
-        """The earliest finding under one of ``keys`` within [lo, hi] seconds not yet taken."""
+        """The earliest finding under one of ``keys`` within [lo, hi] seconds not yet taken,
+        and not of a request whose id differs from ``request_id``."""
         best: Finding | None = None
         for k in keys:
             times, items = self.lists.get(k, ([], []))
             for pos in range(bisect_left(times, lo), bisect_right(times, hi)):
                 f = items[pos]
-                if id(f) not in taken:
+                if id(f) not in taken and _same_request(f, request_id):
                     if best is None or f.time_ns < best.time_ns:
                         best = f
                     break
         return best
+
+
+def _same_request(f: Finding, request_id: str | None) -> bool:
+    """Not known to be two requests: one side has no id, or both have the same."""
+    return request_id is None or f.request_id is None or f.request_id == request_id
 
 
 def _near(e: ErrorLine, offset: int, t_ns: int, before: int, after: int) -> bool:
@@ -184,13 +209,24 @@ def join(
             if offset is None:
                 offset, source = 0, "assumed UTC"
 
-    # error lines ↔ findings, one to one, earliest first
     errs = sorted(errors, key=lambda e: (e.local_s, e.line))
-    lost_by = _TimeIndex(lost, key=lambda f: f.request)
-    failed_by = _TimeIndex(failed, key=lambda f: None)
+    entries = sorted(access, key=lambda a: (a.time_ns or 0, a.line))
     by_finding: dict[int, list[ErrorLine]] = {}
     matched_err: set[int] = set()
+    access_of: dict[int, list[AccessEntry]] = {}
+    explained_access: set[int] = set()
+    used_err: set[int] = set()
+    exact = _by_request_id(lost, errs, entries, by_finding, access_of)
+    explained_access |= exact.entries
+    matched_err |= exact.errors
+    used_err |= exact.errors
+
+    # error lines ↔ findings, one to one, earliest first
+    lost_by = _TimeIndex(lost, key=lambda f: f.request)
+    failed_by = _TimeIndex(failed, key=lambda f: None)
     for i, e in enumerate(errs):
+        if i in matched_err:
+            continue
         utc = e.local_s - offset
         if e.kind in LOST_KINDS:
             # a finding whose request is unknown (no payload captured) meets any request
@@ -207,9 +243,6 @@ def join(
 
     # access entries ↔ error lines (same request; nginx's connection number when both logs
     # have it) and, when no error line is there, ↔ findings directly
-    entries = sorted(access, key=lambda a: (a.time_ns or 0, a.line))
-    access_of: dict[int, list[AccessEntry]] = {}
-    explained_access: set[int] = set()
     err_finding = {id(e): f for f in findings for e in by_finding.get(id(f), ())}
     errs_by_request: dict[str, tuple[list[int], list[int]]] = {}  # request → (local_s, index)
     for i, e in enumerate(errs):
@@ -217,8 +250,9 @@ def join(
             at, idx = errs_by_request.setdefault(e.request, ([], []))
             at.append(e.local_s)
             idx.append(i)
-    used_err: set[int] = set()
     for j, a in enumerate(entries):
+        if j in exact.entries:
+            continue
         hits: list[Finding] = []
         wanted = max(a.failed_attempts, 1)
         span = int(a.request_time or 0) + LOST_SLACK_S
@@ -243,13 +277,13 @@ def join(
             explained_access.add(j)
             taken += 1
             hit = err_finding.get(id(e))
-            if hit is not None:
+            if hit is not None and _same_request(hit, a.request_id):
                 hits.append(hit)
         if not taken and a.time_ns is not None:
             # no error line (the log level, an error.log not given): meet the finding directly
             t = a.time_ns // NS
             found: Finding | None = lost_by.first(
-                (a.method_target, None), t - span, t + 1, access_of
+                (a.method_target, None), t - span, t + 1, access_of, a.request_id
             )
             if found is None and a.status == 504:
                 found = failed_by.first((None,), t - span - CONNECT_TIMEOUT_MAX_S, t + 1, access_of)
@@ -265,7 +299,7 @@ def join(
         es = tuple(by_finding.get(id(f), ()))
         acc = tuple(access_of.get(id(f), ()))
         if es or acc:
-            confirmed.append(Confirmation(f, es, acc))
+            confirmed.append(Confirmation(f, es, acc, id(f) in exact.findings))
         if not es:
             packet_only.append(f)
     for c in list(confirmed):
@@ -273,7 +307,8 @@ def join(
             continue
         r = retries.get((c.finding.connection, c.finding.request))
         if r is not None and any(len(a.upstream_statuses) > 1 for a in c.access):
-            confirmed.append(Confirmation(r, (), c.access))
+            # the retry sent the id its loss had: the entry names it as exactly
+            confirmed.append(Confirmation(r, (), c.access, c.by_request_id))
 
     log_only: list[Unexplained] = []
     for i, e in enumerate(errs):
@@ -281,17 +316,25 @@ def join(
             continue
         if e.kind == "server_disabled":
             continue  # follows another error line: its own line is what counts
-        log_only.append(Unexplained(e, None, (e.local_s - offset) * NS, _why(e, analysis, offset)))
+        t_ns = (e.local_s - offset) * NS
+        log_only.append(
+            Unexplained(e, None, t_ns, _why(e, analysis, offset), _during(analysis, t_ns, 0))
+        )
     for j, a in enumerate(entries):
         if j in explained_access:
             continue
+        # logged when the request ended: it began up to $request_time before
+        began = int((a.request_time or 0) * NS)
+        during = a.time_ns is not None and _during(analysis, a.time_ns, began)
         log_only.append(
             Unexplained(
                 None,
                 a,
                 a.time_ns,
-                "no error line and no packet finding for it: outside the capture, or not a close "
-                "(an upstream that answered 502/504 itself)",
+                "no error line and no packet finding for it: "
+                + ("" if during else "outside the capture, or ")
+                + "not a close (an upstream that answered 502/504 itself)",
+                during,
             )
         )
 
@@ -322,6 +365,61 @@ def join(
         clients_5xx_connect=connect_5xx,
         kinds=tuple(sorted(kinds.items())),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    """What the request-id pass paired: entries and error lines by index, findings by id()."""
+
+    entries: set[int]
+    errors: set[int]
+    findings: set[int]
+
+
+def _by_request_id(
+    lost: Sequence[Finding],
+    errs: Sequence[ErrorLine],
+    entries: Sequence[AccessEntry],
+    by_finding: dict[int, list[ErrorLine]],
+    access_of: dict[int, list[AccessEntry]],
+) -> _Exact:
+    """Access entries ↔ lost requests by the request id both carry; then the entry's error
+    lines (its ``*N`` and request: one per failed attempt, in time order) ↔ those losses."""
+    out = _Exact(set(), set(), set())
+    with_id: dict[str, list[Finding]] = {}
+    for f in sorted(lost, key=lambda f: (f.time_ns, f.connection)):
+        if f.request_id is not None:
+            with_id.setdefault(f.request_id, []).append(f)
+    if not with_id:
+        return out
+    errs_of: dict[tuple[int, str | None], list[int]] = {}
+    for i, e in enumerate(errs):
+        if e.connection is not None and e.kind in LOST_KINDS:
+            errs_of.setdefault((e.connection, e.request), []).append(i)
+    for j, a in enumerate(entries):
+        fs = [f for f in with_id.get(a.request_id or "", ()) if id(f) not in out.findings]
+        if not fs:
+            continue
+        out.entries.add(j)
+        for f in fs:
+            out.findings.add(id(f))
+            access_of.setdefault(id(f), []).append(a)
+        if a.connection is None:
+            continue
+        free = [i for i in errs_of.get((a.connection, a.request), ()) if i not in out.errors]
+        for f, i in zip(fs, free, strict=False):
+            by_finding[id(f)] = [errs[i]]
+            out.errors.add(i)
+    return out
+
+
+def _during(analysis: Analysis, t_ns: int, before_ns: int) -> bool:
+    """Whether a line logged at ``t_ns`` (about something up to ``before_ns`` earlier) falls in
+    the capture's time, within the second the error log's stamps are rounded to."""
+    first, last = analysis.capture.first_ts_ns, analysis.capture.last_ts_ns
+    if first is None or last is None:
+        return False
+    return first - NS <= t_ns and t_ns - before_ns <= last + NS
 
 
 def _why(e: ErrorLine, analysis: Analysis, offset: int) -> str:

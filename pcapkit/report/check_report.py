@@ -81,6 +81,9 @@ def _upstream(u: Upstream) -> dict[str, Any]:
                 "connection_header": _value(loc.connection_header),
                 "proxy_next_upstream": _value(loc.next_upstream),
                 "proxy_next_upstream_tries": _value(loc.next_upstream_tries),
+                "proxy_next_upstream_timeout": _value(loc.next_upstream_timeout),
+                "proxy_request_buffering": _value(loc.request_buffering),
+                "condition": loc.condition,
                 "keepalive_in_effect": loc.keepalive_in_effect,
             }
             for loc in u.locations
@@ -161,12 +164,26 @@ def write_table(r: CheckResult, out: TextIO) -> None:
         ]
         for loc in u.locations:
             hdr = loc.connection_header.value
+            limits = "".join(
+                f", {name} {shown}"
+                for name, shown, given in (
+                    ("tries", loc.next_upstream_tries.value, not loc.next_upstream_tries.default),
+                    (
+                        "timeout",
+                        loc.next_upstream_timeout.written(loc.next_upstream_timeout.value),
+                        loc.next_upstream_timeout.value is not None,
+                    ),
+                    ("request_buffering", "off", not loc.request_buffering.value),
+                )
+                if given
+            )
+            where = f"location {loc.path}" + (f" {loc.condition}" if loc.condition else "")
             rows.append(
                 (
-                    f"location {loc.path}",
+                    where,
                     f"{loc.server}: HTTP/{loc.http_version.value}, Connection "
                     f"{'(nginx default)' if hdr is None else repr(hdr)}, next_upstream "
-                    f"{' '.join(loc.next_upstream.value)}; keepalive "
+                    f"{' '.join(loc.next_upstream.value)}{limits}; keepalive "
                     f"{'in effect' if loc.keepalive_in_effect else 'NOT in effect'}",
                 )
             )

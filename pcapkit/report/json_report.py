@@ -193,6 +193,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     }
     if f.request is not None:
         d["request"] = f.request
+    if f.request_id is not None:
+        d["request_id"] = f.request_id
     if f.type == "server_initiated_close":
         d.update(reason=f.reason, idle=seconds(f.idle_ns))
     elif f.type == "request_lost_to_fin":

@@ -34,6 +34,7 @@ def access_dict(a: AccessEntry) -> dict[str, Any]:
         "time": seconds(a.time_ns),
         "status": a.status,
         "request": a.request,
+        "request_id": a.request_id,
         "upstream_addr": list(a.upstream_addrs),
         "upstream_status": list(a.upstream_statuses),
         "text": a.text,
@@ -79,10 +80,12 @@ def logs_dict(j: LogJoin) -> dict[str, Any]:
                 "finding": _finding_ref(c.finding),
                 "error_log": [error_dict(e) for e in c.errors],
                 "access_log": [access_dict(a) for a in c.access],
+                "by": "request_id" if c.by_request_id else "time",
             }
             for c in j.confirmed
         ],
         "log_only": [_unexplained(u) for u in j.log_only],
+        "log_only_in_capture": j.unexplained_in_capture,
         "packet_only": [_finding_ref(f) for f in j.packet_only],
         "clients_5xx_from_closes": j.clients_5xx,
         "clients_5xx_source": j.clients_5xx_source,
@@ -94,6 +97,7 @@ def _unexplained(u: Unexplained) -> dict[str, Any]:
     return {
         "time": seconds(u.time_ns),
         "why": u.why,
+        "in_capture": u.in_capture,
         "error_log": error_dict(u.error) if u.error else None,
         "access_log": access_dict(u.access) if u.access else None,
     }
@@ -131,11 +135,12 @@ def _error_text(e: ErrorLine) -> str:
     return f"{Path(e.file).name}:{e.line} nginx logged at {_stamp(e)} [{e.level}] {who}{what}{req}"
 
 
-def _access_text(a: AccessEntry) -> str:
+def _access_text(a: AccessEntry, exact: bool = False) -> str:
     ups = ", ".join(a.upstream_statuses) or "-"
+    by = f" (by X-Request-ID {a.request_id})" if exact and a.request_id else ""
     return (
         f"{Path(a.file).name}:{a.line} access log: {a.request or '?'} → {a.status}, "
-        f"upstream_status {ups}"
+        f"upstream_status {ups}{by}"
     )
 
 
@@ -166,8 +171,10 @@ def write_table(j: LogJoin, out: TextIO) -> None:
             for e in conf.errors:
                 w(f"      {_error_text(e)}\n")
             for a in conf.access:
-                w(f"      {_access_text(a)}\n")
-    w(f"\n  Log errors with no packet evidence: {len(j.log_only) or 'none'}\n")
+                w(f"      {_access_text(a, conf.by_request_id)}\n")
+    during = j.unexplained_in_capture
+    w(f"\n  Log errors with no packet evidence: {len(j.log_only) or 'none'}")
+    w(f" ({during} while the capture ran)\n" if j.log_only else "\n")
     for u in j.log_only:
         line = _error_text(u.error) if u.error else _access_text(u.access) if u.access else ""
         w(f"    {line}\n      ({u.why})\n")

@@ -141,9 +141,8 @@ fn main() {
         }
         segments += reader.segments().len() as u64;
         if rows {
-            let w = reader.window();
             for s in reader.segments() {
-                let payload = s.payload(w);
+                let payload = reader.payload(s);
                 println!(
                     "{} {} {} {} {} {} {} {} {} {} {} {} {} {:016x} {}",
                     s.frame,

@@ -126,9 +126,8 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        let window = reader.window();
         for seg in reader.segments() {
-            reassembler.push(seg, seg.payload(window), &mut done);
+            reassembler.push(seg, reader.payload(seg), &mut done);
         }
         for c in done.drain(..) {
             t.take(&c, check);

@@ -158,10 +158,9 @@ fn main() {
                 break;
             }
         }
-        let w = reader.window();
         for s in reader.segments() {
             segs.push((*s, data.len()));
-            data.extend_from_slice(s.payload(w));
+            data.extend_from_slice(reader.payload(s));
         }
     }
     let mut best = u64::MAX;

@@ -50,9 +50,8 @@ fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
         if upto == Upto::Read {
             continue;
         }
-        let window = reader.window();
         for seg in reader.segments() {
-            reassembler.push(seg, seg.payload(window), &mut done);
+            reassembler.push(seg, reader.payload(seg), &mut done);
         }
         finish(&mut done, &mut batch);
     }

@@ -878,8 +878,7 @@ impl Reassembler {
                 if stays
                     && !to_srv
                     && seg.flags & (SYN | ACK) == SYN | ACK
-                    && c.client_isn
-                        .is_some_and(|isn| isn.wrapping_add(1) != seg.ack)
+                    && c.client_isn.map(|isn| isn.wrapping_add(1)) != Some(seg.ack)
                     && !self.parked.is_empty()
                 {
                     return self.answered_attempt(at, key, seg, payload, done);

@@ -53,9 +53,8 @@ impl Scanner {
                 break;
             };
             if self.reader.next_window()? {
-                let window = self.reader.window();
                 for seg in self.reader.segments() {
-                    reassembler.push(seg, seg.payload(window), &mut self.finished);
+                    reassembler.push(seg, self.reader.payload(seg), &mut self.finished);
                 }
             } else if let Some(r) = self.reassembler.take() {
                 self.stats = Some(r.finish(&mut self.finished));

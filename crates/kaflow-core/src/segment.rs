@@ -33,14 +33,22 @@ pub struct Segment {
     pub window: u16,
     pub payload_len: u32,
     pub captured_len: u32,
-    /// Offset of the first payload byte in the window's bytes.
+    /// Offset of the first payload byte in the window's bytes, or, when `reassembled`, in the
+    /// reader's reassembled datagrams.
     pub payload_off: u32,
+    /// It came in IP fragments: its payload is in the datagram the reader put back together
+    /// ([`crate::capture::Reader::payload`]), not in the window.
+    pub reassembled: bool,
 }
 
 impl Segment {
     /// The captured payload bytes in the window the segment came in; empty if the offsets do
-    /// not fit the window (they always do for segments the reader made).
+    /// not fit the window (they always do for segments the reader made) or the segment came in
+    /// fragments.
     pub fn payload<'w>(&self, window: &'w [u8]) -> &'w [u8] {
+        if self.reassembled {
+            return &[];
+        }
         let from = self.payload_off as usize;
         from.checked_add(self.captured_len as usize)
             .and_then(|to| window.get(from..to))

@@ -51,6 +51,7 @@ fn s(ts: i64, c2s: bool, port: u16, seq: u32, flags: &str, pay: &[u8], plen: Opt
         payload_len: plen.unwrap_or(pay.len() as u32),
         captured_len: pay.len() as u32,
         payload_off: 0,
+        reassembled: false,
     };
     (seg, pay.to_vec())
 }
@@ -190,6 +191,7 @@ fn hostile_random_segments_never_panic_and_keep_every_packet() {
             payload_len: plen,
             captured_len: clen as u32,
             payload_off: 0,
+            reassembled: false,
         };
         let to_srv = [8080, 8081].contains(&seg.dport) || [8080, 8081].contains(&seg.sport);
         upstream += u64::from(to_srv);

@@ -453,11 +453,10 @@ fn read_all(
     let mut reader = Reader::open_with_window(path, window_bytes)?;
     let mut held = Vec::new();
     while reader.next_window()? {
-        let window = reader.window();
         for s in reader.segments() {
             held.push(Held {
                 seg: *s,
-                payload: s.payload(window).to_vec(),
+                payload: reader.payload(s).to_vec(),
             });
         }
     }

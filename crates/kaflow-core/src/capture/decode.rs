@@ -13,9 +13,18 @@ pub(crate) const IP_FRAGMENT: u8 = 3;
 pub(crate) const TRUNCATED: u8 = 4;
 pub(crate) const MALFORMED: u8 = 5;
 pub(crate) const UNSUPPORTED_LINK_TYPE: u8 = 6;
+/// GRE carrying a protocol kaflow does not read (MPLS, PPTP's PPP...).
+pub(crate) const GRE_NOT_READ: u8 = 7;
+/// UDP to a tunnel's port kaflow does not read (GTP-U, L2TP, VXLAN-GPE, MPLS over UDP).
+pub(crate) const UDP_TUNNEL_NOT_READ: u8 = 8;
+/// IPsec ESP: encrypted, nothing inside can be read.
+pub(crate) const ESP: u8 = 9;
+/// A fragment whose datagram was put back together: the datagram counts once, as the segment
+/// (or skip) of its last fragment.
+pub(crate) const IP_FRAGMENT_REASSEMBLED: u8 = 10;
 
 /// Skip reason names, indexed by the codes above (code 0 is "became a segment").
-pub const REASONS: [&str; 7] = [
+pub const REASONS: [&str; 11] = [
     "",
     "non_ip",
     "non_tcp",
@@ -23,6 +32,10 @@ pub const REASONS: [&str; 7] = [
     "truncated",
     "malformed",
     "unsupported_link_type",
+    "gre_not_read",
+    "udp_tunnel_not_read",
+    "esp",
+    "ip_fragment_reassembled",
 ];
 
 const ETH_IPV4: u16 = 0x0800;
@@ -31,10 +44,17 @@ const ETH_PPPOE: u16 = 0x8864;
 const ETH_BRIDGED: u16 = 0x6558; // Ethernet inside GRE or Geneve
 const ETH_ERSPAN2: u16 = 0x88BE;
 const ETH_ERSPAN3: u16 = 0x22EB;
+const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_IPV6: u8 = 41;
 const IPPROTO_GRE: u8 = 47;
+const IPPROTO_ESP: u8 = 50;
 const UDP_VXLAN: u16 = 4789;
+/// The Linux kernel's VXLAN port before IANA's (flannel and other overlays still use it).
+const UDP_VXLAN_LINUX: u16 = 8472;
+/// Tunnels over UDP kaflow does not read: GTP-U, L2TP, VXLAN-GPE, MPLS over UDP.
+const UDP_TUNNELS_NOT_READ: [u16; 4] = [2152, 1701, 4790, 6635];
 const UDP_GENEVE: u16 = 6081;
 /// Tunnels inside tunnels read before giving up: a packet cannot make the decoder recurse
 /// without bound.
@@ -97,7 +117,11 @@ fn family_of_af(af: u32) -> u8 {
     }
 }
 
-/// The packet at `buf[start..end]`: a segment, or the code of why it is skipped.
+/// Where an IP fragment's header is: its family, its start and the packet's end.
+pub(crate) type FragmentAt = (u8, usize, usize);
+
+/// The packet at `buf[start..end]`: a segment, or the code of why it is skipped; for an IP
+/// fragment (`IP_FRAGMENT`) also where its IP header is, in `fragment`.
 /// `end` never exceeds `buf.len()`; every read is checked anyway.
 #[inline]
 pub(crate) fn decode(
@@ -107,6 +131,7 @@ pub(crate) fn decode(
     start: usize,
     end: usize,
     lt: Option<&LinkType>,
+    fragment: &mut Option<FragmentAt>,
 ) -> Result<Segment, u8> {
     let Some(lt) = lt else {
         return Err(UNSUPPORTED_LINK_TYPE);
@@ -140,7 +165,21 @@ pub(crate) fn decode(
         Framing::FixedIpv4 => 4,
         Framing::FixedIpv6 => 6,
     };
-    let ((tcp, ip_end, src, dst), fam) = ip(buf, fam, l3, end, 0)?;
+    decode_ip(buf, frame, ts_ns, fam, l3, end, fragment)
+}
+
+/// The IP packet (of family `fam`) at `buf[l3..end]`, as [`decode`] reads what follows the link
+/// header: a reassembled datagram is read this way.
+pub(crate) fn decode_ip(
+    buf: &[u8],
+    frame: u64,
+    ts_ns: i64,
+    fam: u8,
+    l3: usize,
+    end: usize,
+    fragment: &mut Option<FragmentAt>,
+) -> Result<Segment, u8> {
+    let ((tcp, ip_end, src, dst), fam) = ip(buf, fam, l3, end, 0, fragment)?;
     if tcp + 20 > end {
         return Err(TRUNCATED);
     }
@@ -166,6 +205,7 @@ pub(crate) fn decode(
         payload_len: payload_len as u32,
         captured_len: captured as u32,
         payload_off: payload_off as u32,
+        reassembled: false,
     })
 }
 
@@ -208,7 +248,14 @@ fn after_ethertype(
 /// The IP packet at `s` down to its TCP header, through the tunnels clouds mirror traffic in
 /// (VXLAN, Geneve, GRE, ERSPAN): the innermost packet's addresses (and family) are the
 /// connection's.
-fn ip(buf: &[u8], fam: u8, s: usize, e: usize, depth: u8) -> Result<(Ip, u8), u8> {
+fn ip(
+    buf: &[u8],
+    fam: u8,
+    s: usize,
+    e: usize,
+    depth: u8,
+    fragment: &mut Option<FragmentAt>,
+) -> Result<(Ip, u8), u8> {
     let got = match fam {
         4 => ipv4(buf, s, e),
         6 => ipv6(buf, s, e),
@@ -217,9 +264,13 @@ fn ip(buf: &[u8], fam: u8, s: usize, e: usize, depth: u8) -> Result<(Ip, u8), u8
     match got {
         Err(Inner(proto, at, ip_end)) if depth < MAX_TUNNELS => {
             let (fam, inner) = tunnel(buf, proto, at, ip_end.min(e))?;
-            ip(buf, fam, inner, ip_end.min(e), depth + 1)
+            ip(buf, fam, inner, ip_end.min(e), depth + 1, fragment)
         }
         Err(Inner(..)) => Err(NON_TCP),
+        Err(Skip(IP_FRAGMENT)) => {
+            *fragment = Some((fam, s, e));
+            Err(IP_FRAGMENT)
+        }
         Err(Skip(code)) => Err(code),
         Ok(found) => Ok((found, fam)),
     }
@@ -255,7 +306,7 @@ fn tunnel(buf: &[u8], proto: u8, at: usize, end: usize) -> Result<(u8, usize), u
             let body = at + 8;
             match be16(buf, at + 2) {
                 // VXLAN: 8 bytes, then an Ethernet frame (AWS VPC traffic mirroring)
-                UDP_VXLAN => ethernet(body + 8),
+                UDP_VXLAN | UDP_VXLAN_LINUX => ethernet(body + 8),
                 // Geneve: 8 bytes and its options, then what its protocol type says
                 UDP_GENEVE => {
                     let options = usize::from(byte(buf, body) & 0x3F) * 4;
@@ -267,9 +318,13 @@ fn tunnel(buf: &[u8], proto: u8, at: usize, end: usize) -> Result<(u8, usize), u
                         _ => Err(NON_IP),
                     }
                 }
+                port if UDP_TUNNELS_NOT_READ.contains(&port) => Err(UDP_TUNNEL_NOT_READ),
                 _ => Err(NON_TCP),
             }
         }
+        // IP in IP, IPv6 in IP (6in4, 6to4)
+        IPPROTO_IPIP => Ok((4, at)),
+        IPPROTO_IPV6 => Ok((6, at)),
         IPPROTO_GRE => {
             if at + 4 > end {
                 return Err(TRUNCATED);
@@ -291,7 +346,7 @@ fn tunnel(buf: &[u8], proto: u8, at: usize, end: usize) -> Result<(u8, usize), u
                     let optional = if byte(buf, body + 11) & 1 != 0 { 8 } else { 0 };
                     ethernet(body + 12 + optional)
                 }
-                _ => Err(NON_IP),
+                _ => Err(GRE_NOT_READ),
             }
         }
         _ => Err(NON_TCP),
@@ -309,13 +364,19 @@ fn ipv4(buf: &[u8], s: usize, e: usize) -> Result<Ip, NotTcp> {
         return Err(Skip(MALFORMED));
     }
     let proto = byte(buf, s + 9);
-    let tunnel = proto == IPPROTO_UDP || proto == IPPROTO_GRE;
+    let tunnel = matches!(
+        proto,
+        IPPROTO_UDP | IPPROTO_GRE | IPPROTO_IPIP | IPPROTO_IPV6
+    );
+    if proto == IPPROTO_ESP {
+        return Err(Skip(ESP));
+    }
     if proto != IPPROTO_TCP && !tunnel {
         return Err(Skip(NON_TCP));
     }
     if be16(buf, s + 6) & 0x3FFF != 0 {
-        // a fragment cannot be looked inside: a tunnel's stays what it was, not TCP
-        return Err(Skip(if tunnel { NON_TCP } else { IP_FRAGMENT }));
+        // read once its datagram is whole (capture::defrag)
+        return Err(Skip(IP_FRAGMENT));
     }
     let mut total = be16(buf, s + 2) as usize;
     // Total length 0 is what TSO-offloaded sends look like on the sending host: trust the capture.
@@ -356,7 +417,10 @@ fn ipv6(buf: &[u8], s: usize, e: usize) -> Result<Ip, NotTcp> {
     }
     match nh {
         IPPROTO_TCP => Ok((tcp, s + 40 + plen, addr16(buf, s + 8), addr16(buf, s + 24))),
-        IPPROTO_UDP | IPPROTO_GRE => Err(Inner(nh, tcp, s + 40 + plen)),
+        IPPROTO_UDP | IPPROTO_GRE | IPPROTO_IPIP | IPPROTO_IPV6 => {
+            Err(Inner(nh, tcp, s + 40 + plen))
+        }
+        IPPROTO_ESP => Err(Skip(ESP)),
         IPV6_FRAGMENT => Err(Skip(IP_FRAGMENT)),
         _ => Err(Skip(NON_TCP)),
     }

@@ -32,6 +32,7 @@
 //! ```
 
 mod decode;
+mod defrag;
 mod error;
 mod gzip;
 pub mod link;
@@ -144,6 +145,13 @@ pub(crate) struct Sink {
     latest: i64,
     backwards: u64,
     max_back: i64,
+    defrag: defrag::Defrag,
+    /// This window's reassembled datagrams, one after the other: the payloads of its segments
+    /// that came in fragments.
+    datagrams: Vec<u8>,
+    /// Fragments whose datagram became whole since the last count: counted `ip_fragment` when
+    /// they came, they move to `ip_fragment_reassembled`.
+    absorbed: u64,
 }
 
 /// What one run of records (one Python `_Records`) added up to.
@@ -151,7 +159,7 @@ pub(crate) struct Sink {
 struct Run {
     packets: u64,
     segments: u64,
-    counts: [u64; 7],
+    counts: [u64; decode::REASONS.len()],
     lo: i64,
     hi: i64,
 }
@@ -160,7 +168,7 @@ impl Run {
     const EMPTY: Run = Run {
         packets: 0,
         segments: 0,
-        counts: [0; 7],
+        counts: [0; decode::REASONS.len()],
         lo: i64::MAX,
         hi: i64::MIN,
     };
@@ -187,7 +195,9 @@ impl Sink {
         run.packets += 1;
         run.lo = run.lo.min(ts_ns);
         run.hi = run.hi.max(ts_ns);
-        match decode::decode(buf, self.frame, ts_ns, start, start + caplen, link) {
+        let mut fragment = None;
+        let end = start + caplen;
+        match decode::decode(buf, self.frame, ts_ns, start, end, link, &mut fragment) {
             Ok(seg) => {
                 self.segments.push(seg);
                 run.segments += 1;
@@ -196,8 +206,47 @@ impl Sink {
                 if let Some(c) = run.counts.get_mut(code as usize) {
                     *c += 1;
                 }
+                if let Some((fam, s, e)) = fragment {
+                    self.fragment(buf, fam, s, e, ts_ns);
+                }
             }
         }
+    }
+
+    /// A fragment: when it completes its datagram, the datagram is decoded as this record's
+    /// packet, and the fragments that made it are counted as reassembled.
+    #[cold]
+    #[inline(never)]
+    fn fragment(&mut self, buf: &[u8], fam: u8, s: usize, e: usize, ts_ns: i64) {
+        let Some(datagram) = self.defrag.add(fam, buf, s, e, ts_ns) else {
+            return;
+        };
+        let bytes = &datagram.bytes;
+        let mut inner = None;
+        let family = datagram.family;
+        let got = decode::decode_ip(bytes, self.frame, ts_ns, family, 0, bytes.len(), &mut inner);
+        let run = &mut self.run;
+        // the last fragment is the datagram's record: counted as what the datagram is
+        let reason = match got {
+            Ok(mut seg) => {
+                let at = self.datagrams.len();
+                let payload = seg.payload(bytes);
+                seg.payload_off = u32::try_from(at).unwrap_or(u32::MAX);
+                seg.reassembled = true;
+                self.datagrams.extend_from_slice(payload);
+                self.segments.push(seg);
+                run.segments += 1;
+                None
+            }
+            Err(code) => Some(code),
+        };
+        if let Some(c) = run.counts.get_mut(usize::from(decode::IP_FRAGMENT)) {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(c) = reason.and_then(|r| run.counts.get_mut(usize::from(r))) {
+            *c += 1;
+        }
+        self.absorbed += datagram.fragments.saturating_sub(1);
     }
 
     pub(crate) fn end_run(&mut self) {
@@ -432,6 +481,9 @@ impl Reader {
                 latest: i64::MIN,
                 backwards: 0,
                 max_back: 0,
+                defrag: defrag::Defrag::default(),
+                datagrams: Vec::new(),
+                absorbed: 0,
             },
             pending: None,
             need: 0,
@@ -446,6 +498,7 @@ impl Reader {
     /// Python raises at the end of iteration; it is returned once, then `Ok(false)`.
     pub fn next_window(&mut self) -> Result<bool, CaptureError> {
         self.sink.segments.clear();
+        self.sink.datagrams.clear();
         loop {
             if self.done {
                 return Ok(false);
@@ -510,6 +563,22 @@ impl Reader {
             }
             info.first_ts_ns = Some(info.first_ts_ns.map_or(run.lo, |f| f.min(run.lo)));
             info.last_ts_ns = Some(info.last_ts_ns.map_or(run.hi, |l| l.max(run.hi)));
+        }
+        // fragments counted `ip_fragment` when they came whose datagram has since become whole
+        let absorbed = std::mem::take(&mut self.sink.absorbed);
+        if absorbed > 0 {
+            let fragment = REASONS[usize::from(decode::IP_FRAGMENT)];
+            let joined = REASONS[usize::from(decode::IP_FRAGMENT_REASSEMBLED)];
+            let mut moved = 0;
+            if let Some((_, n)) = info.skipped.iter_mut().find(|(r, _)| *r == fragment) {
+                moved = absorbed.min(*n);
+                *n -= moved;
+            }
+            match info.skipped.iter_mut().find(|(r, _)| *r == joined) {
+                Some((_, n)) => *n += moved,
+                None => info.skipped.push((joined, moved)),
+            }
+            info.skipped.retain(|(_, n)| *n > 0);
         }
         info.ts_backwards = self.sink.backwards;
         info.ts_max_back_ns = self.sink.max_back;
@@ -643,6 +712,19 @@ impl Reader {
     /// can then be read back later from `file_base + payload_off`.
     pub fn file_base(&self) -> Option<u64> {
         self.file_base
+    }
+
+    /// A segment's captured payload bytes: in the window, or in the datagram the reader put
+    /// back together from fragments.
+    pub fn payload(&self, seg: &Segment) -> &[u8] {
+        if seg.reassembled {
+            let from = seg.payload_off as usize;
+            from.checked_add(seg.captured_len as usize)
+                .and_then(|to| self.sink.datagrams.get(from..to))
+                .unwrap_or(&[])
+        } else {
+            seg.payload(self.window())
+        }
     }
 
     /// The current window's segments, in file order.
