@@ -19,6 +19,8 @@ from tests.truthcheck import mismatches
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SCENARIOS = sorted(p.parent.name for p in FIXTURES.glob("*/truth.json"))
+# with nginx in front (its logs the truth); the others name their client in truth.json
+NGINX = sorted(p.parent.name for p in FIXTURES.glob("*/access.log"))
 GOLD = Path(__file__).parent / "gold"
 
 
@@ -40,7 +42,11 @@ def test_every_scenario_the_lab_promises_is_here() -> None:
     }
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_fixture_has_nginx_or_names_its_client() -> None:
+    assert set(SCENARIOS) == set(NGINX) | {n for n in SCENARIOS if "client" in truth(n)}
+
+
+@pytest.mark.parametrize("name", NGINX)
 def test_analysis_agrees_with_nginx_logs(name: str) -> None:
     a = analyze(FIXTURES / name / "capture.pcap", port=truth(name)["port"])
     assert mismatches(a, truth(name)) == []
@@ -319,3 +325,28 @@ def test_busy_run_losses_and_retries_by_request_id() -> None:
         (retry,) = [x for x in a.findings if x.type == "retry" and x.retry_of == f.connection]
         again = by_conn[retry.connection].requests[retry.request_index or 0]
         assert (again.label, again.request_id) == (f.request, lost_id)
+
+
+def test_haproxy_client_loss_agrees_with_haproxys_log() -> None:
+    """HAProxy (http-reuse always, default retry-on) in front instead of nginx: the same race,
+    other rules. HAProxy logged the GET SH-- (the server aborted) and answered 502 without
+    sending it again: kaflow finds the loss on the connection its X-Request-ID went unanswered
+    on, and no retry."""
+    t = truth("haproxy-race-get")
+    assert t["client"]["kind"] == "haproxy"
+    (x,) = t["losses"]
+    assert (x["termination"], x["client_status"], x["answered_on_port"]) == ("SH--", 502, None)
+    a = analyze(FIXTURES / "haproxy-race-get" / "capture.pcap")
+    want_close = sorted(
+        (c["client_port"], c["first_close_by"], c["first_close"]) for c in t["connections"]
+    )
+    assert sorted((c.client_port, c.closed_by, c.close) for c in a.connections) == want_close
+    (lost,) = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    conn = a.connection(lost.connection)
+    assert (lost.request, conn.client_port) == (x["request"], x["lost_on_port"])
+    assert [r.request_id for r in conn.requests if not r.answered] == [x["request_id"]]
+    assert lost.retried is False and not [f for f in a.findings if f.type == "retry"]
+    answered = {
+        r.request_id: c.client_port for c in a.connections for r in c.requests if r.answered
+    }
+    assert answered == t["answered_by_id"]
