@@ -136,6 +136,7 @@ class _Scan:
         self.totals.add(c)
         self.evidence.add(c)
         self.classifier.index(b.request_rows())
+        self.classifier.servers(c.conn_id, c.conn_server)
         maybe = [
             i
             for i, (by, est) in enumerate(

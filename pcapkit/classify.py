@@ -14,12 +14,12 @@ from __future__ import annotations
 import tempfile
 import weakref
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
-from pcapkit.model import CloseKind, CloseReason, Connection, Finding, Request, Side
+from pcapkit.model import CloseKind, CloseReason, Connection, Event, Finding, Request, Side
 from pcapkit.store import FindingSpool
 
 if TYPE_CHECKING:
@@ -130,18 +130,48 @@ class Loss:
     conn_id: int
     request: Request
     close: Close  # the upstream's FIN/RST that lost it
+    # the upstream's RST after that FIN (its answer to bytes that came after it closed): nginx
+    # reads the reset instead of the end of the stream if the RST reaches it first
+    reset_after: bool = False
+    server: str = ""  # the upstream server ("ip:port") of its connection
 
 
-def lost_requests(f: Facts, requests: Sequence[Request]) -> list[Loss]:
+# What nginx's error log says for a lost request (at [error], then ", client: ..."): the
+# upstream's FIN read as the end of the stream, or its RST as a failed recv().
+NGINX_PREMATURELY_CLOSED = (
+    "upstream prematurely closed connection while reading response header from upstream"
+)
+NGINX_RESET = (
+    "recv() failed (104: Connection reset by peer) while reading response header from upstream"
+)
+
+
+def nginx_errors(loss: Loss) -> tuple[str, ...]:
+    """What nginx logs for this loss, the likelier first: a RST-first close is always a reset;
+    a FIN followed by the upstream's RST is either, depending on which nginx read first."""
+    if loss.close.type == "rst":
+        return (NGINX_RESET,)
+    if loss.reset_after:
+        return (NGINX_PREMATURELY_CLOSED, NGINX_RESET)
+    return (NGINX_PREMATURELY_CLOSED,)
+
+
+def lost_requests(
+    f: Facts, requests: Sequence[Request], events: Sequence[Event] = (), server: str = ""
+) -> list[Loss]:
     """Requests left unanswered on a connection the upstream closed first.
 
     If nginx closed first instead (its proxy_read_timeout, say), nginx gave up on the request:
-    that is not a loss to the upstream's FIN.
+    that is not a loss to the upstream's FIN. ``events`` (the connection's) tell whether the
+    upstream also reset the connection after its FIN.
     """
     close = server_close(f)
     if close is None or not f.unanswered:
         return []
-    return [Loss(f.id, req, close) for req in requests if not req.answered]
+    reset = close.type == "fin" and any(
+        e.side == "server" and e.type == "rst" and e.time_ns >= close.time_ns for e in events
+    )
+    return [Loss(f.id, req, close, reset, server) for req in requests if not req.answered]
 
 
 def _close_reason(f: Facts, lost: bool, close: Close) -> tuple[CloseReason, int | None]:
@@ -260,6 +290,19 @@ class Classifier:
         weakref.finalize(self, spill.close)
         self._found: list[Finding] | FindingSpool = [] if found is None else found
         self._losses: list[Loss] = []
+        # each connection's upstream server, as an index into _names: 2 bytes a connection, so
+        # that a retry can be told to have gone to another server of nginx's upstream block
+        self._names: dict[str, int] = {}
+        self._server_of = array("H")
+
+    def servers(self, ids: Sequence[int], servers: Sequence[str]) -> None:
+        """Take a batch's connection ids and their upstream servers ("ip:port")."""
+        names, of = self._names, self._server_of
+        for cid, server in zip(ids, servers, strict=True):
+            k = names.setdefault(server, len(names) + 1) if len(names) < 0xFFFE else 0
+            if cid >= len(of):
+                of.frombytes(bytes(2 * (cid + 1 - len(of) + 1024)))
+            of[cid] = k
 
     def judge(self, f: Facts, conn: Connection | None) -> tuple[Finding, ...]:
         """Take one connection's own findings, and return the close and failed connect among
@@ -267,7 +310,9 @@ class Classifier:
 
         ``conn`` is the connection built, which the rules need when :func:`needs_connection`
         says so (None otherwise)."""
-        losses = lost_requests(f, conn.requests) if conn is not None else []
+        losses = (
+            lost_requests(f, conn.requests, conn.events, conn.server) if conn is not None else []
+        )
         close = server_initiated_close(f, bool(losses))
         failed = connect_failure(conn) if conn is not None else None
         if close is not None:
@@ -290,7 +335,13 @@ class Classifier:
             cands = _candidates(out, loss_keys(self._losses))
         finally:
             out.close()
-        return conclude(self._found, self._losses, cands)
+        names = {k: name for name, k in self._names.items()}
+        of = self._server_of
+
+        def server(cid: int) -> str | None:
+            return names.get(of[cid]) if 0 <= cid < len(of) else None
+
+        return conclude(self._found, self._losses, cands, server)
 
 
 def _key(req: Request) -> int:
@@ -329,11 +380,19 @@ def conclude(
     found: Iterable[Finding] | FindingSpool,
     losses: Sequence[Loss],
     cands: Sequence[tuple[int, _Candidate]],
+    server: Callable[[int], str | None] | None = None,
 ) -> Sequence[Finding]:
     """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
-    or ``found`` itself sealed if it is a spool."""
+    or ``found`` itself sealed if it is a spool. ``server`` gives a connection's upstream
+    server, to say when a retry went to another one."""
     retries = match_retries(losses, cands)
-    more = [*_loss_findings(losses, retries), *_retry_findings(retries)]
+    other: dict[tuple[int, int], str] = {}
+    if server is not None:
+        for r in retries:
+            to = server(r.cand.conn_id)
+            if to is not None and r.loss.server and to != r.loss.server:
+                other[(r.cand.conn_id, r.cand.index)] = to
+    more = [*_loss_findings(losses, retries, other), *_retry_findings(retries, other)]
     if isinstance(found, FindingSpool):
         found.extend(more)
         return found.seal()
@@ -389,13 +448,17 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     return out
 
 
-def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Finding]:
+def _loss_findings(
+    losses: Sequence[Loss], retries: Sequence[_Retry], other: dict[tuple[int, int], str]
+) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
     out: list[Finding] = []
     for loss in losses:
         req, close = loss.request, loss.close
         gap = close.time_ns - req.sent_at_ns
         what = "FIN" if close.type == "fin" else "RST"
+        if loss.reset_after:
+            what = "FIN (then RST)"
         if gap >= 0:
             timing = f"upstream's {what} came {_ms(gap)} after it"
         else:
@@ -403,6 +466,9 @@ def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Fi
         r = retried.get((loss.conn_id, req.index))
         if r is not None:
             how = "a new connection" if r.new_connection else "a cached connection"
+            to = other.get((r.cand.conn_id, r.cand.index))
+            if to is not None:
+                how += f" to another server, {to}"
             after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
             tail = f"nginx retried it {after} later on #{r.cand.conn_id} ({how})"
         elif req.method is None:
@@ -422,16 +488,20 @@ def _loss_findings(losses: Sequence[Loss], retries: Sequence[_Retry]) -> list[Fi
                 retried=r is not None if req.method is not None else None,
                 retried_on=r.cand.conn_id if r is not None else None,
                 request_index=req.index,
+                nginx_errors=nginx_errors(loss),
                 request_id=req.request_id,
             )
         )
     return out
 
 
-def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
+def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]) -> list[Finding]:
     out: list[Finding] = []
     for r in retries:
         how = "new connection" if r.new_connection else "cached connection"
+        to = other.get((r.cand.conn_id, r.cand.index))
+        if to is not None:
+            how += f" to another server ({to}; lost on {r.loss.server})"
         label = r.loss.request.label  # the same method and target: that is what matched
         out.append(
             Finding(
@@ -444,6 +514,7 @@ def _retry_findings(retries: Sequence[_Retry]) -> list[Finding]:
                 retry_of=r.loss.conn_id,
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
+                other_server=to,
                 # paired by method, target and Host; nginx resends the lost one's header as is
                 request_id=r.loss.request.request_id,
             )

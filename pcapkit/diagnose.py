@@ -32,6 +32,11 @@ class _Gathered:
     failed: int = 0  # lost and not retried
     methods: set[str] = field(default_factory=set)  # of those not retried
     connect_failed: int = 0
+    # what nginx's error log says for the losses: its likelier message -> losses, and the other
+    # one it may say instead (a FIN followed by the upstream's RST) -> losses
+    nginx_errors: Counter[str] = field(default_factory=Counter)
+    nginx_alt: Counter[str] = field(default_factory=Counter)
+    other_server: Counter[str] = field(default_factory=Counter)  # retries, by the server taken
 
     @classmethod
     def of(cls, findings: Iterable[Finding]) -> _Gathered:
@@ -45,22 +50,127 @@ class _Gathered:
             elif f.type == "request_lost_to_fin":
                 g.lost += 1
                 g.retried += bool(f.retried)
+                g.nginx_errors.update(f.nginx_errors[:1])
+                g.nginx_alt.update(f.nginx_errors[1:])
                 if f.retried is False:
                     g.failed += 1
                     g.methods.add((f.request or "").split(" ")[0])
             elif f.type == "connect_failed":
                 g.connect_failed += 1
+            elif f.type == "retry" and f.other_server is not None:
+                g.other_server[f.other_server] += 1
         return g
 
 
-def _announced(ev: Evidence) -> str:
+@dataclass(frozen=True, slots=True)
+class Server:
+    """An upstream server kaflow can name, and its own idle-timeout and per-connection limits."""
+
+    name: str
+    idle_setting: str  # where its idle timeout is set, with its default
+    default_idle_s: float | None
+    max_requests_setting: str | None = None  # its limit of requests per connection, if any
+    note: str = ""
+
+
+NODE = Server(
+    "Node.js",
+    "server.keepAliveTimeout (5 s by default, 65 s from Node 26; idle sockets really close about "
+    "1 s later, its keepAliveTimeoutBuffer)",
+    5.0,
+    "server.maxRequestsPerSocket (0, unlimited, by default)",
+    " Raise server.headersTimeout with it: it must stay above keepAliveTimeout.",
+)
+TOMCAT = Server(
+    "Tomcat",
+    "the Connector's keepAliveTimeout (Spring Boot server.tomcat.keep-alive-timeout; it "
+    "defaults to connectionTimeout: 20 s in Tomcat's shipped server.xml, 60 s otherwise)",
+    None,
+    "the Connector's maxKeepAliveRequests (Spring Boot server.tomcat.max-keep-alive-requests; "
+    "100 by default, -1 unlimited)",
+)
+
+# The Server header's first word (lower-cased) -> the server. Tomcat sends none unless its
+# Connector's `server` attribute is set; older ones sent Apache-Coyote/1.1.
+KNOWN_SERVERS: dict[str, Server] = {
+    "gunicorn": Server(
+        "gunicorn",
+        "--keep-alive (keepalive in gunicorn.conf.py; 2 s by default; sync workers never keep "
+        "a connection alive)",
+        2.0,
+    ),
+    "uvicorn": Server(
+        "uvicorn",
+        "--timeout-keep-alive (timeout_keep_alive; 5 s by default, gunicorn's --keep-alive "
+        "under its UvicornWorker)",
+        5.0,
+    ),
+    "jetty": Server(
+        "Jetty",
+        "the connector's idleTimeout (Spring Boot server.jetty.connection-idle-timeout; 30 s by "
+        "default)",
+        30.0,
+    ),
+    "apache": Server(
+        "Apache httpd",
+        "KeepAliveTimeout (5 s by default)",
+        5.0,
+        "MaxKeepAliveRequests (100 by default, 0 unlimited)",
+    ),
+    "kestrel": Server(
+        "Kestrel",
+        "KestrelServerLimits.KeepAliveTimeout (130 s by default)",
+        130.0,
+    ),
+    "puma": Server("Puma", "persistent_timeout (20 s by default)", 20.0),
+    "nginx": Server(
+        "nginx",
+        "its keepalive_timeout (75 s by default)",
+        75.0,
+        "its keepalive_requests (1000 by default)",
+    ),
+    "apache-coyote": TOMCAT,
+    "tomcat": TOMCAT,
+}
+
+# Node closes an idle socket at keepAliveTimeout + 1 s: its default shows as ~6.0 s idle closes.
+NODE_DEFAULT_IDLE = (5.95, 6.1)
+
+
+def _server_of(header: str) -> Server | None:
+    word = re.split(r"[/\s(;]", header.strip().lower(), maxsplit=1)[0]
+    return KNOWN_SERVERS.get(word)
+
+
+def identify(ev: Evidence, idle_s: float | None) -> tuple[Server | None, str]:
+    """The upstream, and how it was told: its Server header, else a Keep-Alive header of
+    Node's shape (a timeout, no max), else idle closes at Node's default (5 s + its 1 s
+    buffer). None when nothing tells."""
+    if ev.servers:
+        header, _ = max(ev.servers.items(), key=lambda kv: (kv[1], kv[0]))
+        server = _server_of(header)
+        if server is not None:
+            return server, f"its Server header says '{header}'"
+        return None, f"its Server header says '{header}'"
+    if ev.node_shaped:
+        return NODE, "it sends 'Keep-Alive: timeout=N' without a Server header, as Node does"
+    if idle_s is not None and NODE_DEFAULT_IDLE[0] <= idle_s <= NODE_DEFAULT_IDLE[1]:
+        return NODE, (
+            f"its idle closes come {idle_s:.3f} s after the last response, Node's default "
+            "keepAliveTimeout of 5 s plus its 1 s buffer"
+        )
+    return None, ""
+
+
+def _announced(ev: Evidence, server: Server | None) -> str:
     """What the upstream's own Keep-Alive headers said, when they said a timeout."""
     if not ev.announced:
         return ""
     timeout, n = max(ev.announced.items(), key=lambda kv: (kv[1], kv[0]))
+    node = " (Node closes about 1 s after the timeout it announces)" if server is NODE else ""
     return (
         f" It announces its timeout: 'Keep-Alive: timeout={timeout}' on {n} connection"
-        f"{'s' if n != 1 else ''} (Node closes about 1 s after the timeout it announces)."
+        f"{'s' if n != 1 else ''}{node}."
     )
 
 
@@ -70,14 +180,28 @@ def _idle(g: _Gathered, ev: Evidence) -> Advice | None:
         return None
     mid, low = median(idle) / 1e9, min(idle) / 1e9
     race = f", and {len(raced)} with a request in flight" if raced else ""
+    server, how = identify(ev, mid)
+    if server is not None:
+        named = (
+            f" The upstream is {server.name} ({how}): its idle timeout is {server.idle_setting}."
+        )
+        what, after = "it", server.note
+    else:
+        told = f" ({how}, not a server kaflow knows)" if how else ""
+        named = ""
+        what = "the upstream's idle timeout"
+        after = (
+            f" Which server it is, the capture does not tell{told}: the setting is its own "
+            "(Tomcat keepAliveTimeout, Node server.keepAliveTimeout, gunicorn --keep-alive, "
+            "uvicorn --timeout-keep-alive, Jetty idleTimeout, Apache KeepAliveTimeout, ...)."
+        )
     return Advice(
         "upstream_idle_timeout",
         f"The upstream closes connections idle for about {mid:.3f} s (shortest {low:.3f} s; "
-        f"{len(idle)} idle closes{race}).{_announced(ev)} nginx keeps idle upstream connections "
-        "for its keepalive_timeout (60 s by default), so the two race: make the upstream's idle "
-        "timeout longer than nginx's keepalive_timeout (Tomcat keepAliveTimeout, Spring Boot "
-        "server.tomcat.keep-alive-timeout, Node server.keepAliveTimeout, gunicorn --keep-alive), "
-        "or lower nginx's keepalive_timeout well below it.",
+        f"{len(idle)} idle closes{race}).{_announced(ev, server)}{named} nginx keeps idle "
+        "upstream connections for its keepalive_timeout (60 s by default), so the two race: "
+        f"make {what} longer than nginx's keepalive_timeout, or lower nginx's keepalive_timeout "
+        f"well below it.{after}",
         value=round(mid, 6),
         evidence=len(idle) + len(raced),
     )
@@ -100,6 +224,18 @@ class Evidence:
     refused: int = 0
     # the timeouts the upstream's Keep-Alive headers announce (seconds), by connections
     announced: Counter[int] = field(default_factory=Counter)
+    # the upstream's Server headers, by connections
+    servers: Counter[str] = field(default_factory=Counter)
+    # connections whose upstream sent Node's shape: Keep-Alive with a timeout and no max, and
+    # no Server header
+    node_shaped: int = 0
+    # the upstream addresses seen (a handful: the servers of nginx's upstream block)
+    addresses: Counter[str] = field(default_factory=Counter)
+    # connections with requests; of those, with exactly one; of those, whose one request
+    # asked to close (HTTP/1.0 or Connection: close)
+    connections: int = 0
+    one_request: int = 0
+    asked_close: int = 0
 
     def add(self, c: Connections) -> None:
         self.announced.update(
@@ -107,6 +243,19 @@ class Evidence:
             for v in c.conn_keep_alive
             if v is not None and (m := _TIMEOUT.search(v)) is not None
         )
+        self.servers.update(v for v in c.conn_server_header if v)
+        self.node_shaped += sum(
+            1
+            for ka, sv in zip(c.conn_keep_alive, c.conn_server_header, strict=True)
+            if ka is not None and sv is None and _TIMEOUT.search(ka) and "max=" not in ka
+        )
+        self.addresses.update(c.conn_server)
+        for n, closing in zip(c.conn_requests, c.conn_requests_close, strict=True):
+            if n:
+                self.connections += 1
+                if n == 1:
+                    self.one_request += 1
+                    self.asked_close += closing == 1
         self.closed_after.update(
             n
             for partial, n, unanswered, last_close in zip(
@@ -123,26 +272,53 @@ class Evidence:
         )
 
 
+def _keepalive_off(ev: Evidence) -> Advice | None:
+    """Every connection carried one request that asked to close (HTTP/1.0, or Connection:
+    close): nginx is not keeping upstream connections alive at all."""
+    one = ev.one_request
+    if one < 2 or one != ev.connections or ev.asked_close != one:
+        return None
+    return Advice(
+        "keepalive_not_in_effect",
+        f"Upstream keepalive is not in effect: each of the {one} connections carried one "
+        "request, and nginx's requests asked to close (HTTP/1.0, or 'Connection: close'). "
+        "nginx speaks HTTP/1.0 to the upstream unless told otherwise: with 'keepalive N' in the "
+        "upstream block, set 'proxy_http_version 1.1;' and 'proxy_set_header Connection \"\";' "
+        "where it proxies (both are the default from nginx 1.29.7 on).",
+        value=float(one),
+        evidence=one,
+    )
+
+
 def _max_requests(ev: Evidence) -> Advice | None:
     counts = ev.closed_after
-    if not counts:
+    if not counts or _keepalive_off(ev) is not None:
         return None
     # the most common count; on a tie the larger (order-free: connections come in any order)
     limit, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
     total = sum(counts.values())
+    server, how = identify(ev, None)
+    if server is not None and server.max_requests_setting is not None:
+        setting = f"{server.name}'s ({how}) {server.max_requests_setting}, {limit} here"
+    else:
+        setting = (
+            f"{limit} here; the capture does not tell which server it is: Tomcat "
+            "maxKeepAliveRequests, Apache MaxKeepAliveRequests, Node server.maxRequestsPerSocket"
+            ", ..."
+        )
     return Advice(
         "upstream_max_requests",
         f"The upstream ended {total} connection{'s' if total != 1 else ''} with "
         f"'Connection: close', {n} of them after {limit} request{'s' if limit != 1 else ''}: its "
-        f"limit of requests per connection (Tomcat maxKeepAliveRequests, {limit} here; 100 by "
-        "default) is below nginx's keepalive_requests (1000 by default). Raise it above nginx's "
-        "(-1 is unlimited in Tomcat), or lower keepalive_requests in nginx's upstream block.",
+        f"limit of requests per connection ({setting}) is below nginx's keepalive_requests "
+        "(1000 by default). Raise it above nginx's, or lower keepalive_requests in nginx's "
+        "upstream block.",
         value=float(limit),
         evidence=total,
     )
 
 
-def _lost(g: _Gathered) -> Advice | None:
+def _lost(g: _Gathered, ev: Evidence) -> Advice | None:
     lost = g.lost
     if not lost:
         return None
@@ -151,10 +327,43 @@ def _lost(g: _Gathered) -> Advice | None:
         parts.append(f"{g.retried} retried by nginx (its client saw only the delay)")
     if g.failed:
         parts.append(
-            f"{g.failed} not retried ({', '.join(sorted(g.methods))}): their clients got a 502 "
-            "and nginx logged 'upstream prematurely closed connection'"
+            f"{g.failed} not retried ({', '.join(sorted(g.methods))}): their clients got a 502"
         )
-    return Advice("lost_requests", "; ".join(parts) + ".", value=float(lost), evidence=lost)
+    text = "; ".join(parts) + "."
+    if len(g.nginx_errors) == 1:
+        (message,) = g.nginx_errors
+        text += f" nginx logs {'it' if lost == 1 else 'each'} as '{message}'"
+    elif g.nginx_errors:
+        said = " or ".join(
+            f"'{m}' ({n} of them)"
+            for m, n in sorted(g.nginx_errors.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        text += f" nginx logs them as {said}"
+    for m, n in sorted(g.nginx_alt.items()):
+        which = "" if lost == 1 else f" for {n} of them"
+        text += (
+            f" (or as '{m}'{which}, if the upstream's RST, which followed its FIN, reached "
+            "nginx first)"
+        )
+    if g.nginx_errors:
+        text += "."
+    servers = len(ev.addresses)
+    if servers > 1:
+        moved = sum(g.other_server.values())
+        if moved:
+            text += (
+                f" {moved} retr{'ies' if moved != 1 else 'y'} went to another upstream server "
+                f"({', '.join(sorted(g.other_server))})."
+            )
+        text += (
+            f" With {servers} upstream servers (addresses in the capture), each loss counts as a "
+            "failure of its server: with max_fails=1 (the default) in fail_timeout 10s, one race "
+            "marks it 'upstream server temporarily disabled' ([warn]) and nginx sends it nothing "
+            "for 10 s; when every server is disabled, requests fail with 'no live upstreams' "
+            "(502, not retried). Ending the race ends this; until then max_fails=0 on the "
+            "servers keeps a race from disabling one."
+        )
+    return Advice("lost_requests", text, value=float(lost), evidence=lost)
 
 
 def _connect(g: _Gathered, ev: Evidence) -> Advice | None:
@@ -182,5 +391,11 @@ def advise(findings: Iterable[Finding], evidence: Evidence) -> tuple[Advice, ...
     """Every conclusion the capture supports, most consequential first (one pass over the
     findings, which may be read back from disk)."""
     g = _Gathered.of(findings)
-    found = (_lost(g), _idle(g, evidence), _max_requests(evidence), _connect(g, evidence))
+    found = (
+        _lost(g, evidence),
+        _keepalive_off(evidence),
+        _idle(g, evidence),
+        _max_requests(evidence),
+        _connect(g, evidence),
+    )
     return tuple(a for a in found if a is not None)

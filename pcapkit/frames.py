@@ -152,6 +152,10 @@ def findings_frame(analysis: Analysis) -> pd.DataFrame:
             "retried": f.retried,
             "retried_on": f.retried_on,
             "request_index": f.request_index,
+            # one string, the likelier message first: a column of lists would not survive
+            # every Parquet reader alike
+            "nginx_errors": " | ".join(f.nginx_errors) or None,
+            "other_server": f.other_server,
             "severity": tier(f),
             "message": f.message,
         }
@@ -175,6 +179,8 @@ _FINDING_COLUMNS = (
     "retried",
     "retried_on",
     "request_index",
+    "nginx_errors",
+    "other_server",
     "severity",
     "message",
 )

@@ -29,7 +29,11 @@ FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", 
 CloseKind = Literal["fin", "rst"]
 CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset", "tunnel"]
 AdviceTopic = Literal[
-    "upstream_idle_timeout", "upstream_max_requests", "lost_requests", "connect_failed"
+    "upstream_idle_timeout",
+    "upstream_max_requests",
+    "lost_requests",
+    "connect_failed",
+    "keepalive_not_in_effect",
 ]
 
 FINDING_TYPES: tuple[FindingType, ...] = (
@@ -220,6 +224,12 @@ class Finding:
     retried: bool | None = None
     retried_on: int | None = None
     request_index: int | None = None
+    # request_lost_to_fin: what nginx's error log says for it, the likelier first ("upstream
+    # prematurely closed connection ..." for the upstream's FIN, "recv() failed (104: Connection
+    # reset by peer) ..." for its RST; both when a RST followed the FIN)
+    nginx_errors: tuple[str, ...] = ()
+    # retry: the upstream server ("ip:port") it went to, when not the one the request was lost on
+    other_server: str | None = None
     # the lost (or retried) request's X-Request-ID as sent: nginx sends a retry with the same
     # $request_id, and its access log can name it, which joins the two exactly
     request_id: str | None = None

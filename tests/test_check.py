@@ -17,7 +17,15 @@ from pcapkit.config.nginx import nginx_time
 
 runner = CliRunner()
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-SCENARIOS = sorted(p.parent.name for p in FIXTURES.glob("*/truth.json"))
+# the Tomcat fixtures (server.xml); the others record their upstream's command line
+SCENARIOS = sorted(p.parent.name for p in FIXTURES.glob("*/server.xml"))
+# gunicorn and uvicorn read from the command line the lab ran them with (the lab's Node app takes
+# keepAliveTimeout as an argument of its own, which no reader of Node's options could know)
+COMMANDS = sorted(
+    p.parent.name
+    for p in FIXTURES.glob("*/upstream_command.txt")
+    if p.read_text().split()[0] in ("gunicorn", "env")
+)
 DATA = Path(__file__).parent / "data" / "config"
 
 
@@ -52,6 +60,22 @@ def test_check_predicts_the_race_on_every_fixture(name: str) -> None:
     # where the capture caught the race, check said it was possible
     if t["prematurely_closed"]:
         assert u.race_possible
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_check_predicts_the_race_from_the_upstream_command_line(name: str) -> None:
+    t = truth(name)
+    d = FIXTURES / name
+    line = (d / "upstream_command.txt").read_text().strip()
+    r = check_files(str(d / "nginx.conf"), commands=[line], version=t["nginx"]["version"])
+    (u,) = r.upstreams
+    (option,) = t["upstream"]["settings"]  # the idle timeout's option, as the lab set it
+    assert u.race_possible, line
+    assert u.backend is not None and u.backend.idle_timeout.setting == option
+    assert u.backend.idle_timeout.value == float(t["upstream"]["settings"][option])
+    assert "idle_timeout" in {p.rule for p in r.problems if p.severity == "problem"}
+    # and the capture caught the race check predicted
+    assert t["losses"]
 
 
 def test_only_the_agreeing_fixture_is_compatible() -> None:

@@ -199,8 +199,12 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         d.update(reason=f.reason, idle=seconds(f.idle_ns))
     elif f.type == "request_lost_to_fin":
         d.update(retried=f.retried, retried_on=f.retried_on)
+        if f.nginx_errors:
+            d["nginx_errors"] = list(f.nginx_errors)
     elif f.type == "retry":
         d.update(retry_of=f.retry_of, new_connection=f.new_connection)
+        if f.other_server is not None:
+            d["other_server"] = f.other_server
     return d
 
 

@@ -58,6 +58,9 @@ def _columns(conns: Sequence[Connection]) -> _Columns:
     cols["conn_anomalies"] = [len(c.anomalies) for c in conns]
     cols["conn_responses"] = [sum(e.type == "response" for e in c.events) for c in conns]
     cols["conn_unanswered"] = [sum(not r.answered for r in c.requests) for c in conns]
+    cols["conn_requests_close"] = [
+        sum(e.type == "request" and e.connection_close for e in c.events) for c in conns
+    ]
     cols["conn_last_close"] = [bool(c.requests) and c.requests[-1].connection_close for c in conns]
     answered = [[r for r in c.requests if r.answered] for c in conns]
     cols["conn_last_answered_close"] = [bool(a) and a[-1].connection_close for a in answered]

@@ -84,9 +84,9 @@ def build_connection(tc: TcpConnection) -> Connection:
 
     # Positional construction throughout: keyword arguments cost a third more per object.
     req_events = [
-        Event(ts, "request", "client", fr, me, ta, ho, None, False, i, ln, _blind(r, req_notes))
+        Event(ts, "request", "client", fr, me, ta, ho, None, cc, i, ln, _blind(r, req_notes))
         for i, r in enumerate(reqs)
-        for _, ts, fr, _, me, ta, ho, _, _, ln in [r]
+        for _, ts, fr, _, me, ta, ho, _, cc, ln in [r]
     ]
     # the upstream's Keep-Alive header on its first (final, readable) answer
     first = next((r for r, (_, last) in zip(resps, pairs, strict=True) if last and r[3]), None)

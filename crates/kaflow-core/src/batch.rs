@@ -81,6 +81,8 @@ pub struct Connections {
     pub conn_keep_alive: Vec<Option<String>>,
     /// The upstream's `Server` header on its first response.
     pub conn_server_header: Vec<Option<String>>,
+    /// Requests that asked to close (Connection: close, or HTTP/1.0 without keep-alive).
+    pub conn_requests_close: Vec<u32>,
     /// The only side the capture holds packets of, when it holds one only.
     pub conn_one_sided: Vec<Option<Name>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
@@ -286,6 +288,11 @@ impl Connections {
         self.conn_tunnel.push(l.tunnel.clone());
         self.conn_keep_alive.push(l.keep_alive.clone());
         self.conn_server_header.push(l.server_header.clone());
+        let closing = l
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Request && e.connection_close);
+        self.conn_requests_close.push(count(closing.count()));
         self.conn_one_sided.push(l.one_sided.map(Side::as_str));
         self.conn_server_close.push(close.map(|e| e.kind.as_str()));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));

@@ -43,7 +43,7 @@ pub struct Event {
     pub target: Option<Arc<str>>,
     pub host: Option<Arc<str>>,
     pub status: Option<u16>,
-    /// A message carrying "Connection: close" (or an HTTP/1.0 response not asking keep-alive).
+    /// A message carrying "Connection: close" (or an HTTP/1.0 message not asking keep-alive).
     pub connection_close: bool,
     /// For requests and responses, the 0-based position of the request on its connection;
     /// None for a response to a request sent before the capture started.
@@ -288,7 +288,9 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         target: r.target,
         host: r.host,
         status: None,
-        connection_close: false,
+        // the request's own Connection: close (or HTTP/1.0 without keep-alive): how nginx
+        // without `proxy_http_version 1.1` shows on the wire
+        connection_close: r.connection_close,
         request_index: Some(i),
         length: r.length,
     });
