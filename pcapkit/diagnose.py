@@ -193,7 +193,8 @@ def _idle(g: _Gathered, ev: Evidence) -> Advice | None:
         after = (
             f" Which server it is, the capture does not tell{told}: the setting is its own "
             "(Tomcat keepAliveTimeout, Node server.keepAliveTimeout, gunicorn --keep-alive, "
-            "uvicorn --timeout-keep-alive, Jetty idleTimeout, Apache KeepAliveTimeout, ...)."
+            "uvicorn --timeout-keep-alive, Go http.Server.IdleTimeout, Jetty idleTimeout, "
+            "Apache KeepAliveTimeout, ...)."
         )
     return Advice(
         "upstream_idle_timeout",

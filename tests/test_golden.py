@@ -137,7 +137,10 @@ def test_table_report_matches_gold(name: str) -> None:
 
 # --- other upstreams than Tomcat (issue #12): nginx sends and logs X-Request-ID ------------------
 
-APP_RACES = [f"{k}-race-{m}" for k in ("node", "gunicorn", "uvicorn") for m in ("get", "post")]
+APP_RACES = [
+    *(f"{k}-race-{m}" for k in ("node", "gunicorn", "uvicorn") for m in ("get", "post")),
+    "go-race-get",
+]
 
 
 def upstream_kind(name: str) -> str:
@@ -224,7 +227,9 @@ NEVER = {
 }
 
 
-@pytest.mark.parametrize("name", [*APP_RACES, "node-idle", "two-servers"])
+@pytest.mark.parametrize(
+    "name", [*(n for n in APP_RACES if not n.startswith("go-")), "node-idle", "two-servers"]
+)
 def test_idle_advice_names_the_upstreams_own_setting(name: str) -> None:
     a = analyze(FIXTURES / name / "capture.pcap")
     text = advice(a, "upstream_idle_timeout")
@@ -244,6 +249,20 @@ def test_node_default_told_by_its_idle_time_too() -> None:
     assert all(c.keep_alive == "timeout=5" and c.server_header is None for c in a.connections)
     text = advice(a, "upstream_idle_timeout")
     assert "'Keep-Alive: timeout=5'" in text and "about 1 s after the timeout" in text
+
+
+def test_go_upstream_idle_timeout_and_its_setting_among_the_candidates() -> None:
+    """Go's net/http (IdleTimeout 1 s) sends neither Server nor Keep-Alive: the capture does not
+    name it, so the advice claims no server, and lists Go's http.Server.IdleTimeout among the
+    settings it may be. Its idle closes come IdleTimeout after the last response."""
+    t = truth("go-race-get")
+    assert t["upstream"]["kind"] == "go" and t["upstream"]["settings"] == {"IdleTimeout": "1000"}
+    a = analyze(FIXTURES / "go-race-get" / "capture.pcap")
+    assert all(c.server_header is None and c.keep_alive is None for c in a.connections)
+    idle = [f.idle_ns for f in a.findings if f.reason == "idle_timeout"]
+    assert idle and all(i is not None and 1.0e9 <= i < 1.1e9 for i in idle)
+    text = advice(a, "upstream_idle_timeout")
+    assert "Go http.Server.IdleTimeout" in text and "The upstream is" not in text
 
 
 def test_tomcat_fixtures_name_no_server() -> None:
