@@ -1,7 +1,8 @@
 """Findings: the rules that turn reconstructed connections into what an operator must know.
 
 Each rule is a small pure function of the connections, so each can be read, tested and documented
-on its own (``docs/findings.md``). The rules encode nginx's documented behaviour:
+on its own (``docs/findings.md``). The rules encode nginx's documented behaviour (another
+client's where :mod:`pcapkit.client` says the requests are not nginx's):
 
 - nginx closes an idle cached connection as soon as it reads the upstream's FIN, so a request is
   lost only when nginx wrote it just before reading that FIN, or while the FIN was in flight;
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
+from pcapkit.client import NGINX_NOT_RETRIED, Client
 from pcapkit.model import CloseKind, CloseReason, Connection, Event, Finding, Request, Side
 from pcapkit.store import FindingSpool
 
@@ -32,7 +34,7 @@ _T = TypeVar("_T")
 RETRY_WINDOW_NS = 1_000_000_000
 
 # Methods nginx never passes to the next upstream unless proxy_next_upstream has non_idempotent.
-NOT_RETRIED = frozenset({"POST", "LOCK", "PATCH"})
+NOT_RETRIED = NGINX_NOT_RETRIED
 
 
 class Facts(NamedTuple):
@@ -326,8 +328,10 @@ class Classifier:
         """Take a batch's request rows, for retry matching."""
         self._spill.write(rows)
 
-    def finish(self) -> Sequence[Finding]:
-        """Every finding, ordered by time (then connection): a tuple, or the sealed spool."""
+    def finish(self, client: Client | None = None) -> Sequence[Finding]:
+        """Every finding, ordered by time (then connection): a tuple, or the sealed spool.
+        ``client`` (nginx when None) decides which lost requests can have a retry, and words
+        the findings."""
         out = self._spill
         out.flush()
         out.seek(0)
@@ -341,7 +345,7 @@ class Classifier:
         def server(cid: int) -> str | None:
             return names.get(of[cid]) if 0 <= cid < len(of) else None
 
-        return conclude(self._found, self._losses, cands, server)
+        return conclude(self._found, self._losses, cands, server, client or Client())
 
 
 def _key(req: Request) -> int:
@@ -381,18 +385,24 @@ def conclude(
     losses: Sequence[Loss],
     cands: Sequence[tuple[int, _Candidate]],
     server: Callable[[int], str | None] | None = None,
+    client: Client | None = None,
 ) -> Sequence[Finding]:
     """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
     or ``found`` itself sealed if it is a spool. ``server`` gives a connection's upstream
-    server, to say when a retry went to another one."""
-    retries = match_retries(losses, cands)
+    server, to say when a retry went to another one; ``client`` (nginx when None) whose rules
+    pair retries and word the findings."""
+    client = client or Client()
+    retries = match_retries(losses, cands, client.never_retried)
     other: dict[tuple[int, int], str] = {}
     if server is not None:
         for r in retries:
             to = server(r.cand.conn_id)
             if to is not None and r.loss.server and to != r.loss.server:
                 other[(r.cand.conn_id, r.cand.index)] = to
-    more = [*_loss_findings(losses, retries, other), *_retry_findings(retries, other)]
+    more = [
+        *_loss_findings(losses, retries, other, client),
+        *_retry_findings(retries, other, client),
+    ]
     if isinstance(found, FindingSpool):
         found.extend(more)
         return found.seal()
@@ -410,13 +420,18 @@ def _order(c: _Candidate) -> tuple[int, int, int]:
     return (c.sent_at_ns, c.conn_id, c.index)
 
 
-def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]) -> list[_Retry]:
+def match_retries(
+    losses: Sequence[Loss],
+    cands: Sequence[tuple[int, _Candidate]],
+    never: frozenset[str] = NOT_RETRIED,
+) -> list[_Retry]:
     """Pair each lost request with the same request sent next on another connection.
 
     "The same" is method, target and Host; the retry must follow the upstream's close (nginx
     retries once it has read the FIN or RST: a request sent before that is another client's) by
-    at most :data:`RETRY_WINDOW_NS`. Each request can be the retry of one loss. A request nginx
-    does not retry (:data:`NOT_RETRIED`) is never paired: the same POST sent just after is
+    at most :data:`RETRY_WINDOW_NS`. Each request can be the retry of one loss. A request the
+    client does not retry (``never``: nginx's :data:`NOT_RETRIED`; HAProxy's ``retry-on
+    empty-response`` replays any method) is never paired: the same POST sent just after is
     another client's. Requests whose bytes were not captured cannot be matched and are never
     taken for retries.
     """
@@ -429,7 +444,7 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     # connections came in
     for loss in sorted(losses, key=lambda x: (x.request.sent_at_ns, x.conn_id, x.request.index)):
         req = loss.request
-        if req.method is None or req.target is None or req.method in NOT_RETRIED:
+        if req.method is None or req.target is None or req.method in never:
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
         best: _Candidate | None = None
@@ -448,8 +463,27 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     return out
 
 
+def _not_retried(client: Client, method: str) -> str:
+    """What became of a lost request no retry was found for, by the client's rules."""
+    if client.kind == "nginx":
+        if method in NOT_RETRIED:
+            return f"not retried (nginx does not retry {method}): its client got a 502"
+        return "not retried: its client got an error (502)"
+    if client.kind == "haproxy":
+        # HAProxy answers 502 SH-- on a client connection's first request; a later one on a
+        # kept-alive client connection it drops by closing that connection
+        return (
+            "not retried (HAProxy's default retry-on, conn-failure, does not resend it): its "
+            "client got a 502 (logged SH--) or a closed connection"
+        )
+    return "not sent again: unless the client retried it elsewhere, its client got an error"
+
+
 def _loss_findings(
-    losses: Sequence[Loss], retries: Sequence[_Retry], other: dict[tuple[int, int], str]
+    losses: Sequence[Loss],
+    retries: Sequence[_Retry],
+    other: dict[tuple[int, int], str],
+    client: Client,
 ) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
     out: list[Finding] = []
@@ -470,13 +504,16 @@ def _loss_findings(
             if to is not None:
                 how += f" to another server, {to}"
             after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
-            tail = f"nginx retried it {after} later on #{r.cand.conn_id} ({how})"
+            did = {
+                "nginx": "nginx retried it",
+                "haproxy": "HAProxy resent it (its retry-on has empty-response)",
+                "other": "the client sent it again",
+            }[client.kind]
+            tail = f"{did} {after} later on #{r.cand.conn_id} ({how})"
         elif req.method is None:
             tail = "payload not captured: retry unknown"
-        elif req.method in NOT_RETRIED:
-            tail = f"not retried (nginx does not retry {req.method}): its client got a 502"
         else:
-            tail = "not retried: its client got an error (502)"
+            tail = _not_retried(client, req.method)
         out.append(
             Finding(
                 type="request_lost_to_fin",
@@ -488,14 +525,17 @@ def _loss_findings(
                 retried=r is not None if req.method is not None else None,
                 retried_on=r.cand.conn_id if r is not None else None,
                 request_index=req.index,
-                nginx_errors=nginx_errors(loss),
+                # only nginx logs nginx's messages
+                nginx_errors=nginx_errors(loss) if client.kind == "nginx" else (),
                 request_id=req.request_id,
             )
         )
     return out
 
 
-def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]) -> list[Finding]:
+def _retry_findings(
+    retries: Sequence[_Retry], other: dict[tuple[int, int], str], client: Client
+) -> list[Finding]:
     out: list[Finding] = []
     for r in retries:
         how = "new connection" if r.new_connection else "cached connection"
@@ -509,13 +549,16 @@ def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]
                 connection=r.cand.conn_id,
                 time_ns=r.cand.sent_at_ns,
                 frame=r.cand.frame,
-                message=f"{label} retried on a {how} after it was lost on #{r.loss.conn_id}",
+                message=(
+                    f"{label} {'retried' if client.kind != 'other' else 'sent again'} on a {how} "
+                    f"after it was lost on #{r.loss.conn_id}"
+                ),
                 request=label,
                 retry_of=r.loss.conn_id,
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
                 other_server=to,
-                # paired by method, target and Host; nginx resends the lost one's header as is
+                # paired by method, target and Host; the client resends the lost one's header
                 request_id=r.loss.request.request_id,
             )
         )

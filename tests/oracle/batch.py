@@ -32,6 +32,7 @@ from pcapkit.model import (
 
 if TYPE_CHECKING:
     from pcapkit._core import Batch, Connections
+    from pcapkit.client import ClientKind
 
 _NESTED = ("requests", "events", "anomalies")
 _CONN = [f.name for f in fields(Connection) if f.name not in _NESTED]
@@ -56,6 +57,9 @@ def _columns(conns: Sequence[Connection]) -> _Columns:
     cols["conn_events"] = [len(c.events) for c in conns]
     cols["conn_requests"] = [len(c.requests) for c in conns]
     cols["conn_anomalies"] = [len(c.anomalies) for c in conns]
+    # the header names of each connection's first request head: these connections are built
+    # from events, which keep no head (a test that needs the client says which)
+    cols["conn_request_headers"] = [None for c in conns]
     cols["conn_responses"] = [sum(e.type == "response" for e in c.events) for c in conns]
     cols["conn_unanswered"] = [sum(not r.answered for r in c.requests) for c in conns]
     cols["conn_requests_close"] = [
@@ -112,9 +116,12 @@ def batch(conns: Iterable[Connection]) -> Batch:
     return cast("Batch", HeldBatch(conns))
 
 
-def analysis(conns: Iterable[Connection], capture: CaptureSummary) -> Analysis:
-    """The product's stages after the core (count, classify, diagnose) over these connections."""
-    scan = _Scan(None, spool=False)
+def analysis(
+    conns: Iterable[Connection], capture: CaptureSummary, client: ClientKind | None = None
+) -> Analysis:
+    """The product's stages after the core (count, classify, diagnose) over these connections,
+    with ``client``'s rules (None: as the requests tell, here nginx)."""
+    scan = _Scan(None, spool=False, client=client)
     scan.add(batch(conns))
     return scan.conclude(capture)
 
