@@ -46,6 +46,20 @@ def test_every_fixture_has_nginx_or_names_its_client() -> None:
     assert set(SCENARIOS) == set(NGINX) | {n for n in SCENARIOS if "client" in truth(n)}
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_client_told_by_the_requests_is_the_one_that_ran(name: str) -> None:
+    """No --client: each fixture's requests tell kaflow which proxy sent them (the lab's
+    truth.json names a client other than nginx; nginx's fixtures have its logs)."""
+    a = analyze(FIXTURES / name / "capture.pcap", port=truth(name)["port"])
+    assert a.client.kind == truth(name).get("client", {}).get("kind", "nginx")
+    assert a.client.basis.startswith("told by its requests") and not a.client.given
+
+
+def test_client_assumed_nginx_when_no_request_head_was_captured() -> None:
+    a = analyze(FIXTURES / "formats" / "snap64.pcap")
+    assert a.client.kind == "nginx" and a.client.basis.startswith("assumed")
+
+
 @pytest.mark.parametrize("name", NGINX)
 def test_analysis_agrees_with_nginx_logs(name: str) -> None:
     a = analyze(FIXTURES / name / "capture.pcap", port=truth(name)["port"])
