@@ -383,3 +383,32 @@ def test_haproxy_client_loss_agrees_with_haproxys_log() -> None:
         r.request_id: c.client_port for c in a.connections for r in c.requests if r.answered
     }
     assert answered == t["answered_by_id"]
+
+
+def test_haproxy_retry_on_empty_response_replays_a_post() -> None:
+    """HAProxy with 'retry-on conn-failure empty-response': the POST lost to Node's close was
+    replayed on another connection (HAProxy's log: 200, one retry), the same X-Request-ID
+    unanswered on one connection and answered on the other. Under nginx's rules a POST is never
+    paired; under HAProxy's, kaflow pairs it with its replay, and says HAProxy resent it."""
+    t = truth("haproxy-retry-post")
+    assert t["client"]["retry-on"] == "conn-failure empty-response"
+    (x,) = t["losses"]
+    assert (x["client_status"], x["retries"]) == (200, 1)
+    assert x["request"].startswith("POST ") and x["answered_on_port"] != x["lost_on_port"]
+    a = analyze(FIXTURES / "haproxy-retry-post" / "capture.pcap")
+    assert a.client.kind == "haproxy"
+    (lost,) = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    (retry,) = [f for f in a.findings if f.type == "retry"]
+    by_id = {c.id: c for c in a.connections}
+    assert (lost.request, by_id[lost.connection].client_port) == (x["request"], x["lost_on_port"])
+    again = by_id[retry.connection]
+    assert again.client_port == x["answered_on_port"] and lost.retried_on == retry.connection
+    assert [r.request_id for r in again.requests if r.label == x["request"]] == [x["request_id"]]
+    assert "HAProxy resent it" in lost.message and lost.nginx_errors == ()
+    answered = {
+        r.request_id: c.client_port for c in a.connections for r in c.requests if r.answered
+    }
+    assert answered == t["answered_by_id"]
+    # nginx's rules would leave the POST unpaired: the client decides
+    as_nginx = analyze(FIXTURES / "haproxy-retry-post" / "capture.pcap", client="nginx")
+    assert not [f for f in as_nginx.findings if f.type == "retry"]
