@@ -473,8 +473,9 @@ def _not_retried(client: Client, method: str) -> str:
         # HAProxy answers 502 SH-- on a client connection's first request; a later one on a
         # kept-alive client connection it drops by closing that connection
         return (
-            "not retried (HAProxy's default retry-on, conn-failure, does not resend it): its "
-            "client got a 502 (logged SH--) or a closed connection"
+            "not resent (HAProxy replays a lost request only with retry-on empty-response; its "
+            "default, conn-failure, does not): its client got a 502 (logged SH--) or a closed "
+            "connection"
         )
     return "not sent again: unless the client retried it elsewhere, its client got an error"
 

@@ -106,7 +106,7 @@ def test_haproxy_default_retry_on_leaves_a_get_unretried() -> None:
     a = analysis([raced(1)], NO_CAPTURE, "haproxy")
     (lost,) = [f for f in a.findings if f.type == "request_lost_to_fin"]
     assert lost.retried is False and lost.nginx_errors == ()
-    assert "HAProxy's default retry-on, conn-failure, does not resend it" in lost.message
+    assert "only with retry-on empty-response; its default, conn-failure, does not" in lost.message
     assert "502 (logged SH--)" in lost.message
     text = " ".join(x.text for x in a.advice)
     assert "retry-on conn-failure empty-response" in text and "http-reuse safe" in text
