@@ -116,9 +116,9 @@ class Batch:
         were not captured), sent at, connection id, index on the connection, frame, and when
         its connection opened (-1: open before the capture)."""
 
-def request_key(method: str, target: str, host: str | None) -> int:
-    """What makes two requests the same for retry matching (method, target, Host), hashed to a
-    stable signed 64-bit int."""
+def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
+    """What makes two requests the same for retry matching (method, target, Host, and the
+    request id when it has one), hashed to a stable signed 64-bit int."""
 
 @final
 class FileFacts:

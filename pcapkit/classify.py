@@ -33,6 +33,10 @@ _T = TypeVar("_T")
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
 RETRY_WINDOW_NS = 1_000_000_000
 
+# Identical requests (no request id to tell them apart) sent this close to the first one after a
+# loss cannot be told from nginx's retry by timing: the retry is then said to be ambiguous.
+AMBIGUOUS_NS = 1_000_000
+
 # Methods nginx never passes to the next upstream unless proxy_next_upstream has non_idempotent.
 NOT_RETRIED = NGINX_NOT_RETRIED
 
@@ -266,6 +270,9 @@ class _Retry:
     loss: Loss
     cand: _Candidate
     new_connection: bool
+    # other identical requests sent within AMBIGUOUS_NS of this one, any of which may have been
+    # the retry (never with a request id: the id names the retry)
+    alike: int = 0
 
 
 class Classifier:
@@ -349,7 +356,7 @@ class Classifier:
 
 
 def _key(req: Request) -> int:
-    return request_key(req.method or "", req.target or "", req.host)
+    return request_key(req.method or "", req.target or "", req.host, req.request_id)
 
 
 def loss_keys(losses: Iterable[Loss]) -> set[int]:
@@ -427,13 +434,17 @@ def match_retries(
 ) -> list[_Retry]:
     """Pair each lost request with the same request sent next on another connection.
 
-    "The same" is method, target and Host; the retry must follow the upstream's close (nginx
-    retries once it has read the FIN or RST: a request sent before that is another client's) by
-    at most :data:`RETRY_WINDOW_NS`. Each request can be the retry of one loss. A request the
+    "The same" is method, target and Host, and the request id header when the request has one
+    (nginx resends it as is, so the id names the retry exactly); the retry must follow the
+    upstream's close (nginx retries once it has read the FIN or RST: a request sent before that
+    is another client's) by at most :data:`RETRY_WINDOW_NS`. The first such request is taken;
+    when other identical ones came within :data:`AMBIGUOUS_NS` of it, the pairing is kept but
+    said to be ambiguous (``alike``). Each request can be the retry of one loss. A request the
     client does not retry (``never``: nginx's :data:`NOT_RETRIED`; HAProxy's ``retry-on
     empty-response`` replays any method) is never paired: the same POST sent just after is
     another client's. Requests whose bytes were not captured cannot be matched and are never
-    taken for retries.
+    taken for retries. A retry lost in its turn is a loss of its own, paired the same way, so a
+    chain ("502, 502, 200") is followed to its end.
     """
     by_key: dict[int, list[_Candidate]] = {}
     for key, cand in cands:
@@ -447,20 +458,35 @@ def match_retries(
         if req.method is None or req.target is None or req.method in never:
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
-        best: _Candidate | None = None
-        for cand in by_key.get(_key(req), ()):
-            if cand.conn_id == loss.conn_id or (cand.conn_id, cand.index) in used:
-                continue
-            if cand.sent_at_ns <= start or cand.sent_at_ns - start > RETRY_WINDOW_NS:
-                continue
-            if best is None or _order(cand) < _order(best):
-                best = cand
-        if best is None:
+        eligible = [
+            cand
+            for cand in by_key.get(_key(req), ())
+            if cand.conn_id != loss.conn_id
+            and (cand.conn_id, cand.index) not in used
+            and start < cand.sent_at_ns <= start + RETRY_WINDOW_NS
+        ]
+        if not eligible:
             continue
+        best = min(eligible, key=_order)
+        alike = 0
+        if req.request_id is None:
+            alike = sum(
+                1
+                for c in eligible
+                if c is not best and c.sent_at_ns - best.sent_at_ns <= AMBIGUOUS_NS
+            )
         used.add((best.conn_id, best.index))
         fresh = best.fresh_after_ns is not None and best.fresh_after_ns > req.sent_at_ns
-        out.append(_Retry(loss, best, fresh))
+        out.append(_Retry(loss, best, fresh, alike))
     return out
+
+
+# how the client would send a request id upstream, in its own configuration
+_ID_HINT = {
+    "nginx": ", e.g. X-Request-ID $request_id,",
+    "haproxy": ", e.g. 'http-request set-header X-Request-ID %[unique-id]',",
+    "other": "",
+}
 
 
 def _not_retried(client: Client, method: str) -> str:
@@ -487,6 +513,7 @@ def _loss_findings(
     client: Client,
 ) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
+    lost = {(x.conn_id, x.request.index) for x in losses}
     out: list[Finding] = []
     for loss in losses:
         req, close = loss.request, loss.close
@@ -511,6 +538,13 @@ def _loss_findings(
                 "other": "the client sent it again",
             }[client.kind]
             tail = f"{did} {after} later on #{r.cand.conn_id} ({how})"
+            if r.alike:
+                tail += (
+                    f", or on one of {r.alike} identical request{'s' if r.alike != 1 else ''} "
+                    f"sent within {_ms(AMBIGUOUS_NS)} of it (the capture cannot tell which: "
+                    f"a request id header{_ID_HINT[client.kind]} would)"
+                )
+            tail += _chain(r, retried, lost)
         elif req.method is None:
             tail = "payload not captured: retry unknown"
         else:
@@ -525,12 +559,28 @@ def _loss_findings(
                 request=req.label if req.method is not None else None,
                 retried=r is not None if req.method is not None else None,
                 retried_on=r.cand.conn_id if r is not None else None,
+                retry_ambiguous=bool(r.alike) if r is not None else None,
                 request_index=req.index,
                 # only nginx logs nginx's messages
                 nginx_errors=nginx_errors(loss) if client.kind == "nginx" else (),
                 request_id=req.request_id,
             )
         )
+    return out
+
+
+def _chain(r: _Retry, retried: dict[tuple[int, int], _Retry], lost: set[tuple[int, int]]) -> str:
+    """Where a retry that was lost in its turn went next, to the end of the chain."""
+    out = ""
+    seen: set[tuple[int, int]] = set()
+    at = (r.cand.conn_id, r.cand.index)
+    while at in lost and at not in seen:
+        seen.add(at)
+        nxt = retried.get(at)
+        if nxt is None:
+            return out + f"; lost there too (#{at[0]}), and not retried: its client got an error"
+        out += f"; lost there too, retried on #{nxt.cand.conn_id}"
+        at = (nxt.cand.conn_id, nxt.cand.index)
     return out
 
 
@@ -553,9 +603,11 @@ def _retry_findings(
                 message=(
                     f"{label} {'retried' if client.kind != 'other' else 'sent again'} on a {how} "
                     f"after it was lost on #{r.loss.conn_id}"
-                ),
+                )
+                + (f" (or one of {r.alike} identical requests sent with it)" if r.alike else ""),
                 request=label,
                 retry_of=r.loss.conn_id,
+                retry_ambiguous=bool(r.alike),
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
                 other_server=to,

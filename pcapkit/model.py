@@ -235,6 +235,9 @@ class Finding:
     # the lost (or retried) request's X-Request-ID as sent: nginx sends a retry with the same
     # $request_id, and its access log can name it, which joins the two exactly
     request_id: str | None = None
+    # request_lost_to_fin and retry: identical requests (no request id) went out within a
+    # millisecond of the one taken for the retry, so which was nginx's is not certain
+    retry_ambiguous: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,37 @@ def test_check_predicts_the_race_from_the_upstream_command_line(name: str) -> No
     assert t["losses"]
 
 
+# the Node fixtures: their keepAliveTimeout given by hand, as a Node user would read it off
+# their own server code
+NODE = sorted(
+    p.parent.name
+    for p in FIXTURES.glob("*/upstream_command.txt")
+    if p.read_text().split()[0] == "node" and (p.parent / "nginx.conf").exists()
+)
+
+
+@pytest.mark.parametrize("name", NODE)
+def test_check_predicts_the_race_for_node_given_its_timeout(name: str) -> None:
+    t = truth(name)
+    d = FIXTURES / name
+    # node-idle runs Node's defaults: kaflow check knows them (keepAliveTimeout 5 s)
+    ms = t["upstream"].get("settings", {}).get("keepAliveTimeout")
+    given = ["--upstream-idle-timeout", f"{ms}ms"] if ms is not None else []
+    args = ["check", str(d / "nginx.conf"), "--upstream", "node", *given]
+    out = runner.invoke(app, [*args, "--nginx-version", t["nginx"]["version"], "-f", "json"])
+    assert out.exit_code == 1, out.output  # problems found
+    doc = json.loads(out.stdout)
+    (u,) = doc["upstreams"]
+    rules = {p["rule"] for p in doc["problems"] if p["severity"] == "problem"}
+    # without proxy_http_version 1.1 nginx keeps no upstream connection: nothing to race
+    in_effect = "proxy_http_version" not in t["nginx"]
+    assert u["race_possible"] is in_effect
+    assert ("idle_timeout" in rules) is in_effect
+    assert ("keepalive_not_in_effect" in rules) is not in_effect
+    if t["prematurely_closed"]:  # where the capture caught the race, check said it was possible
+        assert u["race_possible"]
+
+
 def test_only_the_agreeing_fixture_is_compatible() -> None:
     compatible = {
         n

@@ -205,6 +205,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         d.update(retry_of=f.retry_of, new_connection=f.new_connection)
         if f.other_server is not None:
             d["other_server"] = f.other_server
+    if f.retry_ambiguous:
+        d["retry_ambiguous"] = True
     return d
 
 

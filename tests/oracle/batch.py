@@ -108,7 +108,11 @@ class HeldBatch:
             opened = -1 if c.partial else c.opened_at_ns
             for r in c.requests:
                 captured = r.method is not None and r.target is not None
-                key = request_key(r.method or "", r.target or "", r.host) if captured else 0
+                key = (
+                    request_key(r.method or "", r.target or "", r.host, r.request_id)
+                    if captured
+                    else 0
+                )
                 rows.extend((key, r.sent_at_ns, c.id, r.index, r.frame, opened))
         return rows.tobytes()
 

@@ -192,7 +192,9 @@ impl Batch {
             let opened = if f.labels.partial { -1 } else { f.first_ts_ns };
             for r in &f.labels.requests {
                 let key = match (&r.method, &r.target) {
-                    (Some(m), Some(t)) => request_key(m, t, r.host.as_deref()),
+                    (Some(m), Some(t)) => {
+                        request_key(m, t, r.host.as_deref(), r.request_id.as_deref())
+                    }
                     _ => 0, // not captured: never looked up
                 };
                 out.extend_from_slice(&[
@@ -217,7 +219,12 @@ fn as_i64(n: u64) -> i64 {
 /// hashed to 64 bits: FNV-1a over the three, a byte that never occurs in UTF-8 between them and
 /// for a missing Host. Stable across runs and platforms; a false match needs a collision and
 /// then the same window of time.
-pub fn request_key(method: &str, target: &str, host: Option<&str>) -> u64 {
+pub fn request_key(
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    request_id: Option<&str>,
+) -> u64 {
     const SEP: u8 = 0xff;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -233,6 +240,12 @@ pub fn request_key(method: &str, target: &str, host: Option<&str>) -> u64 {
     match host {
         Some(host) => eat(host.as_bytes()),
         None => eat(&[SEP]),
+    }
+    // nginx resends a lost request with the headers it had, its X-Request-ID too: with an id,
+    // only the same id is the same request, however many identical ones other clients send
+    if let Some(id) = request_id {
+        eat(&[SEP, SEP]);
+        eat(id.as_bytes());
     }
     h
 }
@@ -413,18 +426,22 @@ mod tests {
     fn request_key_is_fnv1a_of_the_three_and_stable() {
         // pinned: the spill file's keys must not change with the platform or the build
         assert_eq!(
-            request_key("GET", "/a", Some("backend")),
+            request_key("GET", "/a", Some("backend"), None),
             0x07b0_7626_3b35_c433
         );
-        assert_eq!(request_key("GET", "/a", None), 0x878a_dacf_a40f_27f2);
+        assert_eq!(request_key("GET", "/a", None, None), 0x878a_dacf_a40f_27f2);
         assert_ne!(
-            request_key("GET", "/a", Some("")),
-            request_key("GET", "/a", None)
+            request_key("GET", "/a", Some(""), None),
+            request_key("GET", "/a", None, None)
         );
         assert_ne!(
-            request_key("GET", "/ab", None),
-            request_key("GET", "/a", Some("b"))
+            request_key("GET", "/ab", None, None),
+            request_key("GET", "/a", Some("b"), None)
         );
+        // an id makes it another key, and two ids two keys
+        let plain = request_key("GET", "/a", Some("b"), None);
+        let one = request_key("GET", "/a", Some("b"), Some("5f3c"));
+        assert!(plain != one && one != request_key("GET", "/a", Some("b"), Some("5f3d")));
     }
 
     #[test]

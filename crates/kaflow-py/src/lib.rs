@@ -240,9 +240,9 @@ impl Batch {
 
 /// The key [`Batch::request_rows`] gives a request: what retry matching compares.
 #[pyfunction]
-#[pyo3(signature = (method, target, host))]
-fn request_key(method: &str, target: &str, host: Option<&str>) -> i64 {
-    i64::from_ne_bytes(core_request_key(method, target, host).to_ne_bytes())
+#[pyo3(signature = (method, target, host, request_id=None))]
+fn request_key(method: &str, target: &str, host: Option<&str>, request_id: Option<&str>) -> i64 {
+    i64::from_ne_bytes(core_request_key(method, target, host, request_id).to_ne_bytes())
 }
 
 /// One file of the capture as read.
