@@ -168,6 +168,10 @@ class Connection:
     # route, a mirror port): requests cannot be paired with answers, and a SYN with no SYN-ACK
     # in the capture is not a failed connect when nginx's ACKs and requests follow it.
     one_sided: Side | None = None
+    # nginx's first segment after the SYN-ACK (its ACK of it, or its first data): with the
+    # SYN and SYN-ACK, which host the capture was taken on (pcapkit.vantage). None when the
+    # capture holds no handshake of the connection.
+    handshake_ack_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
