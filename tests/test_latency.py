@@ -7,6 +7,7 @@ as taken where it was, with the loss's times worded from that host.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -108,6 +109,9 @@ def test_report_header_and_json_name_the_host(name: str, tmp_path: Path) -> None
             reporter("table").render(a, fh, ReportOptions())
         head = out.read_text().split("\nSummary\n")[0]
         assert words in head
+        with out.open("w") as fh:
+            reporter("html").render(a, fh, ReportOptions())
+        assert html.escape(words) in out.read_text()
         with out.open("w") as fh:
             reporter("json").render(a, fh, ReportOptions())
         host = json.loads(out.read_text())["capture"]["host"]
