@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
-from pcapkit.model import CloseKind, CloseReason, Connection, Event, Finding, Request, Side
+from pcapkit.model import (
+    CloseKind,
+    CloseReason,
+    Connection,
+    Event,
+    Finding,
+    Request,
+    Side,
+    Vantage,
+)
 from pcapkit.store import FindingSpool
 
 if TYPE_CHECKING:
@@ -333,8 +342,11 @@ class Classifier:
         """Take a batch's request rows, for retry matching."""
         self._spill.write(rows)
 
-    def finish(self) -> Sequence[Finding]:
-        """Every finding, ordered by time (then connection): a tuple, or the sealed spool."""
+    def finish(self, seen_from: Vantage = "unknown") -> Sequence[Finding]:
+        """Every finding, ordered by time (then connection): a tuple, or the sealed spool.
+
+        ``seen_from``: the host the capture was taken on (``pcapkit.vantage``), which words the
+        losses' times as sent or as arrived."""
         out = self._spill
         out.flush()
         out.seek(0)
@@ -348,7 +360,7 @@ class Classifier:
         def server(cid: int) -> str | None:
             return names.get(of[cid]) if 0 <= cid < len(of) else None
 
-        return conclude(self._found, self._losses, cands, server)
+        return conclude(self._found, self._losses, cands, server, seen_from)
 
 
 def _key(req: Request) -> int:
@@ -388,6 +400,7 @@ def conclude(
     losses: Sequence[Loss],
     cands: Sequence[tuple[int, _Candidate]],
     server: Callable[[int], str | None] | None = None,
+    seen_from: Vantage = "unknown",
 ) -> Sequence[Finding]:
     """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
     or ``found`` itself sealed if it is a spool. ``server`` gives a connection's upstream
@@ -399,7 +412,7 @@ def conclude(
             to = server(r.cand.conn_id)
             if to is not None and r.loss.server and to != r.loss.server:
                 other[(r.cand.conn_id, r.cand.index)] = to
-    more = [*_loss_findings(losses, retries, other), *_retry_findings(retries, other)]
+    more = [*_loss_findings(losses, retries, other, seen_from), *_retry_findings(retries, other)]
     if isinstance(found, FindingSpool):
         found.extend(more)
         return found.seal()
@@ -466,8 +479,30 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     return out
 
 
+def _crossing(gap: int, what: str, seen_from: Vantage) -> str:
+    """How the lost request and the upstream's close met, in this capture's host's terms
+    (``gap``: the close's time minus the request's). A capture's times are when each packet
+    left or arrived at its host: on nginx's host the request's are sends and the close's
+    arrivals, on the upstream's host the other way round; on an unknown host (one host,
+    loopback) the two are the same."""
+    if seen_from == "upstream":
+        if gap < 0:
+            return f"it arrived {_ms(-gap)} after the upstream's {what} left"
+        return f"it arrived {_ms(gap)} before the upstream's {what} left"
+    if seen_from == "nginx":
+        if gap >= 0:
+            return f"sent {_ms(gap)} before the upstream's {what} arrived"
+        return f"sent {_ms(-gap)} after the upstream's {what} arrived"
+    if gap >= 0:
+        return f"upstream's {what} came {_ms(gap)} after it"
+    return f"it crossed the upstream's {what}, sent {_ms(-gap)} after it"
+
+
 def _loss_findings(
-    losses: Sequence[Loss], retries: Sequence[_Retry], other: dict[tuple[int, int], str]
+    losses: Sequence[Loss],
+    retries: Sequence[_Retry],
+    other: dict[tuple[int, int], str],
+    seen_from: Vantage = "unknown",
 ) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
     lost = {(x.conn_id, x.request.index) for x in losses}
@@ -478,10 +513,7 @@ def _loss_findings(
         what = "FIN" if close.type == "fin" else "RST"
         if loss.reset_after:
             what = "FIN (then RST)"
-        if gap >= 0:
-            timing = f"upstream's {what} came {_ms(gap)} after it"
-        else:
-            timing = f"it crossed the upstream's {what}, sent {_ms(-gap)} after it"
+        timing = _crossing(gap, what, seen_from)
         r = retried.get((loss.conn_id, req.index))
         if r is not None:
             how = "a new connection" if r.new_connection else "a cached connection"
@@ -490,6 +522,9 @@ def _loss_findings(
                 how += f" to another server, {to}"
             after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
             tail = f"nginx retried it {after} later on #{r.cand.conn_id} ({how})"
+            if seen_from == "upstream":
+                tail = f"nginx retried it: the retry arrived {after} later on #{r.cand.conn_id} "
+                tail += f"({how})"
             if r.alike:
                 tail += (
                     f", or on one of {r.alike} identical request{'s' if r.alike != 1 else ''} "
