@@ -39,6 +39,7 @@ class Connections:
     conn_first_frame: list[int]
     conn_opened_by: list[Side | None]
     conn_established_at_ns: list[int | None]
+    conn_handshake_ack_ns: list[int | None]  # nginx's first segment after the SYN-ACK
     conn_closed_by: list[Side | None]
     conn_close: list[CloseKind | None]
     conn_closed_at_ns: list[int | None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pcapkit import classify, diagnose
+from pcapkit import classify, diagnose, vantage
 from pcapkit.client import ClientEvidence, ClientKind, given
 from pcapkit.connections import connections
 from pcapkit.errors import (
@@ -133,6 +133,7 @@ class _Scan:
         self.spool = Spool(text=text) if spool else None
         self.classifier = classify.Classifier(found=FindingSpool() if spool else None)
         self.kept: list[Connection] = []
+        self.handshakes = vantage.Handshakes()
 
     def add(self, b: Batch) -> None:
         """Count, classify and keep a batch's connections: objects are built only for those
@@ -143,6 +144,7 @@ class _Scan:
         if self.client is None:
             self.client_evidence.add(c.conn_request_headers)
         self.classifier.index(b.request_rows())
+        self.handshakes.add(c)
         self.classifier.servers(c.conn_id, c.conn_server)
         maybe = [
             i
@@ -187,7 +189,9 @@ class _Scan:
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
         client = self.client_evidence.decide(self.client)
-        findings = self.classifier.finish(client)
+        host = self.handshakes.judge()
+        capture = replace(capture, host=host)
+        findings = self.classifier.finish(client, host.seen_from)
         sided = self.totals.one_sided
         if sided:
             capture = replace(capture, warnings=(*capture.warnings, _one_sided(sided, client.name)))

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
 from pcapkit.client import NGINX_NOT_RETRIED, Client
-from pcapkit.model import CloseKind, CloseReason, Connection, Event, Finding, Request, Side
+from pcapkit.model import (
+    CloseKind,
+    CloseReason,
+    Connection,
+    Event,
+    Finding,
+    Request,
+    Side,
+    Vantage,
+)
 from pcapkit.store import FindingSpool
 
 if TYPE_CHECKING:
@@ -335,10 +344,14 @@ class Classifier:
         """Take a batch's request rows, for retry matching."""
         self._spill.write(rows)
 
-    def finish(self, client: Client | None = None) -> Sequence[Finding]:
+    def finish(
+        self, client: Client | None = None, seen_from: Vantage = "unknown"
+    ) -> Sequence[Finding]:
         """Every finding, ordered by time (then connection): a tuple, or the sealed spool.
+
         ``client`` (nginx when None) decides which lost requests can have a retry, and words
-        the findings."""
+        the findings; ``seen_from``: the host the capture was taken on (``pcapkit.vantage``),
+        which words the losses' times as sent or as arrived."""
         out = self._spill
         out.flush()
         out.seek(0)
@@ -352,7 +365,7 @@ class Classifier:
         def server(cid: int) -> str | None:
             return names.get(of[cid]) if 0 <= cid < len(of) else None
 
-        return conclude(self._found, self._losses, cands, server, client or Client())
+        return conclude(self._found, self._losses, cands, server, client or Client(), seen_from)
 
 
 def _key(req: Request) -> int:
@@ -393,6 +406,7 @@ def conclude(
     cands: Sequence[tuple[int, _Candidate]],
     server: Callable[[int], str | None] | None = None,
     client: Client | None = None,
+    seen_from: Vantage = "unknown",
 ) -> Sequence[Finding]:
     """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
     or ``found`` itself sealed if it is a spool. ``server`` gives a connection's upstream
@@ -407,7 +421,7 @@ def conclude(
             if to is not None and r.loss.server and to != r.loss.server:
                 other[(r.cand.conn_id, r.cand.index)] = to
     more = [
-        *_loss_findings(losses, retries, other, client),
+        *_loss_findings(losses, retries, other, client, seen_from),
         *_retry_findings(retries, other, client),
     ]
     if isinstance(found, FindingSpool):
@@ -506,11 +520,31 @@ def _not_retried(client: Client, method: str) -> str:
     return "not sent again: unless the client retried it elsewhere, its client got an error"
 
 
+def _crossing(gap: int, what: str, seen_from: Vantage) -> str:
+    """How the lost request and the upstream's close met, in this capture's host's terms
+    (``gap``: the close's time minus the request's). A capture's times are when each packet
+    left or arrived at its host: on nginx's host the request's are sends and the close's
+    arrivals, on the upstream's host the other way round; on an unknown host (one host,
+    loopback) the two are the same."""
+    if seen_from == "upstream":
+        if gap < 0:
+            return f"it arrived {_ms(-gap)} after the upstream's {what} left"
+        return f"it arrived {_ms(gap)} before the upstream's {what} left"
+    if seen_from == "nginx":
+        if gap >= 0:
+            return f"sent {_ms(gap)} before the upstream's {what} arrived"
+        return f"sent {_ms(-gap)} after the upstream's {what} arrived"
+    if gap >= 0:
+        return f"upstream's {what} came {_ms(gap)} after it"
+    return f"it crossed the upstream's {what}, sent {_ms(-gap)} after it"
+
+
 def _loss_findings(
     losses: Sequence[Loss],
     retries: Sequence[_Retry],
     other: dict[tuple[int, int], str],
     client: Client,
+    seen_from: Vantage = "unknown",
 ) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
     lost = {(x.conn_id, x.request.index) for x in losses}
@@ -521,10 +555,7 @@ def _loss_findings(
         what = "FIN" if close.type == "fin" else "RST"
         if loss.reset_after:
             what = "FIN (then RST)"
-        if gap >= 0:
-            timing = f"upstream's {what} came {_ms(gap)} after it"
-        else:
-            timing = f"it crossed the upstream's {what}, sent {_ms(-gap)} after it"
+        timing = _crossing(gap, what, seen_from)
         r = retried.get((loss.conn_id, req.index))
         if r is not None:
             how = "a new connection" if r.new_connection else "a cached connection"
@@ -538,6 +569,8 @@ def _loss_findings(
                 "other": "the client sent it again",
             }[client.kind]
             tail = f"{did} {after} later on #{r.cand.conn_id} ({how})"
+            if seen_from == "upstream":
+                tail = f"{did}: the retry arrived {after} later on #{r.cand.conn_id} ({how})"
             if r.alike:
                 tail += (
                     f", or on one of {r.alike} identical request{'s' if r.alike != 1 else ''} "

@@ -94,6 +94,7 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 keep_alive=c.conn_keep_alive[i],
                 server_header=c.conn_server_header[i],
                 one_sided=c.conn_one_sided[i],
+                handshake_ack_ns=c.conn_handshake_ack_ns[i],
             )
         )
         e, r, a = e + ne, r + nr, a + na

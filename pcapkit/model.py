@@ -170,6 +170,10 @@ class Connection:
     # route, a mirror port): requests cannot be paired with answers, and a SYN with no SYN-ACK
     # in the capture is not a failed connect when nginx's ACKs and requests follow it.
     one_sided: Side | None = None
+    # nginx's first segment after the SYN-ACK (its ACK of it, or its first data): with the
+    # SYN and SYN-ACK, which host the capture was taken on (pcapkit.vantage). None when the
+    # capture holds no handshake of the connection.
+    handshake_ack_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -278,6 +282,26 @@ class CaptureFile:
     warnings: tuple[str, ...] = ()
 
 
+Vantage = Literal["nginx", "upstream", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureHost:
+    """Which host the capture looks taken on, from its handshakes (``pcapkit.vantage``).
+
+    ``seen_from`` is ``"nginx"`` when the SYN-ACK came a round trip after the SYN (nginx's
+    host), ``"upstream"`` when nginx's ACK came a round trip after the SYN-ACK, and
+    ``"unknown"`` when neither gap stands out (one host, loopback, or no handshake seen). The
+    medians are over ``handshakes`` connections nginx opened in the capture; times on the
+    upstream's host are when nginx's packets arrived there, not when nginx sent them.
+    """
+
+    seen_from: Vantage
+    handshakes: int
+    syn_to_syn_ack_ns: int | None  # median
+    syn_ack_to_ack_ns: int | None  # median: nginx's ACK of the SYN-ACK
+
+
 @dataclass(frozen=True, slots=True)
 class CaptureSummary:
     """What was read from the file (or files), including everything skipped and why.
@@ -303,6 +327,7 @@ class CaptureSummary:
     series: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    host: CaptureHost | None = None  # None until the connections are read (analyze() sets it)
 
     @property
     def skipped_total(self) -> int:

@@ -451,6 +451,8 @@ class _Attempt:
     min_ts: int
     isn: int | None = None
     syn_ack_ack: int | None = None  # what the server's first SYN-ACK acknowledged
+    server_syn: bool = False  # a SYN (its SYN-ACK) came from the server
+    handshake_ack: int | None = None  # the client's first ACK (no SYN) after that
     closed: bool = False  # a FIN or RST was seen
     zeek: Zeek = field(default_factory=Zeek)
     up: list[Raw] = field(default_factory=list)
@@ -565,6 +567,10 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
             b.isn = seq
         if not c2s and flags & (SYN | ACK) == SYN | ACK and b.syn_ack_ack is None:
             b.syn_ack_ack = ack
+        if c2s and b.handshake_ack is None and b.server_syn and flags & (SYN | ACK) == ACK:
+            b.handshake_ack = ts
+        if not c2s and flags & SYN:
+            b.server_syn = True
         if flags & (FIN | RST):
             b.closed = True
         b.min_ts = min(b.min_ts, ts)
@@ -591,6 +597,7 @@ def connections(packets: list[Packet], ports: frozenset[int]) -> list[TcpConnect
                 partial=up.syn is None,
                 zeek_state=b.zeek.state(),
                 zeek_history=b.zeek.history,
+                handshake_ack_ns=b.handshake_ack,
                 to_server=up,
                 to_client=reassemble(b.down),
             )

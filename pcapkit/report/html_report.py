@@ -42,7 +42,15 @@ from pcapkit.report.severity import (
     rank,
     tier,
 )
-from pcapkit.report.table import WorstFirst, clock, duration, header, label, stamp
+from pcapkit.report.table import (
+    WorstFirst,
+    clock,
+    duration,
+    header,
+    host_line,
+    label,
+    stamp,
+)
 
 
 def _asset(name: str) -> str:
@@ -705,9 +713,10 @@ def _capture_line(analysis: Analysis) -> str:
             f"({(cap.last_ts_ns - cap.first_ts_ns) / 1e9:.3f} s)"
         )
     ports = ", ".join(str(p) for p in cap.ports)
+    host = f"; {host_line(cap.host)}" if cap.host is not None else ""
     return (
         f"{cap.format}, {', '.join(cap.link_types) or '?'}; {cap.packets:,} packets, "
-        f"{cap.upstream_segments:,} on upstream port {ports}{span}"
+        f"{cap.upstream_segments:,} on upstream port {ports}{span}{host}"
     )
 
 

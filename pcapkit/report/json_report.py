@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from pcapkit import __version__
-from pcapkit.model import Analysis, Connection, Event, Finding, Request
+from pcapkit.model import Analysis, CaptureHost, Connection, Event, Finding, Request
 from pcapkit.report import ReportOptions
 from pcapkit.report.severity import TITLES, Ranking, rank, tier
 from pcapkit.store import Spool
@@ -22,6 +22,17 @@ SCHEMA = "kaflow.analysis/1"
 
 def seconds(ns: int | None) -> float | None:
     return None if ns is None else ns / 1e9
+
+
+def _host(h: CaptureHost | None) -> dict[str, Any] | None:
+    if h is None:
+        return None
+    return {
+        "seen_from": h.seen_from,
+        "handshakes": h.handshakes,
+        "syn_to_syn_ack": seconds(h.syn_to_syn_ack_ns),
+        "syn_ack_to_ack": seconds(h.syn_ack_to_ack_ns),
+    }
 
 
 def _event(e: Event) -> dict[str, Any]:
@@ -260,6 +271,7 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             ],
             "since": seconds(cap.since_ns),
             "until": seconds(cap.until_ns),
+            "host": _host(cap.host),
         },
         # the proxy that sent the requests, whose rules paired retries and worded the advice
         "client": {"kind": a.client.kind, "basis": a.client.basis, "given": a.client.given},

@@ -18,7 +18,15 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from pcapkit.model import Analysis, CaptureFile, Connection, ConnectionRef, Event, Finding
+from pcapkit.model import (
+    Analysis,
+    CaptureFile,
+    CaptureHost,
+    Connection,
+    ConnectionRef,
+    Event,
+    Finding,
+)
 from pcapkit.report import ReportOptions, pinned
 from pcapkit.report.severity import TIERS, TITLES, IdleCloses, Ranking, connection_rank, rank
 
@@ -156,6 +164,28 @@ def _file_line(f: CaptureFile) -> str:
     return f"{f.path}: {when}, {_plural(f.packets, 'packet')} ({frames}){gap}"
 
 
+def host_line(h: CaptureHost) -> str:
+    """Which host the capture looks taken on, and the handshake times that tell."""
+    if h.syn_to_syn_ack_ns is None or h.syn_ack_to_ack_ns is None:
+        return "taken on: cannot tell (no handshake of nginx's in the capture)"
+    n = "median" if h.handshakes == 1 else f"medians of {h.handshakes:,}"
+    gaps = (
+        f"SYN → SYN-ACK {h.syn_to_syn_ack_ns / 1e6:.3f} ms, SYN-ACK → ACK "
+        f"{h.syn_ack_to_ack_ns / 1e6:.3f} ms ({n})"
+    )
+    if h.seen_from == "nginx":
+        return f"taken on nginx's host, by its handshakes: {gaps}"
+    if h.seen_from == "upstream":
+        return (
+            f"taken on the upstream's host, by its handshakes: {gaps}; nginx's packets are "
+            "stamped as they arrived"
+        )
+    return (
+        "taken on: cannot tell, no round trip in its handshakes (nginx and the upstream on one "
+        f"host, or a link faster than they answer): {gaps}"
+    )
+
+
 class TableReporter:
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
         w = out.write
@@ -169,6 +199,8 @@ class TableReporter:
         if cap.first_ts_ns is not None and cap.last_ts_ns is not None:
             span = (cap.last_ts_ns - cap.first_ts_ns) / 1e9
             w(f"  {stamp(cap.first_ts_ns)} to {clock(cap.last_ts_ns)} ({span:.3f} s)\n")
+        if cap.host is not None:
+            w(f"  {host_line(cap.host)}\n")
         if cap.series is not None:
             w(f"  {cap.series}:\n")
             for f in cap.files:

@@ -157,6 +157,8 @@ class TcpConnection:
     # Zeek's conn_state and history, from the packets (tests/oracle/zeek.py)
     zeek_state: str = ""
     zeek_history: str = ""
+    # the client's first segment after the server's SYN(-ACK): its ACK of it, or data
+    handshake_ack_ns: int | None = None
 
 
 EMPTY_FLOW = Flow(EMPTY_STREAM, None, 0, None, None, 0, 0, 0, 0, None)

@@ -171,6 +171,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         first_frame=tc.first_frame,
         opened_by=None if tc.partial else "client",
         established_at_ns=syn_ack.ts_ns if syn_ack is not None and not tc.partial else None,
+        handshake_ack_ns=None if tc.partial else tc.handshake_ack_ns,
         closed_by=closed_by,
         close=close_kind,
         closed_at_ns=closed_at,

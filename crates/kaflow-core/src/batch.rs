@@ -54,6 +54,7 @@ pub struct Connections {
     pub conn_first_frame: Vec<u64>,
     pub conn_opened_by: Vec<Option<Name>>,
     pub conn_established_at_ns: Vec<Option<i64>>,
+    pub conn_handshake_ack_ns: Vec<Option<i64>>,
     pub conn_closed_by: Vec<Option<Name>>,
     pub conn_close: Vec<Option<Name>>,
     pub conn_closed_at_ns: Vec<Option<i64>>,
@@ -272,6 +273,7 @@ impl Connections {
         self.conn_first_frame.push(f.first_frame);
         self.conn_opened_by.push(l.opened_by.map(Side::as_str));
         self.conn_established_at_ns.push(l.established_at_ns);
+        self.conn_handshake_ack_ns.push(l.handshake_ack_ns);
         self.conn_closed_by.push(l.closed_by.map(Side::as_str));
         self.conn_close.push(l.close.map(CloseKind::as_str));
         self.conn_closed_at_ns.push(l.closed_at_ns);

@@ -70,6 +70,8 @@ pub struct TcpConnection {
     /// Zeek's `conn_state` and `history` for it (`crate::zeek`), from its packets in order.
     pub zeek_state: &'static str,
     pub zeek_history: String,
+    /// The client's first segment after the SYN-ACK (its ACK of it, or data).
+    pub handshake_ack_ns: Option<i64>,
     pub to_server: Flow,
     pub to_client: Flow,
 }

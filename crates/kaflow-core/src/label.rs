@@ -107,6 +107,8 @@ pub struct Labelled {
     pub opened_by: Option<Side>,
     /// The SYN-ACK.
     pub established_at_ns: Option<i64>,
+    /// The client's first segment after the SYN-ACK: its ACK of it (or its first data).
+    pub handshake_ack_ns: Option<i64>,
     /// The side whose FIN or RST was the first closing segment.
     pub closed_by: Option<Side>,
     pub close: Option<CloseKind>,
@@ -379,6 +381,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     Labelled {
         opened_by: (!tc.partial).then_some(Side::Client),
         established_at_ns: down.syn.filter(|_| !tc.partial).map(|m| m.ts_ns),
+        handshake_ack_ns: tc.handshake_ack_ns.filter(|_| !tc.partial),
         closed_by: first_close.map(|c| c.0),
         close: first_close.map(|c| match c.1 {
             EventType::Fin => CloseKind::Fin,

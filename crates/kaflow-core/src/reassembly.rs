@@ -641,6 +641,9 @@ struct Conn {
     /// What the server's first SYN-ACK acknowledged: a client SYN whose ISN + 1 it is belongs
     /// to this connection however late the capture wrote it.
     syn_ack_ack: Option<u32>,
+    /// The client's first segment after the SYN-ACK (its ACK of it, or data): which host the
+    /// capture was taken on is told by where the handshake's round trip falls.
+    handshake_ack_ns: Option<i64>,
     /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
     closed: u8,
     key: Key,
@@ -663,6 +666,7 @@ impl Conn {
             last_ts: seg.ts_ns,
             client_isn: None,
             syn_ack_ack: None,
+            handshake_ack_ns: None,
             closed: 0,
             up: Dir::default(),
             down: Dir::default(),
@@ -678,6 +682,13 @@ impl Conn {
         }
         if !c2s && seg.flags & (SYN | ACK) == SYN | ACK && self.syn_ack_ack.is_none() {
             self.syn_ack_ack = Some(seg.ack);
+        }
+        if c2s
+            && self.handshake_ack_ns.is_none()
+            && self.down.syn.is_some()
+            && seg.flags & (SYN | ACK) == ACK
+        {
+            self.handshake_ack_ns = Some(seg.ts_ns);
         }
         self.zeek.packet(
             c2s,
@@ -721,6 +732,7 @@ impl Conn {
             partial: to_server.syn.is_none(),
             zeek_state: self.zeek.state(),
             zeek_history: self.zeek.history().to_string(),
+            handshake_ack_ns: self.handshake_ack_ns,
             to_server,
             to_client,
         }

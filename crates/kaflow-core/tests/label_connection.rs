@@ -56,6 +56,7 @@ fn conn(up: Flow, down: Flow, partial: bool) -> TcpConnection {
         partial,
         zeek_state: "SF",
         zeek_history: "ShADadFf".to_string(),
+        handshake_ack_ns: None,
         to_server: up,
         to_client: down,
     }

@@ -95,6 +95,7 @@ fn tcpconn(v: &Value) -> TcpConnection {
         // do not hold: not the labelling's to compare
         zeek_state: "",
         zeek_history: String::new(),
+        handshake_ack_ns: None,
         to_server: flow(&v["to_server"]),
         to_client: flow(&v["to_client"]),
     }

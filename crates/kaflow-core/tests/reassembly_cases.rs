@@ -846,3 +846,32 @@ fn rst_makes_it_over() {
         "#3 40000>8080 v4 first=7@11000000001 last=11000000001 partial=True up[pk=1 syn=- n=0 fin=- rst=- rt=0 b=6 miss=0 last=11000000001 late=[] ign=0 s=[0+6:6@7=474554202f62]] down[pk=0 syn=- n=0 fin=- rst=- rt=0 b=0 miss=0 last=- late=[] ign=0 s=[]]",
     ]);
 }
+
+const REQ: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+
+#[test]
+fn handshake_ack_is_the_clients_first_segment_after_the_syn_ack() {
+    // nginx's host across a link: the SYN-ACK a round trip after the SYN, nginx's ACK at once;
+    // a retransmitted SYN before the SYN-ACK is not it, and neither is anything later
+    let c = reassemble(&[
+        s(0, C, 40000, 100, "S", b"", None),
+        s(1_000_000, C, 40000, 100, "S", b"", None),
+        s(40_000_000, S, 40000, 500, "SA", b"", None),
+        s(40_030_000, C, 40000, 101, "A", b"", None),
+        s(40_050_000, C, 40000, 101, "PA", REQ, None),
+    ]);
+    assert_eq!(c[0].handshake_ack_ns, Some(T0 + 40_030_000));
+    // the upstream's host: nginx's request carries the first segment after the SYN-ACK
+    let c = reassemble(&[
+        s(0, C, 40001, 100, "S", b"", None),
+        s(30_000, S, 40001, 500, "SA", b"", None),
+        s(40_000_000, C, 40001, 101, "PA", REQ, None),
+    ]);
+    assert_eq!(c[0].handshake_ack_ns, Some(T0 + 40_000_000));
+    // no SYN-ACK seen: no handshake to time
+    let c = reassemble(&[
+        s(0, C, 40002, 100, "S", b"", None),
+        s(10, C, 40002, 101, "A", b"", None),
+    ]);
+    assert_eq!(c[0].handshake_ack_ns, None);
+}

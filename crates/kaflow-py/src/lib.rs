@@ -180,7 +180,8 @@ columns! {
     /// One entry per connection of a batch (see `pcapkit/_core.pyi`).
     Connections from CoreConnections {
         conn_id, conn_ip_version, conn_client, conn_server, conn_client_port, conn_opened_at_ns,
-        conn_first_frame, conn_opened_by, conn_established_at_ns, conn_closed_by, conn_close,
+        conn_first_frame, conn_opened_by, conn_established_at_ns, conn_handshake_ack_ns,
+        conn_closed_by, conn_close,
         conn_closed_at_ns, conn_last_seen_ns, conn_last_response_ns, conn_partial, conn_state,
         conn_history, conn_syn_count, conn_packets, conn_client_bytes, conn_server_bytes,
         conn_retransmissions, conn_events, conn_requests, conn_anomalies, conn_responses,
