@@ -94,7 +94,11 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 keep_alive=c.conn_keep_alive[i],
                 server_header=c.conn_server_header[i],
                 one_sided=c.conn_one_sided[i],
+                tls=c.conn_tls[i],
             )
         )
+        if c.conn_tls[i] is not None:
+            for q in requests[r : r + nr]:
+                q.encrypted = True
         e, r, a = e + ne, r + nr, a + na
     return out
