@@ -48,9 +48,12 @@ def mismatches(a: Analysis, truth: dict[str, Any], *, payload: bool = True) -> l
         # over TLS the upstream's close_notify (tshark decrypts it) before any FIN or RST is its
         # close: uvicorn sends no FIN, and nginx's RST that follows is not the first close
         notify = c.get("close_notify_frame")
-        if c.get("close_notify_by") == "server" and notify is not None:
-            if c["first_close"] is None or notify < c["first_close_frame"]:
-                return (c["client_port"], "server", "close_notify")
+        if (
+            c.get("close_notify_by") == "server"
+            and notify is not None
+            and (c["first_close"] is None or notify < c["first_close_frame"])
+        ):
+            return (c["client_port"], "server", "close_notify")
         return (c["client_port"], none(c["first_close_by"]), none(c["first_close"]))
 
     want_close = Counter(first_close(c) for c in truth["connections"])
@@ -142,7 +145,9 @@ def _tls_losses(a: Analysis, losses: list[dict[str, Any]]) -> list[str]:
         (x["lost_on_port"], x["retried"], x["answered_on_port"] if x["retried"] else None)
         for x in losses
     )
-    out = [f"TLS losses (port, retried, retry's port): kaflow {got!r}, logs {want!r}"] * (got != want)
+    out: list[str] = []
+    if got != want:
+        out.append(f"TLS losses (port, retried, retry's port): kaflow {got!r}, logs {want!r}")
     for f in lost:
         req = conns[f.connection].requests[f.request_index or 0]
         if not req.encrypted or req.label != "(encrypted request)":

@@ -63,8 +63,10 @@ def build_connection(tc: TcpConnection) -> Connection:
     up, down = tc.to_server, tc.to_client
     # one framer per connection: TLS when nginx opens with a TLS handshake, HTTP/1.x otherwise
     t = tls.read(up.stream, down.stream, tc.partial) if tls.detect(up.stream, tc.partial) else None
+    req_notes: list[HttpNote] = []
+    resp_notes: list[HttpNote] = []
     if t is not None:
-        reqs, req_notes, resps, resp_notes = t.requests, [], t.responses, []
+        reqs, resps = t.requests, t.responses
     else:
         reqs, req_notes = frame_rows("request", up.stream, down.stream, midstream=tc.partial)
         resps, resp_notes = frame_rows(
@@ -144,9 +146,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         )
         for ev in closes:
             if ev.type == "fin" and ev.side == "server":
-                ev.note = (
-                    f"{what}: close_notify at a close, a fatal alert looks the same{after}"
-                )
+                ev.note = f"{what}: close_notify at a close, a fatal alert looks the same{after}"
     events = _opening(up, "client") + _opening(down, "server")
     events += req_events
     events += resp_events
@@ -316,7 +316,9 @@ def _responses(
     return events, requests
 
 
-def _last_data(down: Flow, first_close: Event | None, alert: tls.Record | None = None) -> int | None:
+def _last_data(
+    down: Flow, first_close: Event | None, alert: tls.Record | None = None
+) -> int | None:
     """The upstream's last data segment at or before the first closing segment (by time, then
     frame): where its keepalive idle timer starts; over TLS, before the alert that closed it."""
     st = down.stream
