@@ -5,6 +5,7 @@ upstream's alert. See ``crates/kaflow-core/src/tls.rs`` for what each version sh
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from tests.oracle.flows import Stream
@@ -57,17 +58,23 @@ def records(st: Stream) -> list[Record]:
         return out
     v = _Stream(st)
     pos = st.starts[0]
+    floor = -(1 << 63)  # records, and places tried again, lie after this
     while pos < st.end:
         h = v.read(pos, 5)
         if _header_ok(h):
             length = int.from_bytes(h[3:5], "big")
             ts, frame = v.where(pos)
             out.append(Record(pos, ts, frame, h[0], length))
+            floor = pos
             pos += 5 + length
         else:
-            nxt = v.next_start(pos)
+            # a record overran its bytes: try the start of the segment holding pos, once
+            i = bisect_right(st.starts, pos) - 1
+            back = st.starts[i] if i >= 0 and floor < st.starts[i] < pos else None
+            nxt = back if back is not None else v.next_start(pos)
             if nxt is None:
                 break
+            floor = max(floor, min(nxt, pos))
             pos = nxt
     return out
 

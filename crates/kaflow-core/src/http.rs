@@ -562,6 +562,15 @@ impl<'a> View<'a> {
         self.end
     }
 
+    /// The offset of the last piece starting at or before `pos`.
+    pub(crate) fn start_at_or_before(&self, pos: i64) -> Option<i64> {
+        let i = self
+            .starts()
+            .partition_point(|&s| s <= pos)
+            .checked_sub(1)?;
+        self.starts().get(i).copied()
+    }
+
     /// The offset of the first piece starting after `pos`.
     pub(crate) fn next_start(&self, pos: i64) -> Option<i64> {
         let i = self.starts().partition_point(|&s| s <= pos);

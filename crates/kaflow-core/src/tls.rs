@@ -94,8 +94,9 @@ pub fn detect(up: &Stream, partial: bool) -> bool {
 }
 
 /// The record headers of one direction, in stream order. Where a header is not captured (a
-/// hole, a snaplen) or does not look like one, reading goes on at the next segment that starts
-/// with one: each TLS write starts a segment, so little is lost.
+/// hole, a snaplen) or does not look like one (a record whose length overran its bytes), reading
+/// goes on at the start of the segment holding that place, if no record was read there yet, else
+/// at the next segment: each TLS write starts a segment, so little is lost.
 pub fn records(st: &Stream) -> Vec<Record> {
     let v = View::new(st);
     let mut out = Vec::new();
@@ -104,6 +105,8 @@ pub fn records(st: &Stream) -> Vec<Record> {
     };
     let end = v.end();
     let mut pos = first;
+    // every record, and every place tried again, lies after this: reading only moves forward
+    let mut floor = i64::MIN;
     while pos < end {
         let h = v.read(pos, HEADER);
         if header_ok(h) {
@@ -116,11 +119,16 @@ pub fn records(st: &Stream) -> Vec<Record> {
                 content_type: h[0],
                 length,
             });
+            floor = pos;
             // at least 5 bytes on: the loop ends within the stream's span
             pos = pos.saturating_add(HEADER as i64 + i64::from(length));
         } else {
-            match v.next_start(pos) {
-                Some(next) => pos = next,
+            let back = v.start_at_or_before(pos).filter(|&s| s > floor && s < pos);
+            match back.or_else(|| v.next_start(pos)) {
+                Some(next) => {
+                    floor = floor.max(next.min(pos));
+                    pos = next;
+                }
                 None => break,
             }
         }
@@ -511,6 +519,18 @@ mod tests {
             read(&stream(&cases[0], 1), &d, false).version,
             Version::Tls13
         );
+    }
+
+    /// A record claiming more bytes than its segment held: the next segment's record is read
+    /// where it starts, not lost in the overrun.
+    #[test]
+    fn overrun_record_resyncs_at_the_segment_start() {
+        let mut short = rec(HANDSHAKE, 90);
+        short.truncate(5 + 85);
+        let st = stream(&[(1, short), (2, rec(APPLICATION_DATA, 64))], 1);
+        let rs = records(&st);
+        assert_eq!(rs.iter().map(|r| r.ts_ns).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(rs[1].offset, 90);
     }
 
     /// Snaplen-cut segments: headers captured, bodies not; every record still found.
