@@ -64,6 +64,7 @@ class Connections:
     conn_keep_alive: list[str | None]
     conn_server_header: list[str | None]
     conn_one_sided: list[Side | None]
+    conn_tls: list[str | None]
     conn_requests_close: list[int]  # requests asking to close (Connection: close, or HTTP/1.0)
     conn_server_close: list[CloseKind | None]
     conn_server_close_ns: list[int | None]
