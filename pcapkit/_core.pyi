@@ -66,6 +66,7 @@ class Connections:
     # the first request head's header names as sent, one per line (their case is the client's)
     conn_request_headers: list[str | None]
     conn_one_sided: list[Side | None]
+    conn_tls: list[str | None]
     conn_requests_close: list[int]  # requests asking to close (Connection: close, or HTTP/1.0)
     conn_server_close: list[CloseKind | None]
     conn_server_close_ns: list[int | None]

@@ -41,6 +41,10 @@ _T = TypeVar("_T")
 # How long after the loss nginx's retry can come and still be taken for one. nginx retries as
 # soon as it reads the upstream's EOF: microseconds on loopback, a round trip elsewhere.
 RETRY_WINDOW_NS = 1_000_000_000
+# Over TLS no request can be named, so a retry is only told by timing: nginx sends it at once
+# (connecting and a TLS handshake at most), a client's next request comes later. A request on
+# another connection this soon after an encrypted loss is taken for its retry; none: not retried.
+TLS_RETRY_WINDOW_NS = 200_000_000
 
 # Identical requests (no request id to tell them apart) sent this close to the first one after a
 # loss cannot be told from nginx's retry by timing: the retry is then said to be ambiguous.
@@ -183,7 +187,7 @@ def lost_requests(
     close = server_close(f)
     if close is None or not f.unanswered:
         return []
-    reset = close.type == "fin" and any(
+    reset = close.type != "rst" and any(
         e.side == "server" and e.type == "rst" and e.time_ns >= close.time_ns for e in events
     )
     return [Loss(f.id, req, close, reset, server) for req in requests if not req.answered]
@@ -206,13 +210,18 @@ def _close_reason(f: Facts, lost: bool, close: Close) -> tuple[CloseReason, int 
     return "idle_timeout", idle
 
 
+# How a close is named in findings: the upstream's TLS alert is the close_notify it most
+# likely is (see tls.rs: a fatal alert looks the same)
+_CLOSE_WORD = {"fin": "FIN", "rst": "RST", "close_notify": "TLS close_notify"}
+
+
 def server_initiated_close(f: Facts, lost: bool) -> Finding | None:
     """The upstream's FIN or RST was the connection's first closing segment."""
     close = server_close(f)
     if close is None:
         return None
     reason, idle = _close_reason(f, lost, close)
-    what = "FIN" if close.type == "fin" else "RST"
+    what = _CLOSE_WORD[close.type]
     # the idle time, when the capture shows where it started (not for a connection open and
     # silent since before the capture began)
     idle_txt = f", {_ms(idle)} after its last response" if idle is not None else ""
@@ -369,6 +378,8 @@ class Classifier:
 
 
 def _key(req: Request) -> int:
+    if req.encrypted:
+        return 0  # the core's key for every request it could not read (batch.rs request_rows)
     return request_key(req.method or "", req.target or "", req.host, req.request_id)
 
 
@@ -376,7 +387,7 @@ def loss_keys(losses: Iterable[Loss]) -> set[int]:
     return {
         _key(x.request)
         for x in losses
-        if x.request.method is not None and x.request.target is not None
+        if x.request.encrypted or (x.request.method is not None and x.request.target is not None)
     }
 
 
@@ -469,7 +480,8 @@ def match_retries(
     # connections came in
     for loss in sorted(losses, key=lambda x: (x.request.sent_at_ns, x.conn_id, x.request.index)):
         req = loss.request
-        if req.method is None or req.target is None or req.method in never:
+        window = TLS_RETRY_WINDOW_NS if req.encrypted else RETRY_WINDOW_NS
+        if not req.encrypted and (req.method is None or req.target is None or req.method in never):
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
         eligible = [
@@ -477,13 +489,13 @@ def match_retries(
             for cand in by_key.get(_key(req), ())
             if cand.conn_id != loss.conn_id
             and (cand.conn_id, cand.index) not in used
-            and start < cand.sent_at_ns <= start + RETRY_WINDOW_NS
+            and start < cand.sent_at_ns <= start + window
         ]
         if not eligible:
             continue
         best = min(eligible, key=_order)
         alike = 0
-        if req.request_id is None:
+        if req.request_id is None and not req.encrypted:  # over TLS, timing is all there is
             alike = sum(
                 1
                 for c in eligible
@@ -552,9 +564,9 @@ def _loss_findings(
     for loss in losses:
         req, close = loss.request, loss.close
         gap = close.time_ns - req.sent_at_ns
-        what = "FIN" if close.type == "fin" else "RST"
+        what = _CLOSE_WORD[close.type]
         if loss.reset_after:
-            what = "FIN (then RST)"
+            what = f"{what} (then RST)"
         timing = _crossing(gap, what, seen_from)
         r = retried.get((loss.conn_id, req.index))
         if r is not None:
@@ -571,6 +583,11 @@ def _loss_findings(
             tail = f"{did} {after} later on #{r.cand.conn_id} ({how})"
             if seen_from == "upstream":
                 tail = f"{did}: the retry arrived {after} later on #{r.cand.conn_id} ({how})"
+            if req.encrypted:
+                tail = (
+                    f"an encrypted request went out {after} later on #{r.cand.conn_id} ({how}): "
+                    f"{client.name}'s retry, by its timing (which request it was, TLS hides)"
+                )
             if r.alike:
                 tail += (
                     f", or on one of {r.alike} identical request{'s' if r.alike != 1 else ''} "
@@ -578,6 +595,16 @@ def _loss_findings(
                     f"a request id header{_ID_HINT[client.kind]} would)"
                 )
             tail += _chain(r, retried, lost)
+        elif req.encrypted:
+            tail = (
+                "no request followed within "
+                f"{_ms(TLS_RETRY_WINDOW_NS)}: not retried, its client likely got a 502 "
+                + (
+                    "(a POST, or nginx's retries used up; TLS hides which request it was)"
+                    if client.kind == "nginx"
+                    else "(TLS hides which request it was)"
+                )
+            )
         elif req.method is None:
             tail = "payload not captured: retry unknown"
         else:
@@ -590,7 +617,7 @@ def _loss_findings(
                 frame=close.frame,
                 message=f"{req.label} got no response: {timing}; {tail}",
                 request=req.label if req.method is not None else None,
-                retried=r is not None if req.method is not None else None,
+                retried=r is not None if req.method is not None or req.encrypted else None,
                 retried_on=r.cand.conn_id if r is not None else None,
                 retry_ambiguous=bool(r.alike) if r is not None else None,
                 request_index=req.index,

@@ -95,7 +95,11 @@ def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
                 server_header=c.conn_server_header[i],
                 one_sided=c.conn_one_sided[i],
                 handshake_ack_ns=c.conn_handshake_ack_ns[i],
+                tls=c.conn_tls[i],
             )
         )
+        if c.conn_tls[i] is not None:
+            for q in requests[r : r + nr]:
+                q.encrypted = True
         e, r, a = e + ne, r + nr, a + na
     return out

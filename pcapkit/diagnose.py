@@ -57,7 +57,8 @@ class _Gathered:
                 g.nginx_alt.update(f.nginx_errors[1:])
                 if f.retried is False:
                     g.failed += 1
-                    g.methods.add((f.request or "").split(" ")[0])
+                    # over TLS no method is known
+                    g.methods.add((f.request or "").split(" ")[0] or "encrypted")
             elif f.type == "connect_failed":
                 g.connect_failed += 1
             elif f.type == "retry" and f.other_server is not None:
@@ -215,6 +216,8 @@ def _idle(g: _Gathered, ev: Evidence, client: Client) -> Advice | None:
         what, after = "it", server.note
     else:
         told = f" ({how}, not a server kaflow knows)" if how else ""
+        if ev.tls and not how:
+            told = " (over TLS its Server and Keep-Alive headers are encrypted)"
         named = ""
         what = "the upstream's idle timeout"
         after = (
@@ -262,6 +265,8 @@ class Evidence:
     connections: int = 0
     one_request: int = 0
     asked_close: int = 0
+    # connections carrying TLS (proxy_pass https://): their headers are encrypted
+    tls: int = 0
 
     def add(self, c: Connections) -> None:
         self.announced.update(
@@ -276,6 +281,7 @@ class Evidence:
             if ka is not None and sv is None and _TIMEOUT.search(ka) and "max=" not in ka
         )
         self.addresses.update(c.conn_server)
+        self.tls += sum(1 for v in c.conn_tls if v is not None)
         for n, closing in zip(c.conn_requests, c.conn_requests_close, strict=True):
             if n:
                 self.connections += 1

@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # pandas is imported only when a frame is asked for: it costs
 Side = Literal["client", "server"]
 EventType = Literal["syn", "syn_ack", "request", "response", "fin", "rst"]
 FindingType = Literal["server_initiated_close", "request_lost_to_fin", "retry", "connect_failed"]
-CloseKind = Literal["fin", "rst"]
+# "close_notify": the upstream's TLS alert, before any FIN or RST of its own (uvicorn over TLS)
+CloseKind = Literal["fin", "rst", "close_notify"]
 CloseReason = Literal["idle_timeout", "connection_close", "request_in_flight", "reset", "tunnel"]
 AdviceTopic = Literal[
     "upstream_idle_timeout",
@@ -91,10 +92,14 @@ class Request:
     # Its X-Request-ID (else X-Correlation-ID or Request-Id) as sent: when nginx forwards its
     # $request_id, the access log's line for this request is known exactly.
     request_id: str | None = None
+    # Sent over TLS (proxy_pass https://): a burst of encrypted application data, never readable
+    encrypted: bool = False
 
     @property
     def label(self) -> str:
         """``"METHOD target"``, the way nginx's error log quotes a request."""
+        if self.encrypted:
+            return "(encrypted request)"
         if self.method is None:
             return "(request, payload not captured)"
         return f"{self.method} {self.target}"
@@ -174,6 +179,9 @@ class Connection:
     # SYN and SYN-ACK, which host the capture was taken on (pcapkit.vantage). None when the
     # capture holds no handshake of the connection.
     handshake_ack_ns: int | None = None
+    # "TLS 1.2" or "TLS 1.3" when the connection carries TLS (proxy_pass https://): requests and
+    # responses are bursts of encrypted records; which request was which cannot be known.
+    tls: str | None = None
 
     @property
     def duration_ns(self) -> int:

@@ -24,7 +24,8 @@ SCENARIOS = sorted(p.parent.name for p in FIXTURES.glob("*/server.xml"))
 COMMANDS = sorted(
     p.parent.name
     for p in FIXTURES.glob("*/upstream_command.txt")
-    if p.read_text().split()[0] in ("gunicorn", "env")
+    # gunicorn's and uvicorn's (behind `env`): their idle timeout is on the command line
+    if p.read_text().split()[0] == "gunicorn" or "uvicorn" in p.read_text().split()
 )
 DATA = Path(__file__).parent / "data" / "config"
 

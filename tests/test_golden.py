@@ -412,3 +412,31 @@ def test_haproxy_retry_on_empty_response_replays_a_post() -> None:
     # nginx's rules would leave the POST unpaired: the client decides
     as_nginx = analyze(FIXTURES / "haproxy-retry-post" / "capture.pcap", client="nginx")
     assert not [f for f in as_nginx.findings if f.type == "retry"]
+
+
+TLS_RACES = [f"{k}-tls-race-{m}" for k in ("uvicorn", "node") for m in ("get", "post")]
+
+
+@pytest.mark.parametrize("name", TLS_RACES)
+def test_tls_race_losses_closes_and_idle_time(name: str) -> None:
+    """proxy_pass https://: every request is an encrypted burst, the handshake none; the loss
+    is on the connection tshark (decrypting with the upstream's key log) sees it unanswered on,
+    retried or not as nginx's access log says; the idle time runs from the upstream's last
+    answer to its close (uvicorn's close_notify, Node's FIN), never from the alert itself."""
+    t = truth(name)
+    a = analyze(FIXTURES / name / "capture.pcap")
+    assert {c.tls for c in a.connections} == {"TLS 1.3" if "uvicorn" in name else "TLS 1.2"}
+    assert a.summary.requests == t["upstream_attempts"]
+    assert all(r.encrypted and r.method is None for c in a.connections for r in c.requests)
+    (x,) = t["losses"]
+    (lost,) = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    assert a.connection(lost.connection).client_port == x["lost_on_port"]
+    assert lost.retried is x["retried"] and lost.message.startswith("(encrypted request)")
+    closes = [f for f in a.findings if f.type == "server_initiated_close"]
+    assert len(closes) == len(t["connections"])
+    assert all(f.idle_ns is not None and f.idle_ns > 900_000_000 for f in closes)
+    if "uvicorn" in name:
+        # uvicorn closes with close_notify alone; tshark's decryption says it is one
+        assert all(c["close_notify_by"] == "server" for c in t["connections"])
+        assert {c.close for c in a.connections} == {"close_notify"}
+        assert "TLS close_notify" in lost.message

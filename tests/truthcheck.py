@@ -44,18 +44,27 @@ def mismatches(a: Analysis, truth: dict[str, Any], *, payload: bool = True) -> l
     def none(v: str | None) -> str | None:
         return None if v in (None, "none") else v
 
-    want_close = Counter(
-        (c["client_port"], none(c["first_close_by"]), none(c["first_close"]))
-        for c in truth["connections"]
-    )
+    def first_close(c: dict[str, Any]) -> tuple[Any, ...]:
+        # over TLS the upstream's close_notify (tshark decrypts it) before any FIN or RST is its
+        # close: uvicorn sends no FIN, and nginx's RST that follows is not the first close
+        notify = c.get("close_notify_frame")
+        if (
+            c.get("close_notify_by") == "server"
+            and notify is not None
+            and (c["first_close"] is None or notify < c["first_close_frame"])
+        ):
+            return (c["client_port"], "server", "close_notify")
+        return (c["client_port"], none(c["first_close_by"]), none(c["first_close"]))
+
+    want_close = Counter(first_close(c) for c in truth["connections"])
     got_close = Counter((c.client_port, c.closed_by, c.close) for c in a.connections)
     check("first closer per connection (tshark)", got_close, want_close)
-    fc = truth["first_close_by"]
+    by_side = Counter(side for _, side, _ in want_close.elements())
     s = a.summary
     check(
         "closes by side",
         (s.closed_by_client, s.closed_by_server, s.not_closed),
-        (fc["client"], fc["server"], fc["none"]),
+        (by_side["client"], by_side["server"], by_side[None]),
     )
 
     # every upstream attempt that reached the upstream is a request on the wire
@@ -72,6 +81,9 @@ def mismatches(a: Analysis, truth: dict[str, Any], *, payload: bool = True) -> l
     )
     if not payload:
         return out
+    if truth["nginx"].get("proxy_pass", "").startswith("https"):
+        # TLS: no request can be named; each loss on its connection, retried or not
+        return out + _tls_losses(a, truth["losses"])
 
     check(
         "lost requests by name",
@@ -108,6 +120,38 @@ def mismatches(a: Analysis, truth: dict[str, Any], *, payload: bool = True) -> l
     # and every answered request is on the connection the upstream says it answered it on
     answered = {r.label: c.client_port for c in a.connections for r in c.requests if r.answered}
     check("connection of each answered request", answered, truth["upstream_answered"])
+    return out
+
+
+def _tls_losses(a: Analysis, losses: list[dict[str, Any]]) -> list[str]:
+    """Over TLS: the lost requests, on the connections their X-Request-IDs went unanswered on
+    (tshark, decrypting with the upstream's key log), encrypted, retried or not as nginx's
+    access log says, the retry on the connection that answered it."""
+    conns = {c.id: c for c in a.connections}
+    lost = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    retries = {(f.retry_of, f.connection) for f in a.findings if f.type == "retry"}
+    got = Counter(
+        (
+            conns[f.connection].client_port,
+            f.retried,
+            next(
+                (conns[t].client_port for o, t in retries if o == f.connection and f.retried),
+                None,
+            ),
+        )
+        for f in lost
+    )
+    want = Counter(
+        (x["lost_on_port"], x["retried"], x["answered_on_port"] if x["retried"] else None)
+        for x in losses
+    )
+    out: list[str] = []
+    if got != want:
+        out.append(f"TLS losses (port, retried, retry's port): kaflow {got!r}, logs {want!r}")
+    for f in lost:
+        req = conns[f.connection].requests[f.request_index or 0]
+        if not req.encrypted or req.label != "(encrypted request)":
+            out.append(f"loss on #{f.connection} not labelled an encrypted request: {req.label}")
     return out
 
 

@@ -546,7 +546,12 @@ def command(line: str) -> Backend:
         raise ConfigError(f"command line {line!r}: {e}") from None
     if not argv:
         raise ConfigError("empty upstream command line")
-    words = [Path(a).name for a in argv[:3]]
+    # `env VAR=value ... server ...`: the server is the first word after the assignments
+    lead = 0
+    if Path(argv[0]).name == "env":
+        lead = 1 + next((i for i, a in enumerate(argv[1:]) if "=" not in a), len(argv) - 1)
+    words = [Path(a).name for a in argv[: max(3, lead + 2)]]
+    first = Path(argv[lead]).name if lead < len(argv) else ""
     if "gunicorn" in words:
         return gunicorn(None, argv[1:])
     if "uvicorn" in words:
@@ -579,11 +584,11 @@ def command(line: str) -> Backend:
             max_requests=maxr,
             announces_close=False,
         )
-    if words[0] in ("node", "nodejs"):
+    if first in ("node", "nodejs"):
         return defaults("node", "command line")
-    if words[0] == "puma":
+    if first == "puma":
         return defaults("puma", "command line")
-    if words[0] == "java":
+    if first == "java":
         for a in argv:
             if a.startswith("jetty.http.idleTimeout="):
                 try:

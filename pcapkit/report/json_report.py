@@ -97,6 +97,7 @@ def connection_dict(c: Connection) -> dict[str, Any]:
         **({"keep_alive": c.keep_alive} if c.keep_alive is not None else {}),
         **({"server_header": c.server_header} if c.server_header is not None else {}),
         **({"one_sided": c.one_sided} if c.one_sided is not None else {}),
+        **({"tls": c.tls} if c.tls is not None else {}),
     }
 
 
@@ -179,6 +180,7 @@ def connection_json(c: Connection) -> str:
         + (f',"keep_alive":{_str(c.keep_alive)}' if c.keep_alive is not None else "")
         + (f',"server_header":{_str(c.server_header)}' if c.server_header is not None else "")
         + (f',"one_sided":"{c.one_sided}"' if c.one_sided is not None else "")
+        + (f',"tls":"{c.tls}"' if c.tls is not None else "")
         + "}"
     )
 

@@ -61,7 +61,8 @@ def label(e: Event, conn: Connection) -> str:
     if e.type == "syn_ack":
         return "SYN-ACK" + (f" ({e.note})" if e.note else "")
     if e.type in ("fin", "rst"):
-        return e.type.upper()
+        # the upstream's TLS alert in its FIN's place says so in its note
+        return e.note if e.note else e.type.upper()
     if e.type == "request":
         if e.method is None:
             return f"request ({e.note or 'payload not captured'})"

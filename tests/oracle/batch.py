@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 _NESTED = ("requests", "events", "anomalies")
 _CONN = [f.name for f in fields(Connection) if f.name not in _NESTED]
 _EVENT = [f.name for f in fields(Event)]
-_REQUEST = [f.name for f in fields(Request)]
+# "encrypted" is the connection's TLS, set on its requests in Python: not a column
+_REQUEST = [f.name for f in fields(Request) if f.name != "encrypted"]
 _ANOMALY = [f.name for f in fields(Anomaly)]
 
 
@@ -72,7 +73,15 @@ def _columns(conns: Sequence[Connection], heads: Sequence[str | None] | None = N
         next((e for e in c.events if e.side == "server" and e.type in ("fin", "rst")), None)
         for c in conns
     ]
-    cols["conn_server_close"] = [e.type if e else None for e in closes]
+    # the upstream's TLS alert in its FIN's place (the note the labelling gave it) is its own kind
+    cols["conn_server_close"] = [
+        None
+        if e is None
+        else "close_notify"
+        if c.tls is not None and e.type == "fin" and (e.note or "").startswith("TLS")
+        else e.type
+        for c, e in zip(conns, closes, strict=True)
+    ]
     cols["conn_server_close_ns"] = [e.time_ns if e else None for e in closes]
     cols["conn_server_close_frame"] = [e.frame if e else None for e in closes]
     return _Columns(cols)

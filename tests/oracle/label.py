@@ -14,7 +14,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 from pcapkit.model import Anomaly, CloseKind, Connection, Event, EventType, Request, Side
-from tests.oracle import machine
+from tests.oracle import machine, tls
 from tests.oracle.flows import Flow, Mark, Stream, TcpConnection
 from tests.oracle.http import HttpNote, Row, frame_rows, header_raw, header_value
 
@@ -61,10 +61,17 @@ def _late(marks: tuple[Mark, ...], side: Side) -> list[Anomaly]:
 def build_connection(tc: TcpConnection) -> Connection:
     """Label one reconstructed TCP connection: HTTP messages, events, states, anomalies."""
     up, down = tc.to_server, tc.to_client
-    reqs, req_notes = frame_rows("request", up.stream, down.stream, midstream=tc.partial)
-    resps, resp_notes = frame_rows(
-        "response", down.stream, up.stream, [r[4] for r in reqs], midstream=tc.partial
-    )
+    # one framer per connection: TLS when nginx opens with a TLS handshake, HTTP/1.x otherwise
+    t = tls.read(up.stream, down.stream, tc.partial) if tls.detect(up.stream, tc.partial) else None
+    req_notes: list[HttpNote] = []
+    resp_notes: list[HttpNote] = []
+    if t is not None:
+        reqs, resps = t.requests, t.responses
+    else:
+        reqs, req_notes = frame_rows("request", up.stream, down.stream, midstream=tc.partial)
+        resps, resp_notes = frame_rows(
+            "response", down.stream, up.stream, [r[4] for r in reqs], midstream=tc.partial
+        )
     pairs = _pairing(reqs, resps)
     tunnel = _tunnel(reqs, resps, pairs, down.stream)
     tunnel_note = None
@@ -97,19 +104,49 @@ def build_connection(tc: TcpConnection) -> Connection:
         q = reqs[rq.index]
         if q[3]:
             rq.request_id = header_raw(up.stream, q[0], *_REQUEST_ID_HEADERS)
+    if t is not None:
+        for rq in requests:
+            rq.encrypted = True
+        note = f"encrypted request ({t.version}): which one, the capture cannot tell"
+        for ev in req_events:
+            ev.note = note
+        for ev in resp_events:
+            ev.note = f"encrypted response ({t.version})"
     if tunnel is not None:
         resp_events[tunnel[1]].note = tunnel_note
 
     # Sorted by (time, frame), stably, so events that share a packet keep the order they are
     # listed in: SYN, SYN-ACK, requests, responses, FINs, RSTs. Two stable sorts on plain int
     # keys (frame, then time) give that order without building a key tuple per event.
+    # The upstream's TLS alert before its FIN or RST (uvicorn: close_notify, no FIN): its close
+    alert = t.server_alert if t is not None else None
+    if alert is not None and any(
+        m is not None and (m.ts_ns, m.frame) <= (alert.ts_ns, alert.frame)
+        for m in (down.fin, down.rst)
+    ):
+        alert = None
+    server_fin = down.fin if alert is None else Mark(alert.ts_ns, alert.frame, alert.offset)
     closing: tuple[tuple[EventType, Side, Mark | None], ...] = (
         ("fin", "client", up.fin),
-        ("fin", "server", down.fin),
+        ("fin", "server", server_fin),
         ("rst", "client", up.rst),
         ("rst", "server", down.rst),
     )
     closes = [Event(m.ts_ns, kind, side, m.frame) for kind, side, m in closing if m is not None]
+    if alert is not None and t is not None:
+        what = (
+            "TLS alert (encrypted)"
+            if t.version == "TLS 1.2"
+            else "TLS 1.3 alert-sized record (encrypted)"
+        )
+        after = (
+            f"; its FIN came {(down.fin.ts_ns - alert.ts_ns) // 1000} µs later"
+            if down.fin is not None
+            else "; no FIN"
+        )
+        for ev in closes:
+            if ev.type == "fin" and ev.side == "server":
+                ev.note = f"{what}: close_notify at a close, a fatal alert looks the same{after}"
     events = _opening(up, "client") + _opening(down, "server")
     events += req_events
     events += resp_events
@@ -147,6 +184,8 @@ def build_connection(tc: TcpConnection) -> Connection:
     if first_close is not None:
         closed_by = first_close.side
         close_kind = "fin" if first_close.type == "fin" else "rst"
+        if alert is not None and first_close.type == "fin" and first_close.side == "server":
+            close_kind = "close_notify"
         closed_at = first_close.time_ns
 
     anomalies = [
@@ -176,7 +215,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         close=close_kind,
         closed_at_ns=closed_at,
         last_seen_ns=tc.last_ts_ns,
-        last_response_ns=_last_data(down, first_close),
+        last_response_ns=_last_data(down, first_close, alert),
         partial=tc.partial,
         state=tc.zeek_state,
         history=tc.zeek_history,
@@ -189,6 +228,7 @@ def build_connection(tc: TcpConnection) -> Connection:
         keep_alive=keep_alive,
         server_header=server_header,
         one_sided=one_sided,
+        tls=t.version if t is not None else None,
         requests=tuple(requests),
         events=tuple(events),
         anomalies=tuple(anomalies),
@@ -277,9 +317,11 @@ def _responses(
     return events, requests
 
 
-def _last_data(down: Flow, first_close: Event | None) -> int | None:
+def _last_data(
+    down: Flow, first_close: Event | None, alert: tls.Record | None = None
+) -> int | None:
     """The upstream's last data segment at or before the first closing segment (by time, then
-    frame): where its keepalive idle timer starts."""
+    frame): where its keepalive idle timer starts; over TLS, before the alert that closed it."""
     st = down.stream
     if not st.ts:
         return None
@@ -287,5 +329,7 @@ def _last_data(down: Flow, first_close: Event | None) -> int | None:
     if first_close is None or last < first_close.time_ns:
         return last
     limit = (first_close.time_ns, first_close.frame)
+    if alert is not None:
+        limit = min(limit, (alert.ts_ns, max(0, alert.frame - 1)))
     times = [t for t, f in zip(st.ts, st.frames, strict=True) if (t, f) <= limit]
     return max(times) if times else None

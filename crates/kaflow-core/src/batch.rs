@@ -92,6 +92,8 @@ pub struct Connections {
     pub conn_requests_close: Vec<u32>,
     /// The only side the capture holds packets of, when it holds one only.
     pub conn_one_sided: Vec<Option<Name>>,
+    /// "TLS 1.2"/"TLS 1.3" on a TLS connection (its requests are encrypted bursts).
+    pub conn_tls: Vec<Option<Name>>,
     /// The upstream's first FIN or RST event: its kind, time and frame.
     pub conn_server_close: Vec<Option<Name>>,
     pub conn_server_close_ns: Vec<Option<i64>>,
@@ -317,7 +319,13 @@ impl Connections {
             .filter(|e| e.kind == EventType::Request && e.connection_close);
         self.conn_requests_close.push(count(closing.count()));
         self.conn_one_sided.push(l.one_sided.map(Side::as_str));
-        self.conn_server_close.push(close.map(|e| e.kind.as_str()));
+        self.conn_tls.push(l.tls);
+        // "close_notify": the upstream's TLS alert closed it, before any FIN or RST
+        self.conn_server_close
+            .push(close.map(|e| match (e.kind, l.alert_close) {
+                (EventType::Fin, true) => "close_notify",
+                (k, _) => k.as_str(),
+            }));
         self.conn_server_close_ns.push(close.map(|e| e.time_ns));
         self.conn_server_close_frame.push(close.map(|e| e.frame));
     }

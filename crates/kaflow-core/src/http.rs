@@ -476,8 +476,9 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// Random access to a direction's captured bytes by stream offset.
-struct View<'a> {
+/// Random access to a direction's captured bytes by stream offset (the TLS framer reads
+/// record headers through it too).
+pub(crate) struct View<'a> {
     st: &'a Stream,
     data: &'a [u8],
     n: usize,
@@ -490,7 +491,7 @@ struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn new(st: &'a Stream) -> Self {
+    pub(crate) fn new(st: &'a Stream) -> Self {
         let n = st
             .starts
             .len()
@@ -556,14 +557,28 @@ impl<'a> View<'a> {
         (pos < self.piece_end(i)).then_some(i)
     }
 
+    /// Where the stream's last piece ends.
+    pub(crate) fn end(&self) -> i64 {
+        self.end
+    }
+
+    /// The offset of the last piece starting at or before `pos`.
+    pub(crate) fn start_at_or_before(&self, pos: i64) -> Option<i64> {
+        let i = self
+            .starts()
+            .partition_point(|&s| s <= pos)
+            .checked_sub(1)?;
+        self.starts().get(i).copied()
+    }
+
     /// The offset of the first piece starting after `pos`.
-    fn next_start(&self, pos: i64) -> Option<i64> {
+    pub(crate) fn next_start(&self, pos: i64) -> Option<i64> {
         let i = self.starts().partition_point(|&s| s <= pos);
         self.starts().get(i).copied()
     }
 
     /// Captured bytes from `pos` on, as far as they are contiguous, at most `limit`.
-    fn read(&self, pos: i64, limit: usize) -> &'a [u8] {
+    pub(crate) fn read(&self, pos: i64, limit: usize) -> &'a [u8] {
         let limit = limit as u64;
         if let Some(base) = self.base {
             return match u64::try_from(pos.saturating_sub(base)) {
@@ -597,7 +612,7 @@ impl<'a> View<'a> {
     }
 
     /// (ts_ns, frame) of the packet that carried stream offset `pos`.
-    fn place(&self, pos: i64) -> (i64, u64) {
+    pub(crate) fn place(&self, pos: i64) -> (i64, u64) {
         // Messages go forward, and so do the pieces holding them: look on from the last one.
         let hint = self.hint.get().min(self.n);
         let ahead = self.starts().get(hint..).unwrap_or(&[]);

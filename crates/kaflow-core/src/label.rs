@@ -12,6 +12,7 @@ use crate::http::{frame_rows, header_raw, header_value, Kind, Message, Note};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
 use crate::pytext::commas;
+use crate::tls::{self, Tls, Version};
 
 const BLIND: &str = "payload not captured";
 const LATE: &str = "data after its own FIN";
@@ -21,6 +22,8 @@ const LATE: &str = "data after its own FIN";
 pub enum CloseKind {
     Fin,
     Rst,
+    /// The upstream's TLS alert (its `close_notify`) before any FIN or RST of its own.
+    CloseNotify,
 }
 
 impl CloseKind {
@@ -28,6 +31,7 @@ impl CloseKind {
         match self {
             CloseKind::Fin => "fin",
             CloseKind::Rst => "rst",
+            CloseKind::CloseNotify => "close_notify",
         }
     }
 }
@@ -138,6 +142,11 @@ pub struct Labelled {
     /// route or a mirror port. nginx's ACKs and requests after its SYN show the handshake
     /// happened; the upstream's SYN-ACK shows a SYN was sent.
     pub one_sided: Option<Side>,
+    /// "TLS 1.2" or "TLS 1.3" when the connection carries TLS (`proxy_pass https://`): its
+    /// requests and responses are the record layer's bursts, unreadable.
+    pub tls: Option<&'static str>,
+    /// The upstream's close is its TLS alert (`close_notify`), before any FIN or RST of its own.
+    pub alert_close: bool,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     pub anomalies: Vec<Anomaly>,
@@ -206,23 +215,56 @@ fn blind_note(m: &Message, notes: &[Note]) -> Option<Cow<'static, str>> {
     Some(Cow::Borrowed(why))
 }
 
+/// What a request over TLS is, and what cannot be known of it.
+fn encrypted_note(t: &Tls) -> String {
+    format!(
+        "encrypted request ({}): which one, the capture cannot tell",
+        t.version.as_str()
+    )
+}
+
+/// The upstream's alert that closed the connection, and what can be told of it.
+fn alert_note(t: Option<&Tls>, a: &tls::Record, fin: Option<Mark>) -> String {
+    let what = match t.map(|t| t.version) {
+        Some(Version::Tls12) => "TLS alert (encrypted): close_notify at a close, a fatal alert looks the same",
+        _ => "TLS 1.3 alert-sized record (encrypted): close_notify at a close, a fatal alert looks the same",
+    };
+    let after = match fin {
+        Some(m) => format!(
+            "; its FIN came {} µs later",
+            (m.ts_ns.saturating_sub(a.ts_ns)) / 1000
+        ),
+        None => "; no FIN".to_string(),
+    };
+    format!("{what}{after}")
+}
+
 /// The headers a request id travels in; the first of them in the head is the id.
 const REQUEST_ID_HEADERS: &[&[u8]] = &[b"x-request-id", b"x-correlation-id", b"request-id"];
 
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
 pub fn label(tc: &TcpConnection) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);
-    let (mut reqs, mut req_notes) =
-        frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
-    let methods: Vec<Option<&str>> = reqs.iter().map(|r| r.method.as_deref()).collect();
-    let (mut resps, mut resp_notes) = frame_rows(
-        Kind::Response,
-        &down.stream,
-        &up.stream,
-        &methods,
-        tc.partial,
-    );
-    drop(methods);
+    // one framer per connection: TLS when nginx opens with a TLS handshake, HTTP/1.x otherwise
+    let tls = tls::detect(&up.stream, tc.partial)
+        .then(|| tls::read(&up.stream, &down.stream, tc.partial));
+    let (mut reqs, mut req_notes, mut resps, mut resp_notes) = match &tls {
+        Some(t) => (t.requests.clone(), vec![], t.responses.clone(), vec![]),
+        None => {
+            let (reqs, req_notes) =
+                frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
+            let methods: Vec<Option<&str>> = reqs.iter().map(|r| r.method.as_deref()).collect();
+            let (resps, resp_notes) = frame_rows(
+                Kind::Response,
+                &down.stream,
+                &up.stream,
+                &methods,
+                tc.partial,
+            );
+            drop(methods);
+            (reqs, req_notes, resps, resp_notes)
+        }
+    };
     let mut pairs = pairing(&reqs, &resps);
     let tunnel = tunnel(&reqs, &resps, &pairs, &down.stream);
     let mut tunnel_note = None;
@@ -246,9 +288,23 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         ));
     }
 
+    // The upstream's TLS alert before its FIN (uvicorn sends close_notify and no FIN at all):
+    // its close, in the FIN's place
+    let alert = tls.as_ref().and_then(|t| t.server_alert).filter(|a| {
+        let before = |m: Option<Mark>| m.map_or(true, |m| (a.ts_ns, a.frame) < (m.ts_ns, m.frame));
+        before(down.fin) && before(down.rst)
+    });
+    let server_fin = match alert {
+        Some(a) => Some(Mark {
+            ts_ns: a.ts_ns,
+            frame: a.frame,
+            offset: a.offset,
+        }),
+        None => down.fin,
+    };
     let closing = [
         (EventType::Fin, Side::Client, up.fin),
-        (EventType::Fin, Side::Server, down.fin),
+        (EventType::Fin, Side::Server, server_fin),
         (EventType::Rst, Side::Client, up.rst),
         (EventType::Rst, Side::Server, down.rst),
     ];
@@ -271,6 +327,14 @@ pub fn label(tc: &TcpConnection) -> Labelled {
             .filter(|q| q.parsed)
             .and_then(|q| header_raw(&up.stream, q.offset, REQUEST_ID_HEADERS));
     }
+    if let Some(t) = &tls {
+        for e in &mut resp_events {
+            e.note = Some(Cow::Owned(format!(
+                "encrypted response ({})",
+                t.version.as_str()
+            )));
+        }
+    }
     if let (Some(t), Some(note)) = (&tunnel, tunnel_note) {
         if let Some(e) = resp_events.get_mut(t.response) {
             e.note = Some(Cow::Owned(note));
@@ -280,8 +344,12 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     let reqs_in_order = reqs
         .windows(2)
         .all(|w| (w[0].ts_ns, w[0].frame) <= (w[1].ts_ns, w[1].frame));
+    let req_note = tls.as_ref().map(encrypted_note);
     let mut req_events = reqs.into_iter().enumerate().map(|(i, r)| Event {
-        note: blind_note(&r, &req_notes),
+        note: match &req_note {
+            Some(n) => Some(Cow::Owned(n.clone())),
+            None => blind_note(&r, &req_notes),
+        },
         time_ns: r.ts_ns,
         kind: EventType::Request,
         side: Side::Client,
@@ -317,11 +385,13 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         events.extend(resp_events);
     }
     let first_close_at = events.len();
-    events.extend(
-        closing
-            .iter()
-            .filter_map(|&(kind, side, m)| m.map(|m| Event::control(m.ts_ns, kind, side, m.frame))),
-    );
+    events.extend(closing.iter().filter_map(|&(kind, side, m)| {
+        let mut e = Event::control(m?.ts_ns, kind, side, m?.frame);
+        if let (Some(a), EventType::Fin, Side::Server) = (alert, kind, side) {
+            e.note = Some(Cow::Owned(alert_note(tls.as_ref(), &a, down.fin)));
+        }
+        Some(e)
+    }));
     // The first closing segment by (time, frame), the earliest listed on a tie.
     let first_close = events[first_close_at..]
         .iter()
@@ -384,11 +454,19 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         handshake_ack_ns: tc.handshake_ack_ns.filter(|_| !tc.partial),
         closed_by: first_close.map(|c| c.0),
         close: first_close.map(|c| match c.1 {
+            EventType::Fin if alert.is_some() && c.0 == Side::Server => CloseKind::CloseNotify,
             EventType::Fin => CloseKind::Fin,
             _ => CloseKind::Rst,
         }),
         closed_at_ns: first_close.map(|c| c.2),
-        last_response_ns: last_data(down, first_close.map(|c| (c.2, c.3))),
+        // over TLS, the idle timer starts before the alert that ends it
+        last_response_ns: last_data(
+            down,
+            first_close.map(|c| match alert {
+                Some(a) => (c.2, c.3).min((a.ts_ns, a.frame.saturating_sub(1))),
+                None => (c.2, c.3),
+            }),
+        ),
         partial: tc.partial,
         state: tc.zeek_state,
         history: tc.zeek_history.clone(),
@@ -401,6 +479,8 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         keep_alive,
         server_header,
         one_sided,
+        tls: tls.as_ref().map(|t| t.version.as_str()),
+        alert_close: alert.is_some(),
         requests,
         events,
         anomalies,

@@ -19,4 +19,5 @@ pub mod pytext;
 pub mod reassembly;
 pub mod scan;
 pub mod segment;
+pub mod tls;
 pub mod zeek;
