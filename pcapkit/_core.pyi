@@ -63,6 +63,8 @@ class Connections:
     conn_tunnel: list[str | None]
     conn_keep_alive: list[str | None]
     conn_server_header: list[str | None]
+    # the first request head's header names as sent, one per line (their case is the client's)
+    conn_request_headers: list[str | None]
     conn_one_sided: list[Side | None]
     conn_tls: list[str | None]
     conn_requests_close: list[int]  # requests asking to close (Connection: close, or HTTP/1.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose, vantage
+from pcapkit.client import ClientEvidence, ClientKind, given
 from pcapkit.connections import connections
 from pcapkit.errors import (
     KaflowError,
@@ -120,10 +121,14 @@ always cover every connection; only the connections kept are built as objects.""
 class _Scan:
     """The stages after labelling, fed one batch of finished connections at a time."""
 
-    def __init__(self, keep: Keep | None, spool: bool | TextCodec) -> None:
+    def __init__(
+        self, keep: Keep | None, spool: bool | TextCodec, client: ClientKind | None = None
+    ) -> None:
         self.keep = keep
+        self.client = client
         self.totals = _Totals()
         self.evidence = diagnose.Evidence()
+        self.client_evidence = ClientEvidence()
         text = None if isinstance(spool, bool) else spool
         self.spool = Spool(text=text) if spool else None
         self.classifier = classify.Classifier(found=FindingSpool() if spool else None)
@@ -136,6 +141,8 @@ class _Scan:
         c = b.connections
         self.totals.add(c)
         self.evidence.add(c)
+        if self.client is None:
+            self.client_evidence.add(c.conn_request_headers)
         self.classifier.index(b.request_rows())
         self.handshakes.add(c)
         self.classifier.servers(c.conn_id, c.conn_server)
@@ -181,32 +188,34 @@ class _Scan:
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
+        client = self.client_evidence.decide(self.client)
         host = self.handshakes.judge()
         capture = replace(capture, host=host)
-        findings = self.classifier.finish(host.seen_from)
+        findings = self.classifier.finish(client, host.seen_from)
         sided = self.totals.one_sided
         if sided:
-            capture = replace(capture, warnings=(*capture.warnings, _one_sided(sided)))
+            capture = replace(capture, warnings=(*capture.warnings, _one_sided(sided, client.name)))
         return Analysis(
             capture=capture,
             connections=kept,
             findings=findings,
             summary=self.totals.summary(findings),
-            advice=diagnose.advise(findings, self.evidence),
+            advice=diagnose.advise(findings, self.evidence, client),
+            client=client,
         )
 
 
-def _one_sided(sided: Counter[str]) -> str:
+def _one_sided(sided: Counter[str], client: str = "nginx") -> str:
     """The warning for connections seen in one direction only."""
     parts = [
-        f"{n:,} with only {'nginx' if side == 'client' else 'the upstream'}'s packets"
+        f"{n:,} with only {client if side == 'client' else 'the upstream'}'s packets"
         for side, n in sorted(sided.items())
     ]
     n = sum(sided.values())
     return (
         f"one-sided capture: {n:,} connection{'s' if n != 1 else ''} seen in one direction only "
         f"({', '.join(parts)}): an asymmetric route or a mirror port? Requests there cannot be "
-        "paired with answers, and a SYN followed by nginx's ACKs is not a failed connect"
+        f"paired with answers, and a SYN followed by {client}'s ACKs is not a failed connect"
     )
 
 
@@ -396,6 +405,7 @@ def analyze(
     merge: bool = False,
     since: str | Edge | None = None,
     until: str | Edge | None = None,
+    client: ClientKind | None = None,
 ) -> Analysis:
     """Analyze one capture of nginx↔upstream traffic.
 
@@ -407,6 +417,11 @@ def analyze(
     ``since`` / ``until`` restrict the analysis to packets stamped in ``[since, until)``:
     ``"+10m"`` (after the capture's first packet) or an ISO 8601 time (local time without an
     offset); connections crossing the edges are partial, as at a capture's.
+
+    ``client`` is the proxy that sent the requests ("nginx", "haproxy", "other"): its rules
+    pair retries and word the findings. None: told by how the requests spell their header names
+    (HAProxy 2 writes them in lower case), else nginx; ``Analysis.client`` says which, and how
+    (see :mod:`pcapkit.client`).
 
     ``port`` is the upstream's port (or several): the side on it is the server. Raises a
     :class:`~pcapkit.errors.KaflowError` subclass, with a one-line message, for anything that is
@@ -428,7 +443,9 @@ def analyze(
     a, b = edges
     if a is not None and b is not None and a[0] == b[0] and a[1] >= b[1]:
         raise KaflowError("the time window is empty: since must come before until")
-    scan = _Scan(keep, spool)
+    if client is not None:
+        given(client)  # a ValueError for a name it does not know, before the capture is read
+    scan = _Scan(keep, spool, client)
     capture = scan_file(
         path, ports, scan.add, progress=progress, merge=merge, since=edges[0], until=edges[1]
     )
@@ -462,10 +479,11 @@ def _one(
     keep: Callable[[], Keep] | None,
     since: Edge | None = None,
     until: Edge | None = None,
+    client: ClientKind | None = None,
 ) -> Analysis | KaflowError:
     try:
         k = keep() if keep is not None else None
-        return analyze(path, ports, keep=k, since=since, until=until)
+        return analyze(path, ports, keep=k, since=since, until=until, client=client)
     except KaflowError as e:
         return e
 
@@ -478,6 +496,7 @@ def analyze_many(
     keep: Callable[[], Keep] | None = None,
     since: Edge | None = None,
     until: Edge | None = None,
+    client: ClientKind | None = None,
 ) -> Iterator[tuple[Path, Analysis | KaflowError]]:
     """Analyze several captures, each on its own (not as one: that is ``analyze([...])``), one
     per process, yielding each result in the order given.
@@ -491,11 +510,11 @@ def analyze_many(
     workers = min(jobs or os.cpu_count() or 1, len(files))
     if workers <= 1:
         for f in files:
-            yield f, _one(f, ports, keep, since, until)
+            yield f, _one(f, ports, keep, since, until, client)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_one, f, ports, keep, since, until) for f in files]
+        futures = [pool.submit(_one, f, ports, keep, since, until, client) for f in files]
         for f, fut in zip(files, futures, strict=True):
             yield f, fut.result()

@@ -1,7 +1,8 @@
 """Findings: the rules that turn reconstructed connections into what an operator must know.
 
 Each rule is a small pure function of the connections, so each can be read, tested and documented
-on its own (``docs/findings.md``). The rules encode nginx's documented behaviour:
+on its own (``docs/findings.md``). The rules encode nginx's documented behaviour (another
+client's where :mod:`pcapkit.client` says the requests are not nginx's):
 
 - nginx closes an idle cached connection as soon as it reads the upstream's FIN, so a request is
   lost only when nginx wrote it just before reading that FIN, or while the FIN was in flight;
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit._core import request_key
+from pcapkit.client import NGINX_NOT_RETRIED, Client
 from pcapkit.model import (
     CloseKind,
     CloseReason,
@@ -49,7 +51,7 @@ TLS_RETRY_WINDOW_NS = 200_000_000
 AMBIGUOUS_NS = 1_000_000
 
 # Methods nginx never passes to the next upstream unless proxy_next_upstream has non_idempotent.
-NOT_RETRIED = frozenset({"POST", "LOCK", "PATCH"})
+NOT_RETRIED = NGINX_NOT_RETRIED
 
 
 class Facts(NamedTuple):
@@ -351,11 +353,14 @@ class Classifier:
         """Take a batch's request rows, for retry matching."""
         self._spill.write(rows)
 
-    def finish(self, seen_from: Vantage = "unknown") -> Sequence[Finding]:
+    def finish(
+        self, client: Client | None = None, seen_from: Vantage = "unknown"
+    ) -> Sequence[Finding]:
         """Every finding, ordered by time (then connection): a tuple, or the sealed spool.
 
-        ``seen_from``: the host the capture was taken on (``pcapkit.vantage``), which words the
-        losses' times as sent or as arrived."""
+        ``client`` (nginx when None) decides which lost requests can have a retry, and words
+        the findings; ``seen_from``: the host the capture was taken on (``pcapkit.vantage``),
+        which words the losses' times as sent or as arrived."""
         out = self._spill
         out.flush()
         out.seek(0)
@@ -369,7 +374,7 @@ class Classifier:
         def server(cid: int) -> str | None:
             return names.get(of[cid]) if 0 <= cid < len(of) else None
 
-        return conclude(self._found, self._losses, cands, server, seen_from)
+        return conclude(self._found, self._losses, cands, server, client or Client(), seen_from)
 
 
 def _key(req: Request) -> int:
@@ -411,19 +416,25 @@ def conclude(
     losses: Sequence[Loss],
     cands: Sequence[tuple[int, _Candidate]],
     server: Callable[[int], str | None] | None = None,
+    client: Client | None = None,
     seen_from: Vantage = "unknown",
 ) -> Sequence[Finding]:
     """Per-connection findings, plus losses paired with their retries, in report order: a tuple,
     or ``found`` itself sealed if it is a spool. ``server`` gives a connection's upstream
-    server, to say when a retry went to another one."""
-    retries = match_retries(losses, cands)
+    server, to say when a retry went to another one; ``client`` (nginx when None) whose rules
+    pair retries and word the findings."""
+    client = client or Client()
+    retries = match_retries(losses, cands, client.never_retried)
     other: dict[tuple[int, int], str] = {}
     if server is not None:
         for r in retries:
             to = server(r.cand.conn_id)
             if to is not None and r.loss.server and to != r.loss.server:
                 other[(r.cand.conn_id, r.cand.index)] = to
-    more = [*_loss_findings(losses, retries, other, seen_from), *_retry_findings(retries, other)]
+    more = [
+        *_loss_findings(losses, retries, other, client, seen_from),
+        *_retry_findings(retries, other, client),
+    ]
     if isinstance(found, FindingSpool):
         found.extend(more)
         return found.seal()
@@ -441,7 +452,11 @@ def _order(c: _Candidate) -> tuple[int, int, int]:
     return (c.sent_at_ns, c.conn_id, c.index)
 
 
-def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]]) -> list[_Retry]:
+def match_retries(
+    losses: Sequence[Loss],
+    cands: Sequence[tuple[int, _Candidate]],
+    never: frozenset[str] = NOT_RETRIED,
+) -> list[_Retry]:
     """Pair each lost request with the same request sent next on another connection.
 
     "The same" is method, target and Host, and the request id header when the request has one
@@ -449,8 +464,9 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     upstream's close (nginx retries once it has read the FIN or RST: a request sent before that
     is another client's) by at most :data:`RETRY_WINDOW_NS`. The first such request is taken;
     when other identical ones came within :data:`AMBIGUOUS_NS` of it, the pairing is kept but
-    said to be ambiguous (``alike``). Each request can be the retry of one loss. A request nginx
-    does not retry (:data:`NOT_RETRIED`) is never paired: the same POST sent just after is
+    said to be ambiguous (``alike``). Each request can be the retry of one loss. A request the
+    client does not retry (``never``: nginx's :data:`NOT_RETRIED`; HAProxy's ``retry-on
+    empty-response`` replays any method) is never paired: the same POST sent just after is
     another client's. Requests whose bytes were not captured cannot be matched and are never
     taken for retries. A retry lost in its turn is a loss of its own, paired the same way, so a
     chain ("502, 502, 200") is followed to its end.
@@ -465,9 +481,7 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     for loss in sorted(losses, key=lambda x: (x.request.sent_at_ns, x.conn_id, x.request.index)):
         req = loss.request
         window = TLS_RETRY_WINDOW_NS if req.encrypted else RETRY_WINDOW_NS
-        if not req.encrypted and (
-            req.method is None or req.target is None or req.method in NOT_RETRIED
-        ):
+        if not req.encrypted and (req.method is None or req.target is None or req.method in never):
             continue
         start = max(req.sent_at_ns, loss.close.time_ns)
         eligible = [
@@ -493,6 +507,31 @@ def match_retries(losses: Sequence[Loss], cands: Sequence[tuple[int, _Candidate]
     return out
 
 
+# how the client would send a request id upstream, in its own configuration
+_ID_HINT = {
+    "nginx": ", e.g. X-Request-ID $request_id,",
+    "haproxy": ", e.g. 'http-request set-header X-Request-ID %[unique-id]',",
+    "other": "",
+}
+
+
+def _not_retried(client: Client, method: str) -> str:
+    """What became of a lost request no retry was found for, by the client's rules."""
+    if client.kind == "nginx":
+        if method in NOT_RETRIED:
+            return f"not retried (nginx does not retry {method}): its client got a 502"
+        return "not retried: its client got an error (502)"
+    if client.kind == "haproxy":
+        # HAProxy answers 502 SH-- on a client connection's first request; a later one on a
+        # kept-alive client connection it drops by closing that connection
+        return (
+            "not resent (HAProxy replays a lost request only with retry-on empty-response; its "
+            "default, conn-failure, does not): its client got a 502 (logged SH--) or a closed "
+            "connection"
+        )
+    return "not sent again: unless the client retried it elsewhere, its client got an error"
+
+
 def _crossing(gap: int, what: str, seen_from: Vantage) -> str:
     """How the lost request and the upstream's close met, in this capture's host's terms
     (``gap``: the close's time minus the request's). A capture's times are when each packet
@@ -516,6 +555,7 @@ def _loss_findings(
     losses: Sequence[Loss],
     retries: Sequence[_Retry],
     other: dict[tuple[int, int], str],
+    client: Client,
     seen_from: Vantage = "unknown",
 ) -> list[Finding]:
     retried = {(r.loss.conn_id, r.loss.request.index): r for r in retries}
@@ -535,34 +575,40 @@ def _loss_findings(
             if to is not None:
                 how += f" to another server, {to}"
             after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
-            tail = f"nginx retried it {after} later on #{r.cand.conn_id} ({how})"
+            did = {
+                "nginx": "nginx retried it",
+                "haproxy": "HAProxy resent it (its retry-on has empty-response)",
+                "other": "the client sent it again",
+            }[client.kind]
+            tail = f"{did} {after} later on #{r.cand.conn_id} ({how})"
             if seen_from == "upstream":
-                tail = f"nginx retried it: the retry arrived {after} later on #{r.cand.conn_id} "
-                tail += f"({how})"
+                tail = f"{did}: the retry arrived {after} later on #{r.cand.conn_id} ({how})"
             if req.encrypted:
                 tail = (
                     f"an encrypted request went out {after} later on #{r.cand.conn_id} ({how}): "
-                    "nginx's retry, by its timing (which request it was, TLS hides)"
+                    f"{client.name}'s retry, by its timing (which request it was, TLS hides)"
                 )
             if r.alike:
                 tail += (
                     f", or on one of {r.alike} identical request{'s' if r.alike != 1 else ''} "
                     f"sent within {_ms(AMBIGUOUS_NS)} of it (the capture cannot tell which: "
-                    "a request id header, e.g. X-Request-ID $request_id, would)"
+                    f"a request id header{_ID_HINT[client.kind]} would)"
                 )
             tail += _chain(r, retried, lost)
         elif req.encrypted:
             tail = (
                 "no request followed within "
-                f"{_ms(TLS_RETRY_WINDOW_NS)}: not retried, its client likely got a 502 (a POST, "
-                "or nginx's retries used up; TLS hides which request it was)"
+                f"{_ms(TLS_RETRY_WINDOW_NS)}: not retried, its client likely got a 502 "
+                + (
+                    "(a POST, or nginx's retries used up; TLS hides which request it was)"
+                    if client.kind == "nginx"
+                    else "(TLS hides which request it was)"
+                )
             )
         elif req.method is None:
             tail = "payload not captured: retry unknown"
-        elif req.method in NOT_RETRIED:
-            tail = f"not retried (nginx does not retry {req.method}): its client got a 502"
         else:
-            tail = "not retried: its client got an error (502)"
+            tail = _not_retried(client, req.method)
         out.append(
             Finding(
                 type="request_lost_to_fin",
@@ -575,7 +621,8 @@ def _loss_findings(
                 retried_on=r.cand.conn_id if r is not None else None,
                 retry_ambiguous=bool(r.alike) if r is not None else None,
                 request_index=req.index,
-                nginx_errors=nginx_errors(loss),
+                # only nginx logs nginx's messages
+                nginx_errors=nginx_errors(loss) if client.kind == "nginx" else (),
                 request_id=req.request_id,
             )
         )
@@ -597,7 +644,9 @@ def _chain(r: _Retry, retried: dict[tuple[int, int], _Retry], lost: set[tuple[in
     return out
 
 
-def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]) -> list[Finding]:
+def _retry_findings(
+    retries: Sequence[_Retry], other: dict[tuple[int, int], str], client: Client
+) -> list[Finding]:
     out: list[Finding] = []
     for r in retries:
         how = "new connection" if r.new_connection else "cached connection"
@@ -611,7 +660,10 @@ def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]
                 connection=r.cand.conn_id,
                 time_ns=r.cand.sent_at_ns,
                 frame=r.cand.frame,
-                message=f"{label} retried on a {how} after it was lost on #{r.loss.conn_id}"
+                message=(
+                    f"{label} {'retried' if client.kind != 'other' else 'sent again'} on a {how} "
+                    f"after it was lost on #{r.loss.conn_id}"
+                )
                 + (f" (or one of {r.alike} identical requests sent with it)" if r.alike else ""),
                 request=label,
                 retry_of=r.loss.conn_id,
@@ -619,7 +671,7 @@ def _retry_findings(retries: Sequence[_Retry], other: dict[tuple[int, int], str]
                 new_connection=r.new_connection,
                 request_index=r.cand.index,
                 other_server=to,
-                # paired by method, target and Host; nginx resends the lost one's header as is
+                # paired by method, target and Host; the client resends the lost one's header
                 request_id=r.loss.request.request_id,
             )
         )

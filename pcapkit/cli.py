@@ -22,6 +22,7 @@ import typer
 from pcapkit import __version__
 
 if TYPE_CHECKING:
+    from pcapkit.client import ClientKind
     from pcapkit.model import Analysis, ConnectionRef
     from pcapkit.series import Edge
     from pcapkit.store import TextCodec
@@ -54,6 +55,12 @@ class Window(NamedTuple):
 
     since: Edge | None
     until: Edge | None
+
+
+class ClientOption(StrEnum):
+    nginx = "nginx"
+    haproxy = "haproxy"
+    other = "other"
 
 
 class Format(StrEnum):
@@ -267,6 +274,16 @@ def analyze(
             show_default=False,
         ),
     ] = None,
+    client: Annotated[
+        ClientOption | None,
+        typer.Option(
+            help="The proxy that sent the requests: its rules decide retries and the advice "
+            "('other': no proxy's rules or settings are claimed). [default: told by the "
+            "requests' header names (HAProxy 2 writes them in lower case), else nginx]",
+            show_default=False,
+            case_sensitive=False,
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -364,6 +381,7 @@ def analyze(
 
     files = expand(dumps)
     nginx = bool(nginx_log or nginx_conf or upstream_config)
+    kind: ClientKind | None = None if client is None else client.value
     if merge and separate:
         raise _fail("--merge and --separate contradict each other: give one")
     try:
@@ -386,7 +404,7 @@ def analyze(
         if why is not None:
             typer.echo(f"kaflow: {why}: analyzed separately (--merge merges them)", err=True)
         _analyze_many(
-            files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host, window
+            files, port or [8080], fmt, output, show_all, limit, quiet, jobs, host, window, kind
         )
 
     if len(files) > 1 and separate:
@@ -416,6 +434,7 @@ def analyze(
             merge=merge,
             since=window.since,
             until=window.until,
+            client=kind,
         )
         if nginx:
             result = _with_nginx(
@@ -580,6 +599,7 @@ def _analyze_many(
     jobs: int | None,
     host: str | None,
     window: Window,
+    client: ClientKind | None = None,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
@@ -601,7 +621,13 @@ def _analyze_many(
 
         keep = partial(WorstFirst, limit)  # only the timelines shown cross back from workers
     analyses = analyze_many(
-        files, ports, jobs=jobs, keep=keep, since=window.since, until=window.until
+        files,
+        ports,
+        jobs=jobs,
+        keep=keep,
+        since=window.since,
+        until=window.until,
+        client=client,
     )
     for done, (path, res) in enumerate(analyses, start=1):
         if show:

@@ -3,7 +3,9 @@
 Findings say what happened; operators then have to work out *why*. The capture shows enough to
 answer for the common causes: the upstream's idle timeout can be read off the idle time before
 its FINs, its max-keep-alive-requests off the request count on connections it ended with
-``Connection: close``, a full accept queue off unanswered SYNs.
+``Connection: close``, a full accept queue off unanswered SYNs. What to change on the client's
+side, and what it logs, are the client's own (:class:`~pcapkit.client.Client`): nginx's
+directives and messages are named only when the client is nginx.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING
 
+from pcapkit.client import Client
 from pcapkit.model import Advice, Finding
 
 if TYPE_CHECKING:
@@ -175,7 +178,31 @@ def _announced(ev: Evidence, server: Server | None) -> str:
     )
 
 
-def _idle(g: _Gathered, ev: Evidence) -> Advice | None:
+def _client_keeps(client: Client, what: str) -> str:
+    """How long the client keeps an idle connection to the upstream, and the fix, in its own
+    settings: the other half of the race."""
+    if client.kind == "nginx":
+        return (
+            "nginx keeps idle upstream connections for its keepalive_timeout (60 s by default), "
+            f"so the two race: make {what} longer than nginx's keepalive_timeout, or lower "
+            "nginx's keepalive_timeout well below it."
+        )
+    if client.kind == "haproxy":
+        return (
+            "HAProxy keeps idle server connections in its pool for reuse (http-reuse) and "
+            "closes them only as pool-purge-delay (5 s by default) purges them, so the two race: "
+            f"make {what} longer than pool-purge-delay, or lower pool-purge-delay (in 'global') "
+            "well below it; timeout http-keep-alive is the wait for a client's next request, not "
+            "the server side's idle time."
+        )
+    return (
+        "The client keeps idle connections to the upstream longer than that, so the two race: "
+        f"make {what} longer than the client's idle timeout for upstream connections, or lower "
+        "the client's well below it."
+    )
+
+
+def _idle(g: _Gathered, ev: Evidence, client: Client) -> Advice | None:
     idle, raced = g.idle, g.raced
     if not idle:
         return None
@@ -196,15 +223,14 @@ def _idle(g: _Gathered, ev: Evidence) -> Advice | None:
         after = (
             f" Which server it is, the capture does not tell{told}: the setting is its own "
             "(Tomcat keepAliveTimeout, Node server.keepAliveTimeout, gunicorn --keep-alive, "
-            "uvicorn --timeout-keep-alive, Jetty idleTimeout, Apache KeepAliveTimeout, ...)."
+            "uvicorn --timeout-keep-alive, Go http.Server.IdleTimeout, Jetty idleTimeout, "
+            "Apache KeepAliveTimeout, ...)."
         )
     return Advice(
         "upstream_idle_timeout",
         f"The upstream closes connections idle for about {mid:.3f} s (shortest {low:.3f} s; "
-        f"{len(idle)} idle closes{race}).{_announced(ev, server)}{named} nginx keeps idle "
-        "upstream connections for its keepalive_timeout (60 s by default), so the two race: "
-        f"make {what} longer than nginx's keepalive_timeout, or lower nginx's keepalive_timeout "
-        f"well below it.{after}",
+        f"{len(idle)} idle closes{race}).{_announced(ev, server)}{named} "
+        f"{_client_keeps(client, what)}{after}",
         value=round(mid, 6),
         evidence=len(idle) + len(raced),
     )
@@ -278,27 +304,33 @@ class Evidence:
         )
 
 
-def _keepalive_off(ev: Evidence) -> Advice | None:
+def _keepalive_off(ev: Evidence, client: Client) -> Advice | None:
     """Every connection carried one request that asked to close (HTTP/1.0, or Connection:
-    close): nginx is not keeping upstream connections alive at all."""
+    close): the client is not keeping upstream connections alive at all."""
     one = ev.one_request
     if one < 2 or one != ev.connections or ev.asked_close != one:
         return None
+    fix = {
+        "nginx": "nginx speaks HTTP/1.0 to the upstream unless told otherwise: with 'keepalive "
+        "N' in the upstream block, set 'proxy_http_version 1.1;' and 'proxy_set_header "
+        'Connection "";\' where it proxies (both are the default from nginx 1.29.7 on).',
+        "haproxy": "HAProxy asks the server to close with 'option http-server-close' or "
+        "'option httpclose': use 'option http-keep-alive' (the default) in the backend.",
+        "other": "Make the client speak HTTP/1.1 to the upstream without 'Connection: close'.",
+    }[client.kind]
     return Advice(
         "keepalive_not_in_effect",
         f"Upstream keepalive is not in effect: each of the {one} connections carried one "
-        "request, and nginx's requests asked to close (HTTP/1.0, or 'Connection: close'). "
-        "nginx speaks HTTP/1.0 to the upstream unless told otherwise: with 'keepalive N' in the "
-        "upstream block, set 'proxy_http_version 1.1;' and 'proxy_set_header Connection \"\";' "
-        "where it proxies (both are the default from nginx 1.29.7 on).",
+        f"request, and {client.name}'s requests asked to close (HTTP/1.0, or 'Connection: "
+        f"close'). {fix}",
         value=float(one),
         evidence=one,
     )
 
 
-def _max_requests(ev: Evidence) -> Advice | None:
+def _max_requests(ev: Evidence, client: Client) -> Advice | None:
     counts = ev.closed_after
-    if not counts or _keepalive_off(ev) is not None:
+    if not counts or _keepalive_off(ev, client) is not None:
         return None
     # the most common count; on a tie the larger (order-free: connections come in any order)
     limit, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
@@ -316,26 +348,49 @@ def _max_requests(ev: Evidence) -> Advice | None:
         "upstream_max_requests",
         f"The upstream ended {total} connection{'s' if total != 1 else ''} with "
         f"'Connection: close', {n} of them after {limit} request{'s' if limit != 1 else ''}: its "
-        f"limit of requests per connection ({setting}) is below nginx's keepalive_requests "
-        "(1000 by default). Raise it above nginx's, or lower keepalive_requests in nginx's "
-        "upstream block.",
+        f"limit of requests per connection ({setting}) {_request_limit(client)}",
         value=float(limit),
         evidence=total,
     )
 
 
-def _lost(g: _Gathered, ev: Evidence) -> Advice | None:
-    lost = g.lost
-    if not lost:
-        return None
-    parts = [f"{lost} request{'s' if lost != 1 else ''} lost to the upstream's close"]
-    if g.retried:
-        parts.append(f"{g.retried} retried by nginx (its client saw only the delay)")
-    if g.failed:
-        parts.append(
-            f"{g.failed} not retried ({', '.join(sorted(g.methods))}): their clients got a 502"
+def _request_limit(client: Client) -> str:
+    """The client's own limit of requests per upstream connection, to compare with."""
+    if client.kind == "nginx":
+        return (
+            "is below nginx's keepalive_requests (1000 by default). Raise it above nginx's, or "
+            "lower keepalive_requests in nginx's upstream block."
         )
-    text = "; ".join(parts) + "."
+    if client.kind == "haproxy":
+        return (
+            "is below the requests HAProxy sends on one connection (no limit unless the "
+            "server's max-reuse sets one). Raise it, or set max-reuse on the server line below "
+            "it."
+        )
+    return "is below the client's. Raise it above the client's, or lower the client's."
+
+
+def _client_logs(g: _Gathered, client: Client) -> str:
+    """What the client logs for the losses: nginx's messages, HAProxy's termination state."""
+    lost = g.lost
+    if client.kind == "haproxy":
+        text = ""
+        if g.failed:
+            text += (
+                " HAProxy logs a lost request it does not resend with termination state SH-- "
+                "(the server aborted) and status 502 when it is its client connection's first; "
+                "a later one it drops by closing the client's connection."
+            )
+        return text + (
+            " 'retry-on conn-failure empty-response' makes HAProxy replay such a request on a "
+            "new connection (a POST too: 'http-request disable-l7-retry if METH_POST' keeps "
+            "those from being sent twice); 'http-reuse safe' (the default) sends a client "
+            "connection's first request on a connection of its own, so that a loss on a reused "
+            "one closes a client connection its browser may retry on."
+        )
+    if client.kind != "nginx":
+        return ""
+    text = ""
     if len(g.nginx_errors) == 1:
         (message,) = g.nginx_errors
         text += f" nginx logs {'it' if lost == 1 else 'each'} as '{message}'"
@@ -353,8 +408,34 @@ def _lost(g: _Gathered, ev: Evidence) -> Advice | None:
         )
     if g.nginx_errors:
         text += "."
+    return text
+
+
+def _lost(g: _Gathered, ev: Evidence, client: Client) -> Advice | None:
+    lost = g.lost
+    if not lost:
+        return None
+    parts = [f"{lost} request{'s' if lost != 1 else ''} lost to the upstream's close"]
+    if g.retried:
+        by = "sent again by the client" if client.kind == "other" else f"retried by {client.name}"
+        parts.append(f"{g.retried} {by} (its client saw only the delay)")
+    if g.failed:
+        got = {
+            "nginx": "their clients got a 502",
+            "haproxy": "their clients got a 502 or a closed connection",
+            "other": "unless the client retried them elsewhere, their clients got an error",
+        }[client.kind]
+        parts.append(f"{g.failed} not retried ({', '.join(sorted(g.methods))}): {got}")
+    text = "; ".join(parts) + "." + _client_logs(g, client)
     servers = len(ev.addresses)
-    if servers > 1:
+    if servers > 1 and client.kind != "nginx":
+        moved = sum(g.other_server.values())
+        if moved:
+            text += (
+                f" {moved} retr{'ies' if moved != 1 else 'y'} went to another upstream server "
+                f"({', '.join(sorted(g.other_server))})."
+            )
+    elif servers > 1:
         moved = sum(g.other_server.values())
         if moved:
             text += (
@@ -372,36 +453,45 @@ def _lost(g: _Gathered, ev: Evidence) -> Advice | None:
     return Advice("lost_requests", text, value=float(lost), evidence=lost)
 
 
-def _connect(g: _Gathered, ev: Evidence) -> Advice | None:
+def _connect(g: _Gathered, ev: Evidence, client: Client) -> Advice | None:
     failed = g.connect_failed
     if not failed:
         return None
     refused = ev.refused
     silent = failed - refused
+    nginx = client.kind == "nginx"
     parts = []
     if silent:
         parts.append(
             f"{silent} SYN{'s' if silent != 1 else ''} never answered: the upstream's accept queue "
             "was full (Tomcat acceptCount / maxConnections / maxThreads; the kernel's somaxconn); "
-            "nginx answers 504 after proxy_connect_timeout"
+            + {
+                "nginx": "nginx answers 504 after proxy_connect_timeout",
+                "haproxy": "HAProxy gives up after timeout connect (and its retries) with a 503",
+                "other": "the client gives up after its connect timeout",
+            }[client.kind]
         )
     if refused:
         parts.append(
-            f"{refused} SYN{'s' if refused != 1 else ''} refused with RST: nothing was listening "
-            "(nginx logs 'connect() failed (111: Connection refused)')"
+            f"{refused} SYN{'s' if refused != 1 else ''} refused with RST: nothing was listening"
+            + (" (nginx logs 'connect() failed (111: Connection refused)')" if nginx else "")
         )
     return Advice("connect_failed", "; ".join(parts) + ".", value=float(failed), evidence=failed)
 
 
-def advise(findings: Iterable[Finding], evidence: Evidence) -> tuple[Advice, ...]:
+def advise(
+    findings: Iterable[Finding], evidence: Evidence, client: Client | None = None
+) -> tuple[Advice, ...]:
     """Every conclusion the capture supports, most consequential first (one pass over the
-    findings, which may be read back from disk)."""
+    findings, which may be read back from disk), in the settings of ``client`` (nginx when
+    None)."""
+    client = client or Client()
     g = _Gathered.of(findings)
     found = (
-        _lost(g, evidence),
-        _keepalive_off(evidence),
-        _idle(g, evidence),
-        _max_requests(evidence),
-        _connect(g, evidence),
+        _lost(g, evidence, client),
+        _keepalive_off(evidence, client),
+        _idle(g, evidence, client),
+        _max_requests(evidence, client),
+        _connect(g, evidence, client),
     )
     return tuple(a for a in found if a is not None)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from pcapkit.client import Client
+
 if TYPE_CHECKING:  # pandas is imported only when a frame is asked for: it costs ~0.2 s
     import pandas as pd
 
@@ -377,6 +379,9 @@ class Analysis:
     findings: Sequence[Finding]
     summary: Summary
     advice: tuple[Advice, ...] = ()
+    # the proxy that sent the requests (nginx, HAProxy, other) and how kaflow knows: its rules
+    # paired the retries and worded the findings and advice
+    client: Client = field(default_factory=Client)
     # nginx's logs joined to the findings (``analyze --nginx-log``), and the configured settings
     # held against the measured ones (``--nginx-conf``): added by the caller after the analysis
     logs: LogJoin | None = None

@@ -632,6 +632,42 @@ def assemble(tcs: list[TcpConnection], capture: CaptureSummary) -> Analysis:
     Connections are numbered here, 1-based in order of their first packet, whatever order they
     come in (the core numbers them the same way as it goes).
     """
-    built = sorted((build_connection(tc) for tc in tcs), key=lambda c: c.first_frame)
-    numbered = [c if c.id == i else replace(c, id=i) for i, c in enumerate(built, start=1)]
-    return analysis(numbered, capture)
+    built = sorted(
+        ((build_connection(tc), request_header_names(tc.to_server.stream)) for tc in tcs),
+        key=lambda ch: ch[0].first_frame,
+    )
+    numbered = [c if c.id == i else replace(c, id=i) for i, (c, _) in enumerate(built, start=1)]
+    return analysis(numbered, capture, heads=[h for _, h in built])
+
+
+def request_header_names(st: Stream) -> str | None:
+    """The header names of the request head the client's stream starts with, as sent, one per
+    line: the contiguous, wholly captured pieces from its first, up to 8 KiB, read plainly."""
+    if not st.starts:
+        return None
+    head, nxt = b"", st.starts[0]
+    for i, start in enumerate(st.starts):
+        if start != nxt or len(head) >= 8192:
+            break
+        head += st.data[st.data_starts[i] : st.data_starts[i] + st.captured[i]]
+        if b"\r\n\r\n" in head or st.captured[i] != st.lengths[i]:
+            break
+        nxt = start + st.lengths[i]
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    first, *lines = head[:end].split(b"\n")
+    if b" HTTP/1" not in first:
+        return None
+    names = []
+    for line in lines:
+        if b":" not in line:
+            return None
+        try:
+            name = line.split(b":", 1)[0].decode().strip()
+        except UnicodeDecodeError:
+            return None
+        if not name or any(ch.isspace() for ch in name):
+            return None
+        names.append(name)
+    return "\n".join(names) if names else None

@@ -46,6 +46,23 @@ def test_every_fixture_has_nginx_or_names_its_client() -> None:
     assert set(SCENARIOS) == set(NGINX) | {n for n in SCENARIOS if "client" in truth(n)}
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_client_told_by_the_requests_is_the_one_that_ran(name: str) -> None:
+    """No --client: each fixture's requests tell kaflow which proxy sent them (the lab's
+    truth.json names a client other than nginx; nginx's fixtures have its logs); encrypted
+    ones tell nothing, and nginx is assumed."""
+    a = analyze(FIXTURES / name / "capture.pcap", port=truth(name)["port"])
+    assert a.client.kind == truth(name).get("client", {}).get("kind", "nginx")
+    # over TLS no request head is readable: nginx is then assumed, and said to be
+    told = "assumed" if all(c.tls for c in a.connections) else "told by its requests"
+    assert a.client.basis.startswith(told) and not a.client.given
+
+
+def test_client_assumed_nginx_when_no_request_head_was_captured() -> None:
+    a = analyze(FIXTURES / "formats" / "snap64.pcap")
+    assert a.client.kind == "nginx" and a.client.basis.startswith("assumed")
+
+
 @pytest.mark.parametrize("name", NGINX)
 def test_analysis_agrees_with_nginx_logs(name: str) -> None:
     a = analyze(FIXTURES / name / "capture.pcap", port=truth(name)["port"])
@@ -137,7 +154,10 @@ def test_table_report_matches_gold(name: str) -> None:
 
 # --- other upstreams than Tomcat (issue #12): nginx sends and logs X-Request-ID ------------------
 
-APP_RACES = [f"{k}-race-{m}" for k in ("node", "gunicorn", "uvicorn") for m in ("get", "post")]
+APP_RACES = [
+    *(f"{k}-race-{m}" for k in ("node", "gunicorn", "uvicorn") for m in ("get", "post")),
+    "go-race-get",
+]
 
 
 def upstream_kind(name: str) -> str:
@@ -224,7 +244,9 @@ NEVER = {
 }
 
 
-@pytest.mark.parametrize("name", [*APP_RACES, "node-idle", "two-servers"])
+@pytest.mark.parametrize(
+    "name", [*(n for n in APP_RACES if not n.startswith("go-")), "node-idle", "two-servers"]
+)
 def test_idle_advice_names_the_upstreams_own_setting(name: str) -> None:
     a = analyze(FIXTURES / name / "capture.pcap")
     text = advice(a, "upstream_idle_timeout")
@@ -244,6 +266,20 @@ def test_node_default_told_by_its_idle_time_too() -> None:
     assert all(c.keep_alive == "timeout=5" and c.server_header is None for c in a.connections)
     text = advice(a, "upstream_idle_timeout")
     assert "'Keep-Alive: timeout=5'" in text and "about 1 s after the timeout" in text
+
+
+def test_go_upstream_idle_timeout_and_its_setting_among_the_candidates() -> None:
+    """Go's net/http (IdleTimeout 1 s) sends neither Server nor Keep-Alive: the capture does not
+    name it, so the advice claims no server, and lists Go's http.Server.IdleTimeout among the
+    settings it may be. Its idle closes come IdleTimeout after the last response."""
+    t = truth("go-race-get")
+    assert t["upstream"]["kind"] == "go" and t["upstream"]["settings"] == {"IdleTimeout": "1000"}
+    a = analyze(FIXTURES / "go-race-get" / "capture.pcap")
+    assert all(c.server_header is None and c.keep_alive is None for c in a.connections)
+    idle = [f.idle_ns for f in a.findings if f.reason == "idle_timeout"]
+    assert idle and all(i is not None and 1.0e9 <= i < 1.1e9 for i in idle)
+    text = advice(a, "upstream_idle_timeout")
+    assert "Go http.Server.IdleTimeout" in text and "The upstream is" not in text
 
 
 def test_tomcat_fixtures_name_no_server() -> None:
@@ -350,6 +386,35 @@ def test_haproxy_client_loss_agrees_with_haproxys_log() -> None:
         r.request_id: c.client_port for c in a.connections for r in c.requests if r.answered
     }
     assert answered == t["answered_by_id"]
+
+
+def test_haproxy_retry_on_empty_response_replays_a_post() -> None:
+    """HAProxy with 'retry-on conn-failure empty-response': the POST lost to Node's close was
+    replayed on another connection (HAProxy's log: 200, one retry), the same X-Request-ID
+    unanswered on one connection and answered on the other. Under nginx's rules a POST is never
+    paired; under HAProxy's, kaflow pairs it with its replay, and says HAProxy resent it."""
+    t = truth("haproxy-retry-post")
+    assert t["client"]["retry-on"] == "conn-failure empty-response"
+    (x,) = t["losses"]
+    assert (x["client_status"], x["retries"]) == (200, 1)
+    assert x["request"].startswith("POST ") and x["answered_on_port"] != x["lost_on_port"]
+    a = analyze(FIXTURES / "haproxy-retry-post" / "capture.pcap")
+    assert a.client.kind == "haproxy"
+    (lost,) = [f for f in a.findings if f.type == "request_lost_to_fin"]
+    (retry,) = [f for f in a.findings if f.type == "retry"]
+    by_id = {c.id: c for c in a.connections}
+    assert (lost.request, by_id[lost.connection].client_port) == (x["request"], x["lost_on_port"])
+    again = by_id[retry.connection]
+    assert again.client_port == x["answered_on_port"] and lost.retried_on == retry.connection
+    assert [r.request_id for r in again.requests if r.label == x["request"]] == [x["request_id"]]
+    assert "HAProxy resent it" in lost.message and lost.nginx_errors == ()
+    answered = {
+        r.request_id: c.client_port for c in a.connections for r in c.requests if r.answered
+    }
+    assert answered == t["answered_by_id"]
+    # nginx's rules would leave the POST unpaired: the client decides
+    as_nginx = analyze(FIXTURES / "haproxy-retry-post" / "capture.pcap", client="nginx")
+    assert not [f for f in as_nginx.findings if f.type == "retry"]
 
 
 TLS_RACES = [f"{k}-tls-race-{m}" for k in ("uvicorn", "node") for m in ("get", "post")]

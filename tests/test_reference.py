@@ -34,6 +34,7 @@ def same(core: Analysis, ref: Analysis) -> None:
     assert core.connections == ref.connections
     assert core.findings == ref.findings
     assert core.summary == ref.summary
+    assert core.client == ref.client
 
 
 @pytest.mark.parametrize("capture", CAPTURES)
@@ -99,7 +100,9 @@ def test_core_columns_equal_what_the_connections_say(capture: str) -> None:
     assert batches
     for core, held in batches:
         for name in dir(core.connections):
-            if name.startswith("conn_"):
+            # the request heads' header names are bytes the connections do not keep: the
+            # reference reads them off its own streams (test_core_equals_reference_on_fixtures)
+            if name.startswith("conn_") and name != "conn_request_headers":
                 assert getattr(core.connections, name) == getattr(held.connections, name), name
         assert core.request_rows() == held.request_rows()
 

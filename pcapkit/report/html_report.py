@@ -201,9 +201,9 @@ class _Gathered:
     total: int
 
 
-def _lane(c: Connection, findings: Sequence[Finding]) -> _Lane:
+def _lane(c: Connection, findings: Sequence[Finding], client: str = "nginx") -> _Lane:
     end = c.closed_at_ns if c.closed_at_ns is not None else c.last_seen_ns
-    closer = {"client": "nginx", "server": "the upstream"}.get(c.closed_by or "", "nobody")
+    closer = {"client": client, "server": "the upstream"}.get(c.closed_by or "", "nobody")
     what = f" ({(c.close or '').upper()})" if c.closed_by else ""
     notes = "; ".join(f.message for f in findings)
     title = (
@@ -251,7 +251,7 @@ def _gather(analysis: Analysis, ranking: Ranking, spans: Spans | None) -> _Gathe
         if not noted:
             spans.add_connection(c)
         if detailed is None or c.id in detailed:
-            lanes.append(_lane(c, analysis.findings_for(c.id)))
+            lanes.append(_lane(c, analysis.findings_for(c.id), analysis.client.name))
         if c.id in diagram_ids:
             diagrams[c.id] = c
     if detailed is not None:
@@ -347,13 +347,17 @@ class HtmlReporter:
         self._summary(analysis, out)
         self._findings(analysis, ranking, out)
         self._diagnosis(analysis, out)
-        self._idle(ranking.idle, nginx_keepalive(g.nginx_idle), out)
+        # nginx's keepalive_timeout is read off its own idle closes; another client's timer is
+        # not nginx's setting
+        nginx = analysis.client.kind == "nginx"
+        self._idle(ranking.idle, nginx_keepalive(g.nginx_idle) if nginx else None, out, nginx)
         self._overview(analysis, ranking, g, out)
         self._diagrams(analysis, ranking, g, out)
         w(f'<p class="note">Written by kaflow {__version__}.</p>\n')
         w(f"<script>{_asset('page.js')}</script>\n</body></html>\n")
 
     def _summary(self, analysis: Analysis, out: TextIO) -> None:
+        client = analysis.client
         s = analysis.summary
         rows = [
             ("connections", f"{s.connections:,} ({s.partial_connections:,} open when it began)"),
@@ -364,10 +368,11 @@ class HtmlReporter:
             ),
             (
                 "first close by",
-                f"nginx {s.closed_by_client:,}, upstream {s.closed_by_server:,}, "
+                f"{client.label} {s.closed_by_client:,}, upstream {s.closed_by_server:,}, "
                 f"not closed {s.not_closed:,} (with RST: {s.closed_with_rst:,})",
             ),
             ("findings", ", ".join(f"{t} {n:,}" for t, n in s.findings)),
+            ("client", f"{client.name} ({client.basis})"),
         ]
         out.write('<h2 id="summary">Summary</h2>\n<table class="summary">')
         for k, v in rows:
@@ -378,7 +383,10 @@ class HtmlReporter:
         w = out.write
         w('<h2 id="findings">Findings, worst first</h2>\n')
         if not analysis.findings:
-            w("<p>No findings: every connection that closed was closed by nginx first.</p>\n")
+            w(
+                "<p>No findings: every connection that closed was closed by "
+                f"{_e(analysis.client.name)} first.</p>\n"
+            )
             return
         w('<table class="tiers">')
         for t, n in ranking.counts:
@@ -424,7 +432,9 @@ class HtmlReporter:
             out.write(f'<li data-topic="{_e(a.topic)}">{_e(a.text)}</li>')
         out.write("</ul>\n")
 
-    def _idle(self, idle: IdleCloses, nginx: _Timeout | None, out: TextIO) -> None:
+    def _idle(
+        self, idle: IdleCloses, nginx: _Timeout | None, out: TextIO, is_nginx: bool = True
+    ) -> None:
         w = out.write
         w('<h2 id="idle">Idle time before the upstream closed</h2>\n')
         if not idle.bins or idle.dominant_ns is None:
@@ -435,8 +445,14 @@ class HtmlReporter:
         w(
             "<p>Each bar counts the upstream's idle-timeout closes by how long the connection "
             "had been idle (since the upstream's last response). The red line is where they "
-            "bunch: the upstream's idle timeout. Requests race its FIN when nginx keeps idle "
-            "connections longer than that (its keepalive_timeout, 60 s unless set).</p>\n"
+            "bunch: the upstream's idle timeout. Requests race its FIN when "
+            + (
+                "nginx keeps idle connections longer than that (its keepalive_timeout, 60 s "
+                "unless set)."
+                if is_nginx
+                else "the client keeps idle connections longer than that."
+            )
+            + "</p>\n"
         )
         W, H, L, B = 760.0, 220.0, 50.0, 40.0
         lo = idle.bins[0][0]
@@ -488,7 +504,7 @@ class HtmlReporter:
         w(f"<p>{_e(_idle_sentence(idle))}</p>\n")
         if nginx is not None:
             w(f"<p>{_e(_nginx_sentence(nginx))}</p>\n")
-        else:
+        elif is_nginx:
             w(
                 "<p>nginx's keepalive_timeout does not show in this capture (nginx closed no "
                 "idle connections on one timer): it is 60 s unless set.</p>\n"
@@ -496,6 +512,7 @@ class HtmlReporter:
 
     def _overview(self, analysis: Analysis, ranking: Ranking, g: _Gathered, out: TextIO) -> None:
         w = out.write
+        who = _e(analysis.client.label)
         cap = analysis.capture
         t0 = cap.first_ts_ns or 0
         span = max((cap.last_ts_ns or t0) - t0, 1)
@@ -521,12 +538,12 @@ class HtmlReporter:
             )
         w(
             '<p class="legend"><span><i class="sw" style="background:#ef9a9a"></i>closed by the '
-            'upstream</span><span><i class="sw" style="background:#cfd8dc"></i>closed by nginx'
-            '</span><span><i class="sw" style="background:#b0bec5"></i>not closed</span>'
+            'upstream</span><span><i class="sw" style="background:#cfd8dc"></i>closed by '
+            f'{who}</span><span><i class="sw" style="background:#b0bec5"></i>not closed</span>'
             '<span><i class="sw" style="background:#1565c0"></i>SYN</span>'
             '<span><i class="sw" style="background:#37474f"></i>request / response</span>'
             '<span><i class="sw" style="background:#c62828"></i>upstream FIN/RST</span>'
-            '<span><i class="sw" style="background:#546e7a"></i>nginx FIN/RST</span>'
+            f'<span><i class="sw" style="background:#546e7a"></i>{who} FIN/RST</span>'
             '<span><i class="sw" style="background:#d50000"></i>lost request</span>'
             '<span><i class="sw" style="background:#2e7d32"></i>→ its retry</span></p>\n'
         )
@@ -663,12 +680,14 @@ class HtmlReporter:
             w("<p>No connection has a finding.</p>\n")
             return
         more = len(ranking.worst) - len(ids)
+        who = analysis.client.name
         w(
-            '<p class="note">nginx on the left, the upstream on the right, time downwards '
-            "(evenly spaced; the left column gives the time since the previous event). The "
-            "capture was taken on nginx's side, so each arrow's nginx end is where the capture "
-            "saw it. A request that crossed the upstream's FIN is drawn crossing it: nginx "
-            "wrote the request before it read the FIN."
+            f'<p class="note">{_e(analysis.client.title)} on the left, the upstream on the '
+            "right, time downwards (evenly spaced; the left column gives the time since the "
+            f"previous event). The capture was taken on {_e(who)}'s side, so each arrow's "
+            f"{_e(analysis.client.label)} end is where the capture saw it. A request that "
+            f"crossed the upstream's FIN is drawn crossing it: {_e(who)} wrote the request "
+            "before it read the FIN."
             + (
                 f" The {len(ids):,} connections with the worst findings are drawn; "
                 f"{more:,} more have findings (kaflow analyze --connection ID shows any)."
@@ -680,8 +699,8 @@ class HtmlReporter:
         for cid in ids:
             conn = g.diagrams[cid]
             w(f'<article id="c{cid}" class="conn" data-conn="{cid}">')
-            w(f"<h3>{_e(header(conn))}</h3>")
-            w(sequence_svg(conn, analysis.findings_for(cid)))
+            w(f"<h3>{_e(header(conn, analysis.client.label))}</h3>")
+            w(sequence_svg(conn, analysis.findings_for(cid), analysis.client.label))
             w("</article>\n")
 
 
@@ -739,8 +758,9 @@ def _seq_events(conn: Connection) -> list[tuple[int, Event] | None]:
     return [*events[:SEQ_HEAD], None, *events[-SEQ_TAIL:]]
 
 
-def sequence_svg(conn: Connection, findings: Sequence[Finding]) -> str:
-    """One connection as a flow graph: nginx and upstream lifelines, a row per event."""
+def sequence_svg(conn: Connection, findings: Sequence[Finding], client: str = "nginx") -> str:
+    """One connection as a flow graph: the client's (nginx's) and the upstream's lifelines, a
+    row per event."""
     pins = pinned(conn, tuple(findings))
     rows = _seq_events(conn)
     lost_close = {
@@ -773,7 +793,7 @@ def sequence_svg(conn: Connection, findings: Sequence[Finding]) -> str:
         '<defs><marker id="sa" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
         'fill="context-stroke"/></marker></defs>',
-        f'<text x="{NGINX_X}" y="16" text-anchor="middle" font-weight="600">nginx '
+        f'<text x="{NGINX_X}" y="16" text-anchor="middle" font-weight="600">{_e(client)} '
         f"{_e(conn.client)}</text>",
         f'<text x="{UPSTREAM_X}" y="16" text-anchor="middle" font-weight="600">upstream '
         f"{_e(conn.server)}</text>",

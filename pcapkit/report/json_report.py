@@ -275,6 +275,8 @@ def analysis_dict(a: Analysis, connections: bool = True, findings: bool = True) 
             "until": seconds(cap.until_ns),
             "host": _host(cap.host),
         },
+        # the proxy that sent the requests, whose rules paired retries and worded the advice
+        "client": {"kind": a.client.kind, "basis": a.client.basis, "given": a.client.given},
         "summary": {
             "connections": s.connections,
             "partial_connections": s.partial_connections,

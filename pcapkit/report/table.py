@@ -30,8 +30,16 @@ from pcapkit.model import (
 from pcapkit.report import ReportOptions, pinned
 from pcapkit.report.severity import TIERS, TITLES, IdleCloses, Ranking, connection_rank, rank
 
-_ARROW = {"client": "nginx → upstream", "server": "nginx ← upstream"}
-_SIDE = {"client": "nginx", "server": "upstream", None: "-"}
+
+def _arrow(side: str, client: str) -> str:
+    """The direction column: the client's name (nginx, HAProxy, 'client') and the upstream."""
+    return f"{client} → upstream" if side == "client" else f"{client} ← upstream"
+
+
+def _side(side: str | None, client: str) -> str:
+    return {"client": client, "server": "upstream"}.get(side or "", "-")
+
+
 _FINDING_LIMIT = 100
 
 
@@ -100,8 +108,9 @@ def _pin(f: Finding) -> str:
     return "✗ connect failed"
 
 
-def timeline(conn: Connection, findings: tuple[Finding, ...]) -> str:
-    """One connection's events as a table, findings pinned to the events that show them."""
+def timeline(conn: Connection, findings: tuple[Finding, ...], client: str = "nginx") -> str:
+    """One connection's events as a table, findings pinned to the events that show them;
+    ``client`` names the side that sent the requests (:attr:`Client.label`)."""
     pins = pinned(conn, findings)
     rows = []
     for i, e in enumerate(conn.events):
@@ -109,7 +118,7 @@ def timeline(conn: Connection, findings: tuple[Finding, ...]) -> str:
             (
                 clock(e.time_ns),
                 f"+{(e.time_ns - conn.opened_at_ns) / 1e9:.6f}",
-                _ARROW[e.side],
+                _arrow(e.side, client),
                 label(e, conn),
                 "; ".join(_pin(f) for f in pins.get(i, ())),
             )
@@ -123,15 +132,15 @@ def timeline(conn: Connection, findings: tuple[Finding, ...]) -> str:
     return table
 
 
-def header(conn: Connection) -> str:
-    opened = "opened by nginx" if conn.opened_by else "open before the capture began"
+def header(conn: Connection, client: str = "nginx") -> str:
+    opened = f"opened by {client}" if conn.opened_by else "open before the capture began"
     closed = (
-        f"closed by {_SIDE[conn.closed_by]} ({(conn.close or '').upper()})"
+        f"closed by {_side(conn.closed_by, client)} ({(conn.close or '').upper()})"
         if conn.closed_by
         else "not closed in the capture"
     )
     reqs = len(conn.requests)
-    sided = f"; only {_SIDE[conn.one_sided]}'s packets captured" if conn.one_sided else ""
+    sided = f"; only {_side(conn.one_sided, client)}'s packets captured" if conn.one_sided else ""
     return (
         f"Connection #{conn.id}  {conn.client} → {conn.server}  "
         f"[{conn.state} {conn.history}]  {opened}, {closed}; "
@@ -204,6 +213,8 @@ class TableReporter:
             w("partial)\n")
         for warning in cap.warnings:
             w(f"  warning: {warning}\n")
+        client = analysis.client
+        w(f"  client: {client.name} ({client.basis})\n")
 
         w("\nSummary\n")
         began = "the window" if cap.since_ns is not None else "the capture"
@@ -217,7 +228,7 @@ class TableReporter:
             ),
             (
                 "first close by",
-                f"nginx {s.closed_by_client:,}, upstream {s.closed_by_server:,}, "
+                f"{client.label} {s.closed_by_client:,}, upstream {s.closed_by_server:,}, "
                 f"not closed {s.not_closed:,} (with RST: {s.closed_with_rst:,})",
             ),
             ("findings", ", ".join(f"{t} {n:,}" for t, n in s.findings)),
@@ -240,7 +251,7 @@ class TableReporter:
 
         ranking = rank(analysis.findings)
         if not analysis.findings:
-            w("\nNo findings: every connection that closed was closed by nginx first")
+            w(f"\nNo findings: every connection that closed was closed by {client.name} first")
             w(" and every request was answered.\n" if not s.unanswered_requests else ".\n")
         else:
             self._findings(ranking, out)
@@ -308,11 +319,13 @@ class TableReporter:
             limit = max(options.limit, 0)
             conns = (analysis.connection(i) for i in flagged[:limit])
             more = len(flagged) - limit
+        who = analysis.client.label
         for conn in conns:
-            out.write("\n" + header(conn) + "\n")
-            out.write(timeline(conn, analysis.findings_for(conn.id)) + "\n")
+            out.write("\n" + header(conn, who) + "\n")
+            out.write(timeline(conn, analysis.findings_for(conn.id), who) + "\n")
             for a in conn.anomalies:
-                out.write(f"  anomaly at {clock(a.time_ns)} (frame {a.frame}, {_SIDE[a.side]}): ")
+                side = _side(a.side, who)
+                out.write(f"  anomaly at {clock(a.time_ns)} (frame {a.frame}, {side}): ")
                 out.write(a.what + "\n")
         if more > 0:
             out.write(

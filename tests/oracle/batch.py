@@ -32,6 +32,7 @@ from pcapkit.model import (
 
 if TYPE_CHECKING:
     from pcapkit._core import Batch, Connections
+    from pcapkit.client import ClientKind
 
 _NESTED = ("requests", "events", "anomalies")
 _CONN = [f.name for f in fields(Connection) if f.name not in _NESTED]
@@ -52,11 +53,14 @@ class _Columns:
             raise AttributeError(name) from None
 
 
-def _columns(conns: Sequence[Connection]) -> _Columns:
+def _columns(conns: Sequence[Connection], heads: Sequence[str | None] | None = None) -> _Columns:
     cols: dict[str, list[Any]] = {f"conn_{n}": [getattr(c, n) for c in conns] for n in _CONN}
     cols["conn_events"] = [len(c.events) for c in conns]
     cols["conn_requests"] = [len(c.requests) for c in conns]
     cols["conn_anomalies"] = [len(c.anomalies) for c in conns]
+    # the header names of each connection's first request head, read off its bytes by whoever
+    # has them (tests/reference.py); connections built from events keep no head
+    cols["conn_request_headers"] = list(heads) if heads is not None else [None for c in conns]
     cols["conn_responses"] = [sum(e.type == "response" for e in c.events) for c in conns]
     cols["conn_unanswered"] = [sum(not r.answered for r in c.requests) for c in conns]
     cols["conn_requests_close"] = [
@@ -86,9 +90,11 @@ def _columns(conns: Sequence[Connection]) -> _Columns:
 class HeldBatch:
     """Connections held as objects, offered the way the core offers a batch."""
 
-    def __init__(self, conns: Iterable[Connection]) -> None:
+    def __init__(
+        self, conns: Iterable[Connection], heads: Sequence[str | None] | None = None
+    ) -> None:
         self.conns = list(conns)
-        self.connections = _columns(self.conns)
+        self.connections = _columns(self.conns, heads)
 
     def __len__(self) -> int:
         return len(self.conns)
@@ -125,10 +131,17 @@ def batch(conns: Iterable[Connection]) -> Batch:
     return cast("Batch", HeldBatch(conns))
 
 
-def analysis(conns: Iterable[Connection], capture: CaptureSummary) -> Analysis:
-    """The product's stages after the core (count, classify, diagnose) over these connections."""
-    scan = _Scan(None, spool=False)
-    scan.add(batch(conns))
+def analysis(
+    conns: Iterable[Connection],
+    capture: CaptureSummary,
+    client: ClientKind | None = None,
+    heads: Sequence[str | None] | None = None,
+) -> Analysis:
+    """The product's stages after the core (count, classify, diagnose) over these connections,
+    with ``client``'s rules (None: as ``heads``, their first request heads' header names, tell;
+    without them nginx)."""
+    scan = _Scan(None, spool=False, client=client)
+    scan.add(cast("Batch", HeldBatch(conns, heads)))
     return scan.conclude(capture)
 
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::flow::TcpConnection;
+use crate::flow::{Stream, TcpConnection};
 use crate::label::{CloseKind, Labelled, Side};
 use crate::machine::EventType;
 
@@ -31,6 +31,9 @@ pub struct Finished {
     pub first_frame: u64,
     pub last_ts_ns: i64,
     pub labels: Labelled,
+    /// The header names of the connection's first request head, as sent (see
+    /// [`request_header_names`]).
+    pub request_headers: Option<String>,
 }
 
 /// Finished connections, in the order the core finished them.
@@ -82,6 +85,9 @@ pub struct Connections {
     pub conn_keep_alive: Vec<Option<String>>,
     /// The upstream's `Server` header on its first response.
     pub conn_server_header: Vec<Option<String>>,
+    /// The header names of the first request head, as sent, one per line: their spelling is the
+    /// client's (which proxy sent them, when the capture does not say otherwise).
+    pub conn_request_headers: Vec<Option<String>>,
     /// Requests that asked to close (Connection: close, or HTTP/1.0 without keep-alive).
     pub conn_requests_close: Vec<u32>,
     /// The only side the capture holds packets of, when it holds one only.
@@ -151,6 +157,7 @@ impl Batch {
             first_frame: tc.first_frame,
             last_ts_ns: tc.last_ts_ns,
             labels,
+            request_headers: request_header_names(&tc.to_server.stream),
         });
     }
 
@@ -305,6 +312,7 @@ impl Connections {
         self.conn_tunnel.push(l.tunnel.clone());
         self.conn_keep_alive.push(l.keep_alive.clone());
         self.conn_server_header.push(l.server_header.clone());
+        self.conn_request_headers.push(f.request_headers.clone());
         let closing = l
             .events
             .iter()
@@ -480,5 +488,106 @@ mod tests {
     #[test]
     fn ipv4_is_the_mapped_addresses_last_four_bytes() {
         assert_eq!(format_ip(&v6("::ffff:192.168.1.10"), 4), "192.168.1.10");
+    }
+}
+
+/// How much of the client's stream is read for its first request head: a head longer than this
+/// gives no names (proxies' request heads are a few hundred bytes).
+const FIRST_HEAD: usize = 8 * 1024;
+
+/// The header names of the request head the client's stream starts with, as sent, one per line;
+/// None when the stream does not start with a whole captured head of a request line and headers.
+///
+/// Read here, once per connection, because their spelling is what tells one proxy from another
+/// (HAProxy 2 writes every header name in lower case, nginx writes its own `Host` so), and the
+/// framer keeps no names.
+pub fn request_header_names(st: &Stream) -> Option<String> {
+    let n = st
+        .starts
+        .len()
+        .min(st.lengths.len())
+        .min(st.captured.len())
+        .min(st.data_starts.len());
+    let mut head: Vec<u8> = Vec::new();
+    let mut next = *st.starts.first()?;
+    for i in 0..n {
+        if st.starts[i] != next || head.len() >= FIRST_HEAD {
+            break;
+        }
+        let from = usize::try_from(st.data_starts[i]).ok()?;
+        let take = usize::try_from(st.captured[i]).ok()?;
+        head.extend_from_slice(st.data.get(from..from.checked_add(take)?)?);
+        if memchr::memmem::find(&head, b"\r\n\r\n").is_some() || st.captured[i] != st.lengths[i] {
+            break;
+        }
+        next = st.starts[i].saturating_add(i64::from(st.lengths[i]));
+    }
+    let end = memchr::memmem::find(&head, b"\r\n\r\n")?;
+    let mut lines = head.get(..end)?.split(|&b| b == b'\n');
+    // a request line: METHOD SP target SP HTTP/1.x
+    let first = lines.next()?;
+    if !first.windows(7).any(|w| w == b" HTTP/1") {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for line in lines {
+        let colon = memchr::memchr(b':', line)?;
+        let name = std::str::from_utf8(line.get(..colon)?).ok()?.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return None;
+        }
+        names.push(name);
+    }
+    (!names.is_empty()).then(|| names.join("\n"))
+}
+
+#[cfg(test)]
+mod header_names {
+    use super::*;
+
+    fn stream(pieces: &[&[u8]]) -> Stream {
+        let mut st = Stream::default();
+        let mut at = 0i64;
+        for p in pieces {
+            st.starts.push(at);
+            st.lengths.push(u32::try_from(p.len()).unwrap());
+            st.captured.push(u32::try_from(p.len()).unwrap());
+            st.data_starts.push(st.data.len() as u64);
+            st.ts.push(0);
+            st.frames.push(0);
+            st.data.extend_from_slice(p);
+            at += i64::try_from(p.len()).unwrap();
+        }
+        st
+    }
+
+    #[test]
+    fn names_as_sent_across_pieces() {
+        let st = stream(&[
+            b"GET / HTTP/1.1\r\nhost: a\r\nx-req",
+            b"uest-id: 1\r\n\r\nGET",
+        ]);
+        assert_eq!(
+            request_header_names(&st).as_deref(),
+            Some("host\nx-request-id")
+        );
+        let st = stream(&[b"GET / HTTP/1.0\r\nHost: up\r\nConnection: close\r\n\r\n"]);
+        assert_eq!(
+            request_header_names(&st).as_deref(),
+            Some("Host\nConnection")
+        );
+    }
+
+    #[test]
+    fn no_names_without_a_whole_request_head() {
+        assert_eq!(
+            request_header_names(&stream(&[b"GET / HTTP/1.1\r\nHost: a\r\n"])),
+            None
+        );
+        assert_eq!(
+            request_header_names(&stream(&[b"\x16\x03\x01\x02\x00\r\n\r\n"])),
+            None
+        );
+        assert_eq!(request_header_names(&Stream::default()), None);
     }
 }

@@ -185,7 +185,7 @@ columns! {
         conn_closed_at_ns, conn_last_seen_ns, conn_last_response_ns, conn_partial, conn_state,
         conn_history, conn_syn_count, conn_packets, conn_client_bytes, conn_server_bytes,
         conn_retransmissions, conn_events, conn_requests, conn_anomalies, conn_responses,
-        conn_unanswered, conn_last_close, conn_last_answered_close, conn_tunnel, conn_keep_alive, conn_server_header, conn_one_sided,
+        conn_unanswered, conn_last_close, conn_last_answered_close, conn_tunnel, conn_keep_alive, conn_server_header, conn_request_headers, conn_one_sided,
         conn_tls,
         conn_requests_close, conn_server_close,
         conn_server_close_ns, conn_server_close_frame,
