@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pcapkit import Analysis, analyze
+from pcapkit.config import check_files
 from pcapkit.report import ReportOptions, reporter
 from tests.truthcheck import mismatches
 
@@ -93,6 +94,31 @@ def test_agreeing_settings_every_connection_closed_by_nginx() -> None:
     a = analyze(FIXTURES / "agree" / "capture.pcap")
     assert a.connections and all(c.closed_by == "client" for c in a.connections)
     assert a.findings == ()
+
+
+@pytest.mark.parametrize("name", ["nginx-keepalive-requests", "nginx-keepalive-time"])
+def test_nginx_own_limit_closes_first_no_findings(name: str) -> None:
+    """nginx's keepalive_requests / keepalive_time close every upstream connection before
+    Tomcat's 120 s idle timeout could: nginx's FIN first, nothing lost (issue #12)."""
+    a = analyze(FIXTURES / name / "capture.pcap")
+    t = truth(name)
+    assert len(a.connections) == len(t["connections"]) >= 2
+    assert all(c.closed_by == "client" for c in a.connections)
+    bad = {"server_initiated_close", "request_lost_to_fin"}
+    assert not [f for f in a.findings if f.type in bad]
+    assert sum(len(c.requests) for c in a.connections) == t["client_requests"]
+    if "keepalive_time" not in t["nginx"]:
+        limit = t["nginx"]["keepalive_requests"]
+        assert limit == 3 and all(len(c.requests) <= limit for c in a.connections)
+
+
+@pytest.mark.parametrize("name", ["nginx-keepalive-requests", "nginx-keepalive-time"])
+def test_nginx_own_limit_check_reports_no_race(name: str) -> None:
+    d = FIXTURES / name
+    r = check_files(
+        str(d / "nginx.conf"), [str(d / "server.xml")], version=truth(name)["nginx"]["version"]
+    )
+    assert not any(u.race_possible for u in r.upstreams)
 
 
 def test_idle_closes_show_the_upstream_timeout() -> None:
