@@ -258,9 +258,8 @@ fn method_len(s: &[u8]) -> Option<usize> {
     (n <= 32).then_some(n)
 }
 
-/// `([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$` on a line without its LF:
-/// the method and the target.
-fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+/// `([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192})(?!\S)`: the method, the target and what follows it.
+fn method_and_target(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let m = method_len(line)?;
     let rest = line.get(m..)?.strip_prefix(b" ")?;
     let t = rest
@@ -271,13 +270,19 @@ fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
     if t == 0 || t > 8192 {
         return None;
     }
-    let tail = rest.get(t..)?;
+    Some((line.get(..m)?, rest.get(..t)?, rest.get(t..)?))
+}
+
+/// `([A-Z][A-Z0-9_-]{0,31}) (\S{1,8192}) HTTP/(\d)\.(\d)\r?$` on a line without its LF:
+/// the method and the target.
+fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (method, target, tail) = method_and_target(line)?;
     let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
     match tail {
         [b' ', b'H', b'T', b'T', b'P', b'/', a, b'.', b]
             if a.is_ascii_digit() && b.is_ascii_digit() =>
         {
-            Some((line.get(..m)?, rest.get(..t)?))
+            Some((method, target))
         }
         _ => None,
     }
@@ -290,17 +295,7 @@ fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
 /// with a capital word must not become one.
 fn loose_request_line(line: &[u8]) -> Option<(&[u8], &[u8], bool)> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let m = method_len(line)?;
-    let rest = line.get(m..)?.strip_prefix(b" ")?;
-    let t = rest
-        .iter()
-        .take(8193)
-        .take_while(|&&b| !is_space(b))
-        .count();
-    if t == 0 || t > 8192 {
-        return None;
-    }
-    let (method, target, after) = (line.get(..m)?, rest.get(..t)?, rest.get(t..)?);
+    let (method, target, after) = method_and_target(line)?;
     if after.is_empty() {
         return (method == b"GET" && target.starts_with(b"/")).then_some((method, target, true));
     }

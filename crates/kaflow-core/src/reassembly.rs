@@ -982,28 +982,22 @@ impl Reassembler {
             return;
         };
         let (attempt_only, closed) = (current.attempt_only(), current.closed != 0);
-        if let Some(mut other) = self.unpark(key, |p| p.client_isn == Some(seg.seq)) {
-            other.add(seg, payload, true);
-            if attempt_only {
-                self.make_current(at, key, other, done);
-            } else {
-                self.park(key, other, done);
+        // the attempt the SYN belongs to, and whether it may take the tuple's place
+        let (mut c, replaces) = match self.unpark(key, |p| p.client_isn == Some(seg.seq)) {
+            Some(other) => (other, attempt_only),
+            None => {
+                let mut c = Conn::new(key, self.next_id, seg);
+                self.next_id += 1;
+                c.client_isn = Some(seg.seq);
+                (c, attempt_only || closed)
             }
-            return;
-        }
-        if attempt_only || closed {
-            let mut c = Conn::new(key, self.next_id, seg);
-            self.next_id += 1;
-            c.client_isn = Some(seg.seq);
-            c.add(seg, payload, true);
-            self.make_current(at, key, c, done);
-            return;
-        }
-        let mut c = Conn::new(key, self.next_id, seg);
-        self.next_id += 1;
-        c.client_isn = Some(seg.seq);
+        };
         c.add(seg, payload, true);
-        self.park(key, c, done);
+        if replaces {
+            self.make_current(at, key, c, done);
+        } else {
+            self.park(key, c, done);
+        }
     }
 
     /// A SYN-ACK that does not acknowledge the ISN of the tuple's connection `at`: if it
