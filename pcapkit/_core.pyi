@@ -118,6 +118,10 @@ class Batch:
         were not captured), sent at, connection id, index on the connection, frame, and when
         its connection opened (-1: open before the capture)."""
 
+    def open_request_rows(self) -> bytes:
+        """Following a live capture: the same rows for requests on connections still open,
+        sent from the time given to :meth:`Scan.watch` on (empty when not watching)."""
+
 def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
     """What makes two requests the same for retry matching (method, target, Host, and the
     request id when it has one), hashed to a stable signed 64-bit int."""
@@ -173,7 +177,9 @@ class CaptureFacts:
 class Scan:
     """One pass of the core over a capture (its files merged by timestamp): iterate for
     batches, then read :meth:`facts`. Files overlapping in time raise ``NotOneCaptureError`` unless
-    ``merge``. A window edge is ``("at", ns since the epoch)`` or ``("after_start", ns)``."""
+    ``merge``. A window edge is ``("at", ns since the epoch)`` or ``("after_start", ns)``.
+    ``follow``: one capture read as it arrives (a pipe, or a file still being written): a batch
+    comes at least every 100 ms, empty when no connection finished, until the input ends."""
 
     def __new__(
         cls,
@@ -182,11 +188,15 @@ class Scan:
         merge: bool = False,
         since: tuple[str, int] | None = None,
         until: tuple[str, int] | None = None,
+        follow: bool = False,
     ) -> Scan: ...
     def __iter__(self) -> Scan: ...
     def __next__(self) -> Batch: ...
     def progress(self) -> tuple[int, int]: ...
     def facts(self) -> CaptureFacts: ...
+    def watch(self, since_ns: int | None) -> None:
+        """Following: from now on each batch carries the requests open connections sent
+        from ``since_ns`` on (:meth:`Batch.open_request_rows`); None stops it."""
 
 @final
 class Segments:

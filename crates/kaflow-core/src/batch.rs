@@ -40,6 +40,9 @@ pub struct Finished {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<Finished>,
+    /// Following a live capture: requests on connections still open, as
+    /// [`Batch::request_rows`] gives them (when a loss waits for its retry).
+    pub open_rows: Vec<i64>,
 }
 
 /// One entry per connection of a batch.

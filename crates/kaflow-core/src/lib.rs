@@ -14,6 +14,7 @@ pub mod capture;
 pub mod flow;
 pub mod http;
 pub mod label;
+pub mod live;
 pub mod machine;
 pub mod pytext;
 pub mod reassembly;

@@ -50,6 +50,16 @@ pub const LINGER_NS: i64 = 10 * 1_000_000_000;
 /// A connection silent this long (capture time) is finished whatever its state.
 pub const IDLE_FINISH_NS: i64 = 300 * 1_000_000_000;
 
+/// Following a live capture (`--follow`), a connection over and quiet this long is finished:
+/// its findings are wanted as they happen, and on one host a closing handshake's last
+/// packets come within a round trip, far sooner than this.
+pub const LIVE_LINGER_NS: i64 = 500_000_000;
+
+/// Following a live capture, a connection attempt (the client's SYNs, nothing else) is given up
+/// once quiet this much longer than it has lasted: a SYN retransmission timer doubles each
+/// time, so the next one is due no later than the attempt's age plus the first timer (1 s).
+pub const LIVE_GIVE_UP_NS: i64 = 2_000_000_000;
+
 /// A RST further than this from where its direction's stream stands is not taken as a close
 /// (RFC 5961: a stack accepts a RST only at the next expected sequence number).
 pub const RST_WINDOW: i64 = 1 << 20;
@@ -169,7 +179,7 @@ struct Chain {
 
 /// One direction. `repr(C)` keeps what every data segment touches together at the front (in
 /// two cache lines); what control segments touch comes after.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[repr(C)]
 struct Dir {
     rows: Vec<Row>,
@@ -631,7 +641,7 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
     (st, bytes, missing)
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[repr(C)]
 struct Conn {
     last_ts: i64,
@@ -710,10 +720,15 @@ impl Conn {
         self.down.packets == 0 && self.up.packets == u64::from(self.up.syn_count)
     }
 
-    fn expired(&self, now: i64, linger_ns: i64) -> bool {
+    fn expired(&self, now: i64, linger_ns: i64, live: bool) -> bool {
         let over = self.closed & 4 != 0 || self.closed & 3 == 3;
+        let gave_up = || {
+            let age = self.last_ts.saturating_sub(self.first_ts);
+            self.attempt_only() && now.saturating_sub(self.last_ts) > age + LIVE_GIVE_UP_NS
+        };
         self.last_ts < now.saturating_sub(IDLE_FINISH_NS)
             || (over && self.last_ts < now.saturating_sub(linger_ns))
+            || (live && gave_up())
     }
 
     fn finish(self) -> TcpConnection {
@@ -772,6 +787,8 @@ pub struct Reassembler {
     next_sweep: i64,
     since_sweep: u64,
     linger_ns: i64,
+    /// Following a live capture: attempts are given up ([`LIVE_GIVE_UP_NS`]).
+    live: bool,
     stats: TcpStats,
 }
 
@@ -801,6 +818,7 @@ impl Reassembler {
             next_sweep: i64::MIN,
             since_sweep: 0,
             linger_ns: LINGER_NS,
+            live: false,
             stats: TcpStats::default(),
         }
     }
@@ -811,6 +829,41 @@ impl Reassembler {
             linger_ns,
             ..Self::new(ports)
         }
+    }
+
+    /// For a capture followed as it arrives: connections leave as soon as they are over
+    /// ([`LIVE_LINGER_NS`]), attempts once given up, and [`Reassembler::advance`] moves time on
+    /// while the input is quiet.
+    pub fn live(ports: &[u16]) -> Self {
+        Reassembler {
+            linger_ns: LIVE_LINGER_NS,
+            live: true,
+            ..Self::new(ports)
+        }
+    }
+
+    /// The open connections nginx sent data on since `since`, finished as they stand now
+    /// (copies: they stay open). Following a live capture, a lost request's retry is wanted
+    /// as soon as it is sent, not when its connection closes; this is asked for only while a
+    /// loss waits for its retry, so the copying is rare.
+    pub fn peek(&self, since: i64) -> Vec<TcpConnection> {
+        let mut out: Vec<TcpConnection> = self
+            .conns
+            .iter()
+            .filter(|c| c.up.packets > 0 && c.up.last_ts >= since && !c.up.rows.is_empty())
+            .map(|c| c.clone().finish())
+            .collect();
+        out.sort_unstable_by_key(|c| c.id);
+        out
+    }
+
+    /// Capture time has reached `now` though no packet says so (a live input is quiet): every
+    /// connection over and quiet by then, or silent, is finished.
+    pub fn advance(&mut self, now: i64, done: &mut Vec<TcpConnection>) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.sweep(done);
     }
 
     fn upstream(&self, port: u16) -> bool {
@@ -858,7 +911,7 @@ impl Reassembler {
         if seg.flags & SYN != 0 {
             self.count_syn(to_srv, seg.flags & ACK != 0, seg.dport);
         }
-        let (now, linger) = (self.now, self.linger_ns);
+        let (now, linger, live) = (self.now, self.linger_ns, self.live);
         let slot = hint_slot(&key);
         let hint = self.hints.get(slot).map_or(usize::MAX, |&at| at as usize);
         let found = match self.conns.get(hint) {
@@ -870,7 +923,7 @@ impl Reassembler {
                 *h = at as u32;
             }
             if let Some(c) = self.conns.get_mut(at) {
-                let stays = !c.expired(now, linger);
+                let stays = !c.expired(now, linger, live);
                 if stays && client_syn {
                     match c.client_isn {
                         Some(isn) if isn == seg.seq => {}
@@ -1082,11 +1135,11 @@ impl Reassembler {
     #[cold]
     #[inline(never)]
     fn sweep(&mut self, done: &mut Vec<TcpConnection>) {
-        let (now, linger) = (self.now, self.linger_ns);
+        let (now, linger, live) = (self.now, self.linger_ns, self.live);
         let mut due: Vec<(u64, Key)> = self
             .conns
             .iter()
-            .filter(|c| c.expired(now, linger))
+            .filter(|c| c.expired(now, linger, live))
             .map(|c| (c.id, c.key))
             .collect();
         due.sort_unstable_by_key(|d| d.0);
@@ -1099,7 +1152,7 @@ impl Reassembler {
             let mut gone: Vec<Conn> = Vec::new();
             self.parked.retain(|_, list| {
                 let (old, keep): (Vec<Conn>, Vec<Conn>) =
-                    list.drain(..).partition(|c| c.expired(now, linger));
+                    list.drain(..).partition(|c| c.expired(now, linger, live));
                 gone.extend(old);
                 *list = keep;
                 !list.is_empty()

@@ -6,20 +6,44 @@
 //! once: a connection leaves the reassembler when it is finished, and leaves the core in the
 //! next batch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
 use crate::capture::{CaptureError, CaptureInfo, FileInfo, Merge, Mode, Window};
 use crate::flow::{TcpConnection, TcpStats};
 use crate::label::label;
+use crate::live::{Ended, Got, Live};
 use crate::reassembly::Reassembler;
 
 /// Connections gathered before a batch is handed over: big enough that the per-batch cost
 /// vanishes, small enough that a batch's objects on the Python side stay a few MB.
 pub const BATCH_CONNECTIONS: usize = 256;
 
+/// Following a live capture, a batch is handed over at least this often, empty or not: time
+/// moves on while the input is quiet, and the caller gets to look up (signals, a summary).
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Where the segments come from: files read as fast as the disk allows, or a capture followed
+/// as it arrives.
+enum Feed {
+    Files(Merge),
+    Live {
+        live: Live,
+        /// The latest packet's timestamp and when it arrived: capture time goes on from there
+        /// at the wall clock's pace while nothing arrives.
+        clock: Option<(i64, Instant)>,
+        ended: Option<Box<Ended>>,
+        /// Requests on open connections sent from this time on are wanted with each batch
+        /// (`i64::MAX`: none).
+        watch: Arc<AtomicI64>,
+    },
+}
+
 pub struct Scanner {
-    merge: Merge,
+    feed: Feed,
     reassembler: Option<Reassembler>,
     finished: Vec<TcpConnection>,
     stats: Option<TcpStats>,
@@ -40,8 +64,25 @@ impl Scanner {
 
     pub fn new(merge: Merge, ports: &[u16]) -> Scanner {
         Scanner {
-            merge,
+            feed: Feed::Files(merge),
             reassembler: Some(Reassembler::new(ports)),
+            finished: Vec::new(),
+            stats: None,
+        }
+    }
+
+    /// The capture at `path` (`-`: standard input) followed as it arrives: batches come at
+    /// least every [`TICK`], empty when nothing finished, and connections are finished as soon
+    /// as they are over ([`Reassembler::live`]). Ends when the input does.
+    pub fn follow(path: &Path, ports: &[u16], window: Window) -> Scanner {
+        Scanner {
+            feed: Feed::Live {
+                live: Live::open(path, window),
+                clock: None,
+                ended: None,
+                watch: Arc::new(AtomicI64::new(i64::MAX)),
+            },
+            reassembler: Some(Reassembler::live(ports)),
             finished: Vec::new(),
             stats: None,
         }
@@ -49,40 +90,122 @@ impl Scanner {
 
     /// The next batch of finished, labelled connections; `None` once the capture is done.
     pub fn next_batch(&mut self) -> Result<Option<Batch>, CaptureError> {
-        while self.finished.len() < BATCH_CONNECTIONS {
-            let Some(reassembler) = self.reassembler.as_mut() else {
-                break;
-            };
-            if let Some((seg, payload)) = self.merge.next_segment()? {
-                reassembler.push(&seg, payload, &mut self.finished);
-            } else if let Some(r) = self.reassembler.take() {
-                self.stats = Some(r.finish(&mut self.finished));
+        match &mut self.feed {
+            Feed::Files(merge) => {
+                while self.finished.len() < BATCH_CONNECTIONS {
+                    let Some(reassembler) = self.reassembler.as_mut() else {
+                        break;
+                    };
+                    if let Some((seg, payload)) = merge.next_segment()? {
+                        reassembler.push(&seg, payload, &mut self.finished);
+                    } else if let Some(r) = self.reassembler.take() {
+                        self.stats = Some(r.finish(&mut self.finished));
+                    }
+                }
+                if self.finished.is_empty() {
+                    return Ok(None);
+                }
+            }
+            Feed::Live {
+                live,
+                clock,
+                ended,
+                watch,
+            } => {
+                let Some(reassembler) = self.reassembler.as_mut() else {
+                    return Ok(None);
+                };
+                let due = Instant::now() + TICK;
+                loop {
+                    match live.next(due.saturating_duration_since(Instant::now())) {
+                        Got::Chunk(chunk) => {
+                            for seg in &chunk.segments {
+                                reassembler.push(seg, chunk.payload(seg), &mut self.finished);
+                            }
+                            if let Some(last) = chunk.segments.last() {
+                                let latest = clock.map_or(last.ts_ns, |(t, _)| t.max(last.ts_ns));
+                                *clock = Some((latest, Instant::now()));
+                            }
+                        }
+                        Got::Quiet => break,
+                        Got::End(r) => {
+                            *ended = Some(r?);
+                            if let Some(r) = self.reassembler.take() {
+                                self.stats = Some(r.finish(&mut self.finished));
+                            }
+                            break;
+                        }
+                    }
+                    if self.finished.len() >= BATCH_CONNECTIONS || Instant::now() >= due {
+                        break;
+                    }
+                }
+                if let (Some(r), Some((ts, at))) = (self.reassembler.as_mut(), *clock) {
+                    let waited = i64::try_from(at.elapsed().as_nanos()).unwrap_or(i64::MAX);
+                    r.advance(ts.saturating_add(waited), &mut self.finished);
+                }
+                if self.finished.is_empty() && self.reassembler.is_none() {
+                    return Ok(None);
+                }
+                let since = watch.load(Ordering::Relaxed);
+                if let Some(r) = self.reassembler.as_ref().filter(|_| since != i64::MAX) {
+                    let mut open = Batch::default();
+                    for tc in r.peek(since) {
+                        open.push(&tc, label(&tc));
+                    }
+                    let mut batch = self.take_batch();
+                    batch.open_rows = open.request_rows();
+                    return Ok(Some(batch));
+                }
             }
         }
-        if self.finished.is_empty() {
-            return Ok(None);
+        Ok(Some(self.take_batch()))
+    }
+
+    /// Following a live capture: where to say from which time on requests on connections
+    /// still open are wanted with each batch (`i64::MAX`, the start: none).
+    pub fn watch(&self) -> Option<Arc<AtomicI64>> {
+        match &self.feed {
+            Feed::Live { watch, .. } => Some(Arc::clone(watch)),
+            Feed::Files(_) => None,
         }
+    }
+
+    fn take_batch(&mut self) -> Batch {
         let mut batch = Batch::default();
         for tc in self.finished.drain(..) {
             batch.push(&tc, label(&tc));
         }
-        Ok(Some(batch))
+        batch
     }
 
-    /// The files taken together.
+    /// The files taken together (when following, complete once the input has ended).
     pub fn info(&self) -> CaptureInfo {
-        self.merge.info()
+        match &self.feed {
+            Feed::Files(merge) => merge.info(),
+            Feed::Live { ended, .. } => ended.as_ref().map(|e| e.info.clone()).unwrap_or_default(),
+        }
     }
 
     /// Each file, in the order given.
     pub fn files(&self) -> Vec<FileInfo> {
-        self.merge.files()
+        match &self.feed {
+            Feed::Files(merge) => merge.files(),
+            Feed::Live { ended, .. } => ended.as_ref().map(|e| e.files.clone()).unwrap_or_default(),
+        }
     }
 
     /// The time window as resolved (nanoseconds since the epoch), and the records outside it.
     pub fn window(&self) -> (Option<i64>, Option<i64>, u64) {
-        let (since, until) = self.merge.window();
-        (since, until, self.merge.outside())
+        match &self.feed {
+            Feed::Files(merge) => {
+                let (since, until) = merge.window();
+                (since, until, merge.outside())
+            }
+            Feed::Live { ended, .. } => ended
+                .as_ref()
+                .map_or((None, None, 0), |e| (e.since, e.until, e.outside)),
+        }
     }
 
     /// Reconstruction's counts; complete once [`Scanner::next_batch`] has returned `None`.
@@ -91,6 +214,9 @@ impl Scanner {
     }
 
     pub fn progress(&self) -> (u64, u64) {
-        self.merge.progress()
+        match &self.feed {
+            Feed::Files(merge) => merge.progress(),
+            Feed::Live { .. } => (0, 0),
+        }
     }
 }

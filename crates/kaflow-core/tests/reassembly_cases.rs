@@ -875,3 +875,55 @@ fn handshake_ack_is_the_clients_first_segment_after_the_syn_ack() {
     ]);
     assert_eq!(c[0].handshake_ack_ns, None);
 }
+
+#[test]
+fn following_a_live_capture_connections_leave_as_soon_as_they_are_over() {
+    let ms = 1_000_000;
+    let mut live = Reassembler::live(&[8080]);
+    let mut done = Vec::new();
+    let segs = [
+        // an attempt nobody answers
+        s(0, C, 40001, 100, "S", b"", None),
+        s(1000 * ms, C, 40001, 100, "S", b"", None),
+        s(1001 * ms, C, 40000, 1, "S", b"", None),
+        s(1002 * ms, S, 40000, 9, "SA", b"", None),
+        s(
+            1003 * ms,
+            C,
+            40000,
+            2,
+            "PA",
+            b"GET / HTTP/1.1\r\n\r\n",
+            None,
+        ),
+        s(1004 * ms, S, 40000, 10, "FA", b"", None),
+        s(1005 * ms, C, 40000, 20, "RA", b"", None),
+    ];
+    for (seg, pay) in &segs {
+        live.push(seg, pay, &mut done);
+    }
+    live.advance(T0 + 1400 * ms, &mut done);
+    assert!(
+        done.is_empty(),
+        "over, but not yet quiet for the linger time"
+    );
+    live.advance(T0 + 1600 * ms, &mut done);
+    assert_eq!(
+        done.iter().map(|c| c.client_port).collect::<Vec<_>>(),
+        [40000]
+    );
+    // the attempt has lasted 1 s: a third SYN would be due by 3 s after the first, 4 s with some slack
+    live.advance(T0 + 4000 * ms, &mut done);
+    assert_eq!(done.len(), 1, "the attempt may still be retransmitted");
+    live.advance(T0 + 4100 * ms, &mut done);
+    assert_eq!(done.len(), 2, "the attempt was given up");
+    assert_eq!(done[1].to_server.syn_count, 2);
+    // a whole capture keeps both until it ends, whatever the time
+    let mut whole = Reassembler::new(&[8080]);
+    let mut kept = Vec::new();
+    for (seg, pay) in &segs {
+        whole.push(seg, pay, &mut kept);
+    }
+    whole.advance(T0 + 4100 * ms, &mut kept);
+    assert!(kept.is_empty());
+}

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -230,6 +230,18 @@ impl Batch {
         let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_ne_bytes()).collect();
         PyBytes::new(py, &bytes)
     }
+
+    /// Following a live capture: the same rows for requests on connections still open (see
+    /// `Scan.watch`); empty otherwise.
+    fn open_request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes: Vec<u8> = self
+            .rows
+            .open_rows
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        PyBytes::new(py, &bytes)
+    }
 }
 
 impl Batch {
@@ -382,6 +394,7 @@ impl Finished {
 #[pyclass(module = "pcapkit._core")]
 pub struct Scan {
     batches: Mutex<Receiver<Outcome>>,
+    watch: Option<Arc<AtomicI64>>,
     progress: Arc<(AtomicU64, AtomicU64)>,
     facts: Arc<Mutex<Option<Finished>>>,
     worker: Option<JoinHandle<()>>,
@@ -427,7 +440,7 @@ fn run(
 #[pymethods]
 impl Scan {
     #[new]
-    #[pyo3(signature = (paths, ports, merge = false, since = None, until = None))]
+    #[pyo3(signature = (paths, ports, merge = false, since = None, until = None, follow = false))]
     fn new(
         py: Python<'_>,
         paths: Vec<PathBuf>,
@@ -435,6 +448,7 @@ impl Scan {
         merge: bool,
         since: Option<(String, i64)>,
         until: Option<(String, i64)>,
+        follow: bool,
     ) -> PyResult<Scan> {
         let shown = paths
             .first()
@@ -444,10 +458,20 @@ impl Scan {
             until: bound(until)?,
         };
         let mode = if merge { Mode::Force } else { Mode::Auto };
-        let scanner = py
-            .detach(|| guarded(|| Scanner::open(&paths, &ports, mode, window)))
-            .map_err(|f| f.into_py(py))?;
-        let (send, batches) = sync_channel(AHEAD);
+        let scanner = match (follow, paths.as_slice()) {
+            (true, [path]) => Scanner::follow(path, &ports, window),
+            (true, _) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "follow reads one capture as it arrives",
+                ))
+            }
+            (false, _) => py
+                .detach(|| guarded(|| Scanner::open(&paths, &ports, mode, window)))
+                .map_err(|f| f.into_py(py))?,
+        };
+        let watch = scanner.watch();
+        // following, a batch waits for Python as little as possible: the watch it sets is for the next
+        let (send, batches) = sync_channel(if follow { 1 } else { AHEAD });
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let facts = Arc::new(Mutex::new(None));
         let (p, f) = (Arc::clone(&progress), Arc::clone(&facts));
@@ -457,6 +481,7 @@ impl Scan {
             .map_err(|e| Failure::Bug(format!("cannot start a thread: {e}")).into_py(py))?;
         Ok(Scan {
             batches: Mutex::new(batches),
+            watch,
             progress,
             facts,
             worker: Some(worker),
@@ -485,6 +510,15 @@ impl Scan {
                 self.finish();
                 Err(f.into_py(py))
             }
+        }
+    }
+
+    /// Following a live capture: with each batch from now on, the requests sent from
+    /// `since_ns` on by connections still open (`Batch.open_request_rows`); None: none.
+    #[pyo3(signature = (since_ns))]
+    fn watch(&self, since_ns: Option<i64>) {
+        if let Some(w) = &self.watch {
+            w.store(since_ns.unwrap_or(i64::MAX), Ordering::Relaxed);
         }
     }
 

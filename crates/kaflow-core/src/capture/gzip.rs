@@ -79,6 +79,30 @@ pub(crate) fn read_full(
     Ok(())
 }
 
+/// Like [`read_full`], but returns after the first read that gets anything: what a live stream
+/// has to give now.
+pub(crate) fn read_some(
+    r: &mut Box<dyn io::Read + Send>,
+    n: usize,
+    buf: &mut Vec<u8>,
+    len: &mut usize,
+    pos: &mut u64,
+) -> io::Result<()> {
+    let step = n.min(1 << 22);
+    if buf.len() < *len + step {
+        buf.resize(*len + step, 0);
+    }
+    let got = loop {
+        match r.read(&mut buf[*len..*len + step]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    *len += got;
+    *pos += got as u64;
+    Ok(())
+}
+
 /// `gzip._PaddedFile`: a reader with bytes pushed back in front of it.
 struct Padded {
     raw: Raw,

@@ -201,6 +201,19 @@ impl Merge {
         }
     }
 
+    /// Whether the next segment has been read already: the next call does not wait on the
+    /// input. A live reader hands on what it holds before it waits.
+    pub fn ready(&self) -> bool {
+        self.pending.is_empty()
+            && self.active.iter().all(|&i| {
+                self.inputs.get(i).is_some_and(|x| {
+                    x.reader
+                        .as_ref()
+                        .is_some_and(|r| x.seg < r.segments().len())
+                })
+            })
+    }
+
     /// The next segment in the merged order, renumbered, with its captured payload; `None`
     /// at the end. A read error of any file ends the merge with that error.
     pub fn next_segment(&mut self) -> Result<Option<(Segment, &[u8])>, CaptureError> {

@@ -43,8 +43,11 @@ mod source;
 mod text;
 
 use std::fs::File;
-use std::io::{self, Seek};
+use std::io::{self, Read, Seek};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use decode::REASONS;
 pub use error::{CaptureError, ErrorKind};
@@ -313,6 +316,27 @@ fn input_error(path: &str, e: &io::Error) -> CaptureError {
     CaptureError::new(ErrorKind::Input, message)
 }
 
+/// A file still being written, read like `tail -f`: at its end, wait for more.
+struct Tail {
+    file: File,
+    stop: Arc<AtomicBool>,
+}
+
+/// How often the end of a followed file is looked at again.
+const TAIL_POLL: Duration = Duration::from_millis(50);
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let got = self.file.read(buf)?;
+            if got > 0 || buf.is_empty() || self.stop.load(Ordering::Relaxed) {
+                return Ok(got);
+            }
+            std::thread::sleep(TAIL_POLL);
+        }
+    }
+}
+
 impl Reader {
     /// Opens a capture file the way Python's `open_capture` does (same errors, same messages).
     pub fn open(path: &Path) -> Result<Reader, CaptureError> {
@@ -361,6 +385,37 @@ impl Reader {
         window_bytes: usize,
     ) -> Result<Reader, CaptureError> {
         Self::recognise(name.to_string(), 0, Source::new(input, None), window_bytes)
+    }
+
+    /// A capture read as it is written (`--follow`): `-` (standard input), a pipe, or a file
+    /// tcpdump is still writing, whose end is waited at like `tail -f` until `stop` is set.
+    /// Each window holds what has arrived, so packets are handed on as they come.
+    pub fn live(path: &Path, stop: Arc<AtomicBool>) -> Result<Reader, CaptureError> {
+        let shown = path.display().to_string();
+        let input: Box<dyn io::Read + Send> = if path == Path::new("-") {
+            Box::new(io::stdin())
+        } else {
+            let file = File::open(path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    CaptureError::new(ErrorKind::Input, format!("{shown}: no such file"))
+                }
+                _ => input_error(&shown, &e),
+            })?;
+            if file.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(CaptureError::new(
+                    ErrorKind::Input,
+                    format!("{shown} is a directory, not a capture file"),
+                ));
+            }
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                Box::new(Tail { file, stop })
+            } else {
+                Box::new(file)
+            }
+        };
+        let mut source = Source::new(input, None);
+        source.live = true;
+        Self::recognise(shown, 0, source, DEFAULT_WINDOW_BYTES)
     }
 
     fn recognise(

@@ -10,11 +10,13 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 
-use super::gzip::{read_full, Gzip, Raw};
+use super::gzip::{read_full, read_some, Gzip, Raw};
 use super::text::{os_error, strerror};
 
 pub(crate) const PAD: usize = 64;
 const HEAD_BYTES: usize = 4096;
+/// Enough of a live stream to recognise it: a pcap file header, or a pcapng block's start.
+const LIVE_HEAD: usize = 32;
 
 pub(crate) struct Source {
     raw: Raw,
@@ -30,6 +32,9 @@ pub(crate) struct Source {
     /// At the end: bytes after the last whole record.
     pub(crate) leftover: usize,
     pub(crate) error: Option<String>,
+    /// Live input (`--follow`): a window is what has arrived, not a full window's worth, so
+    /// records are handed on as they come; only a read of nothing is the end.
+    pub(crate) live: bool,
     /// The window: `buf[..len]` holds data (`n` bytes of records, then the padding). Beyond
     /// `len` it is stale: it is reused, never cleared, so reading costs no `memset`.
     buf: Vec<u8>,
@@ -56,6 +61,7 @@ impl Source {
             eof: false,
             leftover: 0,
             error: None,
+            live: false,
             buf: Vec::new(),
             len: 0,
             n: 0,
@@ -80,6 +86,14 @@ impl Source {
     pub(crate) fn head(&mut self) -> &[u8] {
         self.len = 0;
         self.read_into(HEAD_BYTES);
+        // live, the first read may hold less than a file header: wait for the rest of it
+        while self.live && self.len < LIVE_HEAD && self.error.is_none() {
+            let before = self.len;
+            self.read_into(HEAD_BYTES - self.len);
+            if self.len == before {
+                break;
+            }
+        }
         self.carry = self.len;
         self.data()
     }
@@ -160,7 +174,12 @@ impl Source {
         if asked > 0 {
             self.read_into(asked);
         }
-        self.eof = self.len - self.carry < asked;
+        let got = self.len - self.carry;
+        self.eof = if self.live {
+            asked > 0 && got == 0
+        } else {
+            got < asked
+        };
         self.n = self.len;
         if self.n == 0 {
             return false;
@@ -201,7 +220,8 @@ impl Source {
         }
         match self.gzip.as_mut() {
             None => {
-                let r = read_full(
+                let read = if self.live { read_some } else { read_full };
+                let r = read(
                     &mut self.raw.inner,
                     n,
                     &mut self.buf,
@@ -222,7 +242,7 @@ impl Source {
                         self.error = Some(format!("the gzip stream is damaged or cut short ({e})"));
                         break;
                     }
-                    if out.len() == before {
+                    if out.len() == before || self.live {
                         break;
                     }
                 }
