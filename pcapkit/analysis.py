@@ -337,6 +337,13 @@ def scan_file(
         if progress is not None:
             progress(*scan.progress())
     facts = scan.facts()
+    check_facts(facts, name, ports)
+    return _capture_summary(facts, ports, names, merge)
+
+
+def check_facts(facts: CaptureFacts, name: str, ports: tuple[int, ...]) -> None:
+    """Raise the one-line error for a capture read to its end that holds nothing to analyze:
+    no packet on the upstream port (in the time window), or the port given is the client's."""
     if facts.upstream_segments == 0 and facts.outside_window:
         raise NoUpstreamTrafficError(_none_inside(name, facts))
     if facts.upstream_segments == 0:
@@ -345,7 +352,6 @@ def scan_file(
     if wrong > facts.syns_to_upstream and facts.syn_acks_to_upstream:
         # handshakes the wrong way round, answered: not stray SYNs
         raise WrongPortError(_wrong_way(name, facts, ports, wrong))
-    return _capture_summary(facts, ports, names, merge)
 
 
 def _one_capture(names: list[str]) -> None:

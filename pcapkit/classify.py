@@ -337,17 +337,10 @@ class Classifier:
 
         ``conn`` is the connection built, which the rules need when :func:`needs_connection`
         says so (None otherwise)."""
-        losses = (
-            lost_requests(f, conn.requests, conn.events, conn.server) if conn is not None else []
-        )
-        close = server_initiated_close(f, bool(losses))
-        failed = connect_failure(conn) if conn is not None else None
-        if close is not None:
-            self._found.append(close)
-        if failed is not None:
-            self._found.append(failed)
+        own, losses = judge(f, conn)
+        self._found.extend(own)
         self._losses.extend(losses)
-        return tuple(x for x in (close, failed) if x is not None)
+        return own
 
     def index(self, rows: bytes) -> None:
         """Take a batch's request rows, for retry matching."""
@@ -375,6 +368,141 @@ class Classifier:
             return names.get(of[cid]) if 0 <= cid < len(of) else None
 
         return conclude(self._found, self._losses, cands, server, client or Client(), seen_from)
+
+
+def judge(f: Facts, conn: Connection | None) -> tuple[tuple[Finding, ...], list[Loss]]:
+    """One connection's own findings (its close, its failed connect) and its lost requests,
+    whose findings wait for their retries. ``conn``: the connection built, when
+    :func:`needs_connection` says the rules need it (None otherwise)."""
+    losses = lost_requests(f, conn.requests, conn.events, conn.server) if conn is not None else []
+    close = server_initiated_close(f, bool(losses))
+    failed = connect_failure(conn) if conn is not None else None
+    return tuple(x for x in (close, failed) if x is not None), losses
+
+
+class Live:
+    """Losses paired with their retries while a capture is followed (``kaflow analyze
+    --follow``), in bounded memory: the same pairing as :func:`conclude`, over the requests of
+    the last few seconds instead of the whole capture.
+
+    A loss is decided as soon as its retry is among the requests seen (those of finished
+    connections, and of open ones while a loss waits: :meth:`waiting_since`), or as soon as it
+    cannot have one (a method the client never retries, a request whose bytes were not
+    captured), or once :data:`RETRY_WINDOW_NS` of capture time has passed after its close.
+    Requests older than :data:`LIVE_KEEP_NS` are forgotten: no retry can be that late.
+    """
+
+    def __init__(self) -> None:
+        # each loss waiting, and whether the requests of open connections have been looked at
+        # since it came (until then, no retry found is no proof)
+        self._pending: list[tuple[Loss, bool]] = []
+        self._by_key: dict[int, list[_Candidate]] = {}
+        self._seen: set[tuple[int, int]] = set()
+        self._used: set[tuple[int, int]] = set()
+        self._servers: dict[int, tuple[str, int]] = {}  # connection → (server, finished at)
+        self._oldest = 0
+
+    def losses(self, losses: Iterable[Loss]) -> None:
+        self._pending.extend((x, False) for x in losses)
+
+    def servers(self, ids: Sequence[int], servers: Sequence[str], now_ns: int) -> None:
+        for cid, server in zip(ids, servers, strict=True):
+            self._servers[cid] = (server, now_ns)
+
+    def requests(self, rows: bytes, open_since_ns: int | None = None) -> None:
+        """Take request rows (:meth:`pcapkit._core.Batch.request_rows`, or ``open_request_rows``
+        with the ``open_since_ns`` they start from: the losses waiting that closed since then
+        have had every open connection looked at); a request seen before, open then, is taken
+        once."""
+        if open_since_ns is not None:
+            self._pending = [
+                (x, looked or x.close.time_ns >= open_since_ns) for x, looked in self._pending
+            ]
+        for key, cand in _rows(rows):
+            at = (cand.conn_id, cand.index)
+            if at not in self._seen:
+                self._seen.add(at)
+                self._by_key.setdefault(key, []).append(cand)
+
+    def waiting_since(self) -> int | None:
+        """The earliest close among the losses still waiting for a retry: requests sent on open
+        connections from then on are wanted."""
+        return min((x.close.time_ns for x, _ in self._pending), default=None)
+
+    def settle(
+        self, now_ns: int, client: Client, seen_from: Vantage, end: bool = False
+    ) -> list[Finding]:
+        """The findings of every loss decided by ``now_ns`` (capture time; ``end``: the
+        capture ended, all of them), each loss followed by its retry's."""
+        out: list[Finding] = []
+        waiting: list[tuple[Loss, bool]] = []
+        for loss, looked in sorted(
+            self._pending, key=lambda p: (p[0].request.sent_at_ns, p[0].conn_id)
+        ):
+            req = loss.request
+            key = _key(req)
+            cands = [
+                (key, c)
+                for c in self._by_key.get(key, ())
+                if (c.conn_id, c.index) not in self._used
+            ]
+            retries = match_retries([loss], cands, client.never_retried)
+            window = TLS_RETRY_WINDOW_NS if req.encrypted else RETRY_WINDOW_NS
+            hopeless = not req.encrypted and (
+                req.method is None or req.target is None or req.method in client.never_retried
+            )
+            late = looked and now_ns > max(req.sent_at_ns, loss.close.time_ns) + window
+            if not (retries or hopeless or late or end):
+                waiting.append((loss, looked))
+                continue
+            other: dict[tuple[int, int], str] = {}
+            for r in retries:
+                self._used.add((r.cand.conn_id, r.cand.index))
+                to = self._servers.get(r.cand.conn_id)
+                if to is not None and loss.server and to[0] != loss.server:
+                    other[(r.cand.conn_id, r.cand.index)] = to[0]
+            out += _loss_findings([loss], retries, other, client, seen_from)
+            out += _retry_findings(retries, other, client)
+        self._pending = waiting
+        self._forget(now_ns - LIVE_KEEP_NS)
+        return out
+
+    def _forget(self, before_ns: int) -> None:
+        """Drop what no retry can need any more: requests sent, and connections finished,
+        before ``before_ns`` (looked at once a second's worth has gone by)."""
+        if before_ns < self._oldest + 1_000_000_000:
+            return
+        self._oldest = before_ns
+        gone: set[tuple[int, int]] = set()
+        for key in list(self._by_key):
+            kept = [c for c in self._by_key[key] if c.sent_at_ns >= before_ns]
+            gone.update((c.conn_id, c.index) for c in self._by_key[key] if c.sent_at_ns < before_ns)
+            if kept:
+                self._by_key[key] = kept
+            else:
+                del self._by_key[key]
+        self._used -= gone
+        self._seen -= gone
+        self._servers = {k: v for k, v in self._servers.items() if v[1] >= before_ns}
+
+
+# Following a capture, requests are kept this long (capture time) for retry pairing: a retry
+# comes within RETRY_WINDOW_NS of its loss's close, whose connection leaves the core within a
+# second of its last packet.
+LIVE_KEEP_NS = 10_000_000_000
+
+
+def _rows(rows: bytes) -> Iterable[tuple[int, _Candidate]]:
+    """Request rows as (key, candidate)."""
+    cols = array("q")
+    cols.frombytes(rows[: len(rows) // 48 * 48])
+    return (_candidate(cols[i : i + 6]) for i in range(0, len(cols), 6))
+
+
+def _candidate(row: Sequence[int]) -> tuple[int, _Candidate]:
+    """One request row (:meth:`pcapkit._core.Batch.request_rows`) as (key, candidate)."""
+    key, sent, cid, idx, frame, fresh = row
+    return key, _Candidate(cid, idx, sent, frame, None if fresh < 0 else fresh)
 
 
 def _key(req: Request) -> int:
@@ -405,10 +533,7 @@ def _candidates(fh: BinaryIO, keys: set[int]) -> list[tuple[int, _Candidate]]:
         rows = array("q")
         rows.frombytes(memoryview(buf)[: got // 48 * 48])
         hits = [i for i, k in enumerate(rows[0::6]) if k in keys]
-        for i in hits:
-            key, sent, cid, idx, frame, fresh = rows[6 * i : 6 * i + 6]
-            opened = None if fresh < 0 else fresh
-            out.append((key, _Candidate(cid, idx, sent, frame, opened)))
+        out.extend(_candidate(rows[6 * i : 6 * i + 6]) for i in hits)
 
 
 def conclude(

@@ -66,6 +66,7 @@ class ClientOption(StrEnum):
 class Format(StrEnum):
     table = "table"
     json = "json"
+    jsonl = "jsonl"
     csv = "csv"
     html = "html"
     parquet = "parquet"
@@ -197,7 +198,8 @@ def analyze(
             help="table for people; html (one self-contained page: timelines, sequence "
             "diagrams, the idle-time histogram); json (schema kaflow.analysis/1) or csv (one row "
             "per event) for tools; parquet (connections, events and findings tables in the -o "
-            "folder; needs kaflow[parquet]).",
+            "folder; needs kaflow[parquet]). With --follow: table (a line per finding) or jsonl "
+            "(a kaflow.finding/1 object per line).",
         ),
     ] = Format.table,
     output: Annotated[
@@ -341,6 +343,24 @@ def analyze(
             show_default=False,
         ),
     ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep reading as the capture arrives and print each finding as soon as it is "
+            "decided: - (tcpdump -U -w - | kaflow analyze - --follow), a named pipe, or a file "
+            "tcpdump is still writing (followed like tail -f). Stop with Ctrl-C.",
+        ),
+    ] = False,
+    every: Annotated[
+        float,
+        typer.Option(
+            help="With --follow: print a summary line this often (seconds), and at the end.",
+            min=0.1,
+            metavar="SECONDS",
+        ),
+    ] = 60.0,
 ) -> None:
     """Analyze a capture: summary, findings worst first, and the worst connections' timelines.
 
@@ -371,6 +391,8 @@ def analyze(
 
       kaflow analyze dump.pcap --since +10m --until +20m
 
+      tcpdump -i any -U -w - 'tcp port 8080' | kaflow analyze - --follow
+
       kaflow analyze captures/ --separate --jobs 2
 
       kaflow analyze dump.pcap --nginx-log error.log --nginx-log access.log --nginx-conf nginx.conf
@@ -391,6 +413,10 @@ def analyze(
         )
     except KaflowError as e:
         raise _fail(str(e)) from None
+    if follow:
+        _follow(files, port or [8080], fmt, every, kind, window, extra=bool(nginx or connection))
+    if fmt is Format.jsonl:
+        raise _fail("--format jsonl is --follow's: for a whole capture use json or csv")
     if fmt is Format.parquet:
         _parquet_ready(output)
 
@@ -474,6 +500,70 @@ def analyze(
         rep = HtmlReporter(page.spans)
     _write(output, lambda out: rep.render(result, out, options))
     raise typer.Exit(_exit_code(result))
+
+
+def _follow(
+    files: list[Path],
+    ports: list[int],
+    fmt: Format,
+    every: float,
+    client: ClientKind | None,
+    window: Window,
+    extra: bool,
+) -> NoReturn:
+    """Print findings as they are decided, until the input ends or Ctrl-C / SIGTERM; exit as
+    for a whole capture."""
+    import signal
+
+    from pcapkit.errors import KaflowError
+    from pcapkit.follow import Follow, Tally
+    from pcapkit.report import lines
+
+    if len(files) != 1:
+        raise _fail("--follow reads one capture as it arrives: give one (- for standard input)")
+    if fmt not in (Format.table, Format.jsonl):
+        raise _fail("--follow prints a line per finding: --format table or jsonl")
+    if extra:
+        raise _fail(
+            "--follow prints findings only: --connection and nginx's logs and configs "
+            "need a whole capture"
+        )
+    text = fmt is Format.table
+    follower = Follow(
+        files[0],
+        tuple(sorted(set(ports))),
+        client=client,
+        since=window.since,
+        until=window.until,
+        every=every,
+    )
+
+    def show(update: object) -> None:
+        if isinstance(update, Tally):
+            line = lines.tally_text(update) if text else lines.tally_json(update)
+        else:
+            line = lines.finding_text(update) if text else lines.finding_json(update)  # type: ignore[arg-type]
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for update in follower:
+            show(update)
+    except KeyboardInterrupt:
+        for f in follower.stop():
+            show(f)
+        show(follower.tally(final=True))
+    except KaflowError as e:
+        raise _fail(str(e)) from None
+    except BrokenPipeError:
+        # the reader went away (| head): nothing more to say, to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    found = sum(follower.counts.values())
+    raise typer.Exit(EXIT_FINDINGS if found else EXIT_CLEAN)
 
 
 def _exit_code(result: Analysis) -> int:

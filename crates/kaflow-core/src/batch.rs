@@ -43,6 +43,12 @@ pub struct Batch {
     /// Following a live capture: requests on connections still open, as
     /// [`Batch::request_rows`] gives them (when a loss waits for its retry).
     pub open_rows: Vec<i64>,
+    /// Following a live capture: capture time as the core reckons it when the batch was made
+    /// (the latest packet's time, moved on by the wall clock while the input is quiet).
+    pub now_ns: Option<i64>,
+    /// The time `open_rows` start from: requests on open connections sent from then on are all
+    /// in them (`None`: none asked for).
+    pub open_since: Option<i64>,
 }
 
 /// One entry per connection of a batch.

@@ -872,6 +872,12 @@ impl Reassembler {
             .is_some_and(|w| w & (1 << (port & 63)) != 0)
     }
 
+    /// Capture time as far as it has got: the latest packet's timestamp, or where
+    /// [`Reassembler::advance`] moved it (`None` before any packet).
+    pub fn now(&self) -> Option<i64> {
+        (self.now != i64::MIN).then_some(self.now)
+    }
+
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.table.len()

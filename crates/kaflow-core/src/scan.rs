@@ -148,15 +148,22 @@ impl Scanner {
                     return Ok(None);
                 }
                 let since = watch.load(Ordering::Relaxed);
+                let now = self
+                    .reassembler
+                    .as_ref()
+                    .and_then(Reassembler::now)
+                    .or(clock.map(|(t, _)| t));
+                let mut open = Batch::default();
                 if let Some(r) = self.reassembler.as_ref().filter(|_| since != i64::MAX) {
-                    let mut open = Batch::default();
                     for tc in r.peek(since) {
                         open.push(&tc, label(&tc));
                     }
-                    let mut batch = self.take_batch();
-                    batch.open_rows = open.request_rows();
-                    return Ok(Some(batch));
                 }
+                let mut batch = self.take_batch();
+                batch.open_rows = open.request_rows();
+                batch.now_ns = now;
+                batch.open_since = (since != i64::MAX).then_some(since);
+                return Ok(Some(batch));
             }
         }
         Ok(Some(self.take_batch()))

@@ -231,6 +231,18 @@ impl Batch {
         PyBytes::new(py, &bytes)
     }
 
+    /// Following a live capture: capture time when the batch was made.
+    #[getter]
+    fn now_ns(&self) -> Option<i64> {
+        self.rows.now_ns
+    }
+
+    /// Following a live capture: the time `open_request_rows` start from (None: not asked).
+    #[getter]
+    fn open_since_ns(&self) -> Option<i64> {
+        self.rows.open_since
+    }
+
     /// Following a live capture: the same rows for requests on connections still open (see
     /// `Scan.watch`); empty otherwise.
     fn open_request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
