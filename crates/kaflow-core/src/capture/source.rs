@@ -170,7 +170,14 @@ impl Source {
             return true;
         }
         self.len = self.carry;
-        let asked = want.saturating_sub(self.carry);
+        // live, bytes already here that may hold whole records are walked before waiting for
+        // more: the next read may wait for tcpdump's next packet
+        let waiting = self.live && self.carry > 0 && self.carry >= need;
+        let asked = if waiting {
+            0
+        } else {
+            want.saturating_sub(self.carry)
+        };
         if asked > 0 {
             self.read_into(asked);
         }
