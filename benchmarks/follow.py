@@ -1,0 +1,180 @@
+"""``kaflow analyze - --follow`` measured: how soon a finding is printed, and its memory over a
+long stream.
+
+    python benchmarks/follow.py latency [--runs 3] [--scenario idle-race-get] [--markdown]
+    python benchmarks/follow.py latency --from DIR [DIR ...]     # lab outputs already made
+    python benchmarks/follow.py memory --packets 100000000 [--profile small] [--every 5]
+
+``latency`` runs the lab (``fixtures/lab/lab.py run SCENARIO --follow``: real nginx and an
+upstream, tcpdump ``-U -w -`` into a pipe), which tees the pipe into ``kaflow analyze - --follow
+-f jsonl`` and into ``tcpdump -l -n -tt -r -`` and stamps every line either prints with the time
+it came (``follow.jsonl``, ``follow-tcpdump.txt``). A finding's latency is when kaflow printed
+it minus the capture time of the packet it is pinned to (the upstream's FIN or RST for a close
+or a loss, the retried request for a retry): on one host, capture time is when tcpdump saw the
+packet. The same for tcpdump's own line for that packet is the floor: the moment someone
+reading the pipe could first have seen it. The table gives medians and maxima, side by side, and
+kaflow's as a multiple of tcpdump's.
+
+``memory`` writes ``benchmarks/gen.py``'s synthetic traffic into a named pipe read by ``kaflow
+analyze PIPE --follow -f jsonl``, and samples kaflow's resident memory (``/proc/PID/status``) as
+the packets go by: flat means bounded, whatever the length of the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "fixtures" / "lab" / "lab.py"
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def latencies(run: Path) -> list[tuple[str, float, float | None]]:
+    """Each finding kaflow printed in a lab run's ``follow.jsonl``: (type, kaflow's latency,
+    tcpdump's line's latency for the same packet), in milliseconds."""
+    seen: dict[str, float] = {}
+    for entry in _lines(run / "follow-tcpdump.txt"):
+        stamp = entry["line"].split(" ", 1)[0]
+        seen.setdefault(stamp, entry["arrived"])
+    out: list[tuple[str, float, float | None]] = []
+    for entry in _lines(run / "follow.jsonl"):
+        doc = json.loads(entry["line"])
+        if doc.get("schema") != "kaflow.finding/1":
+            continue
+        at = doc["time"]
+        tcpdump = seen.get(f"{at:.6f}")
+        out.append(
+            (
+                doc["type"],
+                (entry["arrived"] - at) * 1e3,
+                None if tcpdump is None else (tcpdump - at) * 1e3,
+            )
+        )
+    return out
+
+
+def lab_run(scenario: str, out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, str(LAB), "run", scenario, "--follow", "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+def latency_table(rows: list[tuple[str, float, float | None]], markdown: bool) -> str:
+    by: dict[str, list[tuple[float, float | None]]] = {}
+    for kind, k, t in rows:
+        by.setdefault(kind, []).append((k, t))
+    head = ("finding", "n", "kaflow median ms", "kaflow max ms", "tcpdump -l median ms", "ratio")
+    body = []
+    for kind, vals in sorted(by.items()):
+        ks = [k for k, _ in vals]
+        ts = [t for _, t in vals if t is not None]
+        tmed = statistics.median(ts) if ts else None
+        body.append(
+            (
+                kind,
+                str(len(vals)),
+                f"{statistics.median(ks):.1f}",
+                f"{max(ks):.1f}",
+                "-" if tmed is None else f"{tmed:.1f}",
+                "-" if not tmed else f"{statistics.median(ks) / tmed:.0f}x",
+            )
+        )
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines)
+    return "\n".join("  ".join(r) for r in [head, *body])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory(packets: int, profile: str, every: float) -> list[tuple[float, int, int]]:
+    """(seconds, bytes written so far, kaflow's RSS in KiB), sampled every ``every`` s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = Path(tmp) / "stream.pcap"
+        os.mkfifo(fifo)
+        kaflow = subprocess.Popen(
+            [sys.executable, "-m", "pcapkit", "analyze", str(fifo), "--follow", "-f", "jsonl"],
+            stdout=subprocess.DEVNULL,
+        )
+        gen = subprocess.Popen(
+            [
+                *(sys.executable, str(ROOT / "benchmarks" / "gen.py")),
+                *("--packets", str(packets), "--profile", profile, "--out", str(fifo)),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        samples: list[tuple[float, int, int]] = []
+        start = time.monotonic()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                try:
+                    read = int(
+                        Path(f"/proc/{kaflow.pid}/io").read_text().split("rchar: ")[1].split()[0]
+                    )
+                    samples.append((time.monotonic() - start, read, rss_kib(kaflow.pid)))
+                except (OSError, IndexError):
+                    return
+
+        t = threading.Thread(target=watch)
+        t.start()
+        gen.wait()
+        kaflow.wait()
+        done.set()
+        t.join()
+        return samples
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--runs", type=int, default=3)
+    lat.add_argument("--scenario", default="idle-race-get")
+    lat.add_argument("--from", dest="dirs", nargs="+", type=Path)
+    lat.add_argument("--markdown", action="store_true")
+    mem = sub.add_parser("memory")
+    mem.add_argument("--packets", type=int, default=100_000_000)
+    mem.add_argument("--profile", default="small", choices=("mixed", "small"))
+    mem.add_argument("--every", type=float, default=5.0)
+    args = ap.parse_args()
+    if args.cmd == "latency":
+        dirs = args.dirs or []
+        tmp = Path(tempfile.mkdtemp(prefix="kaflow-follow-"))
+        for i in range(0 if args.dirs else args.runs):
+            dirs.append(lab_run(args.scenario, tmp / str(i)))
+        rows = [r for d in dirs for r in latencies(d)]
+        print(latency_table(rows, args.markdown))
+        return 0
+    samples = memory(args.packets, args.profile, args.every)
+    print("seconds  MiB read  RSS MiB")
+    for s, read, rss in samples:
+        print(f"{s:7.0f}  {read / 2**20:8.0f}  {rss / 1024:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
