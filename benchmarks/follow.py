@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,11 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def memory(packets: int, profile: str, every: float) -> list[tuple[float, int, int]]:
-    """(seconds, bytes written so far, kaflow's RSS in KiB), sampled every ``every`` s."""
+def memory(
+    packets: int, profile: str, every: float, show: Callable[[float, int, int], None]
+) -> list[tuple[float, int, int]]:
+    """(seconds, bytes kaflow has read so far, its RSS in KiB), sampled every ``every`` s and
+    each shown as it is taken."""
     with tempfile.TemporaryDirectory() as tmp:
         fifo = Path(tmp) / "stream.pcap"
         os.mkfifo(fifo)
@@ -136,6 +140,7 @@ def memory(packets: int, profile: str, every: float) -> list[tuple[float, int, i
                         Path(f"/proc/{kaflow.pid}/io").read_text().split("rchar: ")[1].split()[0]
                     )
                     samples.append((time.monotonic() - start, read, rss_kib(kaflow.pid)))
+                    show(*samples[-1])
                 except (OSError, IndexError):
                     return
 
@@ -169,10 +174,16 @@ def main() -> int:
         rows = [r for d in dirs for r in latencies(d)]
         print(latency_table(rows, args.markdown))
         return 0
-    samples = memory(args.packets, args.profile, args.every)
-    print("seconds  MiB read  RSS MiB")
-    for s, read, rss in samples:
-        print(f"{s:7.0f}  {read / 2**20:8.0f}  {rss / 1024:7.1f}")
+    print("seconds  MiB read  RSS MiB", flush=True)
+
+    def show(s: float, read: int, rss: int) -> None:
+        print(f"{s:7.0f}  {read / 2**20:8.0f}  {rss / 1024:7.1f}", flush=True)
+
+    samples = memory(args.packets, args.profile, args.every, show)
+    rss = [r for _, _, r in samples]
+    if rss:
+        tenth = rss[len(rss) // 10]
+        print(f"RSS at 10% of the run {tenth / 1024:.1f} MiB, peak {max(rss) / 1024:.1f} MiB")
     return 0
 
 

@@ -464,12 +464,13 @@ class Live:
             out += _loss_findings([loss], retries, other, client, seen_from)
             out += _retry_findings(retries, other, client)
         self._pending = waiting
-        self._forget(now_ns - LIVE_KEEP_NS)
+        self.forget(now_ns)
         return out
 
-    def _forget(self, before_ns: int) -> None:
-        """Drop what no retry can need any more: requests sent, and connections finished,
-        before ``before_ns`` (looked at once a second's worth has gone by)."""
+    def forget(self, now_ns: int) -> None:
+        """Drop what no retry can need any more at ``now_ns``: requests sent, and connections
+        finished, :data:`LIVE_KEEP_NS` before (looked at once a second's worth has gone by)."""
+        before_ns = now_ns - LIVE_KEEP_NS
         if before_ns < self._oldest + 1_000_000_000:
             return
         self._oldest = before_ns

@@ -164,6 +164,7 @@ class Follow:
 
     def _settle(self, end: bool = False) -> list[Finding]:
         if self._live.waiting_since() is None:
+            self._live.forget(self._now or 0)
             return []
         client = self._evidence.decide(self.client)
         seen: Vantage = self._handshakes.judge().seen_from

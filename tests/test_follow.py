@@ -209,3 +209,31 @@ def test_follow_of_something_not_a_capture_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     err = out.stderr.decode().strip()
     assert err.startswith("kaflow: error: - is not a pcap") and "\n" not in err, err
+
+
+def test_retry_pairing_keeps_only_the_last_seconds_requests() -> None:
+    """Following for days holds the requests of the last LIVE_KEEP_NS only: fed 200 s of
+    capture time at 500 requests a second, what is kept never exceeds ~11 s' worth."""
+    from array import array
+
+    from pcapkit.classify import LIVE_KEEP_NS, Live
+    from pcapkit.client import Client
+
+    live = Live()
+    second = 1_000_000_000
+    per_s = 500
+    most = 0
+    for s in range(200):
+        rows = array("q")
+        for k in range(per_s):
+            cid = s * per_s + k
+            rows.extend([k, s * second + k * (second // per_s), cid, 0, cid * 4, -1])
+        live.requests(rows.tobytes())
+        live.servers([s], ["127.0.0.1:8080"], s * second)
+        if s % 2:
+            assert live.settle(s * second, Client(), "unknown") == []
+        else:
+            live.forget(s * second)  # what following does while no loss waits
+        most = max(most, sum(map(len, live._by_key.values())))
+    assert most <= (LIVE_KEEP_NS // second + 1) * per_s + per_s
+    assert len(live._seen) <= most and len(live._servers) <= LIVE_KEEP_NS // second + 2
