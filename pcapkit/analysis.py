@@ -146,19 +146,8 @@ class _Scan:
         self.classifier.index(b.request_rows())
         self.handshakes.add(c)
         self.classifier.servers(c.conn_id, c.conn_server)
-        maybe = [
-            i
-            for i, (by, est) in enumerate(
-                zip(c.conn_closed_by, c.conn_established_at_ns, strict=True)
-            )
-            if classify.may_have_findings(by, est)
-        ]
-        judged = classify.facts(c, maybe)
-        need = [i for i, f in zip(maybe, judged, strict=True) if classify.needs_connection(f)]
-        built = dict(zip(need, connections(b, need), strict=True))
-        own = {
-            i: self.classifier.judge(f, built.get(i)) for i, f in zip(maybe, judged, strict=True)
-        }
+        judged, built = to_judge(b)
+        own = {i: self.classifier.judge(f, built.get(i)) for i, f in judged}
         keep = self.keep
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))
@@ -203,6 +192,20 @@ class _Scan:
             advice=diagnose.advise(findings, self.evidence, client),
             client=client,
         )
+
+
+def to_judge(b: Batch) -> tuple[list[tuple[int, classify.Facts]], dict[int, Connection]]:
+    """A batch's connections that may have findings of their own, by position with their
+    facts, and built those whose rules need the whole connection."""
+    c = b.connections
+    maybe = [
+        i
+        for i, (by, est) in enumerate(zip(c.conn_closed_by, c.conn_established_at_ns, strict=True))
+        if classify.may_have_findings(by, est)
+    ]
+    judged = list(zip(maybe, classify.facts(c, maybe), strict=True))
+    need = [i for i, f in judged if classify.needs_connection(f)]
+    return judged, dict(zip(need, connections(b, need), strict=True))
 
 
 def _one_sided(sided: Counter[str], client: str = "nginx") -> str:

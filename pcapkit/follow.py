@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pcapkit import classify, vantage
+from pcapkit.analysis import to_judge
 from pcapkit.client import ClientEvidence, ClientKind, given
-from pcapkit.connections import connections
 from pcapkit.model import FINDING_TYPES, Finding, FindingType, Vantage
 from pcapkit.series import Edge
 
@@ -143,18 +143,9 @@ class Follow:
         self._live.servers(c.conn_id, c.conn_server, now)
         self._live.requests(b.request_rows())
         self._live.requests(b.open_request_rows(), b.open_since_ns)
-        maybe = [
-            i
-            for i, (by, est) in enumerate(
-                zip(c.conn_closed_by, c.conn_established_at_ns, strict=True)
-            )
-            if classify.may_have_findings(by, est)
-        ]
-        judged = classify.facts(c, maybe)
-        need = [i for i, f in zip(maybe, judged, strict=True) if classify.needs_connection(f)]
-        built = dict(zip(need, connections(b, need), strict=True))
+        judged, built = to_judge(b)
         out: list[Finding] = []
-        for i, f in zip(maybe, judged, strict=True):
+        for i, f in judged:
             own, losses = classify.judge(f, built.get(i))
             out.extend(own)
             self._live.losses(losses)

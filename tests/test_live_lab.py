@@ -24,12 +24,16 @@ from tests.truthcheck import mismatches
 LAB = Path(__file__).parent.parent / "fixtures" / "lab" / "lab.py"
 
 
-def test_live_idle_close_scenario_agrees_with_nginx_logs(tmp_path: Path) -> None:
+def _need_the_lab() -> None:
     missing = [t for t in ("nginx", "tcpdump", "tshark", "javac") if shutil.which(t) is None]
     if missing:
         pytest.fail(
             f"the live lab test needs {', '.join(missing)}: run `bash fixtures/lab/setup.sh`"
         )
+
+
+def test_live_idle_close_scenario_agrees_with_nginx_logs(tmp_path: Path) -> None:
+    _need_the_lab()
     out = tmp_path / "idle-close"
     proc = subprocess.run(
         [sys.executable, str(LAB), "run", "idle-close", "--out", str(out)],
@@ -64,11 +68,7 @@ def test_live_race_followed_through_a_real_tcpdump_pipe(tmp_path: Path) -> None:
     what the file captured at the same time gives, and the loss is printed while the capture
     goes on, after the upstream's close and before its retry. How soon is measured by
     ``benchmarks/follow.py latency``, not here."""
-    missing = [t for t in ("nginx", "tcpdump", "tshark", "javac") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(
-            f"the live lab test needs {', '.join(missing)}: run `bash fixtures/lab/setup.sh`"
-        )
+    _need_the_lab()
     out = tmp_path / "idle-race-get"
     proc = subprocess.run(
         [sys.executable, str(LAB), "run", "idle-race-get", "--follow", "--out", str(out)],

@@ -59,35 +59,19 @@ pub(crate) fn read_full(
     pos: &mut u64,
 ) -> io::Result<()> {
     let end = *len + n;
-    while *len < end {
-        let step = (end - *len).min(1 << 22);
-        if buf.len() < *len + step {
-            buf.resize(*len + step, 0);
-        }
-        let got = loop {
-            match r.read(&mut buf[*len..*len + step]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other?,
-            }
-        };
-        if got == 0 {
-            break;
-        }
-        *len += got;
-        *pos += got as u64;
-    }
+    while *len < end && read_once(r, end - *len, buf, len, pos)? > 0 {}
     Ok(())
 }
 
-/// Like [`read_full`], but returns after the first read that gets anything: what a live stream
-/// has to give now.
-pub(crate) fn read_some(
+/// One read of up to `n` bytes (at most 4 MiB) into `buf[*len..]`; how many came. Live, the
+/// next window is what one read gets: what the stream has to give now.
+pub(crate) fn read_once(
     r: &mut Box<dyn io::Read + Send>,
     n: usize,
     buf: &mut Vec<u8>,
     len: &mut usize,
     pos: &mut u64,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let step = n.min(1 << 22);
     if buf.len() < *len + step {
         buf.resize(*len + step, 0);
@@ -100,7 +84,7 @@ pub(crate) fn read_some(
     };
     *len += got;
     *pos += got as u64;
-    Ok(())
+    Ok(got)
 }
 
 /// `gzip._PaddedFile`: a reader with bytes pushed back in front of it.

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 
-use super::gzip::{read_full, read_some, Gzip, Raw};
+use super::gzip::{read_full, read_once, Gzip, Raw};
 use super::text::{os_error, strerror};
 
 pub(crate) const PAD: usize = 64;
@@ -227,14 +227,12 @@ impl Source {
         }
         match self.gzip.as_mut() {
             None => {
-                let read = if self.live { read_some } else { read_full };
-                let r = read(
-                    &mut self.raw.inner,
-                    n,
-                    &mut self.buf,
-                    &mut self.len,
-                    &mut self.raw.pos,
-                );
+                let (raw, buf, len) = (&mut self.raw, &mut self.buf, &mut self.len);
+                let r = if self.live {
+                    read_once(&mut raw.inner, n, buf, len, &mut raw.pos).map(|_| ())
+                } else {
+                    read_full(&mut raw.inner, n, buf, len, &mut raw.pos)
+                };
                 if let Err(e) = r {
                     self.error = Some(format!("read error ({})", os_error(&e)));
                 }
