@@ -120,6 +120,26 @@ def test_a_lost_request_is_printed_while_the_capture_goes_on(fifo: Path) -> None
     assert rest.decode().splitlines()[-1].split("  ")[1].startswith("end of capture: 6 conn")
 
 
+def test_a_connect_given_up_is_printed_while_the_capture_goes_on(fifo: Path) -> None:
+    """nginx's SYNs into a full accept queue, never answered: each failed connect is printed
+    once the attempt has gone quiet for longer than its next retransmission would take, with
+    the pipe still open."""
+    overflow = ROOT / "fixtures" / "accept-overflow" / "capture.pcap"
+    want = [f for f in analyze(overflow).findings if f.type == "connect_failed"]
+    proc = follow(str(fifo), "-f", "jsonl")
+    with open(fifo, "wb") as writer:
+        writer.write(overflow.read_bytes())
+        writer.flush()
+        lines = Lines(proc)
+        got = []
+        while len(got) < len(want):
+            doc = json.loads(lines.until('"connect_failed"', timeout=60)[-1])
+            got.append(doc)
+        assert proc.poll() is None
+    proc.communicate(timeout=30)
+    assert sorted(map(same, got)) == sorted(map(same, want))
+
+
 def test_sigterm_prints_the_summary_and_exits_as_for_a_file(fifo: Path) -> None:
     proc = follow(str(fifo), "-f", "jsonl")
     with open(fifo, "wb") as writer:
