@@ -131,7 +131,7 @@ def test_a_connect_given_up_is_printed_while_the_capture_goes_on(fifo: Path) -> 
         writer.write(overflow.read_bytes())
         writer.flush()
         lines = Lines(proc)
-        got = []
+        got: list[dict[str, Any]] = []
         while len(got) < len(want):
             doc = json.loads(lines.until('"connect_failed"', timeout=60)[-1])
             got.append(doc)
