@@ -17,7 +17,10 @@ kaflow's as a multiple of tcpdump's.
 
 ``memory`` writes ``benchmarks/gen.py``'s synthetic traffic into a named pipe read by ``kaflow
 analyze PIPE --follow -f jsonl``, and samples kaflow's resident memory (``/proc/PID/status``) as
-the packets go by: flat means bounded, whatever the length of the stream.
+the packets go by: flat means bounded, whatever the length of the stream. gen.py writes some
+57,000 packets a second, so 100M packets take half an hour of generating; ``--loop FILE --times
+N`` streams a capture gen.py wrote (say its 10M small one) N times over instead, each pass
+shifted in time to follow the one before (``editcap -t``), as fast as kaflow reads.
 """
 
 from __future__ import annotations
@@ -110,8 +113,37 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def looped(path: Path, times: int, out: Path) -> None:
+    """``path`` written ``times`` times into ``out`` as one capture: each pass shifted by the
+    capture's duration (plus a second) so that time keeps going forward."""
+    info = subprocess.run(
+        ["capinfos", "-u", "-a", "-e", "-S", "-T", "-r", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\t")
+    span = float(info[-1]) - float(info[-2]) + 1.0
+    with out.open("wb") as w:
+        for k in range(times):
+            shift = subprocess.Popen(
+                ["editcap", "-F", "pcap", "-t", f"{k * span:.6f}", str(path), "-"],
+                stdout=subprocess.PIPE,
+            )
+            assert shift.stdout is not None
+            head = shift.stdout.read(24)
+            if k == 0:
+                w.write(head)
+            while chunk := shift.stdout.read(1 << 20):
+                w.write(chunk)
+            shift.wait()
+
+
 def memory(
-    packets: int, profile: str, every: float, show: Callable[[float, int, int], None]
+    packets: int,
+    profile: str,
+    every: float,
+    show: Callable[[float, int, int], None],
+    loop: tuple[Path, int] | None = None,
 ) -> list[tuple[float, int, int]]:
     """(seconds, bytes kaflow has read so far, its RSS in KiB), sampled every ``every`` s and
     each shown as it is taken."""
@@ -122,13 +154,18 @@ def memory(
             [sys.executable, "-m", "pcapkit", "analyze", str(fifo), "--follow", "-f", "jsonl"],
             stdout=subprocess.DEVNULL,
         )
-        gen = subprocess.Popen(
-            [
-                *(sys.executable, str(ROOT / "benchmarks" / "gen.py")),
-                *("--packets", str(packets), "--profile", profile, "--out", str(fifo)),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        feed: subprocess.Popen[bytes] | threading.Thread
+        if loop is None:
+            feed = subprocess.Popen(
+                [
+                    *(sys.executable, str(ROOT / "benchmarks" / "gen.py")),
+                    *("--packets", str(packets), "--profile", profile, "--out", str(fifo)),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        else:
+            feed = threading.Thread(target=looped, args=(*loop, fifo))
+            feed.start()
         samples: list[tuple[float, int, int]] = []
         start = time.monotonic()
         done = threading.Event()
@@ -146,7 +183,10 @@ def memory(
 
         t = threading.Thread(target=watch)
         t.start()
-        gen.wait()
+        if isinstance(feed, threading.Thread):
+            feed.join()
+        else:
+            feed.wait()
         kaflow.wait()
         done.set()
         t.join()
@@ -165,6 +205,8 @@ def main() -> int:
     mem.add_argument("--packets", type=int, default=100_000_000)
     mem.add_argument("--profile", default="small", choices=("mixed", "small"))
     mem.add_argument("--every", type=float, default=5.0)
+    mem.add_argument("--loop", type=Path, help="a capture gen.py wrote, streamed --times over")
+    mem.add_argument("--times", type=int, default=10)
     args = ap.parse_args()
     if args.cmd == "latency":
         dirs = args.dirs or []
@@ -179,7 +221,8 @@ def main() -> int:
     def show(s: float, read: int, rss: int) -> None:
         print(f"{s:7.0f}  {read / 2**20:8.0f}  {rss / 1024:7.1f}", flush=True)
 
-    samples = memory(args.packets, args.profile, args.every, show)
+    loop = None if args.loop is None else (args.loop, args.times)
+    samples = memory(args.packets, args.profile, args.every, show, loop)
     rss = [r for _, _, r in samples]
     if rss:
         tenth = rss[len(rss) // 10]

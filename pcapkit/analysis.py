@@ -222,7 +222,7 @@ def _one_sided(sided: Counter[str], client: str = "nginx") -> str:
     )
 
 
-def _capture_summary(
+def capture_summary(
     facts: CaptureFacts, ports: tuple[int, ...], names: list[str], merged: bool
 ) -> CaptureSummary:
     warnings = list(facts.warnings)
@@ -341,7 +341,7 @@ def scan_file(
             progress(*scan.progress())
     facts = scan.facts()
     check_facts(facts, name, ports)
-    return _capture_summary(facts, ports, names, merge)
+    return capture_summary(facts, ports, names, merge)
 
 
 def check_facts(facts: CaptureFacts, name: str, ports: tuple[int, ...]) -> None:

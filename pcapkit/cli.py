@@ -562,6 +562,8 @@ def _follow(
     except BrokenPipeError:
         # the reader went away (| head): nothing more to say, to anyone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for warning in follower.capture.warnings if follower.capture is not None else ():
+        typer.echo(f"kaflow: warning: {warning}", err=True)
     found = sum(follower.counts.values())
     raise typer.Exit(EXIT_FINDINGS if found else EXIT_CLEAN)
 

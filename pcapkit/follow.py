@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pcapkit import classify, vantage
 from pcapkit.analysis import to_judge
 from pcapkit.client import ClientEvidence, ClientKind, given
-from pcapkit.model import FINDING_TYPES, Finding, FindingType, Vantage
+from pcapkit.model import FINDING_TYPES, CaptureSummary, Finding, FindingType, Vantage
 from pcapkit.series import Edge
 
 if TYPE_CHECKING:
@@ -91,10 +91,12 @@ class Follow:
         self._now: int | None = None
         self._connections = self._requests = self._unanswered = self._by_server = 0
         self._ended = False
+        # what was read, once the input has ended (its warnings: a cut or damaged stream...)
+        self.capture: CaptureSummary | None = None
 
     def __iter__(self) -> Iterator[Update]:
         from pcapkit import _core
-        from pcapkit.analysis import check_facts
+        from pcapkit.analysis import capture_summary, check_facts
 
         scan = _core.Scan([self.path], self.ports, False, *self.window, True)
         due = self.clock() + self.every
@@ -106,7 +108,9 @@ class Follow:
             if self.clock() >= due:
                 yield self.tally()
                 due = self.clock() + self.every
-        check_facts(scan.facts(), self.path, self.ports)
+        facts = scan.facts()
+        check_facts(facts, self.path, self.ports)
+        self.capture = capture_summary(facts, self.ports, [self.path], False)
         yield from self.stop()
         yield self.tally(final=True)
 

@@ -257,3 +257,13 @@ def test_retry_pairing_keeps_only_the_last_seconds_requests() -> None:
         most = max(most, sum(map(len, live._by_key.values())))
     assert most <= (LIVE_KEEP_NS // second + 1) * per_s + per_s
     assert len(live._seen) <= most and len(live._servers) <= LIVE_KEEP_NS // second + 2
+
+
+def test_a_stream_cut_mid_record_is_warned_about_as_a_file_is() -> None:
+    cut = RACE.read_bytes()[:5000]
+    out = subprocess.run(
+        [*KAFLOW, "analyze", "-", "--follow"], input=cut, capture_output=True, timeout=60
+    )
+    assert out.returncode == 1
+    assert "kaflow: warning: the capture ends mid-record at byte 4,938" in out.stderr.decode()
+    assert "end of capture: 5 connections" in out.stdout.decode().splitlines()[-1]
