@@ -76,6 +76,8 @@ pub struct Message {
     pub connection_close: bool,
     /// Head and body, when the framing determined it.
     pub length: Option<i64>,
+    /// The header values labelling needs, when the head has any of them.
+    pub values: Option<Box<Values>>,
 }
 
 /// Something in the stream that is not well-formed HTTP/1.x, and where it was.
@@ -189,6 +191,17 @@ fn blank_before_colon(lines: &[u8]) -> bool {
     pairs.fold(false, |odd, (&a, &b)| {
         odd | ((b == b':') & ((a == b' ') | (a == b'\t')))
     })
+}
+
+/// Whether a head the scan read is read the same by the general parser: no white space of any
+/// kind right before a colon (the general parser strips a name of a vertical tab, a form feed
+/// or a CR, and then may find a framing header the scan does not). The scan already refused a
+/// space or a tab there.
+#[cfg(test)]
+fn settled(head: &[u8]) -> bool {
+    !head
+        .windows(2)
+        .any(|w| w[1] == b':' && matches!(w[0], b'\r' | 0x0b | 0x0c))
 }
 
 fn contains_ci(hay: &[u8], lower_needle: &[u8]) -> bool {
@@ -637,26 +650,48 @@ impl<'a> View<'a> {
     }
 }
 
-/// The value of the first header named one of `lower_names` in the head of the message at
-/// `offset`, stripped, as sent, when the head is captured whole. Read again at labelling for the
-/// few headers only reports use (an `Upgrade`, the upstream's `Server` and `Keep-Alive`, a request
-/// id), so the framer's own header scan stays as small as it is.
-pub fn header_raw(stream: &Stream, offset: i64, lower_names: &[&[u8]]) -> Option<String> {
-    let view = View::new(stream);
-    let (_, block) = head_of(view.read(offset, MAX_HEAD))?;
-    block.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let colon = memchr(b':', line)?;
-        let name = strip(&line[..colon]);
-        lower_names
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-            .then(|| latin1(strip(&line[colon + 1..])).to_string())
-    })
+/// Header values labelling reports, read from a message's head when it is framed (so that no
+/// later stage needs the stream's bytes): a request's id, a final response's `Server` and
+/// `Keep-Alive`, a `101`'s `Upgrade`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Values {
+    /// The request's id header as sent: the first of [`REQUEST_ID_HEADERS`] in the head.
+    pub request_id: Option<String>,
+    /// `Server`, as sent.
+    pub server: Option<String>,
+    /// `Keep-Alive`, lower-cased.
+    pub keep_alive: Option<String>,
+    /// `Upgrade`, lower-cased (read on a `101` only).
+    pub upgrade: Option<String>,
 }
 
-/// [`header_raw`] of one name, lower-cased: for values whose tokens have no case.
-pub fn header_value(stream: &Stream, offset: i64, lower_name: &[u8]) -> Option<String> {
-    header_raw(stream, offset, &[lower_name]).map(|v| v.to_lowercase())
+/// The headers a request id travels in; the first of them in the head is the id.
+pub const REQUEST_ID_HEADERS: &[&[u8]] = &[b"x-request-id", b"x-correlation-id", b"request-id"];
+
+/// For each group of `lower_names`, the value of the first header in the head at `pos` named one
+/// of them, stripped, as sent, when the head is captured whole (a head is what the first CRLF
+/// CRLF, else LF LF, within [`MAX_HEAD`] bytes ends).
+fn header_values<const N: usize>(
+    view: &View<'_>,
+    pos: i64,
+    groups: [&[&[u8]]; N],
+) -> [Option<String>; N] {
+    let mut out = [const { None }; N];
+    let Some((_, block)) = head_of(view.read(pos, MAX_HEAD)) else {
+        return out;
+    };
+    for line in block.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = memchr(b':', line) else {
+            continue;
+        };
+        let name = strip(&line[..colon]);
+        for (slot, names) in out.iter_mut().zip(groups) {
+            if slot.is_none() && names.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                *slot = Some(latin1(strip(&line[colon + 1..])).to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Where a sender's bursts start: offsets where this side starts sending again after the other
@@ -828,6 +863,34 @@ impl<'a> Framer<'a> {
         s
     }
 
+    /// The header values labelling needs from the head of the message at `pos` (a request, or
+    /// a response with this status): read now, while its bytes are here.
+    fn values(&self, pos: i64, status: Option<u16>) -> Option<Box<Values>> {
+        let v = match (self.kind, status) {
+            (Kind::Request, _) => {
+                let [request_id] = header_values(&self.s, pos, [REQUEST_ID_HEADERS]);
+                Values {
+                    request_id,
+                    ..Values::default()
+                }
+            }
+            // only a final response's are ever reported (the first one answering a request)
+            (Kind::Response, Some(code)) if code >= 200 || code == 101 => {
+                let upgrade: &[&[u8]] = if code == 101 { &[b"upgrade"] } else { &[] };
+                let [server, keep_alive, upgrade] =
+                    header_values(&self.s, pos, [&[b"server"], &[b"keep-alive"], upgrade]);
+                Values {
+                    request_id: None,
+                    server,
+                    keep_alive: keep_alive.map(|v| v.to_lowercase()),
+                    upgrade: upgrade.map(|v| v.to_lowercase()),
+                }
+            }
+            (Kind::Response, _) => return None,
+        };
+        (v != Values::default()).then(|| Box::new(v))
+    }
+
     fn note(&mut self, pos: i64, what: String) {
         let (ts_ns, frame) = self.s.place(pos);
         self.notes.push(Note {
@@ -860,6 +923,7 @@ impl<'a> Framer<'a> {
             status: None,
             connection_close: false,
             length: None,
+            values: None,
         });
         self.next_burst(pos)
     }
@@ -1259,6 +1323,7 @@ impl<'a> Framer<'a> {
             status,
             connection_close: close,
             length: Some(length),
+            values: self.values(pos, status),
         });
         match status {
             Some(101) => Quick::Stop, // switched protocols: no more HTTP/1.x
@@ -1372,6 +1437,7 @@ impl<'a> Framer<'a> {
                     status: None,
                     connection_close: true,
                     length: Some(len),
+                    values: self.values(pos, None),
                 });
                 return Some((pos.saturating_add(len), false));
             }
@@ -1468,6 +1534,7 @@ impl<'a> Framer<'a> {
             status,
             connection_close: close,
             length,
+            values: self.values(pos, status),
         });
         if status == Some(101) {
             return None; // the connection switched protocols: what follows is not HTTP/1.x
@@ -1580,6 +1647,12 @@ mod tests {
         b"\xff\xfe: \x80\r\n",
         b"C\r\n",
         b"t\r\n",
+        b"Host\r: e\r\n",
+        b"Content-Length\x0c: 4\r\n",
+        b"Server: x\r\n",
+        b"X-Request-ID: 7\r\n",
+        b"Keep-Alive: timeout=5\r\n",
+        b"Upgrade: websocket\r\n",
     ];
 
     /// Random heads, most of them odd, framed by the scan and by the careful reading: where the
@@ -1639,5 +1712,91 @@ mod tests {
             }
         }
         assert!(answered > total / 20, "{answered} of {total}");
+    }
+
+    /// Where the scan reads a head, the general parser (what frames a stream with a hole, or
+    /// cut by a snaplen, anywhere) frames the same message: framing done while the bytes
+    /// arrive stays right whatever the rest of the stream turns out to be.
+    #[test]
+    fn scan_agrees_with_the_general_parser() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut compared, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let kind = if next(2) == 0 {
+                Kind::Request
+            } else {
+                Kind::Response
+            };
+            let starts = match kind {
+                Kind::Request => REQUEST_LINES,
+                Kind::Response => STATUS_LINES,
+            };
+            let mut data = starts[next(starts.len())].to_vec();
+            for _ in 0..next(7) {
+                data.extend_from_slice(HEADER_LINES[next(HEADER_LINES.len())]);
+            }
+            match next(4) {
+                0 => {}
+                1 => data.extend_from_slice(b"\n"),
+                _ => data.extend_from_slice(b"\r\n"),
+            }
+            data.extend_from_slice(b"0\r\n\r\nbody");
+            let len = data.len() as u32;
+            let whole = Stream {
+                starts: vec![0],
+                lengths: vec![len],
+                ts: vec![1],
+                frames: vec![1],
+                captured: vec![len],
+                data_starts: vec![0],
+                data: data.clone(),
+            };
+            // the same bytes, then a hole and one more byte: no longer one contiguous run
+            let holed = Stream {
+                starts: vec![0, i64::from(len) + 1000],
+                lengths: vec![len, 1],
+                ts: vec![1, 2],
+                frames: vec![1, 2],
+                captured: vec![len, 1],
+                data_starts: vec![0, u64::from(len)],
+                data: [&data[..], b"x"].concat(),
+            };
+            total += 1;
+            let f = Framer::new(kind, &whole, Bursts::Given(&[]), false);
+            let Some(h) = f.scan(0) else {
+                continue;
+            };
+            if !settled(&data[..h.hlen as usize]) {
+                continue;
+            }
+            compared += 1;
+            let head = next(2) == 0;
+            let methods = [Some(if head { "HEAD" } else { "GET" })];
+            let (a, _) = frame_with_bursts(kind, &whole, &[], &methods, false);
+            let (b, _) = frame_with_bursts(kind, &holed, &[], &methods, false);
+            let (Some(a), Some(b)) = (a.first(), b.first()) else {
+                panic!("no message: {:?}", String::from_utf8_lossy(&data));
+            };
+            // a body "until close" ends where the stream does, which the hole moved
+            if a.length == Some(i64::from(len)) {
+                assert_eq!(b.length, Some(i64::from(len) + 1001));
+                assert_eq!(
+                    Message {
+                        length: a.length,
+                        ..b.clone()
+                    },
+                    *a
+                );
+            } else {
+                assert_eq!(a, b, "{:?}", String::from_utf8_lossy(&data));
+            }
+        }
+        assert!(compared > total / 20, "{compared} of {total}");
     }
 }
