@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Bound;
 
-use crate::batch::FirstHead;
+use crate::batch::{request_key, FirstHead};
 use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
 use crate::http::{Advance, Framing, Kind, Message};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
@@ -860,6 +860,17 @@ struct Conn {
     up: Dir,
     down: Dir,
     zeek: Zeek,
+    told: Told,
+}
+
+/// How far [`Conn::tell`] got: requests told, responses paired, the request the next response
+/// answers, and whether a tunnel began.
+#[derive(Debug, Default)]
+struct Told {
+    requests: usize,
+    responses: usize,
+    head: usize,
+    tunnel: bool,
 }
 
 impl Conn {
@@ -885,7 +896,58 @@ impl Conn {
             up: dir(),
             down: dir(),
             zeek: Zeek::default(),
+            told: Told::default(),
         }
+    }
+
+    /// The rows ([`crate::batch::REQUEST_ROW`] int64s each, as `Batch::request_rows` gives
+    /// them once the connection is finished) of the requests framed so far that were not told
+    /// yet and are sure to be in its labels: every request before one is answered by a final
+    /// response that is no tunnel's start (a 101, a CONNECT's 2xx: labelling drops the requests
+    /// after it). Pairing is labelling's: a response answers the oldest request not yet
+    /// answered, sent no later than it.
+    fn tell(&mut self, out: &mut Vec<i64>) {
+        let reqs = &self.up.live.framed.messages;
+        let resps = &self.down.live.framed.messages;
+        let t = &mut self.told;
+        while let (Some(r), false) = (resps.get(t.responses), t.tunnel) {
+            let Some(q) = reqs.get(t.head) else {
+                break; // its request may not be framed yet
+            };
+            if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame)
+                && r.status.map_or(true, |s| s >= 200 || s == 101)
+            {
+                let connect = q.method.as_deref() == Some("CONNECT");
+                t.tunnel = r.status == Some(101)
+                    || (connect && r.status.is_some_and(|s| (200..300).contains(&s)));
+                if !t.tunnel {
+                    t.head += 1;
+                }
+            }
+            t.responses += 1;
+        }
+        let sure = reqs.len().min(t.head + 1);
+        let opened = if self.up.syn.is_some() {
+            self.first_ts
+        } else {
+            -1
+        };
+        for (i, q) in reqs.iter().enumerate().take(sure).skip(t.requests) {
+            let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
+            let key = match (&q.method, &q.target) {
+                (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
+                _ => 0,
+            };
+            out.extend_from_slice(&[
+                i64::from_ne_bytes(key.to_ne_bytes()),
+                q.ts_ns,
+                i64::try_from(self.id).unwrap_or(i64::MAX),
+                i64::try_from(i).unwrap_or(i64::MAX),
+                i64::try_from(q.frame).unwrap_or(i64::MAX),
+                opened,
+            ]);
+        }
+        t.requests = t.requests.max(sure);
     }
 
     fn add(&mut self, seg: &Segment, payload: &[u8], c2s: bool) {
@@ -1051,6 +1113,22 @@ impl Reassembler {
     #[doc(hidden)]
     pub fn frame_as_bytes_arrive(&mut self, on: bool) {
         self.live = on;
+    }
+
+    /// For the connections still open, the requests framed since the last call, as
+    /// [`crate::batch::Batch::request_rows`] gives them when the connection is finished (the
+    /// same key, index and frame): six int64s each, connection by connection. A request is
+    /// told once it is sure to be among its connection's labelled requests, which a request
+    /// after a tunnel's start never is (see `Conn::tell`). Its time and frame are those of the
+    /// packet that brought its first byte, as the connection is finished with, but for a
+    /// packet written later and stamped earlier that brings that byte again (the first arrival
+    /// by time wins): then the batch has that packet's.
+    pub fn open_requests(&mut self) -> Vec<i64> {
+        let mut out = Vec::new();
+        for c in &mut self.conns {
+            c.tell(&mut out);
+        }
+        out
     }
 
     /// The same with another linger time (tcp.py's `Reconstructor.linger_ns`).

@@ -69,6 +69,14 @@ impl Scanner {
         Ok(Some(batch))
     }
 
+    /// The requests framed since the last call on connections still open
+    /// ([`Reassembler::open_requests`]).
+    pub fn open_requests(&mut self) -> Vec<i64> {
+        self.reassembler
+            .as_mut()
+            .map_or_else(Vec::new, Reassembler::open_requests)
+    }
+
     /// The files taken together.
     pub fn info(&self) -> CaptureInfo {
         self.merge.info()

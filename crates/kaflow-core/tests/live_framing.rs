@@ -3,9 +3,12 @@
 //! lines, broken chunks), cut into packets at random, some with retransmissions, holes,
 //! snaplen-cut packets and packets written out of time order, are labelled the same whether
 //! each direction is framed while its bytes arrive (and the framed bytes dropped) or only once
-//! its connection is finished.
+//! its connection is finished. And the requests told for connections still open
+//! (`Reassembler::open_requests`) are rows the finished connection's batch has too.
 
-use kaflow_core::batch::request_header_names;
+use std::collections::BTreeMap;
+
+use kaflow_core::batch::{request_header_names, Batch, REQUEST_ROW};
 use kaflow_core::flow::TcpConnection;
 use kaflow_core::label::label;
 use kaflow_core::reassembly::Reassembler;
@@ -341,28 +344,32 @@ fn capture(rng: &mut Rng, conns: usize) -> Vec<(Segment, Vec<u8>)> {
         .collect()
 }
 
-fn run(segs: &[(Segment, Vec<u8>)], live: bool) -> Vec<TcpConnection> {
+fn run(segs: &[(Segment, Vec<u8>)], live: bool) -> (Vec<TcpConnection>, Vec<i64>) {
     let mut r = Reassembler::new(&[8080]);
     r.frame_as_bytes_arrive(live);
     let mut done = Vec::new();
+    let mut told = Vec::new();
     for (seg, pay) in segs {
         r.push(seg, pay, &mut done);
+        told.extend(r.open_requests());
     }
     r.finish(&mut done);
     done.sort_by_key(|c| c.id);
-    done
+    (done, told)
 }
 
 #[test]
 fn framing_as_bytes_arrive_changes_nothing() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    let mut dropped = 0u64;
+    let (mut told_total, mut dropped) = (0, 0u64);
     for round in 0..400 {
         let n = 1 + rng.next(6);
         let segs = capture(&mut rng, n);
-        let live = run(&segs, true);
-        let whole = run(&segs, false);
+        let (live, told) = run(&segs, true);
+        let (whole, none) = run(&segs, false);
+        assert!(none.is_empty());
         assert_eq!(live.len(), whole.len());
+        let mut batch = Batch::default();
         for (a, b) in live.iter().zip(&whole) {
             dropped += a.to_server.stream.dropped + a.to_client.stream.dropped;
             let (la, lb) = (label(a), label(b));
@@ -371,7 +378,85 @@ fn framing_as_bytes_arrive_changes_nothing() {
                 request_header_names(&a.to_server.stream),
                 request_header_names(&b.to_server.stream)
             );
+            batch.push(b, lb);
+        }
+        // every request told early is the finished connection's, row for row
+        let all = batch.request_rows();
+        let rows: BTreeMap<(i64, i64), &[i64]> =
+            all.chunks(REQUEST_ROW).map(|r| ((r[2], r[3]), r)).collect();
+        // connections with a packet stamped before one written earlier: a packet that brings
+        // a request's first byte again, stamped earlier, places it later than it was told
+        let mut last: BTreeMap<u16, i64> = BTreeMap::new();
+        let mut back = std::collections::BTreeSet::new();
+        for (seg, _) in &segs {
+            let port = seg.sport.max(seg.dport);
+            let t = last.entry(port).or_insert(i64::MIN);
+            if seg.ts_ns < *t {
+                back.insert(port);
+            }
+            *t = (*t).max(seg.ts_ns);
+        }
+        let port_of: BTreeMap<i64, u16> =
+            live.iter().map(|c| (c.id as i64, c.client_port)).collect();
+        for r in told.chunks(REQUEST_ROW) {
+            let Some(b) = rows.get(&(r[2], r[3])) else {
+                panic!("round {round}: told {r:?}, not batched");
+            };
+            if port_of.get(&r[2]).is_some_and(|p| back.contains(p)) {
+                assert_eq!(
+                    (r[0], r[2], r[3], r[5]),
+                    (b[0], b[2], b[3], b[5]),
+                    "round {round}"
+                );
+            } else {
+                assert_eq!(r, *b, "round {round}");
+            }
+            told_total += 1;
         }
     }
+    assert!(told_total > 100, "{told_total}");
     assert!(dropped > 1_000_000, "{dropped}");
+}
+
+/// A keepalive connection still open: its first requests are told while the second response is
+/// still coming, each once, and the same as its finished batch gives them.
+#[test]
+fn open_requests_are_told_once_and_as_batched() {
+    let conv = vec![
+        (
+            b"GET /a HTTP/1.1\r\nHost: h\r\nX-Request-ID: 1\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ),
+        (
+            b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n".to_vec(),
+        ),
+    ];
+    let mut rng = Rng(7);
+    let pk = packets(&mut rng, &conv, false);
+    let segs: Vec<(Segment, Vec<u8>)> = pk
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, p))| (segment(i as u64 + 1, *ts, 40000, p), p.bytes.clone()))
+        .collect();
+    let mut r = Reassembler::new(&[8080]);
+    let mut done = Vec::new();
+    let mut told = Vec::new();
+    // all but the FINs: the connection stays open
+    for (seg, pay) in &segs[..segs.len() - 2] {
+        r.push(seg, pay, &mut done);
+        told.extend(r.open_requests());
+    }
+    assert!(done.is_empty());
+    assert_eq!(told.len(), 2 * REQUEST_ROW);
+    assert!(r.open_requests().is_empty());
+    for (seg, pay) in &segs[segs.len() - 2..] {
+        r.push(seg, pay, &mut done);
+    }
+    r.finish(&mut done);
+    let mut batch = Batch::default();
+    for tc in &done {
+        batch.push(tc, label(tc));
+    }
+    assert_eq!(batch.request_rows(), told);
 }
