@@ -114,9 +114,6 @@ class Batch:
     # following a live capture: capture time when the batch was made (None otherwise)
     @property
     def now_ns(self) -> int | None: ...
-    # following: the time open_request_rows start from (None: none asked for, by Scan.watch)
-    @property
-    def open_since_ns(self) -> int | None: ...
     def __len__(self) -> int: ...
     def details(self, which: Sequence[int]) -> Details: ...
     def request_rows(self) -> bytes:
@@ -125,8 +122,8 @@ class Batch:
         its connection opened (-1: open before the capture)."""
 
     def open_request_rows(self) -> bytes:
-        """Following a live capture: the same rows for requests on connections still open,
-        sent from the time given to :meth:`Scan.watch` on (empty when not watching)."""
+        """Following a live capture: the same rows for the requests framed since the batch
+        before on connections still open (empty otherwise)."""
 
 def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
     """What makes two requests the same for retry matching (method, target, Host, and the
@@ -200,9 +197,6 @@ class Scan:
     def __next__(self) -> Batch: ...
     def progress(self) -> tuple[int, int]: ...
     def facts(self) -> CaptureFacts: ...
-    def watch(self, since_ns: int | None) -> None:
-        """Following: from now on each batch carries the requests open connections sent
-        from ``since_ns`` on (:meth:`Batch.open_request_rows`); None stops it."""
 
 @final
 class Segments:

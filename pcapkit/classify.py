@@ -385,17 +385,15 @@ class Live:
     --follow``), in bounded memory: the same pairing as :func:`conclude`, over the requests of
     the last few seconds instead of the whole capture.
 
-    A loss is decided as soon as its retry is among the requests seen (those of finished
-    connections, and of open ones while a loss waits: :meth:`waiting_since`), or as soon as it
-    cannot have one (a method the client never retries, a request whose bytes were not
-    captured), or once :data:`RETRY_WINDOW_NS` of capture time has passed after its close.
+    A loss is decided as soon as its retry is among the requests seen (the core hands on each
+    request as soon as it is framed, on connections still open too), or as soon as it cannot
+    have one (a method the client never retries, a request whose bytes were not captured), or
+    once :data:`RETRY_WINDOW_NS` of capture time has passed after its close.
     Requests older than :data:`LIVE_KEEP_NS` are forgotten: no retry can be that late.
     """
 
     def __init__(self) -> None:
-        # each loss waiting, and whether the requests of open connections have been looked at
-        # since it came (until then, no retry found is no proof)
-        self._pending: list[tuple[Loss, bool]] = []
+        self._pending: list[Loss] = []
         self._by_key: dict[int, list[_Candidate]] = {}
         self._seen: set[tuple[int, int]] = set()
         self._used: set[tuple[int, int]] = set()
@@ -403,31 +401,24 @@ class Live:
         self._oldest = 0
 
     def losses(self, losses: Iterable[Loss]) -> None:
-        self._pending.extend((x, False) for x in losses)
+        self._pending.extend(losses)
 
     def servers(self, ids: Sequence[int], servers: Sequence[str], now_ns: int) -> None:
         for cid, server in zip(ids, servers, strict=True):
             self._servers[cid] = (server, now_ns)
 
-    def requests(self, rows: bytes, open_since_ns: int | None = None) -> None:
-        """Take request rows (:meth:`pcapkit._core.Batch.request_rows`, or ``open_request_rows``
-        with the ``open_since_ns`` they start from: the losses waiting that closed since then
-        have had every open connection looked at); a request seen before, open then, is taken
-        once."""
-        if open_since_ns is not None:
-            self._pending = [
-                (x, looked or x.close.time_ns >= open_since_ns) for x, looked in self._pending
-            ]
+    def requests(self, rows: bytes) -> None:
+        """Take request rows (:meth:`pcapkit._core.Batch.request_rows` or
+        ``open_request_rows``); a request seen before, open then, is taken once."""
         for key, cand in _rows(rows):
             at = (cand.conn_id, cand.index)
             if at not in self._seen:
                 self._seen.add(at)
                 self._by_key.setdefault(key, []).append(cand)
 
-    def waiting_since(self) -> int | None:
-        """The earliest close among the losses still waiting for a retry: requests sent on open
-        connections from then on are wanted."""
-        return min((x.close.time_ns for x, _ in self._pending), default=None)
+    def waiting(self) -> bool:
+        """Whether a loss waits for its retry."""
+        return bool(self._pending)
 
     def settle(
         self, now_ns: int, client: Client, seen_from: Vantage, end: bool = False
@@ -435,10 +426,8 @@ class Live:
         """The findings of every loss decided by ``now_ns`` (capture time; ``end``: the
         capture ended, all of them), each loss followed by its retry's."""
         out: list[Finding] = []
-        waiting: list[tuple[Loss, bool]] = []
-        for loss, looked in sorted(
-            self._pending, key=lambda p: (p[0].request.sent_at_ns, p[0].conn_id)
-        ):
+        waiting: list[Loss] = []
+        for loss in sorted(self._pending, key=lambda x: (x.request.sent_at_ns, x.conn_id)):
             req = loss.request
             key = _key(req)
             cands = [
@@ -451,9 +440,9 @@ class Live:
             hopeless = not req.encrypted and (
                 req.method is None or req.target is None or req.method in client.never_retried
             )
-            late = looked and now_ns > max(req.sent_at_ns, loss.close.time_ns) + window
+            late = now_ns > max(req.sent_at_ns, loss.close.time_ns) + window
             if not (retries or hopeless or late or end):
-                waiting.append((loss, looked))
+                waiting.append(loss)
                 continue
             other: dict[tuple[int, int], str] = {}
             for r in retries:

@@ -104,7 +104,6 @@ class Follow:
             if batch.now_ns is not None:
                 self._now = batch.now_ns
             yield from self._add(batch)
-            scan.watch(self._live.waiting_since())
             if self.clock() >= due:
                 yield self.tally()
                 due = self.clock() + self.every
@@ -146,7 +145,7 @@ class Follow:
         now = self._now or 0
         self._live.servers(c.conn_id, c.conn_server, now)
         self._live.requests(b.request_rows())
-        self._live.requests(b.open_request_rows(), b.open_since_ns)
+        self._live.requests(b.open_request_rows())
         judged, built = to_judge(b)
         out: list[Finding] = []
         for i, f in judged:
@@ -158,7 +157,7 @@ class Follow:
         return self._counted(out)
 
     def _settle(self, end: bool = False) -> list[Finding]:
-        if self._live.waiting_since() is None:
+        if not self._live.waiting():
             self._live.forget(self._now or 0)
             return []
         client = self._evidence.decide(self.client)

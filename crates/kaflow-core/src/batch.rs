@@ -40,15 +40,13 @@ pub struct Finished {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<Finished>,
-    /// Following a live capture: requests on connections still open, as
-    /// [`Batch::request_rows`] gives them (when a loss waits for its retry).
+    /// Following a live capture: the requests framed since the batch before on connections
+    /// still open, as [`Batch::request_rows`] gives them
+    /// ([`crate::reassembly::Reassembler::open_requests`]).
     pub open_rows: Vec<i64>,
     /// Following a live capture: capture time as the core reckons it when the batch was made
     /// (the latest packet's time, moved on by the wall clock while the input is quiet).
     pub now_ns: Option<i64>,
-    /// The time `open_rows` start from: requests on open connections sent from then on are all
-    /// in them (`None`: none asked for).
-    pub open_since: Option<i64>,
 }
 
 /// One entry per connection of a batch.
@@ -511,43 +509,76 @@ const FIRST_HEAD: usize = 8 * 1024;
 /// (HAProxy 2 writes every header name in lower case, nginx writes its own `Host` so), and the
 /// framer keeps no names.
 pub fn request_header_names(st: &Stream) -> Option<String> {
+    if let Some(names) = &st.framed.head_names {
+        return names.clone(); // read as the bytes arrived: they are gone
+    }
     let n = st
         .starts
         .len()
         .min(st.lengths.len())
         .min(st.captured.len())
         .min(st.data_starts.len());
-    let mut head: Vec<u8> = Vec::new();
-    let mut next = *st.starts.first()?;
+    let mut head = FirstHead::default();
     for i in 0..n {
-        if st.starts[i] != next || head.len() >= FIRST_HEAD {
-            break;
-        }
         let from = usize::try_from(st.data_starts[i]).ok()?;
         let take = usize::try_from(st.captured[i]).ok()?;
-        head.extend_from_slice(st.data.get(from..from.checked_add(take)?)?);
-        if memchr::memmem::find(&head, b"\r\n\r\n").is_some() || st.captured[i] != st.lengths[i] {
+        let bytes = st.data.get(from..from.checked_add(take)?)?;
+        if !head.piece(st.starts[i], st.lengths[i], bytes) {
             break;
         }
-        next = st.starts[i].saturating_add(i64::from(st.lengths[i]));
     }
-    let end = memchr::memmem::find(&head, b"\r\n\r\n")?;
-    let mut lines = head.get(..end)?.split(|&b| b == b'\n');
-    // a request line: METHOD SP target SP HTTP/1.x
-    let first = lines.next()?;
-    if !first.windows(7).any(|w| w == b" HTTP/1") {
-        return None;
+    head.names()
+}
+
+/// The client's first request head, read piece by piece from the stream's start (see
+/// [`request_header_names`]); the reassembler reads it so while the bytes arrive.
+#[derive(Debug, Default)]
+pub struct FirstHead {
+    head: Vec<u8>,
+    next: Option<i64>,
+    done: bool,
+}
+
+impl FirstHead {
+    /// The next piece of the stream, in order: its start, length and captured bytes. False
+    /// once no more are read.
+    pub fn piece(&mut self, start: i64, length: u32, bytes: &[u8]) -> bool {
+        if self.done || self.next.is_some_and(|n| n != start) || self.head.len() >= FIRST_HEAD {
+            self.done = true;
+            return false;
+        }
+        self.head.extend_from_slice(bytes);
+        if memchr::memmem::find(&self.head, b"\r\n\r\n").is_some() || bytes.len() != length as usize
+        {
+            self.done = true;
+            return false;
+        }
+        self.next = Some(start.saturating_add(i64::from(length)));
+        true
     }
-    let mut names: Vec<&str> = Vec::new();
-    for line in lines {
-        let colon = memchr::memchr(b':', line)?;
-        let name = std::str::from_utf8(line.get(..colon)?).ok()?.trim();
-        if name.is_empty() || name.contains(char::is_whitespace) {
+
+    /// The header names, one per line; None when the stream does not start with a whole
+    /// captured head of a request line and headers.
+    pub fn names(&self) -> Option<String> {
+        let head = &self.head;
+        let end = memchr::memmem::find(head, b"\r\n\r\n")?;
+        let mut lines = head.get(..end)?.split(|&b| b == b'\n');
+        // a request line: METHOD SP target SP HTTP/1.x
+        let first = lines.next()?;
+        if !first.windows(7).any(|w| w == b" HTTP/1") {
             return None;
         }
-        names.push(name);
+        let mut names: Vec<&str> = Vec::new();
+        for line in lines {
+            let colon = memchr::memchr(b':', line)?;
+            let name = std::str::from_utf8(line.get(..colon)?).ok()?.trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return None;
+            }
+            names.push(name);
+        }
+        (!names.is_empty()).then(|| names.join("\n"))
     }
-    (!names.is_empty()).then(|| names.join("\n"))
 }
 
 #[cfg(test)]

@@ -25,6 +25,12 @@ pub struct Stream {
     pub captured: Vec<u32>,
     pub data_starts: Vec<u64>,
     pub data: Vec<u8>,
+    /// Pieces before this one have no bytes in `data`: they were framed as they arrived
+    /// (`framed`) and dropped, `dropped` captured bytes in all.
+    pub kept_from: usize,
+    pub dropped: u64,
+    /// How far the framer got while the bytes arrived; framing the stream goes on from there.
+    pub framed: crate::http::Framing,
 }
 
 /// One direction of a connection, reassembled.

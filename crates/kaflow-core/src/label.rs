@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::flow::{Flow, Mark, Stream, TcpConnection};
-use crate::http::{frame_rows, header_raw, header_value, Kind, Message, Note};
+use crate::http::{frame_rows, Kind, Message, Note};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
 use crate::pytext::commas;
@@ -239,9 +239,6 @@ fn alert_note(t: Option<&Tls>, a: &tls::Record, fin: Option<Mark>) -> String {
     format!("{what}{after}")
 }
 
-/// The headers a request id travels in; the first of them in the head is the id.
-const REQUEST_ID_HEADERS: &[&[u8]] = &[b"x-request-id", b"x-correlation-id", b"request-id"];
-
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
 pub fn label(tc: &TcpConnection) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);
@@ -266,7 +263,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         }
     };
     let mut pairs = pairing(&reqs, &resps);
-    let tunnel = tunnel(&reqs, &resps, &pairs, &down.stream);
+    let tunnel = tunnel(&reqs, &resps, &pairs);
     let mut tunnel_note = None;
     if let Some(t) = &tunnel {
         // what follows the two messages that opened the tunnel is not HTTP: not framed, not
@@ -312,20 +309,21 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     events.extend(opening(up, Side::Client));
     events.extend(opening(down, Side::Server));
     // what the upstream announces of its keepalive limits (Node, Apache...): its first answer's
-    // `Keep-Alive` header, one head read again per connection
+    // `Keep-Alive` header, read when it was framed
     let first = resps
         .iter()
         .zip(&pairs)
         .find(|(r, &(_, last))| last && r.parsed)
-        .map(|(r, _)| r.offset);
-    let keep_alive = first.and_then(|at| header_value(&down.stream, at, b"keep-alive"));
-    let server_header = first.and_then(|at| header_raw(&down.stream, at, &[b"server"]));
+        .and_then(|(r, _)| r.values.as_deref());
+    let keep_alive = first.and_then(|v| v.keep_alive.clone());
+    let server_header = first.and_then(|v| v.server.clone());
     let (mut resp_events, mut requests) = responses(&reqs, resps, &pairs, &resp_notes);
     for r in &mut requests {
         r.request_id = reqs
             .get(r.index)
             .filter(|q| q.parsed)
-            .and_then(|q| header_raw(&up.stream, q.offset, REQUEST_ID_HEADERS));
+            .and_then(|q| q.values.as_deref())
+            .and_then(|v| v.request_id.clone());
     }
     if let Some(t) = &tls {
         for e in &mut resp_events {
@@ -519,12 +517,7 @@ struct Tunnel {
     kind: String,
 }
 
-fn tunnel(
-    reqs: &[Message],
-    resps: &[Message],
-    pairs: &[(Option<usize>, bool)],
-    down: &Stream,
-) -> Option<Tunnel> {
+fn tunnel(reqs: &[Message], resps: &[Message], pairs: &[(Option<usize>, bool)]) -> Option<Tunnel> {
     resps
         .iter()
         .zip(pairs)
@@ -533,11 +526,8 @@ fn tunnel(
             let q = q.filter(|_| last)?;
             let status = r.status?;
             let kind = if status == 101 {
-                let named = header_value(down, r.offset, b"upgrade");
-                let first = named
-                    .as_deref()
-                    .and_then(|v| v.split(',').next())
-                    .map(str::trim);
+                let named = r.values.as_deref().and_then(|v| v.upgrade.as_deref());
+                let first = named.and_then(|v| v.split(',').next()).map(str::trim);
                 match first {
                     Some(p) if !p.is_empty() => p.to_string(),
                     _ => "upgrade".to_string(),

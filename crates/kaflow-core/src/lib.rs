@@ -12,9 +12,9 @@
 pub mod batch;
 pub mod capture;
 pub mod flow;
+pub mod follow;
 pub mod http;
 pub mod label;
-pub mod live;
 pub mod machine;
 pub mod pytext;
 pub mod reassembly;

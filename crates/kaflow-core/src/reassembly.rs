@@ -39,7 +39,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Bound;
 
+use crate::batch::{request_key, FirstHead};
 use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
+use crate::http::{Advance, Framing, Kind, Message};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 use crate::zeek::Zeek;
 
@@ -53,12 +55,12 @@ pub const IDLE_FINISH_NS: i64 = 300 * 1_000_000_000;
 /// Following a live capture (`--follow`), a connection over and quiet this long is finished:
 /// its findings are wanted as they happen, and on one host a closing handshake's last
 /// packets come within a round trip, far sooner than this.
-pub const LIVE_LINGER_NS: i64 = 500_000_000;
+pub const FOLLOW_LINGER_NS: i64 = 500_000_000;
 
 /// Following a live capture, a connection attempt (the client's SYNs, nothing else) is given up
 /// once quiet this much longer than it has lasted: a SYN retransmission timer doubles each
 /// time, so the next one is due no later than the attempt's age plus the first timer (1 s).
-pub const LIVE_GIVE_UP_NS: i64 = 2_000_000_000;
+pub const FOLLOW_GIVE_UP_NS: i64 = 2_000_000_000;
 
 /// A RST further than this from where its direction's stream stands is not taken as a close
 /// (RFC 5961: a stack accepts a RST only at the next expected sequence number).
@@ -179,7 +181,7 @@ struct Chain {
 
 /// One direction. `repr(C)` keeps what every data segment touches together at the front (in
 /// two cache lines); what control segments touch comes after.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 #[repr(C)]
 struct Dir {
     rows: Vec<Row>,
@@ -205,6 +207,60 @@ struct Dir {
     /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
     /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
     raw_rows: Vec<u8>,
+    live: Live,
+}
+
+/// Framing a direction as its bytes arrive, and dropping what is framed (`payload` then holds
+/// only the bytes of the rows from `kept_row` on: an unfinished head, a chunk-size line...).
+///
+/// It is on while the direction's data rows come in order, each beginning where the one before
+/// ended, every byte captured, on a connection whose packets' times never go back: then the
+/// rows are the stream's pieces as they will stand, and [`Framing::advance`] takes the steps
+/// the framer over the whole stream would take. It goes off for good at the first row that is
+/// not so (a hole, an overlap, a retransmission, a snaplen-cut packet, a packet stamped before
+/// one already seen), or at a step only the whole stream decides (`Advance::Lost`: the general
+/// parser, a resync at the next burst, a capture that began mid-message, TLS): from then on the
+/// direction's bytes are kept, from the first one not yet framed, and framing goes on from
+/// there when the connection is finished. Framed bytes are final but in cases no real capture
+/// shows together: a packet written later with an earlier time that carries other bytes for a
+/// head already framed, a SYN written after data that moves the stream's start below 0, a
+/// server's burst inside a chunked body that turns out broken, set by packets stamped out of
+/// order.
+#[derive(Debug, Default)]
+struct Live {
+    off: bool,
+    started: bool,
+    framed: Framing,
+    /// Rows before this one have no bytes in `payload` any more.
+    kept_row: usize,
+    /// Their captured bytes.
+    dropped: u64,
+    /// Where the stream so far ends (on the chain): where the next row must begin.
+    end: i64,
+    /// The time of the latest data row.
+    last_ts: i64,
+    /// The other side sent data since this side's latest data row: a burst may begin at the
+    /// next one (see `Live::other_data`).
+    other_spoke: bool,
+    /// The client's first request head, read as its rows come (None once read, or for the
+    /// server).
+    first_head: Option<Box<FirstHead>>,
+}
+
+impl Live {
+    /// The other side sent data at `ts`. Inside a chunked body, a later row of this side may
+    /// then begin a burst, where framing would start again if the body turns out broken: such
+    /// a row is not framed now, and when `ts` is not after this side's latest row, that row
+    /// may be one (rows of the latest time are kept while walking chunks).
+    fn other_data(&mut self, ts: i64) {
+        if self.off || !self.started {
+            return;
+        }
+        if self.framed.in_chunks() && ts <= self.last_ts {
+            self.off = true;
+        }
+        self.other_spoke = true;
+    }
 }
 
 impl Dir {
@@ -220,6 +276,8 @@ impl Dir {
         if is_syn {
             self.syn_count = self.syn_count.saturating_add(1);
             if self.syn.is_none() {
+                // the stream's offsets now count from it: framing goes on once it is finished
+                self.live.off |= self.live.started;
                 self.syn = Some(Mark {
                     ts_ns: ts,
                     frame,
@@ -315,9 +373,106 @@ impl Dir {
         if raw != 0 {
             self.raw_rows.push(raw);
         }
-        // Vec's own doubling: an open connection's bytes are what memory follows, so they are
-        // not over-allocated further to save copying
+    }
+
+    /// The captured bytes of the data row just added: framed now if they can be (and dropped
+    /// once framed), else kept. `requests`: the client's requests framed so far.
+    fn take(&mut self, bytes: &[u8], kind: Kind, requests: &[Message]) {
+        let n = self.rows.len();
+        let Some(&row) = self.rows.last() else {
+            return;
+        };
+        let live = &mut self.live;
+        if !live.off && !live.started {
+            live.started = true;
+            // on the chain, the stream begins after the SYN (or where the capture began)
+            live.end = match self.chain {
+                Some(c) if self.syn.is_some() && c.base_seq == self.syn_seq => 1,
+                _ => 0,
+            };
+            live.kept_row = n - 1;
+            if kind == Kind::Request {
+                live.first_head = Some(Box::default());
+            }
+        }
+        let in_order = self.raw_rows.is_empty()
+            && row.start == live.end
+            && row.clen == row.plen
+            && !(live.other_spoke && live.framed.in_chunks());
+        live.off |= !in_order;
+        if live.off {
+            // Vec's own doubling: an open connection's bytes are what memory follows, so they
+            // are not over-allocated further to save copying
+            self.payload.extend_from_slice(bytes);
+            return;
+        }
+        live.end = row.start.saturating_add(i64::from(row.plen));
+        live.last_ts = row.ts;
+        live.other_spoke = false;
+        if let Some(h) = &mut live.first_head {
+            if !h.piece(row.start, row.plen, bytes) {
+                live.framed.head_names = Some(h.names());
+                live.first_head = None;
+            }
+        }
+        if live.kept_row + 1 == n && self.payload.is_empty() {
+            // nothing held: the packet's own bytes are framed, and kept only if still needed
+            let rows = &self.rows;
+            let place = |pos: i64| place_in(rows.get(n - 1..).unwrap_or(&[]), pos);
+            let step = live.framed.advance(kind, row.start, bytes, requests, place);
+            live.off = step == Advance::Lost;
+            if !live.off && droppable(live, &row) {
+                live.kept_row = n;
+                live.dropped = live.dropped.saturating_add(u64::from(row.clen));
+                self.give_back();
+            } else {
+                self.payload.extend_from_slice(bytes);
+            }
+            return;
+        }
         self.payload.extend_from_slice(bytes);
+        self.frame_held(kind, requests);
+    }
+
+    /// Frame the bytes held, as far as they allow, and drop those framed.
+    fn frame_held(&mut self, kind: Kind, requests: &[Message]) {
+        let live = &mut self.live;
+        if live.off || !live.started || self.payload.is_empty() {
+            return;
+        }
+        let rows = self.rows.get(live.kept_row..).unwrap_or(&[]);
+        let Some(first) = rows.first() else {
+            return;
+        };
+        let place = |pos: i64| place_in(rows, pos);
+        if live
+            .framed
+            .advance(kind, first.start, &self.payload, requests, place)
+            == Advance::Lost
+        {
+            live.off = true;
+            return;
+        }
+        let (mut k, mut bytes) = (0, 0usize);
+        while let Some(r) = rows.get(k).filter(|r| droppable(live, r)) {
+            bytes += r.clen as usize;
+            k += 1;
+        }
+        if k > 0 && bytes <= self.payload.len() {
+            self.payload.drain(..bytes);
+            live.kept_row += k;
+            live.dropped = live.dropped.saturating_add(bytes as u64);
+            self.give_back();
+        }
+    }
+
+    /// What a long head or a direction waiting for its requests made the buffer grow to goes
+    /// back once it holds little again.
+    fn give_back(&mut self) {
+        let (len, cap) = (self.payload.len(), self.payload.capacity());
+        if cap > 16 * 1024 && len < cap / 4 {
+            self.payload.shrink_to(len.saturating_mul(2));
+        }
     }
 
     fn finish(self) -> Flow {
@@ -391,6 +546,7 @@ impl Dir {
                 gaps = gaps.saturating_add(r.start.abs_diff(end));
                 end = r.start.saturating_add(i64::from(r.plen));
             }
+            let live = self.live;
             let mut data = self.payload;
             if data.capacity() / 2 > data.len() {
                 // what growing left unused goes back (in place) before the stream is kept
@@ -413,14 +569,19 @@ impl Dir {
                 }
                 None => Vec::new(),
             };
+            let mut framed = live.framed;
+            framed.shift(delta);
             let stream = Stream {
                 starts,
                 lengths: rows.iter().map(|r| r.plen).collect(),
                 ts: rows.iter().map(|r| r.ts).collect(),
                 frames: rows.iter().map(|r| r.frame).collect(),
                 captured: rows.iter().map(|r| r.clen).collect(),
-                data_starts: data_starts(&rows),
+                data_starts: data_starts(&rows, live.kept_row),
                 data,
+                kept_from: live.kept_row,
+                dropped: live.dropped,
+                framed,
             };
             return Flow {
                 stream,
@@ -463,7 +624,10 @@ impl Dir {
         } else {
             in_order(&rows, 0..rows.len())
         };
-        let (stream, bytes, missing) = build_stream(&pieces, &rows, self.payload);
+        let (mut stream, bytes, missing) =
+            build_stream(&pieces, &rows, self.payload, self.live.kept_row);
+        stream.framed = self.live.framed;
+        stream.framed.shift(delta);
         Flow {
             stream,
             syn: self.syn,
@@ -566,19 +730,49 @@ fn by_arrival(rows: &[Row]) -> (Vec<Piece>, u64) {
 
 /// The stream from its pieces (in offset order): each piece's captured bytes, and the unique
 /// and missing byte counts.
-/// Where each row's captured bytes start in the payload buffer.
-fn data_starts(rows: &[Row]) -> Vec<u64> {
+/// Where each row's captured bytes start in the payload buffer, which holds those of the rows
+/// from `kept` on (0 for those before).
+fn data_starts(rows: &[Row], kept: usize) -> Vec<u64> {
     rows.iter()
-        .scan(0u64, |total, r| {
+        .enumerate()
+        .scan(0u64, |total, (i, r)| {
             let at = *total;
-            *total += u64::from(r.clen);
+            if i >= kept {
+                *total += u64::from(r.clen);
+            }
             Some(at)
         })
         .collect()
 }
 
-fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u64, u64) {
-    let offs = data_starts(rows);
+/// The (time, frame) of the row among `rows` (in stream order) that holds offset `pos`.
+fn place_in(rows: &[Row], pos: i64) -> (i64, u64) {
+    rows.iter()
+        .rev()
+        .find(|r| r.start <= pos)
+        .or(rows.first())
+        .map_or((0, 0), |r| (r.ts, r.frame))
+}
+
+/// Whether a row's bytes are framed and no longer needed: it ends before framing reads on,
+/// and inside a chunked body it is not among the latest rows (one of those may yet begin a
+/// burst, see [`Live::other_data`]); and the client's first head has been read.
+fn droppable(live: &Live, r: &Row) -> bool {
+    r.start.saturating_add(i64::from(r.plen)) <= live.framed.needs_from()
+        && !(live.framed.in_chunks() && r.ts >= live.last_ts)
+        && live.first_head.is_none()
+}
+
+/// The stream from its pieces (in offset order): each piece's captured bytes, and the unique
+/// and missing byte counts. `payload` holds the bytes of the rows from `kept` on: pieces of
+/// the rows before come first (framed while they arrived) and have none.
+fn build_stream(
+    pieces: &[Piece],
+    rows: &[Row],
+    payload: Vec<u8>,
+    kept: usize,
+) -> (Stream, u64, u64) {
+    let offs = data_starts(rows, kept);
     let n = pieces.len();
     let mut st = Stream {
         starts: Vec::with_capacity(n),
@@ -588,6 +782,7 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
         captured: Vec::with_capacity(n),
         data_starts: Vec::with_capacity(n),
         data: Vec::new(),
+        ..Stream::default()
     };
     let mut bytes = 0u64;
     let mut missing = 0u64;
@@ -613,14 +808,26 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
             .saturating_sub(skip))
         .max(0);
         whole &= k == i && skip == 0 && have == i64::from(r.clen);
-        let o = (off as usize).saturating_add(skip.max(0) as usize);
-        spans.push((o, have as usize));
         st.starts.push(a);
         let len = b.abs_diff(a);
         st.lengths.push(u32::try_from(len).unwrap_or(u32::MAX));
         bytes = bytes.saturating_add(len);
         st.ts.push(r.ts);
         st.frames.push(r.frame);
+        if i < kept {
+            // framed and dropped while the bytes arrived: before every piece kept, but for a
+            // row stamped earlier and written later (then its bytes count as not captured)
+            let leading = st.kept_from == k;
+            st.captured.push(if leading { have as u32 } else { 0 });
+            st.data_starts.push(total);
+            if leading {
+                st.kept_from = k + 1;
+                st.dropped = st.dropped.saturating_add(have as u64);
+            }
+            continue;
+        }
+        let o = (off as usize).saturating_add(skip.max(0) as usize);
+        spans.push((o, have as usize));
         st.captured.push(have as u32);
         st.data_starts.push(total);
         total += have as u64;
@@ -641,7 +848,7 @@ fn build_stream(pieces: &[Piece], rows: &[Row], payload: Vec<u8>) -> (Stream, u6
     (st, bytes, missing)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[repr(C)]
 struct Conn {
     last_ts: i64,
@@ -663,10 +870,28 @@ struct Conn {
     up: Dir,
     down: Dir,
     zeek: Zeek,
+    told: Told,
+}
+
+/// How far [`Conn::tell`] got: requests told, responses paired, the request the next response
+/// answers, and whether a tunnel began.
+#[derive(Debug, Default)]
+struct Told {
+    requests: usize,
+    responses: usize,
+    head: usize,
+    tunnel: bool,
 }
 
 impl Conn {
-    fn new(key: Key, id: u64, seg: &Segment) -> Self {
+    fn new(key: Key, id: u64, seg: &Segment, live: bool) -> Self {
+        let dir = || Dir {
+            live: Live {
+                off: !live,
+                ..Live::default()
+            },
+            ..Dir::default()
+        };
         Conn {
             key,
             id,
@@ -678,13 +903,69 @@ impl Conn {
             syn_ack_ack: None,
             handshake_ack_ns: None,
             closed: 0,
-            up: Dir::default(),
-            down: Dir::default(),
+            up: dir(),
+            down: dir(),
             zeek: Zeek::default(),
+            told: Told::default(),
         }
     }
 
+    /// The rows ([`crate::batch::REQUEST_ROW`] int64s each, as `Batch::request_rows` gives
+    /// them once the connection is finished) of the requests framed so far that were not told
+    /// yet and are sure to be in its labels: every request before one is answered by a final
+    /// response that is no tunnel's start (a 101, a CONNECT's 2xx: labelling drops the requests
+    /// after it). Pairing is labelling's: a response answers the oldest request not yet
+    /// answered, sent no later than it.
+    fn tell(&mut self, out: &mut Vec<i64>) {
+        let reqs = &self.up.live.framed.messages;
+        let resps = &self.down.live.framed.messages;
+        let t = &mut self.told;
+        while let (Some(r), false) = (resps.get(t.responses), t.tunnel) {
+            let Some(q) = reqs.get(t.head) else {
+                break; // its request may not be framed yet
+            };
+            if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame)
+                && r.status.map_or(true, |s| s >= 200 || s == 101)
+            {
+                let connect = q.method.as_deref() == Some("CONNECT");
+                t.tunnel = r.status == Some(101)
+                    || (connect && r.status.is_some_and(|s| (200..300).contains(&s)));
+                if !t.tunnel {
+                    t.head += 1;
+                }
+            }
+            t.responses += 1;
+        }
+        let sure = reqs.len().min(t.head + 1);
+        let opened = if self.up.syn.is_some() {
+            self.first_ts
+        } else {
+            -1
+        };
+        for (i, q) in reqs.iter().enumerate().take(sure).skip(t.requests) {
+            let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
+            let key = match (&q.method, &q.target) {
+                (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
+                _ => 0,
+            };
+            out.extend_from_slice(&[
+                i64::from_ne_bytes(key.to_ne_bytes()),
+                q.ts_ns,
+                i64::try_from(self.id).unwrap_or(i64::MAX),
+                i64::try_from(i).unwrap_or(i64::MAX),
+                i64::try_from(q.frame).unwrap_or(i64::MAX),
+                opened,
+            ]);
+        }
+        t.requests = t.requests.max(sure);
+    }
+
     fn add(&mut self, seg: &Segment, payload: &[u8], c2s: bool) {
+        if seg.ts_ns < self.last_ts {
+            // a packet stamped before one already seen: rows may not be the pieces they seem
+            self.up.live.off = true;
+            self.down.live.off = true;
+        }
         self.last_ts = self.last_ts.max(seg.ts_ns);
         self.min_ts = self.min_ts.min(seg.ts_ns);
         if seg.flags & (FIN | RST) != 0 {
@@ -708,10 +989,28 @@ impl Conn {
             seg.window,
             seg.payload_len,
         );
-        if c2s {
-            self.up.add(seg, payload);
+        let (mine, other) = if c2s {
+            (&mut self.up, &mut self.down)
         } else {
-            self.down.add(seg, payload);
+            (&mut self.down, &mut self.up)
+        };
+        let rows = mine.rows.len();
+        mine.add(seg, payload);
+        if mine.rows.len() == rows {
+            return;
+        }
+        let bytes = payload
+            .get(..payload.len().min(seg.payload_len as usize))
+            .unwrap_or(payload);
+        other.live.other_data(seg.ts_ns);
+        if c2s {
+            self.up.take(bytes, Kind::Request, &[]);
+            // a response waiting for the method of the request it answers may go on
+            self.down
+                .frame_held(Kind::Response, &self.up.live.framed.messages);
+        } else {
+            self.down
+                .take(bytes, Kind::Response, &self.up.live.framed.messages);
         }
     }
 
@@ -720,15 +1019,15 @@ impl Conn {
         self.down.packets == 0 && self.up.packets == u64::from(self.up.syn_count)
     }
 
-    fn expired(&self, now: i64, linger_ns: i64, live: bool) -> bool {
+    fn expired(&self, now: i64, linger_ns: i64, following: bool) -> bool {
         let over = self.closed & 4 != 0 || self.closed & 3 == 3;
         let gave_up = || {
             let age = self.last_ts.saturating_sub(self.first_ts);
-            self.attempt_only() && now.saturating_sub(self.last_ts) > age + LIVE_GIVE_UP_NS
+            self.attempt_only() && now.saturating_sub(self.last_ts) > age + FOLLOW_GIVE_UP_NS
         };
         self.last_ts < now.saturating_sub(IDLE_FINISH_NS)
             || (over && self.last_ts < now.saturating_sub(linger_ns))
-            || (live && gave_up())
+            || (following && gave_up())
     }
 
     fn finish(self) -> TcpConnection {
@@ -787,9 +1086,11 @@ pub struct Reassembler {
     next_sweep: i64,
     since_sweep: u64,
     linger_ns: i64,
-    /// Following a live capture: attempts are given up ([`LIVE_GIVE_UP_NS`]).
-    live: bool,
+    /// Following a live capture: attempts are given up ([`FOLLOW_GIVE_UP_NS`]).
+    following: bool,
     stats: TcpStats,
+    /// Frame as the bytes arrive (see [`Live`]); off only to test that it changes nothing.
+    live: bool,
 }
 
 impl Reassembler {
@@ -818,9 +1119,34 @@ impl Reassembler {
             next_sweep: i64::MIN,
             since_sweep: 0,
             linger_ns: LINGER_NS,
-            live: false,
+            following: false,
             stats: TcpStats::default(),
+            live: true,
         }
+    }
+
+    /// Whether directions are framed as their bytes arrive (the default), or only once their
+    /// connection is finished, every byte kept until then: the same answers, at the memory
+    /// cost of the whole capture (tests compare the two).
+    #[doc(hidden)]
+    pub fn frame_as_bytes_arrive(&mut self, on: bool) {
+        self.live = on;
+    }
+
+    /// For the connections still open, the requests framed since the last call, as
+    /// [`crate::batch::Batch::request_rows`] gives them when the connection is finished (the
+    /// same key, index and frame): six int64s each, connection by connection. A request is
+    /// told once it is sure to be among its connection's labelled requests, which a request
+    /// after a tunnel's start never is (see `Conn::tell`). Its time and frame are those of the
+    /// packet that brought its first byte, as the connection is finished with, but for a
+    /// packet written later and stamped earlier that brings that byte again (the first arrival
+    /// by time wins): then the batch has that packet's.
+    pub fn open_requests(&mut self) -> Vec<i64> {
+        let mut out = Vec::new();
+        for c in &mut self.conns {
+            c.tell(&mut out);
+        }
+        out
     }
 
     /// The same with another linger time (tcp.py's `Reconstructor.linger_ns`).
@@ -832,29 +1158,14 @@ impl Reassembler {
     }
 
     /// For a capture followed as it arrives: connections leave as soon as they are over
-    /// ([`LIVE_LINGER_NS`]), attempts once given up, and [`Reassembler::advance`] moves time on
-    /// while the input is quiet.
-    pub fn live(ports: &[u16]) -> Self {
+    /// ([`FOLLOW_LINGER_NS`]), attempts once given up, and [`Reassembler::advance`] moves time
+    /// on while the input is quiet.
+    pub fn following(ports: &[u16]) -> Self {
         Reassembler {
-            linger_ns: LIVE_LINGER_NS,
-            live: true,
+            linger_ns: FOLLOW_LINGER_NS,
+            following: true,
             ..Self::new(ports)
         }
-    }
-
-    /// The open connections nginx sent data on since `since`, finished as they stand now
-    /// (copies: they stay open). Following a live capture, a lost request's retry is wanted
-    /// as soon as it is sent, not when its connection closes; this is asked for only while a
-    /// loss waits for its retry, so the copying is rare.
-    pub fn peek(&self, since: i64) -> Vec<TcpConnection> {
-        let mut out: Vec<TcpConnection> = self
-            .conns
-            .iter()
-            .filter(|c| c.up.packets > 0 && c.up.last_ts >= since && !c.up.rows.is_empty())
-            .map(|c| c.clone().finish())
-            .collect();
-        out.sort_unstable_by_key(|c| c.id);
-        out
     }
 
     /// Capture time has reached `now` though no packet says so (a live input is quiet): every
@@ -917,7 +1228,7 @@ impl Reassembler {
         if seg.flags & SYN != 0 {
             self.count_syn(to_srv, seg.flags & ACK != 0, seg.dport);
         }
-        let (now, linger, live) = (self.now, self.linger_ns, self.live);
+        let (now, linger, following) = (self.now, self.linger_ns, self.following);
         let slot = hint_slot(&key);
         let hint = self.hints.get(slot).map_or(usize::MAX, |&at| at as usize);
         let found = match self.conns.get(hint) {
@@ -929,7 +1240,7 @@ impl Reassembler {
                 *h = at as u32;
             }
             if let Some(c) = self.conns.get_mut(at) {
-                let stays = !c.expired(now, linger, live);
+                let stays = !c.expired(now, linger, following);
                 if stays && client_syn {
                     match c.client_isn {
                         Some(isn) if isn == seg.seq => {}
@@ -1007,7 +1318,7 @@ impl Reassembler {
             }
         }
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
-        let mut c = Conn::new(key, self.next_id, seg);
+        let mut c = Conn::new(key, self.next_id, seg, self.live);
         self.next_id += 1;
         if client_syn {
             c.client_isn = Some(seg.seq);
@@ -1045,7 +1356,7 @@ impl Reassembler {
         let (mut c, replaces) = match self.unpark(key, |p| p.client_isn == Some(seg.seq)) {
             Some(other) => (other, attempt_only),
             None => {
-                let mut c = Conn::new(key, self.next_id, seg);
+                let mut c = Conn::new(key, self.next_id, seg, self.live);
                 self.next_id += 1;
                 c.client_isn = Some(seg.seq);
                 (c, attempt_only || closed)
@@ -1141,11 +1452,11 @@ impl Reassembler {
     #[cold]
     #[inline(never)]
     fn sweep(&mut self, done: &mut Vec<TcpConnection>) {
-        let (now, linger, live) = (self.now, self.linger_ns, self.live);
+        let (now, linger, following) = (self.now, self.linger_ns, self.following);
         let mut due: Vec<(u64, Key)> = self
             .conns
             .iter()
-            .filter(|c| c.expired(now, linger, live))
+            .filter(|c| c.expired(now, linger, following))
             .map(|c| (c.id, c.key))
             .collect();
         due.sort_unstable_by_key(|d| d.0);
@@ -1157,8 +1468,9 @@ impl Reassembler {
         if !self.parked.is_empty() {
             let mut gone: Vec<Conn> = Vec::new();
             self.parked.retain(|_, list| {
-                let (old, keep): (Vec<Conn>, Vec<Conn>) =
-                    list.drain(..).partition(|c| c.expired(now, linger, live));
+                let (old, keep): (Vec<Conn>, Vec<Conn>) = list
+                    .drain(..)
+                    .partition(|c| c.expired(now, linger, following));
                 gone.extend(old);
                 *list = keep;
                 !list.is_empty()

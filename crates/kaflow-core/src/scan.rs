@@ -7,15 +7,13 @@
 //! next batch.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
 use crate::capture::{CaptureError, CaptureInfo, FileInfo, Merge, Mode, Window};
 use crate::flow::{TcpConnection, TcpStats};
+use crate::follow::{Ended, Got, Reading};
 use crate::label::label;
-use crate::live::{Ended, Got, Live};
 use crate::reassembly::Reassembler;
 
 /// Connections gathered before a batch is handed over: big enough that the per-batch cost
@@ -31,14 +29,11 @@ pub const TICK: Duration = Duration::from_millis(100);
 enum Feed {
     Files(Merge),
     Live {
-        live: Live,
+        live: Reading,
         /// The latest packet's timestamp and when it arrived: capture time goes on from there
         /// at the wall clock's pace while nothing arrives.
         clock: Option<(i64, Instant)>,
         ended: Option<Box<Ended>>,
-        /// Requests on open connections sent from this time on are wanted with each batch
-        /// (`i64::MAX`: none).
-        watch: Arc<AtomicI64>,
     },
 }
 
@@ -73,16 +68,15 @@ impl Scanner {
 
     /// The capture at `path` (`-`: standard input) followed as it arrives: batches come at
     /// least every [`TICK`], empty when nothing finished, and connections are finished as soon
-    /// as they are over ([`Reassembler::live`]). Ends when the input does.
+    /// as they are over ([`Reassembler::following`]). Ends when the input does.
     pub fn follow(path: &Path, ports: &[u16], window: Window) -> Scanner {
         Scanner {
             feed: Feed::Live {
-                live: Live::open(path, window),
+                live: Reading::open(path, window),
                 clock: None,
                 ended: None,
-                watch: Arc::new(AtomicI64::new(i64::MAX)),
             },
-            reassembler: Some(Reassembler::live(ports)),
+            reassembler: Some(Reassembler::following(ports)),
             finished: Vec::new(),
             stats: None,
         }
@@ -106,12 +100,7 @@ impl Scanner {
                     return Ok(None);
                 }
             }
-            Feed::Live {
-                live,
-                clock,
-                ended,
-                watch,
-            } => {
+            Feed::Live { live, clock, ended } => {
                 let Some(reassembler) = self.reassembler.as_mut() else {
                     return Ok(None);
                 };
@@ -147,35 +136,22 @@ impl Scanner {
                 if self.finished.is_empty() && self.reassembler.is_none() {
                     return Ok(None);
                 }
-                let since = watch.load(Ordering::Relaxed);
                 let now = self
                     .reassembler
                     .as_ref()
                     .and_then(Reassembler::now)
                     .or(clock.map(|(t, _)| t));
-                let mut open = Batch::default();
-                if let Some(r) = self.reassembler.as_ref().filter(|_| since != i64::MAX) {
-                    for tc in r.peek(since) {
-                        open.push(&tc, label(&tc));
-                    }
-                }
+                let open = self
+                    .reassembler
+                    .as_mut()
+                    .map_or_else(Vec::new, Reassembler::open_requests);
                 let mut batch = self.take_batch();
-                batch.open_rows = open.request_rows();
+                batch.open_rows = open;
                 batch.now_ns = now;
-                batch.open_since = (since != i64::MAX).then_some(since);
                 return Ok(Some(batch));
             }
         }
         Ok(Some(self.take_batch()))
-    }
-
-    /// Following a live capture: where to say from which time on requests on connections
-    /// still open are wanted with each batch (`i64::MAX`, the start: none).
-    pub fn watch(&self) -> Option<Arc<AtomicI64>> {
-        match &self.feed {
-            Feed::Live { watch, .. } => Some(Arc::clone(watch)),
-            Feed::Files(_) => None,
-        }
     }
 
     fn take_batch(&mut self) -> Batch {

@@ -201,6 +201,7 @@ fn bursts(mine: &[Record], other: &[Record]) -> Vec<Message> {
                 status: None,
                 connection_close: false,
                 length: None,
+                values: None,
             });
         }
         prev = Some(prev.map_or(at, |p| p.max(at)));

@@ -13,6 +13,7 @@ fn stream(data: &[u8], ts: i64, frame: u64) -> Stream {
         captured: vec![data.len() as u32],
         data_starts: vec![0],
         data: data.to_vec(),
+        ..Stream::default()
     }
 }
 

@@ -45,6 +45,7 @@ fn stream(v: &Value) -> Stream {
         captured: ints(&v["captured"]),
         data_starts: ints(&v["data_starts"]),
         data: hex(v["data"].as_str().unwrap()),
+        ..Stream::default()
     }
 }
 

@@ -879,7 +879,7 @@ fn handshake_ack_is_the_clients_first_segment_after_the_syn_ack() {
 #[test]
 fn following_a_live_capture_connections_leave_as_soon_as_they_are_over() {
     let ms = 1_000_000;
-    let mut live = Reassembler::live(&[8080]);
+    let mut live = Reassembler::following(&[8080]);
     let mut done = Vec::new();
     let segs = [
         // an attempt nobody answers

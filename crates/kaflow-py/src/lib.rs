@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -237,14 +237,8 @@ impl Batch {
         self.rows.now_ns
     }
 
-    /// Following a live capture: the time `open_request_rows` start from (None: not asked).
-    #[getter]
-    fn open_since_ns(&self) -> Option<i64> {
-        self.rows.open_since
-    }
-
-    /// Following a live capture: the same rows for requests on connections still open (see
-    /// `Scan.watch`); empty otherwise.
+    /// Following a live capture: the same rows for the requests framed since the batch before
+    /// on connections still open; empty otherwise.
     fn open_request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes: Vec<u8> = self
             .rows
@@ -406,7 +400,6 @@ impl Finished {
 #[pyclass(module = "pcapkit._core")]
 pub struct Scan {
     batches: Mutex<Receiver<Outcome>>,
-    watch: Option<Arc<AtomicI64>>,
     progress: Arc<(AtomicU64, AtomicU64)>,
     facts: Arc<Mutex<Option<Finished>>>,
     worker: Option<JoinHandle<()>>,
@@ -481,8 +474,7 @@ impl Scan {
                 .detach(|| guarded(|| Scanner::open(&paths, &ports, mode, window)))
                 .map_err(|f| f.into_py(py))?,
         };
-        let watch = scanner.watch();
-        // following, a batch waits for Python as little as possible: the watch it sets is for the next
+        // following, a batch waits for Python as little as possible
         let (send, batches) = sync_channel(if follow { 1 } else { AHEAD });
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let facts = Arc::new(Mutex::new(None));
@@ -493,7 +485,6 @@ impl Scan {
             .map_err(|e| Failure::Bug(format!("cannot start a thread: {e}")).into_py(py))?;
         Ok(Scan {
             batches: Mutex::new(batches),
-            watch,
             progress,
             facts,
             worker: Some(worker),
@@ -522,15 +513,6 @@ impl Scan {
                 self.finish();
                 Err(f.into_py(py))
             }
-        }
-    }
-
-    /// Following a live capture: with each batch from now on, the requests sent from
-    /// `since_ns` on by connections still open (`Batch.open_request_rows`); None: none.
-    #[pyo3(signature = (since_ns))]
-    fn watch(&self, since_ns: Option<i64>) {
-        if let Some(w) = &self.watch {
-            w.store(since_ns.unwrap_or(i64::MAX), Ordering::Relaxed);
         }
     }
 

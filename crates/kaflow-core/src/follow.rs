@@ -56,7 +56,7 @@ enum Message {
     End(Result<Box<Ended>, CaptureError>),
 }
 
-/// What [`Live::next`] found.
+/// What [`Reading::next`] found.
 pub enum Got {
     Chunk(Chunk),
     /// Nothing arrived in the time given.
@@ -67,16 +67,16 @@ pub enum Got {
 
 /// The reading thread's receiving end. Dropping it tells the thread to stop at its next read
 /// (a followed file's end is looked at every 50 ms; a pipe's read ends with the process).
-pub struct Live {
+pub struct Reading {
     rx: Receiver<Message>,
     stop: Arc<AtomicBool>,
     ended: bool,
 }
 
-impl Live {
+impl Reading {
     /// Starts reading `path` (`-` is standard input) on a thread of its own. Errors opening it
-    /// come from the first [`Live::next`].
-    pub fn open(path: &Path, window: Window) -> Live {
+    /// come from the first [`Reading::next`].
+    pub fn open(path: &Path, window: Window) -> Reading {
         let (tx, rx) = sync_channel(AHEAD);
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (path.to_path_buf(), Arc::clone(&stop));
@@ -89,13 +89,13 @@ impl Live {
                 ErrorKind::Input,
                 format!("cannot start a thread to read {}: {e}", path.display()),
             ))));
-            return Live {
+            return Reading {
                 rx,
                 stop,
                 ended: false,
             };
         }
-        Live {
+        Reading {
             rx,
             stop,
             ended: false,
@@ -125,7 +125,7 @@ impl Live {
     }
 }
 
-impl Drop for Live {
+impl Drop for Reading {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
