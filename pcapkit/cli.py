@@ -5,8 +5,9 @@ line on stderr and exit code 2, and the presence of findings into exit code 1, s
 jobs can act on the result without parsing it.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: typer would compile every option's annotation
+# string again on each run (~15 ms of start-up). Names imported only for type checking are
+# quoted where they annotate a function or a class.
 import json
 import os
 import sys
@@ -53,8 +54,8 @@ app = typer.Typer(
 class Window(NamedTuple):
     """--since and --until as the core takes them."""
 
-    since: Edge | None
-    until: Edge | None
+    since: "Edge | None"
+    until: "Edge | None"
 
 
 class ClientOption(StrEnum):
@@ -476,7 +477,7 @@ def analyze(
     raise typer.Exit(_exit_code(result))
 
 
-def _exit_code(result: Analysis) -> int:
+def _exit_code(result: "Analysis") -> int:
     """1 when the capture has findings, or when nginx logged an upstream failure while the
     capture ran that the capture does not explain (a read timeout, a refused connect, no live
     upstreams, a loss it missed): a CI gate fed both must not pass on them. Log errors from
@@ -486,13 +487,13 @@ def _exit_code(result: Analysis) -> int:
     return EXIT_FINDINGS if result.has_findings or logged else EXIT_CLEAN
 
 
-def _every(keep: _Keep | None) -> _Keep | None:
+def _every(keep: "_Keep | None") -> "_Keep | None":
     """Keep every connection, still telling ``keep`` of each (the page notes their spans)."""
     if keep is None:
         return None
     told = keep
 
-    def every(ref: ConnectionRef, flagged: bool) -> bool:
+    def every(ref: "ConnectionRef", flagged: bool) -> bool:
         told(ref, flagged)
         return True
 
@@ -500,13 +501,13 @@ def _every(keep: _Keep | None) -> _Keep | None:
 
 
 def _with_nginx(
-    result: Analysis,
+    result: "Analysis",
     logs: list[str],
     log_format: str | None,
     nginx_conf: str | None,
     upstream_configs: list[str],
     tz: str | None,
-) -> Analysis:
+) -> "Analysis":
     """The analysis with nginx's logs joined to it and its measured timers held against the
     configured ones (``--nginx-log``, ``--nginx-conf``, ``--upstream-config``)."""
     from pcapkit.config import backends, read_nginx
@@ -539,7 +540,7 @@ def _parquet_ready(output: Path | None) -> None:
         raise _fail(str(e)) from None
 
 
-def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) -> None:
+def _write_parquet(analyses: "list[tuple[Analysis, str | None]]", output: Path) -> None:
     from pcapkit.errors import KaflowError
     from pcapkit.report.parquet_report import write
 
@@ -551,7 +552,7 @@ def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) ->
 
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
-) -> tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]:
+) -> "tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]":
     """What the report will read of the connections: (keep, spool) for ``analyze()``.
 
     JSON, CSV and ``--all`` read every connection, once, in order: they are spooled to a
@@ -599,7 +600,7 @@ def _analyze_many(
     jobs: int | None,
     host: str | None,
     window: Window,
-    client: ClientKind | None = None,
+    client: "ClientKind | None" = None,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
