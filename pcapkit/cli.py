@@ -8,7 +8,6 @@ jobs can act on the result without parsing it.
 # No ``from __future__ import annotations`` here: typer would compile every option's annotation
 # string again on each run (~15 ms of start-up). Names imported only for type checking are
 # quoted where they annotate a function or a class.
-import json
 import os
 import sys
 import time
@@ -651,6 +650,8 @@ def _analyze_many(
 
     def render(out: TextIO) -> None:
         if fmt is Format.json:
+            import json
+
             from pcapkit.report.json_report import many_dict
 
             json.dump(many_dict([a for _, a in results], failed), out, indent=1, ensure_ascii=False)

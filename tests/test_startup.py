@@ -11,11 +11,16 @@ pydantic adapter per option; kaflow bounds typer below it); importlib.metadata n
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pcapkit._median import median
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "idle-race-get" / "capture.pcap"
@@ -79,3 +84,10 @@ def test_the_check_sees_a_heavy_import(tmp_path: Path) -> None:
     """The same check on a run that does need a heavy library: Parquet is written by pyarrow."""
     modules = loaded("analyze", str(FIXTURE), "-f", "parquet", "-o", str(tmp_path / "lake"))
     assert "pyarrow" in heavy(modules)
+
+
+@given(st.lists(st.integers(min_value=-(2**62), max_value=2**62), min_size=1, max_size=50))
+def test_median_is_statistics_median(values: list[int]) -> None:
+    """pcapkit's median (statistics is not imported at start-up) gives what statistics gives."""
+    got, want = median(values), statistics.median(values)
+    assert got == want and type(got) is type(want)
