@@ -1,7 +1,7 @@
 """kaflow's start-up, side by side with the floor and the tools people know, in one run.
 
     python benchmarks/startup.py [FIXTURE ...] [--repeat 20] [--markdown] [--json OUT.json]
-        [--python-release DIR]
+        [--python-release DIR] [--baseline PYTHON DIR]
 
 Every command runs as a whole process, stdout to /dev/null; wall time is measured with
 ``time.perf_counter`` around the process, CPU time (user + system) with ``getrusage``. The
@@ -12,7 +12,7 @@ multiple of kaflow's in its group (``--help`` for start-up, ``analyze`` for each
 
 kaflow runs from a copy of ``pcapkit/`` taken when the benchmark starts, compiled to bytecode
 first, as ``pip install`` leaves a package (with ``PYTHONDONTWRITEBYTECODE`` set, an uncompiled
-checkout would be compiled again on every run). Commands:
+checkout would be compiled again on every run); so do the other kaflows measured. Commands:
 
 - ``python -c pass``: the interpreter's own start-up, the floor of any Python command;
 - ``import pcapkit.cli``: the command's imports alone;
@@ -20,6 +20,9 @@ checkout would be compiled again on every run). Commands:
 - ``kaflow analyze FIXTURE``: the default report, as a person runs it;
 - ``kaflow-python``: the same, by kaflow's last pure-Python release, from a checkout of it given
   with ``--python-release DIR`` (as in ``benchmarks/compare.py``);
+- ``kaflow-baseline``: ``--help`` and the same, by another kaflow given with ``--baseline PYTHON
+  DIR``: a checkout (its ``pcapkit/`` with its core built) and an interpreter whose environment
+  has that checkout's dependencies, e.g. an earlier commit in a venv with an earlier typer;
 - ``tshark -r FIXTURE -q`` and ``tcpdump -r FIXTURE``, when installed: reading the capture with
   each tool's own start-up.
 
@@ -92,9 +95,28 @@ def run_once(cmd: Command) -> tuple[float, float]:
     return wall, cpu
 
 
-def commands(
-    fixtures: list[Path], code: Path, workdir: Path, python_release: Path | None
-) -> list[Command]:
+def compiled_copy(checkout: Path, dest: Path) -> Path:
+    """A copy of ``checkout``'s ``pcapkit/`` under ``dest``, compiled to bytecode: the folder
+    to put on ``PYTHONPATH``."""
+    shutil.copytree(
+        checkout / "pcapkit", dest / "pcapkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if not compileall.compile_dir(dest, quiet=1):
+        raise SystemExit(f"startup.py: {checkout}/pcapkit does not compile")
+    return dest
+
+
+@dataclass
+class Other:
+    """Another kaflow measured beside this one: its own interpreter and checkout."""
+
+    name: str
+    python: str
+    code: Path
+    help: bool  # also its --help
+
+
+def commands(fixtures: list[Path], code: Path, workdir: Path, others: list[Other]) -> list[Command]:
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(code)}
     kaflow = [py, "-m", "pcapkit"]
@@ -109,15 +131,19 @@ def commands(
         ),
         Command("start-up", "kaflow --help", [*kaflow, "--help"], env=env, cwd=workdir),
     ]
+    for o in others:
+        if o.help:
+            o_env = {**os.environ, "PYTHONPATH": str(o.code)}
+            argv = [o.python, "-m", "pcapkit", "--help"]
+            out.append(Command("start-up", f"{o.name} --help", argv, o_env, workdir))
     for path in fixtures:
         f = str(path.resolve())
         group = path.parent.name if path.name.startswith("capture.") else path.name
         out.append(Command(group, "kaflow analyze", [*kaflow, "analyze", f], env, workdir, (0, 1)))
-        if python_release is not None:
-            rel = {**os.environ, "PYTHONPATH": str(python_release.resolve())}
-            out.append(
-                Command(group, "kaflow-python", [*kaflow, "analyze", f], rel, workdir, (0, 1))
-            )
+        for o in others:
+            o_env = {**os.environ, "PYTHONPATH": str(o.code)}
+            argv = [o.python, "-m", "pcapkit", "analyze", f]
+            out.append(Command(group, o.name, argv, o_env, workdir, (0, 1)))
         if shutil.which("tshark"):
             out.append(Command(group, "tshark -r FILE -q", ["tshark", "-r", f, "-q"]))
         if shutil.which("tcpdump"):
@@ -126,7 +152,11 @@ def commands(
 
 
 def measure(
-    fixtures: list[Path], repeat: int, python_release: Path | None, log: bool
+    fixtures: list[Path],
+    repeat: int,
+    python_release: Path | None,
+    baseline: tuple[str, Path] | None,
+    log: bool,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="kaflow-startup-") as tmp:
@@ -134,7 +164,15 @@ def measure(
         code, fingerprint = snapshot(workdir)
         if not compileall.compile_dir(code, quiet=1):
             raise SystemExit("startup.py: the snapshot of pcapkit/ does not compile")
-        todo = commands(fixtures, code, workdir, python_release)
+        others = []
+        if baseline is not None:
+            python, checkout = baseline
+            where = compiled_copy(checkout, workdir / "baseline")
+            others.append(Other("kaflow-baseline", python, where, help=True))
+        if python_release is not None:
+            where = compiled_copy(python_release, workdir / "python-release")
+            others.append(Other("kaflow-python", sys.executable, where, help=False))
+        todo = commands(fixtures, code, workdir, others)
         for r in range(repeat + 1):  # round 0 warms the page cache and is not counted
             for cmd in todo:
                 if cmd.error:
@@ -156,6 +194,7 @@ def measure(
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "kaflow_code_sha256": fingerprint,
+        "baseline": None if baseline is None else [baseline[0], str(baseline[1])],
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "commands": [
             {
@@ -237,12 +276,26 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a checkout of kaflow's last pure-Python release, measured beside kaflow",
     )
+    parser.add_argument(
+        "--baseline",
+        nargs=2,
+        metavar=("PYTHON", "DIR"),
+        help="another kaflow measured beside this one: a checkout (its pcapkit/ with its built "
+        "core) run by an interpreter with its dependencies, e.g. an earlier commit in a venv "
+        "with an earlier typer",
+    )
     args = parser.parse_args(argv)
     fixtures = args.fixtures or [ROOT / "fixtures" / f / "capture.pcap" for f in FIXTURES]
     for f in fixtures:
         if not f.exists():
             parser.error(f"{f}: no such file")
-    report = measure(fixtures, max(1, args.repeat), args.python_release, not args.quiet)
+    baseline = None
+    if args.baseline:
+        python, checkout = args.baseline
+        if not (Path(checkout) / "pcapkit").is_dir():
+            parser.error(f"--baseline: {checkout} has no pcapkit/")
+        baseline = (python, Path(checkout))
+    report = measure(fixtures, max(1, args.repeat), args.python_release, baseline, not args.quiet)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(render(report, args.markdown))
