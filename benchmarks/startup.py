@@ -2,6 +2,7 @@
 
     python benchmarks/startup.py [FIXTURE ...] [--repeat 20] [--markdown] [--json OUT.json]
         [--python-release DIR] [--baseline PYTHON DIR]
+    python benchmarks/startup.py --breakdown FIXTURE [--repeat 20]
 
 Every command runs as a whole process, stdout to /dev/null; wall time is measured with
 ``time.perf_counter`` around the process, CPU time (user + system) with ``getrusage``. The
@@ -28,7 +29,8 @@ checkout would be compiled again on every run); so do the other kaflows measured
 
 Without FIXTURE arguments: ``fixtures/idle-race-get`` (6.6 kB), ``fixtures/uvicorn-tls-race-post``
 (64 kB) and ``fixtures/busy`` (2.1 MB). ``--markdown`` prints the table for
-``docs/performance.md``; ``--json`` writes every run.
+``docs/performance.md``; ``--json`` writes every run. ``--breakdown FIXTURE`` says instead where
+one ``kaflow analyze FIXTURE`` process spends its CPU time, stage by stage.
 """
 
 from __future__ import annotations
@@ -264,6 +266,65 @@ def render(report: dict[str, Any], markdown: bool) -> str:
     return "\n".join([*lines, "", body])
 
 
+# One process of ``kaflow analyze FILE``, its CPU time (``time.process_time``) read between the
+# stages of its start: the interpreter, typer with the standard library it loads, the command's
+# module, the analysis' modules, the report's, and the run itself (typer parsing the options,
+# the core, classifying, the report); printed as JSON on stderr.
+_STAGES = """
+import time
+T = time.process_time
+marks = [("interpreter", T())]
+import typer
+marks.append(("typer and the standard library it loads", T()))
+import pcapkit.cli
+marks.append(("pcapkit.cli", T()))
+import pcapkit.analysis
+marks.append(("the analysis' modules (pcapkit.analysis, .classify, .model, ...)", T()))
+import pcapkit.report.table
+marks.append(("the table report's modules (with tabulate)", T()))
+import io, json, sys
+from contextlib import redirect_stdout
+sys.argv = ["kaflow", "analyze", sys.argv[1]]
+try:
+    with redirect_stdout(io.StringIO()):
+        pcapkit.cli.main()
+except SystemExit:
+    pass
+marks.append(("the run: options, core, classification, report", T()))
+sys.stderr.write(json.dumps([[n, b - a] for (_, a), (n, b) in zip([("", 0.0)] + marks, marks)]))
+"""
+
+
+def breakdown(fixture: Path, repeat: int) -> str:
+    """Where a fixture's CPU time goes, stage by stage: medians of ``repeat`` processes."""
+    with tempfile.TemporaryDirectory(prefix="kaflow-startup-") as tmp:
+        workdir = Path(tmp)
+        code, _ = snapshot(workdir)
+        compileall.compile_dir(code, quiet=1)
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        runs: list[list[tuple[str, float]]] = []
+        for _ in range(repeat + 1):
+            p = subprocess.run(
+                [sys.executable, "-c", _STAGES, str(fixture.resolve())],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=workdir,
+                check=False,
+            )
+            if p.returncode != 0:
+                raise SystemExit(f"startup.py: the breakdown failed: {p.stderr.strip()[-300:]}")
+            runs.append([(n, t) for n, t in json.loads(p.stderr.strip().splitlines()[-1])])
+    runs = runs[1:]
+    names = [n for n, _ in runs[0]]
+    med = [statistics.median(r[i][1] for r in runs) for i in range(len(names))]
+    rows = [[n, f"{m * 1e3:.0f}"] for n, m in zip(names, med, strict=True)]
+    rows.append(["total (medians added)", f"{sum(med) * 1e3:.0f}"])
+    head = f"CPU ms of kaflow analyze {fixture}, stage by stage, median of {repeat} processes"
+    table = tabulate(rows, ["stage", "CPU ms"], tablefmt="github", colalign=("left", "right"))
+    return head + "\n\n" + table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("fixtures", type=Path, nargs="*")
@@ -284,7 +345,16 @@ def main(argv: list[str] | None = None) -> int:
         "core) run by an interpreter with its dependencies, e.g. an earlier commit in a venv "
         "with an earlier typer",
     )
+    parser.add_argument(
+        "--breakdown",
+        type=Path,
+        metavar="FIXTURE",
+        help="instead: where kaflow analyze FIXTURE's CPU time goes, stage by stage",
+    )
     args = parser.parse_args(argv)
+    if args.breakdown is not None:
+        print(breakdown(args.breakdown, max(1, args.repeat)))
+        return 0
     fixtures = args.fixtures or [ROOT / "fixtures" / f / "capture.pcap" for f in FIXTURES]
     for f in fixtures:
         if not f.exists():
