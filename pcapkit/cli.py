@@ -5,9 +5,9 @@ line on stderr and exit code 2, and the presence of findings into exit code 1, s
 jobs can act on the result without parsing it.
 """
 
-from __future__ import annotations
-
-import json
+# No ``from __future__ import annotations`` here: typer would compile every option's annotation
+# string again on each run (~15 ms of start-up). Names imported only for type checking are
+# quoted where they annotate a function or a class.
 import os
 import sys
 import time
@@ -53,8 +53,8 @@ app = typer.Typer(
 class Window(NamedTuple):
     """--since and --until as the core takes them."""
 
-    since: Edge | None
-    until: Edge | None
+    since: "Edge | None"
+    until: "Edge | None"
 
 
 class ClientOption(StrEnum):
@@ -507,7 +507,7 @@ def _follow(
     ports: list[int],
     fmt: Format,
     every: float,
-    client: ClientKind | None,
+    client: "ClientKind | None",
     window: Window,
     extra: bool,
 ) -> NoReturn:
@@ -568,7 +568,7 @@ def _follow(
     raise typer.Exit(EXIT_FINDINGS if found else EXIT_CLEAN)
 
 
-def _exit_code(result: Analysis) -> int:
+def _exit_code(result: "Analysis") -> int:
     """1 when the capture has findings, or when nginx logged an upstream failure while the
     capture ran that the capture does not explain (a read timeout, a refused connect, no live
     upstreams, a loss it missed): a CI gate fed both must not pass on them. Log errors from
@@ -578,13 +578,13 @@ def _exit_code(result: Analysis) -> int:
     return EXIT_FINDINGS if result.has_findings or logged else EXIT_CLEAN
 
 
-def _every(keep: _Keep | None) -> _Keep | None:
+def _every(keep: "_Keep | None") -> "_Keep | None":
     """Keep every connection, still telling ``keep`` of each (the page notes their spans)."""
     if keep is None:
         return None
     told = keep
 
-    def every(ref: ConnectionRef, flagged: bool) -> bool:
+    def every(ref: "ConnectionRef", flagged: bool) -> bool:
         told(ref, flagged)
         return True
 
@@ -592,13 +592,13 @@ def _every(keep: _Keep | None) -> _Keep | None:
 
 
 def _with_nginx(
-    result: Analysis,
+    result: "Analysis",
     logs: list[str],
     log_format: str | None,
     nginx_conf: str | None,
     upstream_configs: list[str],
     tz: str | None,
-) -> Analysis:
+) -> "Analysis":
     """The analysis with nginx's logs joined to it and its measured timers held against the
     configured ones (``--nginx-log``, ``--nginx-conf``, ``--upstream-config``)."""
     from pcapkit.config import backends, read_nginx
@@ -631,7 +631,7 @@ def _parquet_ready(output: Path | None) -> None:
         raise _fail(str(e)) from None
 
 
-def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) -> None:
+def _write_parquet(analyses: "list[tuple[Analysis, str | None]]", output: Path) -> None:
     from pcapkit.errors import KaflowError
     from pcapkit.report.parquet_report import write
 
@@ -643,7 +643,7 @@ def _write_parquet(analyses: list[tuple[Analysis, str | None]], output: Path) ->
 
 def _keeping(
     fmt: Format, connection: list[str] | None, show_all: bool, limit: int
-) -> tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]:
+) -> "tuple[Callable[[ConnectionRef, bool], bool] | None, bool | TextCodec]":
     """What the report will read of the connections: (keep, spool) for ``analyze()``.
 
     JSON, CSV and ``--all`` read every connection, once, in order: they are spooled to a
@@ -691,7 +691,7 @@ def _analyze_many(
     jobs: int | None,
     host: str | None,
     window: Window,
-    client: ClientKind | None = None,
+    client: "ClientKind | None" = None,
 ) -> NoReturn:
     """Several captures: analyzed in parallel, reported in the order given.
 
@@ -742,6 +742,8 @@ def _analyze_many(
 
     def render(out: TextIO) -> None:
         if fmt is Format.json:
+            import json
+
             from pcapkit.report.json_report import many_dict
 
             json.dump(many_dict([a for _, a in results], failed), out, indent=1, ensure_ascii=False)

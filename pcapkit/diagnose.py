@@ -14,9 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from statistics import median
 from typing import TYPE_CHECKING
 
+from pcapkit._median import median
 from pcapkit.client import Client
 from pcapkit.model import Advice, Finding
 

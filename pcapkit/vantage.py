@@ -15,10 +15,10 @@ link would look like a round trip.
 
 from __future__ import annotations
 
-import statistics
 from array import array
 from typing import TYPE_CHECKING
 
+from pcapkit._median import median
 from pcapkit.model import CaptureHost, Vantage
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ class Handshakes:
     def judge(self) -> CaptureHost:
         if not self.syn_ack:
             return CaptureHost("unknown", 0, None, None)
-        a = int(statistics.median(self.syn_ack))
-        b = int(statistics.median(self.ack))
+        a = int(median(self.syn_ack))
+        b = int(median(self.ack))
         seen_from: Vantage = "unknown"
         if max(a, b) >= MIN_ROUND_TRIP_NS:
             if a >= MIN_RATIO * b:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from statistics import median
 from typing import Literal, get_args
 
+from pcapkit._median import median
 from pcapkit.model import Finding
 
 Tier = Literal[
