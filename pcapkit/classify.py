@@ -16,6 +16,7 @@ import os
 import tempfile
 import weakref
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
@@ -395,27 +396,43 @@ class Live:
 
     def __init__(self) -> None:
         self._pending: list[Loss] = []
-        self._by_key: dict[int, list[_Candidate]] = {}
-        self._seen: set[tuple[int, int]] = set()
-        self._used: set[tuple[int, int]] = set()
-        self._servers: dict[int, tuple[str, int]] = {}  # connection → (server, finished at)
+        # the requests as the core gives them, a batch's rows at a time with the latest time
+        # among them: plain arrays, looked through only while a loss waits (rarely), so that
+        # hundreds of thousands of requests a minute cost no object each
+        self._rows: deque[tuple[int, array[int]]] = deque()
+        # requests taken for a retry (a request is the retry of one loss), with when sent
+        self._used: dict[tuple[int, int], int] = {}
+        # each connection's upstream server, and when it was finished
+        self._servers: dict[int, str] = {}
+        self._finished: dict[int, int] = {}
         self._oldest = 0
 
     def losses(self, losses: Iterable[Loss]) -> None:
         self._pending.extend(losses)
 
     def servers(self, ids: Sequence[int], servers: Sequence[str], now_ns: int) -> None:
-        for cid, server in zip(ids, servers, strict=True):
-            self._servers[cid] = (server, now_ns)
+        self._servers.update(zip(ids, servers, strict=True))
+        self._finished.update((cid, now_ns) for cid in ids)
 
     def requests(self, rows: bytes) -> None:
         """Take request rows (:meth:`pcapkit._core.Batch.request_rows` or
-        ``open_request_rows``); a request seen before, open then, is taken once."""
-        for key, cand in _rows(rows):
-            at = (cand.conn_id, cand.index)
-            if at not in self._seen:
-                self._seen.add(at)
-                self._by_key.setdefault(key, []).append(cand)
+        ``open_request_rows``). A request told while its connection was open comes again
+        when it is finished: it is one candidate (:meth:`_candidates`)."""
+        cols = array("q")
+        cols.frombytes(rows[: len(rows) // 48 * 48])
+        if cols:
+            self._rows.append((max(cols[1::6]), cols))
+
+    def _candidates(self, key: int) -> list[tuple[int, _Candidate]]:
+        """The requests kept whose key is ``key``, each once, not yet taken for a retry."""
+        out: dict[tuple[int, int], tuple[int, _Candidate]] = {}
+        for _, cols in self._rows:
+            for i in [i for i, k in enumerate(cols[0::6]) if k == key]:
+                found = _candidate(cols[6 * i : 6 * i + 6])
+                at = (found[1].conn_id, found[1].index)
+                if at not in self._used:
+                    out.setdefault(at, found)
+        return list(out.values())
 
     def waiting(self) -> bool:
         """Whether a loss waits for its retry."""
@@ -430,13 +447,7 @@ class Live:
         waiting: list[Loss] = []
         for loss in sorted(self._pending, key=lambda x: (x.request.sent_at_ns, x.conn_id)):
             req = loss.request
-            key = _key(req)
-            cands = [
-                (key, c)
-                for c in self._by_key.get(key, ())
-                if (c.conn_id, c.index) not in self._used
-            ]
-            retries = match_retries([loss], cands, client.never_retried)
+            retries = match_retries([loss], self._candidates(_key(req)), client.never_retried)
             window = TLS_RETRY_WINDOW_NS if req.encrypted else RETRY_WINDOW_NS
             hopeless = not req.encrypted and (
                 req.method is None or req.target is None or req.method in client.never_retried
@@ -447,10 +458,10 @@ class Live:
                 continue
             other: dict[tuple[int, int], str] = {}
             for r in retries:
-                self._used.add((r.cand.conn_id, r.cand.index))
+                self._used[(r.cand.conn_id, r.cand.index)] = r.cand.sent_at_ns
                 to = self._servers.get(r.cand.conn_id)
-                if to is not None and loss.server and to[0] != loss.server:
-                    other[(r.cand.conn_id, r.cand.index)] = to[0]
+                if to is not None and loss.server and to != loss.server:
+                    other[(r.cand.conn_id, r.cand.index)] = to
             out += _loss_findings([loss], retries, other, client, seen_from)
             out += _retry_findings(retries, other, client)
         self._pending = waiting
@@ -464,30 +475,23 @@ class Live:
         if before_ns < self._oldest + 1_000_000_000:
             return
         self._oldest = before_ns
-        gone: set[tuple[int, int]] = set()
-        for key in list(self._by_key):
-            kept = [c for c in self._by_key[key] if c.sent_at_ns >= before_ns]
-            gone.update((c.conn_id, c.index) for c in self._by_key[key] if c.sent_at_ns < before_ns)
-            if kept:
-                self._by_key[key] = kept
-            else:
-                del self._by_key[key]
-        self._used -= gone
-        self._seen -= gone
-        self._servers = {k: v for k, v in self._servers.items() if v[1] >= before_ns}
+        while self._rows and self._rows[0][0] < before_ns:
+            self._rows.popleft()
+        gone = [cid for cid, at in self._finished.items() if at < before_ns]
+        for cid in gone:
+            del self._finished[cid]
+            self._servers.pop(cid, None)
+        self._used = {u: at for u, at in self._used.items() if at >= before_ns}
+
+    def kept(self) -> int:
+        """Requests kept for retry pairing now (told twice: counted twice)."""
+        return sum(len(cols) // 6 for _, cols in self._rows)
 
 
 # Following a capture, requests are kept this long (capture time) for retry pairing: a retry
 # comes within RETRY_WINDOW_NS of its loss's close, whose connection leaves the core within a
 # second of its last packet.
 LIVE_KEEP_NS = 10_000_000_000
-
-
-def _rows(rows: bytes) -> Iterable[tuple[int, _Candidate]]:
-    """Request rows as (key, candidate)."""
-    cols = array("q")
-    cols.frombytes(rows[: len(rows) // 48 * 48])
-    return (_candidate(cols[i : i + 6]) for i in range(0, len(cols), 6))
 
 
 def _candidate(row: Sequence[int]) -> tuple[int, _Candidate]:
