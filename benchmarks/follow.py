@@ -20,7 +20,8 @@ analyze PIPE --follow -f jsonl``, and samples kaflow's resident memory (``/proc/
 the packets go by: flat means bounded, whatever the length of the stream. gen.py writes some
 57,000 packets a second, so 100M packets take half an hour of generating; ``--loop FILE --times
 N`` streams a capture gen.py wrote (say its 10M small one) N times over instead, each pass
-shifted in time to follow the one before (``editcap -t``), as fast as kaflow reads.
+shifted in time to follow the one before (``editcap -t``) and moved to other addresses (new
+connections), as fast as kaflow reads.
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ def rss_kib(pid: int) -> int:
 
 
 def looped(path: Path, times: int, out: Path) -> None:
-    """``path`` written ``times`` times into ``out`` as one capture: each pass shifted by the
-    capture's duration (plus a second) so that time keeps going forward."""
+    """``path`` (a pcap of Ethernet frames, as gen.py writes) written ``times`` times into
+    ``out`` as one capture: each pass shifted by the capture's duration (plus a second) so that
+    time keeps going forward, and its IPv4 addresses' second byte xor-ed with the pass's number
+    so that its connections are new ones, not the last pass's tuples and sequence numbers
+    again (which TCP would take for retransmissions of connections still open)."""
     info = subprocess.run(
         ["capinfos", "-u", "-a", "-e", "-S", "-T", "-r", str(path)],
         capture_output=True,
@@ -133,9 +137,30 @@ def looped(path: Path, times: int, out: Path) -> None:
             head = shift.stdout.read(24)
             if k == 0:
                 w.write(head)
+            buf = bytearray()
             while chunk := shift.stdout.read(1 << 20):
-                w.write(chunk)
+                buf += chunk
+                done = _renumbered(buf, k)
+                w.write(buf[:done])
+                del buf[:done]
+            w.write(buf)
             shift.wait()
+
+
+def _renumbered(buf: bytearray, k: int) -> int:
+    """Xor the second byte of each whole record's IPv4 addresses with ``k``; how far the whole
+    records go."""
+    at = 0
+    while at + 16 <= len(buf):
+        end = at + 16 + int.from_bytes(buf[at + 8 : at + 12], "little")
+        if end > len(buf):
+            break
+        frame = at + 16
+        if k and end - frame >= 34 and buf[frame + 12 : frame + 14] == b"\x08\x00":
+            buf[frame + 27] ^= k
+            buf[frame + 31] ^= k
+        at = end
+    return at
 
 
 def memory(
