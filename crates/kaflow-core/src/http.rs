@@ -863,6 +863,9 @@ impl Names {
             }
             (Kind::Response, _) => return None,
         };
+        if raw.iter().zip(keep).all(|(r, k)| r.is_none() || !k) {
+            return None; // nothing to read: the buffers are not touched
+        }
         let key = &mut self.3;
         key.clear();
         for (r, k) in raw.iter().zip(keep) {
@@ -874,9 +877,6 @@ impl Names {
                     key.extend_from_slice(b);
                 }
             }
-        }
-        if key.iter().all(|&b| b == 0) {
-            return None;
         }
         if *key == self.2 {
             return self.1.clone();
