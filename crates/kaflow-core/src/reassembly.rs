@@ -41,7 +41,7 @@ use std::ops::Bound;
 
 use crate::batch::{request_key, FirstHead};
 use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
-use crate::http::{Advance, Framing, Kind, Message};
+use crate::http::{Advance, Framing, Kept, Kind, Names};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 use crate::zeek::Zeek;
 
@@ -377,7 +377,7 @@ impl Dir {
 
     /// The captured bytes of the data row just added: framed now if they can be (and dropped
     /// once framed), else kept. `requests`: the client's requests framed so far.
-    fn take(&mut self, bytes: &[u8], kind: Kind, requests: &[Message]) {
+    fn take(&mut self, bytes: &[u8], kind: Kind, requests: &Kept) {
         let n = self.rows.len();
         let Some(&row) = self.rows.last() else {
             return;
@@ -435,7 +435,7 @@ impl Dir {
     }
 
     /// Frame the bytes held, as far as they allow, and drop those framed.
-    fn frame_held(&mut self, kind: Kind, requests: &[Message]) {
+    fn frame_held(&mut self, kind: Kind, requests: &Kept) {
         let live = &mut self.live;
         if live.off || !live.started || self.payload.is_empty() {
             return;
@@ -464,6 +464,13 @@ impl Dir {
             live.dropped = live.dropped.saturating_add(bytes as u64);
             self.give_back();
         }
+    }
+
+    /// What growing left unused goes back: the connection is over and lingers.
+    fn shrink(&mut self) {
+        self.rows.shrink_to_fit();
+        self.payload.shrink_to_fit();
+        self.live.framed.messages.shrink_to_fit();
     }
 
     /// What a long head or a direction waiting for its requests made the buffer grow to goes
@@ -920,16 +927,15 @@ impl Conn {
         let reqs = &self.up.live.framed.messages;
         let resps = &self.down.live.framed.messages;
         let t = &mut self.told;
-        while let (Some(r), false) = (resps.get(t.responses), t.tunnel) {
-            let Some(q) = reqs.get(t.head) else {
+        while let (Some(r), false) = (resps.stamp(t.responses), t.tunnel) {
+            let Some(q) = reqs.stamp(t.head) else {
                 break; // its request may not be framed yet
             };
-            if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame)
-                && r.status.map_or(true, |s| s >= 200 || s == 101)
-            {
-                let connect = q.method.as_deref() == Some("CONNECT");
-                t.tunnel = r.status == Some(101)
-                    || (connect && r.status.is_some_and(|s| (200..300).contains(&s)));
+            let status = resps.status(t.responses);
+            if q <= r && status.map_or(true, |s| s >= 200 || s == 101) {
+                let connect = reqs.method(t.head) == Some(b"CONNECT");
+                t.tunnel = status == Some(101)
+                    || (connect && status.is_some_and(|s| (200..300).contains(&s)));
                 if !t.tunnel {
                     t.head += 1;
                 }
@@ -942,7 +948,11 @@ impl Conn {
         } else {
             -1
         };
-        for (i, q) in reqs.iter().enumerate().take(sure).skip(t.requests) {
+        let mut names = Names::default();
+        for i in t.requests..sure {
+            let Some(q) = reqs.get(i, &mut names) else {
+                break;
+            };
             let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
             let key = match (&q.method, &q.target) {
                 (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
@@ -969,7 +979,13 @@ impl Conn {
         self.last_ts = self.last_ts.max(seg.ts_ns);
         self.min_ts = self.min_ts.min(seg.ts_ns);
         if seg.flags & (FIN | RST) != 0 {
+            let was_over = self.over();
             self.closed |= if c2s { 1 } else { 2 } | if seg.flags & RST != 0 { 4 } else { 0 };
+            if !was_over && self.over() {
+                // it lingers now, mostly unchanged: what growing left unused goes back
+                self.up.shrink();
+                self.down.shrink();
+            }
         }
         if !c2s && seg.flags & (SYN | ACK) == SYN | ACK && self.syn_ack_ack.is_none() {
             self.syn_ack_ack = Some(seg.ack);
@@ -1004,7 +1020,7 @@ impl Conn {
             .unwrap_or(payload);
         other.live.other_data(seg.ts_ns);
         if c2s {
-            self.up.take(bytes, Kind::Request, &[]);
+            self.up.take(bytes, Kind::Request, &Kept::default());
             // a response waiting for the method of the request it answers may go on
             self.down
                 .frame_held(Kind::Response, &self.up.live.framed.messages);
@@ -1019,8 +1035,13 @@ impl Conn {
         self.down.packets == 0 && self.up.packets == u64::from(self.up.syn_count)
     }
 
+    /// Both sides closed, or a RST was seen.
+    fn over(&self) -> bool {
+        self.closed & 4 != 0 || self.closed & 3 == 3
+    }
+
     fn expired(&self, now: i64, linger_ns: i64, following: bool) -> bool {
-        let over = self.closed & 4 != 0 || self.closed & 3 == 3;
+        let over = self.over();
         let gave_up = || {
             let age = self.last_ts.saturating_sub(self.first_ts);
             self.attempt_only() && now.saturating_sub(self.last_ts) > age + FOLLOW_GIVE_UP_NS
