@@ -2324,20 +2324,21 @@ mod tests {
         b"Upgrade: websocket\r\n",
     ];
 
-    /// Random heads, most of them odd, framed by the scan and by the careful reading: where the
-    /// scan answers, the careful reading answers the same.
-    #[test]
-    fn scan_agrees_with_the_careful_quick_path() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
-        let (mut answered, mut total) = (0, 0);
-        for _ in 0..200_000 {
-            let kind = if next(2) == 0 {
+    /// Random heads, most of them odd (xorshift: the same ones every run).
+    struct Heads(u64);
+
+    impl Heads {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        /// A request or a status line, up to six header lines, maybe the blank line, and the
+        /// start of a body.
+        fn head(&mut self) -> (Kind, Vec<u8>) {
+            let kind = if self.next(2) == 0 {
                 Kind::Request
             } else {
                 Kind::Response
@@ -2346,17 +2347,29 @@ mod tests {
                 Kind::Request => REQUEST_LINES,
                 Kind::Response => STATUS_LINES,
             };
-            let mut data = starts[next(starts.len())].to_vec();
-            for _ in 0..next(7) {
-                data.extend_from_slice(HEADER_LINES[next(HEADER_LINES.len())]);
+            let mut data = starts[self.next(starts.len())].to_vec();
+            for _ in 0..self.next(7) {
+                data.extend_from_slice(HEADER_LINES[self.next(HEADER_LINES.len())]);
             }
-            match next(4) {
+            match self.next(4) {
                 0 => {}
                 1 => data.extend_from_slice(b"\n"),
                 _ => data.extend_from_slice(b"\r\n"),
             }
             data.extend_from_slice(b"0\r\n\r\nbody");
-            let cut = data.len() - next(4).min(data.len());
+            (kind, data)
+        }
+    }
+
+    /// Random heads, most of them odd, framed by the scan and by the careful reading: where the
+    /// scan answers, the careful reading answers the same.
+    #[test]
+    fn scan_agrees_with_the_careful_quick_path() {
+        let mut heads = Heads(0x9e37_79b9_7f4a_7c15);
+        let (mut answered, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let (kind, mut data) = heads.head();
+            let cut = data.len() - heads.next(4).min(data.len());
             data.truncate(cut);
             let len = data.len() as u32;
             let st = Stream {
@@ -2390,34 +2403,10 @@ mod tests {
     /// arrive stays right whatever the rest of the stream turns out to be.
     #[test]
     fn scan_agrees_with_the_general_parser() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut heads = Heads(0x2545_f491_4f6c_dd1d);
         let (mut compared, mut total) = (0, 0);
         for _ in 0..200_000 {
-            let kind = if next(2) == 0 {
-                Kind::Request
-            } else {
-                Kind::Response
-            };
-            let starts = match kind {
-                Kind::Request => REQUEST_LINES,
-                Kind::Response => STATUS_LINES,
-            };
-            let mut data = starts[next(starts.len())].to_vec();
-            for _ in 0..next(7) {
-                data.extend_from_slice(HEADER_LINES[next(HEADER_LINES.len())]);
-            }
-            match next(4) {
-                0 => {}
-                1 => data.extend_from_slice(b"\n"),
-                _ => data.extend_from_slice(b"\r\n"),
-            }
-            data.extend_from_slice(b"0\r\n\r\nbody");
+            let (kind, data) = heads.head();
             let len = data.len() as u32;
             let whole = Stream {
                 starts: vec![0],
@@ -2447,7 +2436,7 @@ mod tests {
             };
             assert!(settled(&data[..h.hlen as usize]));
             compared += 1;
-            let head = next(2) == 0;
+            let head = heads.next(2) == 0;
             let methods = [Some(if head { "HEAD" } else { "GET" })];
             let (a, _) = frame_with_bursts(kind, &whole, &[], &methods, false);
             let (b, _) = frame_with_bursts(kind, &holed, &[], &methods, false);
