@@ -59,7 +59,7 @@ def _names(path: Paths) -> list[str]:
 
 
 @dataclass(slots=True)
-class _Totals:
+class Totals:
     """The summary's counts, added up a batch of columns at a time."""
 
     connections: int = 0
@@ -126,7 +126,7 @@ class _Scan:
     ) -> None:
         self.keep = keep
         self.client = client
-        self.totals = _Totals()
+        self.totals = Totals()
         self.evidence = diagnose.Evidence()
         self.client_evidence = ClientEvidence()
         text = None if isinstance(spool, bool) else spool

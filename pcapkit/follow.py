@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pcapkit import classify, vantage
-from pcapkit.analysis import to_judge
+from pcapkit.analysis import Totals, to_judge
 from pcapkit.client import ClientEvidence, ClientKind, given
 from pcapkit.model import FINDING_TYPES, CaptureSummary, Finding, FindingType, Vantage
 from pcapkit.series import Edge
@@ -89,7 +89,7 @@ class Follow:
         self._handshakes = vantage.Handshakes()
         self._live = classify.Live()
         self._now: int | None = None
-        self._connections = self._requests = self._unanswered = self._by_server = 0
+        self._totals = Totals()
         self._ended = False
         # what was read, once the input has ended (its warnings: a cut or damaged stream...)
         self.capture: CaptureSummary | None = None
@@ -124,20 +124,17 @@ class Follow:
     def tally(self, final: bool = False) -> Tally:
         return Tally(
             time_ns=self._now,
-            connections=self._connections,
-            requests=self._requests,
-            unanswered_requests=self._unanswered,
-            closed_by_server=self._by_server,
+            connections=self._totals.connections,
+            requests=self._totals.requests,
+            unanswered_requests=self._totals.unanswered,
+            closed_by_server=self._totals.by_server,
             findings=tuple((t, self.counts[t]) for t in FINDING_TYPES),
             final=final,
         )
 
     def _add(self, b: Batch) -> list[Finding]:
         c = b.connections
-        self._connections += len(c.conn_id)
-        self._requests += sum(c.conn_requests)
-        self._unanswered += sum(c.conn_unanswered)
-        self._by_server += c.conn_closed_by.count("server")
+        self._totals.add(c)
         if self.client is None:
             self._evidence.add(c.conn_request_headers)
         if len(self._handshakes.syn_ack) < _HANDSHAKES:

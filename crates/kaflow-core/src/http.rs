@@ -82,6 +82,26 @@ pub struct Message {
     pub values: Option<Arc<Values>>,
 }
 
+impl Message {
+    /// A message inferred from a burst of data whose bytes cannot be read (not captured, or
+    /// encrypted): where and when it began, nothing else.
+    pub fn blind(offset: i64, ts_ns: i64, frame: u64) -> Message {
+        Message {
+            offset,
+            ts_ns,
+            frame,
+            parsed: false,
+            method: None,
+            target: None,
+            host: None,
+            status: None,
+            connection_close: false,
+            length: None,
+            values: None,
+        }
+    }
+}
+
 /// Something in the stream that is not well-formed HTTP/1.x, and where it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
@@ -1614,19 +1634,7 @@ impl<'a> Framer<'a> {
     /// Record a message that cannot be read at `pos`; resume at the next burst.
     fn blind(&mut self, pos: i64) -> i64 {
         let (ts_ns, frame) = self.s.place(pos);
-        self.messages.push(Message {
-            offset: pos,
-            ts_ns,
-            frame,
-            parsed: false,
-            method: None,
-            target: None,
-            host: None,
-            status: None,
-            connection_close: false,
-            length: None,
-            values: None,
-        });
+        self.messages.push(Message::blind(pos, ts_ns, frame));
         self.next_burst(pos)
     }
 

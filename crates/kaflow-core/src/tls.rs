@@ -190,19 +190,7 @@ fn bursts(mine: &[Record], other: &[Record]) -> Vec<Message> {
             crossed = other.get(j).is_some_and(|&o| o <= at);
         }
         if crossed {
-            out.push(Message {
-                offset: r.offset,
-                ts_ns: r.ts_ns,
-                frame: r.frame,
-                parsed: false,
-                method: None,
-                target: None,
-                host: None,
-                status: None,
-                connection_close: false,
-                length: None,
-                values: None,
-            });
+            out.push(Message::blind(r.offset, r.ts_ns, r.frame));
         }
         prev = Some(prev.map_or(at, |p| p.max(at)));
     }
