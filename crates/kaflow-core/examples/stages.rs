@@ -1,6 +1,9 @@
 //! Where the core's time goes: each stage added on top of the ones before it, over one capture.
 //!
-//!     cargo run --release --example stages -- FILE [PORT]
+//!     cargo run --release --example stages -- FILE [PORT] [LAST]
+//!
+//! With LAST (1–4) only that many stages run, the last one alone: for `perf stat` or
+//! `perf record` on one stage without the others mixed in.
 //!
 //! Prints, per stage, the wall time and nanoseconds a packet: the record walk and header decode
 //! (the capture reader), + reassembly (connections), + labelling (HTTP framing, pairing, the
@@ -71,16 +74,26 @@ fn main() -> Result<(), String> {
         .next()
         .map_or(Ok(8080), |p| p.parse())
         .map_err(|e| format!("{e}"))?;
+    let last: Option<usize> = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()
+        .map_err(|e| format!("{e}"))?;
     println!(
         "{:<34} {:>9} {:>11} {:>12}",
         "stages", "seconds", "ns/packet", "connections"
     );
-    for (name, upto) in [
+    let stages = [
         ("walk + decode (capture)", Upto::Read),
         ("+ connections (reassembly)", Upto::Reassemble),
         ("+ HTTP, pairing, machine (label)", Upto::Label),
         ("+ columns (batch)", Upto::Batch),
-    ] {
+    ];
+    let chosen = match last {
+        Some(n) => stages.get(n.wrapping_sub(1)..n).ok_or("LAST is 1 to 4")?,
+        None => &stages[..],
+    };
+    for &(name, upto) in chosen {
         let (secs, packets, conns) = run(&path, port, upto)?;
         let per = secs * 1e9 / packets.max(1) as f64;
         println!("{name:<34} {secs:>9.3} {per:>11.1} {conns:>12}");
