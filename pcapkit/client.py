@@ -23,6 +23,7 @@ that forwards ``req.headers`` writes lower case too), hence the basis the report
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
@@ -100,15 +101,16 @@ class ClientEvidence:
     envoy: int = 0
 
     def add(self, heads: Iterable[str | None]) -> None:
-        for names in heads:
+        # a client sends the same few heads again and again: each distinct one is read once
+        for names, n in Counter(heads).items():
             if names:
                 spelling = head_spelling(names)
                 if spelling == "lower":
-                    self.lower += 1
+                    self.lower += n
                 elif spelling == "cased":
-                    self.cased += 1
+                    self.cased += n
                 else:
-                    self.envoy += 1
+                    self.envoy += n
 
     def decide(self, kind: ClientKind | None = None) -> Client:
         """The client: ``kind`` if given, else what the heads say, else nginx (assumed)."""

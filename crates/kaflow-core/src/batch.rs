@@ -36,6 +36,25 @@ pub struct Finished {
     pub request_headers: Option<String>,
 }
 
+impl Finished {
+    /// What is kept of a connection once labelled: its streams are dropped here.
+    pub fn new(tc: &TcpConnection, labels: Labelled) -> Finished {
+        Finished {
+            id: tc.id,
+            ip_version: tc.ip_version,
+            client_ip: tc.client_ip,
+            server_ip: tc.server_ip,
+            client_port: tc.client_port,
+            server_port: tc.server_port,
+            first_ts_ns: tc.first_ts_ns,
+            first_frame: tc.first_frame,
+            last_ts_ns: tc.last_ts_ns,
+            labels,
+            request_headers: request_header_names(&tc.to_server.stream),
+        }
+    }
+}
+
 /// Finished connections, in the order the core finished them.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -153,19 +172,7 @@ impl Batch {
 
     /// Adds one finished connection and its labels.
     pub fn push(&mut self, tc: &TcpConnection, labels: Labelled) {
-        self.rows.push(Finished {
-            id: tc.id,
-            ip_version: tc.ip_version,
-            client_ip: tc.client_ip,
-            server_ip: tc.server_ip,
-            client_port: tc.client_port,
-            server_port: tc.server_port,
-            first_ts_ns: tc.first_ts_ns,
-            first_frame: tc.first_frame,
-            last_ts_ns: tc.last_ts_ns,
-            labels,
-            request_headers: request_header_names(&tc.to_server.stream),
-        });
+        self.rows.push(Finished::new(tc, labels));
     }
 
     /// The per-connection columns of every row.

@@ -98,3 +98,19 @@ pub struct TcpStats {
     /// SYN-ACKs sent *to* an upstream port: the other half of a handshake the wrong way round.
     pub syn_acks_to_upstream: u64,
 }
+
+impl TcpStats {
+    /// The counts of another part of the same capture added in.
+    pub fn add(&mut self, other: TcpStats) {
+        self.upstream_segments += other.upstream_segments;
+        self.other_ports += other.other_ports;
+        for (port, n) in other.other_port_counts {
+            *self.other_port_counts.entry(port).or_insert(0) += n;
+        }
+        self.syns_to_upstream += other.syns_to_upstream;
+        for (port, n) in other.syns_from_upstream {
+            *self.syns_from_upstream.entry(port).or_insert(0) += n;
+        }
+        self.syn_acks_to_upstream += other.syn_acks_to_upstream;
+    }
+}

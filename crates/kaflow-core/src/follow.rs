@@ -28,7 +28,7 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    fn push(&mut self, mut seg: Segment, payload: &[u8]) {
+    pub(crate) fn push(&mut self, mut seg: Segment, payload: &[u8]) {
         seg.payload_off = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         seg.captured_len = u32::try_from(payload.len()).unwrap_or(0);
         seg.reassembled = false;

@@ -8,6 +8,8 @@
 //! capture (Segment) → reassembly (TcpConnection) → label: http + machine (Labelled)
 //!     → batch (columns)                      all driven by scan::Scanner
 //! ```
+//!
+//! Reading a file, reassembly and labelling run in shards, a thread each (`shard`).
 
 pub mod batch;
 pub mod capture;
@@ -20,5 +22,6 @@ pub mod pytext;
 pub mod reassembly;
 pub mod scan;
 pub mod segment;
+pub mod shard;
 pub mod tls;
 pub mod zeek;

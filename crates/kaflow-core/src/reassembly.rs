@@ -124,6 +124,44 @@ impl Hasher for KeyHasher {
     }
 }
 
+/// The upstream ports, one bit each: a segment on none of them is only counted.
+#[derive(Clone, Debug)]
+pub struct Ports(Box<[u64; 1024]>);
+
+impl Ports {
+    pub fn new(ports: &[u16]) -> Ports {
+        let mut bits = Box::new([0u64; 1024]);
+        for &p in ports {
+            if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
+                *w |= 1 << (p & 63);
+            }
+        }
+        Ports(bits)
+    }
+
+    pub fn upstream(&self, port: u16) -> bool {
+        self.0
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1 << (port & 63)) != 0)
+    }
+
+    /// Whether either end of the segment is an upstream port.
+    pub fn carries(&self, seg: &Segment) -> bool {
+        self.upstream(seg.dport) || self.upstream(seg.sport)
+    }
+}
+
+/// How connections are numbered.
+#[derive(Debug)]
+enum Numbering {
+    /// 1, 2, 3... in the order they opened.
+    Count(u64),
+    /// By the frame of the packet that opened each (no packet opens two), those frames kept in
+    /// order: several reassemblers, each given some of the capture's connections, are numbered
+    /// together from them (`crate::shard`).
+    ByFrame(Vec<u64>),
+}
+
 /// Slots of [`Reassembler::hints`].
 const HINTS: usize = 4096;
 
@@ -1087,7 +1125,7 @@ impl Conn {
 /// connection" compares with the connection's first packet and the grouping's rows, this with
 /// every packet of the connection: they differ only when timestamps go back across groupings.
 pub struct Reassembler {
-    ports: Box<[u64; 1024]>,
+    ports: Ports,
     /// Where each open connection sits in `conns`: the table's buckets stay small, so finding
     /// a tuple touches little memory however large the connections grow.
     table: HashMap<Key, u32, KeyHashing>,
@@ -1102,7 +1140,7 @@ pub struct Reassembler {
     /// (forged, or an attempt given up and retried with a new ISN). A later SYN with one's ISN
     /// is its retransmission, a SYN-ACK acknowledging one makes it the tuple's connection.
     parked: HashMap<Key, Vec<Conn>, KeyHashing>,
-    next_id: u64,
+    numbering: Numbering,
     now: i64,
     next_sweep: i64,
     since_sweep: u64,
@@ -1117,12 +1155,6 @@ pub struct Reassembler {
 impl Reassembler {
     /// `ports`: the upstream (server) ports.
     pub fn new(ports: &[u16]) -> Self {
-        let mut bits = Box::new([0u64; 1024]);
-        for &p in ports {
-            if let Some(w) = bits.get_mut(usize::from(p >> 6)) {
-                *w |= 1 << (p & 63);
-            }
-        }
         let secrets = RandomState::new();
         // odd, so a zero word cannot zero the product
         let seed = KeyHashing(
@@ -1130,12 +1162,12 @@ impl Reassembler {
             secrets.hash_one(0x0074_6162_6c65_u64) | 1,
         );
         Reassembler {
-            ports: bits,
+            ports: Ports::new(ports),
             table: HashMap::with_hasher(seed),
             parked: HashMap::with_hasher(seed),
             conns: Vec::new(),
             hints: Box::new([u32::MAX; HINTS]),
-            next_id: 1,
+            numbering: Numbering::Count(1),
             now: i64::MIN,
             next_sweep: i64::MIN,
             since_sweep: 0,
@@ -1199,9 +1231,47 @@ impl Reassembler {
     }
 
     fn upstream(&self, port: u16) -> bool {
-        self.ports
-            .get(usize::from(port >> 6))
-            .is_some_and(|w| w & (1 << (port & 63)) != 0)
+        self.ports.upstream(port)
+    }
+
+    /// One of several reassemblers each given some of a capture's connections (all the
+    /// packets of each): connections are numbered by the frame that opened them, and
+    /// [`Reassembler::take_opened`] tells those frames.
+    pub fn sharded(ports: &[u16]) -> Self {
+        Reassembler {
+            numbering: Numbering::ByFrame(Vec::new()),
+            ..Self::new(ports)
+        }
+    }
+
+    /// Numbered by frame ([`Reassembler::sharded`]): the frames that opened connections since
+    /// the last call, in order.
+    pub fn take_opened(&mut self) -> Vec<u64> {
+        match &mut self.numbering {
+            Numbering::Count(_) => Vec::new(),
+            Numbering::ByFrame(opened) => std::mem::take(opened),
+        }
+    }
+
+    /// Capture time has reached `now` with a packet given to another reassembler: time is
+    /// the whole capture's, so that a connection is over and quiet here exactly when it would
+    /// be in a reassembler given every packet.
+    pub fn observe(&mut self, now: i64) {
+        self.now = self.now.max(now);
+    }
+
+    fn new_id(&mut self, seg: &Segment) -> u64 {
+        match &mut self.numbering {
+            Numbering::Count(next) => {
+                let id = *next;
+                *next += 1;
+                id
+            }
+            Numbering::ByFrame(opened) => {
+                opened.push(seg.frame);
+                seg.frame
+            }
+        }
     }
 
     /// Capture time as far as it has got: the latest packet's timestamp, or where
@@ -1339,8 +1409,8 @@ impl Reassembler {
             }
         }
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
-        let mut c = Conn::new(key, self.next_id, seg, self.live);
-        self.next_id += 1;
+        let id = self.new_id(seg);
+        let mut c = Conn::new(key, id, seg, self.live);
         if client_syn {
             c.client_isn = Some(seg.seq);
         }
@@ -1377,8 +1447,8 @@ impl Reassembler {
         let (mut c, replaces) = match self.unpark(key, |p| p.client_isn == Some(seg.seq)) {
             Some(other) => (other, attempt_only),
             None => {
-                let mut c = Conn::new(key, self.next_id, seg, self.live);
-                self.next_id += 1;
+                let id = self.new_id(seg);
+                let mut c = Conn::new(key, id, seg, self.live);
                 c.client_isn = Some(seg.seq);
                 (c, attempt_only || closed)
             }

@@ -15,6 +15,7 @@ use crate::flow::{TcpConnection, TcpStats};
 use crate::follow::{Ended, Got, Reading};
 use crate::label::label;
 use crate::reassembly::Reassembler;
+use crate::shard::{Shards, ROUND_SEGMENTS};
 
 /// Connections gathered before a batch is handed over: big enough that the per-batch cost
 /// vanishes, small enough that a batch's objects on the Python side stay a few MB.
@@ -27,7 +28,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Where the segments come from: files read as fast as the disk allows, or a capture followed
 /// as it arrives.
 enum Feed {
-    Files(Merge),
+    Files(Box<Shards>),
     Live {
         live: Reading,
         /// The latest packet's timestamp and when it arrived: capture time goes on from there
@@ -39,6 +40,7 @@ enum Feed {
 
 pub struct Scanner {
     feed: Feed,
+    /// Following: the one reassembler (files are reassembled in [`Shards`]).
     reassembler: Option<Reassembler>,
     finished: Vec<TcpConnection>,
     stats: Option<TcpStats>,
@@ -54,16 +56,29 @@ impl Scanner {
         mode: Mode,
         window: Window,
     ) -> Result<Scanner, CaptureError> {
-        Ok(Scanner::new(Merge::open(paths, mode, window)?, ports))
+        Scanner::new(Merge::open(paths, mode, window)?, ports)
     }
 
-    pub fn new(merge: Merge, ports: &[u16]) -> Scanner {
-        Scanner {
-            feed: Feed::Files(merge),
-            reassembler: Some(Reassembler::new(ports)),
+    /// Reassembled in as many shards as the machine has cores.
+    pub fn new(merge: Merge, ports: &[u16]) -> Result<Scanner, CaptureError> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Scanner::sharded(merge, ports, cores, ROUND_SEGMENTS)
+    }
+
+    /// Reassembled in `shards` shards, dealt rounds of `round` segments: the connections are
+    /// the same whatever the two numbers (only the order they come in differs).
+    pub fn sharded(
+        merge: Merge,
+        ports: &[u16],
+        shards: usize,
+        round: usize,
+    ) -> Result<Scanner, CaptureError> {
+        Ok(Scanner {
+            feed: Feed::Files(Box::new(Shards::start(merge, ports, shards, round)?)),
+            reassembler: None,
             finished: Vec::new(),
             stats: None,
-        }
+        })
     }
 
     /// The capture at `path` (`-`: standard input) followed as it arrives: batches come at
@@ -85,20 +100,15 @@ impl Scanner {
     /// The next batch of finished, labelled connections; `None` once the capture is done.
     pub fn next_batch(&mut self) -> Result<Option<Batch>, CaptureError> {
         match &mut self.feed {
-            Feed::Files(merge) => {
-                while self.finished.len() < BATCH_CONNECTIONS {
-                    let Some(reassembler) = self.reassembler.as_mut() else {
+            Feed::Files(shards) => {
+                let mut batch = Batch::default();
+                while batch.rows.len() < BATCH_CONNECTIONS {
+                    if !shards.next(&mut batch.rows)? {
+                        self.stats = Some(shards.stats().clone());
                         break;
-                    };
-                    if let Some((seg, payload)) = merge.next_segment()? {
-                        reassembler.push(&seg, payload, &mut self.finished);
-                    } else if let Some(r) = self.reassembler.take() {
-                        self.stats = Some(r.finish(&mut self.finished));
                     }
                 }
-                if self.finished.is_empty() {
-                    return Ok(None);
-                }
+                Ok((!batch.rows.is_empty()).then_some(batch))
             }
             Feed::Live { live, clock, ended } => {
                 let Some(reassembler) = self.reassembler.as_mut() else {
@@ -148,10 +158,9 @@ impl Scanner {
                 let mut batch = self.take_batch();
                 batch.open_rows = open;
                 batch.now_ns = now;
-                return Ok(Some(batch));
+                Ok(Some(batch))
             }
         }
-        Ok(Some(self.take_batch()))
     }
 
     fn take_batch(&mut self) -> Batch {
@@ -165,7 +174,7 @@ impl Scanner {
     /// The files taken together (when following, complete once the input has ended).
     pub fn info(&self) -> CaptureInfo {
         match &self.feed {
-            Feed::Files(merge) => merge.info(),
+            Feed::Files(shards) => shards.merge().info(),
             Feed::Live { ended, .. } => ended.as_ref().map(|e| e.info.clone()).unwrap_or_default(),
         }
     }
@@ -173,7 +182,7 @@ impl Scanner {
     /// Each file, in the order given.
     pub fn files(&self) -> Vec<FileInfo> {
         match &self.feed {
-            Feed::Files(merge) => merge.files(),
+            Feed::Files(shards) => shards.merge().files(),
             Feed::Live { ended, .. } => ended.as_ref().map(|e| e.files.clone()).unwrap_or_default(),
         }
     }
@@ -181,9 +190,9 @@ impl Scanner {
     /// The time window as resolved (nanoseconds since the epoch), and the records outside it.
     pub fn window(&self) -> (Option<i64>, Option<i64>, u64) {
         match &self.feed {
-            Feed::Files(merge) => {
-                let (since, until) = merge.window();
-                (since, until, merge.outside())
+            Feed::Files(shards) => {
+                let (since, until) = shards.merge().window();
+                (since, until, shards.merge().outside())
             }
             Feed::Live { ended, .. } => ended
                 .as_ref()
@@ -198,7 +207,7 @@ impl Scanner {
 
     pub fn progress(&self) -> (u64, u64) {
         match &self.feed {
-            Feed::Files(merge) => merge.progress(),
+            Feed::Files(shards) => shards.merge().progress(),
             Feed::Live { .. } => (0, 0),
         }
     }

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(merge) = Merge::from_reader(reader, Window::default()) else {
         return;
     };
-    let mut scanner = Scanner::new(merge, &[8080]);
+    // two shards and short rounds: dealing the segments out is part of what is fuzzed
+    let Ok(mut scanner) = Scanner::sharded(merge, &[8080], 2, 7) else {
+        return;
+    };
     while let Ok(Some(batch)) = scanner.next_batch() {
         let every: Vec<usize> = (0..batch.len()).collect();
         std::hint::black_box((
