@@ -13,9 +13,10 @@ Vocabulary: the *client* is nginx (the side with the ephemeral port), the *serve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NamedTuple
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from pcapkit.client import Client
 
@@ -47,6 +48,26 @@ FINDING_TYPES: tuple[FindingType, ...] = (
 )
 
 
+_T = TypeVar("_T")
+
+
+def _pickled_by_fields(cls: type[_T]) -> type[_T]:
+    """Pickles as the class and its fields' values in order, unpickled through ``__init__``.
+
+    A slots dataclass otherwise pickles through a ``__getstate__`` that looks its fields up
+    again for every object and sets each back one by one: the spools of a busy capture pickle
+    hundreds of thousands of events and findings, at twice the cost.
+    """
+    get = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+
+    def reduce(self: _T) -> tuple[Callable[..., _T], Any]:
+        return type(self), get(self)
+
+    setattr(cls, "__reduce__", reduce)  # noqa: B010 - a method set on a finished class
+    return cls
+
+
+@_pickled_by_fields
 @dataclass(slots=True)
 class Event:
     """One labelled moment of a connection: what a person would annotate in a tcpdump listing.
@@ -71,6 +92,7 @@ class Event:
     note: str | None = None  # e.g. "SYN sent 3 times", "payload not captured"
 
 
+@_pickled_by_fields
 @dataclass(slots=True)
 class Request:
     """A request nginx sent and what became of it.
@@ -110,6 +132,7 @@ class Request:
         return self.responded_at_ns is not None
 
 
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """Traffic that does not fit the connection state machine, kept instead of raised.
@@ -124,6 +147,7 @@ class Anomaly:
     what: str
 
 
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Connection:
     """One TCP connection between nginx and the upstream, from its SYN (or first packet) on.
@@ -212,6 +236,7 @@ class ConnectionRef(NamedTuple):
     last_response_ns: int | None = None
 
 
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Finding:
     """Something an operator should know about, pinned to a connection and a moment.
