@@ -512,10 +512,14 @@ impl Dir {
     }
 
     /// What a long head or a direction waiting for its requests made the buffer grow to goes
-    /// back once it holds little again.
+    /// back once it holds little again, and all of it once it holds nothing: most packets are
+    /// framed whole and never use it, and idle keepalive connections each keeping the few KB a
+    /// split head once needed add up.
     fn give_back(&mut self) {
         let (len, cap) = (self.payload.len(), self.payload.capacity());
-        if cap > 16 * 1024 && len < cap / 4 {
+        if len == 0 {
+            self.payload = Vec::new();
+        } else if cap > 16 * 1024 && len < cap / 4 {
             self.payload.shrink_to(len.saturating_mul(2));
         }
     }
