@@ -17,6 +17,10 @@ seconds. Tools:
 - ``kaflow-python``: the default report of kaflow's last pure-Python release (before the compiled
   core), from a checkout of it given with ``--python-release DIR`` (``git worktree add DIR
   230f27a``), run with both CPUs as that release did;
+- ``kaflow-before``, ``kaflow-json-before``, ``kaflow-csv-before``: the same three from an earlier
+  checkout with its core built in place, given with ``--before DIR`` (``git worktree add DIR REV``,
+  then ``pip install -e DIR`` in a venv of its own, which leaves ``DIR/pcapkit/_core.abi3.so``):
+  a change measured against the code before it, in the same run;
 - ``tcptrace``: ``tcptrace -n FILE`` (C; connection counts and closes, no HTTP);
 - ``tshark-fields``: ``tshark -r FILE -T fields`` with 5 TCP fields, to /dev/null;
 - ``tshark-conv``: ``tshark -r FILE -q -z conv,tcp``;
@@ -57,6 +61,9 @@ ALL_TOOLS = (
     "kaflow",
     "kaflow-json",
     "kaflow-csv",
+    "kaflow-before",
+    "kaflow-json-before",
+    "kaflow-csv-before",
     "kaflow-python",
     "tshark-fields",
     "tshark-conv",
@@ -64,7 +71,7 @@ ALL_TOOLS = (
     "tcptrace",
     "scapy",
 )
-DEFAULT_TOOLS = tuple(t for t in ALL_TOOLS if t != "kaflow-python")
+DEFAULT_TOOLS = tuple(t for t in ALL_TOOLS if t != "kaflow-python" and "before" not in t)
 TSHARK_FIELDS = ("frame.number", "tcp.stream", "tcp.flags", "tcp.seq", "tcp.len")
 
 
@@ -211,42 +218,32 @@ def tools(
     workdir: Path,
     code: Path,
     python_release: Path | None = None,
+    before: Path | None = None,
 ) -> list[Tool]:
     py = sys.executable
     f = str(path.resolve())
-    kaflow_env = {**os.environ, "PYTHONPATH": str(code)}
+    kaflow = {
+        "kaflow": ([], "full analysis, default report"),
+        "kaflow-json": (["-f", "json", "-o", os.devnull], "full analysis, JSON report"),
+        "kaflow-csv": (["-f", "csv", "-o", os.devnull], "full analysis, CSV report"),
+    }
     out: list[Tool] = []
     for name in names:
-        if name == "kaflow":
+        base = name.removesuffix("-before")
+        if base in kaflow:
+            args, what = kaflow[base]
+            where = code
+            if base != name:
+                if before is None:
+                    raise SystemExit(f"compare.py: {name} needs --before DIR")
+                where, what = before.resolve(), f"{what}, {before.name}"
             out.append(
                 Tool(
                     name,
-                    [py, "-m", "pcapkit", "analyze", f, "-q"],
-                    "full analysis, default report",
+                    [py, "-m", "pcapkit", "analyze", f, "-q", *args],
+                    what,
                     (0, 1),
-                    env=kaflow_env,
-                    cwd=workdir,
-                )
-            )
-        elif name == "kaflow-json":
-            out.append(
-                Tool(
-                    name,
-                    [py, "-m", "pcapkit", "analyze", f, "-q", "-f", "json", "-o", os.devnull],
-                    "full analysis, JSON report",
-                    (0, 1),
-                    env=kaflow_env,
-                    cwd=workdir,
-                )
-            )
-        elif name == "kaflow-csv":
-            out.append(
-                Tool(
-                    name,
-                    [py, "-m", "pcapkit", "analyze", f, "-q", "-f", "csv", "-o", os.devnull],
-                    "full analysis, CSV report",
-                    (0, 1),
-                    env=kaflow_env,
+                    env={**os.environ, "PYTHONPATH": str(where)},
                     cwd=workdir,
                 )
             )
@@ -380,6 +377,7 @@ def measure(
     timeout: float,
     log: bool,
     python_release: Path | None = None,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     total = count_packets(path)
     size = path.stat().st_size
@@ -387,7 +385,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="kaflow-compare-") as tmp:
         workdir = Path(tmp)
         code, fingerprint = snapshot(workdir)
-        todo = tools(path, names, total, scapy_packets, workdir, code, python_release)
+        todo = tools(path, names, total, scapy_packets, workdir, code, python_release, before)
         with path.open("rb") as fh:  # into the page cache, for every tool alike
             while fh.read(16 << 20):
                 pass
@@ -510,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a checkout of kaflow's last pure-Python release, for the kaflow-python tool",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier checkout with its core built in place, for the *-before tools",
+    )
     args = parser.parse_args(argv)
     if not Path(TIME).exists():
         parser.error(f"{TIME} is missing: apt-get install time (GNU time, for peak RSS)")
@@ -527,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         args.timeout,
         not args.quiet,
         args.python_release,
+        args.before,
     )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
