@@ -21,6 +21,10 @@ use crate::shard::{Shards, ROUND_SEGMENTS};
 /// vanishes, small enough that a batch's objects on the Python side stay a few MB.
 pub const BATCH_CONNECTIONS: usize = 256;
 
+/// Shards at most: one thread reads and deals every segment, and a shard's work per segment is
+/// a few times the reader's, so more would wait for it.
+pub const MAX_SHARDS: usize = 4;
+
 /// Following a live capture, a batch is handed over at least this often, empty or not: time
 /// moves on while the input is quiet, and the caller gets to look up (signals, a summary).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -59,10 +63,10 @@ impl Scanner {
         Scanner::new(Merge::open(paths, mode, window)?, ports)
     }
 
-    /// Reassembled in as many shards as the machine has cores.
+    /// Reassembled in as many shards as the machine has cores, up to [`MAX_SHARDS`].
     pub fn new(merge: Merge, ports: &[u16]) -> Result<Scanner, CaptureError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Scanner::sharded(merge, ports, cores, ROUND_SEGMENTS)
+        Scanner::sharded(merge, ports, cores.min(MAX_SHARDS), ROUND_SEGMENTS)
     }
 
     /// Reassembled in `shards` shards, dealt rounds of `round` segments: the connections are
