@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from pcapkit import _core
-from pcapkit.model import Analysis, Connection
+from pcapkit.model import Analysis, Connection, Finding
 from pcapkit.report import ReportOptions, pinned_events
 from pcapkit.store import Spool
 
@@ -79,23 +79,19 @@ def _rows(conns: Sequence[Connection]) -> Iterator[tuple[int, bytes, bytes]]:
             yield c.id, text, keys
 
 
-def _keys(keys: bytes) -> list[tuple[int, RowKey]]:
-    """Each row's end in the text and its event's key."""
+def _keys(keys: bytes) -> tuple[array[int], list[RowKey]]:
+    """Each row's end in the text, and its event's key."""
     k = array("q")
     k.frombytes(keys)
-    types, sides, n = _core.EVENT_TYPES, _core.SIDES, _core.CSV_KEY
-    return [
-        (
-            k[i],
-            RowKey(
-                types[k[i + 1]] if k[i + 1] >= 0 else "",
-                sides[k[i + 2]] if k[i + 2] >= 0 else "",
-                k[i + 3],
-                k[i + 4] if k[i + 4] >= 0 else None,
-            ),
+    n = _core.CSV_KEY
+    types = {**dict(enumerate(_core.EVENT_TYPES)), -1: ""}
+    sides = {**dict(enumerate(_core.SIDES)), -1: ""}
+    index = [None if i < 0 else i for i in k[4::n]]
+    return k[0::n], list(
+        map(
+            RowKey, map(types.__getitem__, k[1::n]), map(sides.__getitem__, k[2::n]), k[3::n], index
         )
-        for i in range(0, len(k), n)
-    ]
+    )
 
 
 def _lead(path: str) -> str:
@@ -111,18 +107,33 @@ class CsvReporter:
         if options.header:
             w = csv.writer(out, lineterminator="\n")
             w.writerow((("capture",) if options.capture_column else ()) + COLUMNS)
+        flagged = set(analysis.flagged())
         for conn_id, text, keys in _rows(analysis.connections):
-            findings = analysis.findings_for(conn_id)
+            findings = analysis.findings_for(conn_id) if conn_id in flagged else ()
             if not findings and not lead:
                 out.write(text.decode("utf-8"))
                 continue
-            rows = _keys(keys)
-            pins = pinned_events([key for _, key in rows], findings)
-            start = 0
-            for i, (end, _) in enumerate(rows):
-                row = text[start:end].decode("utf-8")
-                start = end
-                pin = pins.get(i)
-                if pin:  # the core's row ends with the empty findings field: ",\n"
-                    row = row[:-1] + ";".join(f.type for f in pin) + "\n"
-                out.write(lead + row)
+            ends, events = _keys(keys)
+            pins = pinned_events(events, findings)
+            if lead:
+                start = 0
+                for i, end in enumerate(ends):
+                    out.write(lead)
+                    out.write(_row(text[start:end], pins.get(i)))
+                    start = end
+                continue
+            start = 0  # the rows between those showing a finding are written as they are
+            for i in sorted(pins):
+                row = ends[i - 1] if i else 0
+                out.write(text[start:row].decode("utf-8"))
+                out.write(_row(text[row : ends[i]], pins[i]))
+                start = ends[i]
+            out.write(text[start:].decode("utf-8"))
+
+
+def _row(row: bytes, pins: list[Finding] | None) -> str:
+    """A row of the core's, with its findings: its last field, which the core leaves empty."""
+    text = row.decode("utf-8")
+    if not pins:
+        return text
+    return text[:-1] + ";".join(f.type for f in pins) + "\n"

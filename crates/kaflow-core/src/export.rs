@@ -188,6 +188,23 @@ pub struct RowFacts {
     pub last_ts_ns: i64,
 }
 
+/// A few bytes on the stack that `write!` fills: the shortest digits of a float, without an
+/// allocation per number (a report writes millions).
+struct Small {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl std::fmt::Write for Small {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let to = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        to.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// `repr(ns / 1e9)`: Python's shortest round-trip float, in its layout (`0.0`, `1.5`,
 /// `1e-05`, `1.5e+16`: exponent form below 1e-4 and from 1e16 on, at least two exponent
 /// digits, `.0` on whole numbers written without one).
@@ -198,17 +215,36 @@ pub fn seconds(out: &mut String, ns: i64) {
         out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
-    // Rust's `{:e}` is the shortest round-trip digits too, only laid out otherwise
-    let mut sci = String::with_capacity(24);
-    let _ = write!(sci, "{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // Rust's `{:e}` is the shortest round-trip digits too, only laid out otherwise: `d.ddde-7`
+    let mut sci = Small {
+        buf: [0; 40],
+        len: 0,
+    };
+    if write!(sci, "{:e}", x.abs()).is_err() {
+        let _ = write!(out, "{x}"); // cannot happen: an f64 takes at most 24 bytes so
+        return;
+    }
+    let sci = sci.buf.get(..sci.len).unwrap_or_default();
+    let e = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
+    let (mantissa, exp) = sci.split_at(e);
+    let exp: i32 = std::str::from_utf8(exp.get(1..).unwrap_or_default())
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b;
+            n += 1;
+        }
+    }
+    let digits = std::str::from_utf8(digits.get(..n).unwrap_or_default()).unwrap_or("0");
     if x < 0.0 {
         out.push('-');
     }
     let decpt = exp + 1; // where the point goes, counted from the first digit
-    let n = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
     if decpt <= -4 || decpt > 16 {
         let (first, rest) = digits.split_at(1.min(digits.len()));
         out.push_str(first);
@@ -216,26 +252,52 @@ pub fn seconds(out: &mut String, ns: i64) {
             out.push('.');
             out.push_str(rest);
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let exp = exp.unsigned_abs();
+        if exp < 10 {
+            out.push('0');
+        }
+        int(out, u64::from(exp));
     } else if decpt <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat('0').take(decpt.unsigned_abs() as usize));
-        out.push_str(&digits);
+        out.push_str(digits);
     } else if decpt < n {
         let (int, frac) = digits.split_at(decpt.unsigned_abs() as usize);
         out.push_str(int);
         out.push('.');
         out.push_str(frac);
     } else {
-        out.push_str(&digits);
+        out.push_str(digits);
         out.extend(std::iter::repeat('0').take((decpt - n).unsigned_abs() as usize));
         out.push_str(".0");
     }
+}
+
+/// A number in decimal, as `str(n)`, without the formatting machinery (a report writes
+/// millions of frames and counts).
+fn int(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(buf.get(at..).unwrap_or_default()).unwrap_or("0"));
+}
+
+fn signed(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    int(out, n.unsigned_abs());
 }
 
 /// A JSON string as `json.dumps(s, ensure_ascii=False)` writes it.
@@ -273,11 +335,9 @@ fn json_opt_str(out: &mut String, s: Option<&str>) {
     }
 }
 
-fn json_opt_num(out: &mut String, n: Option<impl std::fmt::Display>) {
+fn json_opt_num(out: &mut String, n: Option<u64>) {
     match n {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => int(out, n),
         None => out.push_str("null"),
     }
 }
@@ -303,7 +363,8 @@ fn key(out: &mut String, k: &str) {
 /// The connection as the JSON report's line: `json.dumps(connection_dict(c),
 /// ensure_ascii=False, separators=(",", ":"))` of `docs/json-schema.md`'s connection object.
 pub fn connection_json(out: &mut String, c: &ConnectionText) {
-    let _ = write!(out, "{{\"id\":{}", c.id);
+    out.push_str("{\"id\":");
+    int(out, c.id);
     key(out, "client");
     json_str(out, c.client);
     key(out, "server");
@@ -311,7 +372,7 @@ pub fn connection_json(out: &mut String, c: &ConnectionText) {
     key(out, "opened_at");
     seconds(out, c.opened_at_ns);
     key(out, "first_frame");
-    let _ = write!(out, "{}", c.first_frame);
+    int(out, c.first_frame);
     key(out, "opened_by");
     json_opt_str(out, c.opened_by);
     key(out, "established_at");
@@ -330,11 +391,15 @@ pub fn connection_json(out: &mut String, c: &ConnectionText) {
     json_str(out, c.state);
     key(out, "history");
     json_str(out, c.history);
-    let _ = write!(
-        out,
-        ",\"packets\":{},\"retransmissions\":{},\"client_bytes\":{},\"server_bytes\":{}",
-        c.packets, c.retransmissions, c.client_bytes, c.server_bytes
-    );
+    for (k, n) in [
+        ("packets", c.packets),
+        ("retransmissions", c.retransmissions),
+        ("client_bytes", c.client_bytes),
+        ("server_bytes", c.server_bytes),
+    ] {
+        key(out, k);
+        int(out, n);
+    }
     key(out, "requests");
     out.push('[');
     for (i, r) in c.requests.iter().enumerate() {
@@ -361,7 +426,8 @@ pub fn connection_json(out: &mut String, c: &ConnectionText) {
         }
         out.push_str("{\"time\":");
         seconds(out, a.time_ns);
-        let _ = write!(out, ",\"frame\":{}", a.frame);
+        out.push_str(",\"frame\":");
+        int(out, a.frame);
         key(out, "from");
         json_str(out, a.side);
         key(out, "what");
@@ -393,9 +459,10 @@ fn request_json(out: &mut String, r: &RequestText) {
     json_opt_str(out, r.host);
     key(out, "sent_at");
     seconds(out, r.sent_at_ns);
-    let _ = write!(out, ",\"frame\":{}", r.frame);
+    out.push_str(",\"frame\":");
+    int(out, r.frame);
     key(out, "status");
-    json_opt_num(out, r.status);
+    json_opt_num(out, r.status.map(u64::from));
     key(out, "responded_at");
     json_opt_seconds(out, r.responded_at_ns);
     key(out, "connection_close");
@@ -414,7 +481,8 @@ fn event_json(out: &mut String, e: &EventText) {
     json_str(out, e.kind);
     key(out, "from");
     json_str(out, e.side);
-    let _ = write!(out, ",\"frame\":{}", e.frame);
+    out.push_str(",\"frame\":");
+    int(out, e.frame);
     if e.kind == EventType::Request.as_str() {
         key(out, "method");
         json_opt_str(out, e.method);
@@ -426,14 +494,15 @@ fn event_json(out: &mut String, e: &EventText) {
         json_opt_num(out, e.request_index);
     } else if e.kind == EventType::Response.as_str() {
         key(out, "status");
-        json_opt_num(out, e.status);
+        json_opt_num(out, e.status.map(u64::from));
         key(out, "connection_close");
         json_bool(out, e.connection_close);
         key(out, "request");
         json_opt_num(out, e.request_index);
     }
     if let Some(n) = e.length {
-        let _ = write!(out, ",\"length\":{n}");
+        out.push_str(",\"length\":");
+        signed(out, n);
     }
     if let Some(note) = e.note {
         key(out, "note");
@@ -446,12 +515,18 @@ fn event_json(out: &mut String, e: &EventText) {
 fn exact_seconds(out: &mut String, ns: i128) {
     let sign = if ns < 0 { "-" } else { "" };
     let ns = ns.unsigned_abs();
-    let _ = write!(
-        out,
-        "{sign}{}.{:09}",
-        ns / 1_000_000_000,
-        ns % 1_000_000_000
-    );
+    out.push_str(sign);
+    // i64 - i64 fits: at most 2^64 ns, whose seconds fit a u64 too
+    int(out, u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX));
+    out.push('.');
+    let frac = (ns % 1_000_000_000) as u64;
+    let mut digits = [b'0'; 9];
+    let mut rest = frac;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000000"));
 }
 
 /// A field as `csv.writer` (`QUOTE_MINIMAL`, `lineterminator="\n"`) writes it: quoted when it
@@ -471,9 +546,9 @@ fn csv_field(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn csv_opt_num(out: &mut String, n: Option<impl std::fmt::Display>) {
+fn csv_opt_num(out: &mut String, n: Option<u64>) {
     if let Some(n) = n {
-        let _ = write!(out, "{n}");
+        int(out, n);
     }
 }
 
@@ -496,14 +571,16 @@ pub fn csv_rows(out: &mut String, keys: &mut Vec<i64>, c: &ConnectionText) {
         csv_field(out, e.kind);
         out.push(',');
         csv_field(out, e.side);
-        let _ = write!(out, ",{},", e.frame);
+        out.push(',');
+        int(out, e.frame);
+        out.push(',');
         csv_field(out, e.method.unwrap_or(""));
         out.push(',');
         csv_field(out, e.target.unwrap_or(""));
         out.push(',');
         csv_field(out, e.host.unwrap_or(""));
         out.push(',');
-        csv_opt_num(out, e.status);
+        csv_opt_num(out, e.status.map(u64::from));
         out.push_str(if e.connection_close { ",1," } else { ",0," });
         csv_opt_num(out, e.request_index);
         out.push(',');
@@ -553,6 +630,20 @@ mod tests {
         ] {
             assert_eq!(secs(ns), want, "{ns}");
         }
+    }
+
+    #[test]
+    fn numbers_as_python_writes_them() {
+        let mut s = String::new();
+        for n in [0, 7, 10, 1_234_567_890, u64::MAX] {
+            int(&mut s, n);
+            s.push(' ');
+        }
+        signed(&mut s, i64::MIN);
+        assert_eq!(
+            s,
+            "0 7 10 1234567890 18446744073709551615 -9223372036854775808"
+        );
     }
 
     #[test]
