@@ -196,7 +196,9 @@ impl Batch {
             .map(|&i| {
                 let f = self.rows.get(i)?;
                 Some(f.text(|c| {
-                    let mut out = String::with_capacity(256 + 160 * c.events.len());
+                    let mut out = String::with_capacity(
+                        c.events.len().saturating_mul(160).saturating_add(256),
+                    );
                     connection_json(&mut out, c);
                     out
                 }))
@@ -213,8 +215,8 @@ impl Batch {
             .map(|&i| {
                 let f = self.rows.get(i)?;
                 Some(f.text(|c| {
-                    let mut out = String::with_capacity(160 * c.events.len());
-                    let mut keys = Vec::with_capacity(CSV_KEY * c.events.len());
+                    let mut out = String::with_capacity(c.events.len().saturating_mul(160));
+                    let mut keys = Vec::with_capacity(c.events.len().saturating_mul(CSV_KEY));
                     csv_rows(&mut out, &mut keys, c);
                     (out, keys)
                 }))

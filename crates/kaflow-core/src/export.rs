@@ -221,7 +221,8 @@ pub fn seconds(out: &mut String, ns: i64) {
         len: 0,
     };
     if write!(sci, "{:e}", x.abs()).is_err() {
-        let _ = write!(out, "{x}"); // cannot happen: an f64 takes at most 24 bytes so
+        // never: the longest f64 in `{:e}` is 24 bytes; Rust's own layout rather than a panic
+        let _ = write!(out, "{x}");
         return;
     }
     let sci = sci.buf.get(..sci.len).unwrap_or_default();
