@@ -5,9 +5,12 @@ a :class:`pcapkit.errors.KaflowError` subclass with a one-line message, panics i
 from collections.abc import Sequence
 from typing import final
 
-from pcapkit.model import CloseKind, EventType, Side
+from pcapkit.model import CloseKind, Connection, EventType, Side
 
 __all__ = [
+    "CSV_KEY",
+    "EVENT_TYPES",
+    "SIDES",
     "Batch",
     "CaptureFacts",
     "Connections",
@@ -16,11 +19,19 @@ __all__ = [
     "Scan",
     "Segments",
     "__version__",
+    "connection_csv",
+    "connection_json",
     "diagram",
     "read_segments",
     "request_key",
 ]
 __version__: str
+CSV_KEY: int
+"""The int64s of a row's key in :meth:`Batch.csv_rows`: where the row's text ends (a byte
+offset), its event's type and side (positions in :data:`EVENT_TYPES` and :data:`SIDES`, -1 for
+a name not there), frame, and request index (-1 for none)."""
+EVENT_TYPES: tuple[EventType, ...]
+SIDES: tuple[Side, ...]
 
 @final
 class Connections:
@@ -116,6 +127,14 @@ class Batch:
     def now_ns(self) -> int | None: ...
     def __len__(self) -> int: ...
     def details(self, which: Sequence[int]) -> Details: ...
+    def json_lines(self, which: Sequence[int]) -> list[bytes]:
+        """The JSON report's line (UTF-8) of each connection at these positions: the one
+        encoder of ``docs/json-schema.md``'s connection object."""
+
+    def csv_rows(self, which: Sequence[int]) -> list[tuple[bytes, bytes]]:
+        """The CSV report's rows (UTF-8, the findings column empty) of each connection at these
+        positions, with :data:`CSV_KEY` native int64s per row."""
+
     def request_rows(self) -> bytes:
         """Every request as six native int64s: :func:`request_key` of it (0 when its bytes
         were not captured), sent at, connection id, index on the connection, frame, and when
@@ -124,6 +143,12 @@ class Batch:
     def open_request_rows(self) -> bytes:
         """Following a live capture: the same rows for the requests framed since the batch
         before on connections still open (empty otherwise)."""
+
+def connection_json(conn: Connection) -> bytes:
+    """A :class:`~pcapkit.model.Connection`'s line, as :meth:`Batch.json_lines` writes it."""
+
+def connection_csv(conn: Connection) -> tuple[bytes, bytes]:
+    """A :class:`~pcapkit.model.Connection`'s rows and keys, as :meth:`Batch.csv_rows`."""
 
 def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
     """What makes two requests the same for retry matching (method, target, Host, and the

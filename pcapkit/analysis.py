@@ -167,6 +167,9 @@ class _Scan:
                 c.conn_last_response_ns,
             )
             wanted = [i for i, ref in enumerate(refs) if keep(ref, bool(ref.findings))]
+        if self.spool is not None and self.spool.text is not None:
+            self.spool.add_batch(b, wanted)  # the core writes their text: no objects
+            return
         missing = [i for i in wanted if i not in built]
         built.update(zip(missing, connections(b, missing), strict=True))
         for i in wanted:
@@ -439,10 +442,10 @@ def analyze(
 
     Each connection is labelled and classified as soon as the reconstruction finishes it, and
     then dropped unless kept: ``keep`` chooses (default: all), ``spool=True`` keeps them in a
-    temporary file instead of memory (or, given a :class:`~pcapkit.store.TextCodec`, as lines of
-    text read back with ``connections.lines()``). With both, memory follows the connections open
-    at once, not the size of the capture. The core reads and rebuilds connections on a thread of
-    its own while Python classifies the ones it has finished.
+    temporary file instead of memory (or, given a :class:`~pcapkit.store.TextCodec`, as a
+    report's text read back with ``connections.records()``). With both, memory follows the
+    connections open at once, not the size of the capture. The core reads and rebuilds
+    connections on a thread of its own while Python classifies the ones it has finished.
     """
     ports = (port,) if isinstance(port, int) else tuple(sorted(set(port)))
     edges = [

@@ -657,6 +657,10 @@ def _keeping(
         from pcapkit.report.json_report import JSON_LINES
 
         return None, JSON_LINES  # written as JSON once, as each connection is labelled
+    if fmt is Format.csv:
+        from pcapkit.report.csv_report import CSV_ROWS
+
+        return None, CSV_ROWS  # written as CSV rows by the core, as each connection is labelled
     if fmt is not Format.table or show_all:
         return None, True
     from pcapkit.report.table import WorstFirst

@@ -20,15 +20,25 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol, overload
+from typing import TYPE_CHECKING, Protocol, overload
 
 from pcapkit.model import FINDING_TYPES, Connection, Finding, FindingType
 
+if TYPE_CHECKING:
+    from pcapkit._core import Batch
+
 
 class TextCodec(Protocol):
-    """How a spool keeps connections as text lines (the JSON report's), not as objects."""
+    """How a spool keeps connections as a report's text (the JSON report's lines, the CSV
+    report's rows), never as objects: the core writes it from a batch's rows."""
 
-    def encode(self, conn: Connection) -> str: ...
+    def encode(self, batch: Batch, which: list[int]) -> list[bytes]:
+        """The records of the batch's connections at these positions, in that order."""
+        ...
+
+
+_TEXT_CHUNK = 32
+"""Connections whose text is asked of the core at once (see :meth:`Spool.add_batch`)."""
 
 
 def _new_file(directory: str | None) -> int:
@@ -71,8 +81,8 @@ class Spool(_Records, Sequence[Connection]):
 
     ``directory`` chooses where the file goes (default: the system's temporary directory); the
     file has no name and disappears when the spool is closed or dropped. With ``text`` each
-    connection is kept as the line ``text.encode`` makes of it, read back with :meth:`lines`
-    (indexing such a spool is an error: it holds no objects).
+    connection is kept as the record ``text.encode`` makes of it (:meth:`add_batch`), read back
+    with :meth:`records` (indexing such a spool is an error: it holds no objects).
     """
 
     def __init__(self, directory: str | None = None, text: TextCodec | None = None) -> None:
@@ -84,11 +94,22 @@ class Spool(_Records, Sequence[Connection]):
 
     def add(self, conn: Connection) -> None:
         if self.text is not None:
-            data = self.text.encode(conn).encode("utf-8")
-        else:
-            data = pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL)
-        self._append(data)
+            raise TypeError("this spool holds text records: use add_batch()")
+        self._append(pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL))
         self._ids.append(conn.id)
+
+    def add_batch(self, batch: Batch, which: list[int]) -> None:
+        """A text spool's records of the batch's connections at these positions."""
+        if self.text is None:
+            raise TypeError("this spool holds connections: use add()")
+        ids = batch.connections.conn_id
+        # a few at a time: the batch at the end of a capture holds every connection still open
+        # then (most of a keepalive capture's), whose text at once would be 100s of MB
+        for at in range(0, len(which), _TEXT_CHUNK):
+            some = which[at : at + _TEXT_CHUNK]
+            for i, data in zip(some, self.text.encode(batch, some), strict=True):
+                self._append(data)
+                self._ids.append(ids[i])
 
     def seal(self) -> Spool:
         """No more connections: order them by id for reading."""
@@ -96,16 +117,16 @@ class Spool(_Records, Sequence[Connection]):
         self._sealed = True
         return self
 
-    def lines(self) -> Iterator[str]:
-        """A text spool's lines, in id order."""
+    def records(self) -> Iterator[tuple[int, bytes]]:
+        """A text spool's records with their connection's id, in id order."""
         if self.text is None or not self._sealed:
-            raise TypeError("lines() reads a sealed spool of text lines")
+            raise TypeError("records() reads a sealed spool of text records")
         for pos in self._order:
-            yield self._read(pos).decode("utf-8")
+            yield self._ids[pos], self._read(pos)
 
     def _load(self, pos: int) -> Connection:
         if self.text is not None:
-            raise TypeError("this spool holds text lines, not connections: use lines()")
+            raise TypeError("this spool holds text lines, not connections: use records()")
         conn: Connection = pickle.loads(self._read(pos))
         return conn
 

@@ -135,15 +135,12 @@ def test_spooled_csv_equals_held_csv(busy: Path) -> None:
 
 
 def test_connection_json_is_exactly_what_the_encoder_writes(busy: Path) -> None:
-    """The hand-written line equals json.dumps of the dict, byte for byte, odd strings too."""
+    """The core's line equals json.dumps of the dict, byte for byte, odd strings too."""
     from dataclasses import replace
 
     from pcapkit.model import Anomaly, Event, Request
-    from pcapkit.report.json_report import connection_dict, connection_json
-
-    def exact(c: object) -> str:
-        d = connection_dict(c)  # type: ignore[arg-type]
-        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+    from pcapkit.report.json_report import connection_json
+    from tests.oracle.report import connection_line as exact
 
     a = analyze(busy)
     for c in a.connections:

@@ -7,10 +7,11 @@ choose where output goes (the CLI does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from pcapkit.model import Analysis, Connection, Event, Finding
+from pcapkit.model import Analysis, Connection, Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +34,42 @@ class Reporter(Protocol):
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None: ...
 
 
+class Pinnable(Protocol):
+    """What pinning reads of an event: an :class:`~pcapkit.model.Event`, or the CSV report's
+    key of a row the core wrote."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def request_index(self) -> int | None: ...
+
+
 def pinned(conn: Connection, findings: tuple[Finding, ...]) -> dict[int, list[Finding]]:
-    """Which event of ``conn`` shows each of its findings: event index → findings.
+    """Which event of ``conn`` shows each of its findings: event index → findings."""
+    return pinned_events(conn.events, findings)
+
+
+def pinned_events(
+    events: Sequence[Pinnable], findings: tuple[Finding, ...]
+) -> dict[int, list[Finding]]:
+    """Which of these events shows each finding: event index → findings.
 
     A close is pinned to the closing segment, a lost request and a retry to their request, a
     failed connect to its SYN.
     """
     out: dict[int, list[Finding]] = {}
     for f in findings:
-        idx = _event_for(conn.events, f)
+        idx = _event_for(events, f)
         if idx is not None:
             out.setdefault(idx, []).append(f)
     return out
 
 
-def _event_for(events: tuple[Event, ...], f: Finding) -> int | None:
+def _event_for(events: Sequence[Pinnable], f: Finding) -> int | None:
     for i, e in enumerate(events):
         if f.type in ("request_lost_to_fin", "retry"):
             if e.type == "request" and e.request_index == f.request_index:

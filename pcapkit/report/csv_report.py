@@ -1,15 +1,29 @@
 """The CSV report: one row per event, for spreadsheets and ``pandas.read_csv``.
 
 Times are written as exact decimal epoch seconds (nanosecond digits), never rounded by a float.
+
+The rows are the core's (``Batch.csv_rows`` as connections are finished, ``_core.connection_csv``
+for a connection held as an object): a capture has hundreds of thousands of events, never built
+as objects for this report. The core leaves the findings column empty, since findings are paired
+with events only once the whole capture is read; this module fills it on the rows that show
+one, and leads the rows with the capture's path when several captures share the file.
 """
 
 from __future__ import annotations
 
 import csv
-from typing import TextIO
+import io
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
-from pcapkit.model import Analysis
-from pcapkit.report import ReportOptions, pinned
+from pcapkit import _core
+from pcapkit.model import Analysis, Connection, Finding
+from pcapkit.report import ReportOptions, pinned_events
+from pcapkit.store import Spool
+
+if TYPE_CHECKING:
+    from pcapkit._core import Batch
 
 COLUMNS = (
     "connection",
@@ -31,39 +45,95 @@ COLUMNS = (
 )
 
 
-def exact_seconds(ns: int) -> str:
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    return f"{sign}{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+class CsvRows:
+    """Connections spooled as their CSV rows (``analyze(spool=CSV_ROWS)``), written by the core
+    from its rows, each record the rows' keys (its length first, 8 bytes) then their text."""
+
+    def encode(self, batch: Batch, which: list[int]) -> list[bytes]:
+        return [
+            len(keys).to_bytes(8, "little") + keys + text for text, keys in batch.csv_rows(which)
+        ]
+
+
+CSV_ROWS = CsvRows()
+
+
+class RowKey(NamedTuple):
+    """What pinning reads of a row's event (the core's ``CSV_KEY`` int64s, decoded)."""
+
+    type: str
+    side: str
+    frame: int
+    request_index: int | None
+
+
+def _rows(conns: Sequence[Connection]) -> Iterator[tuple[int, bytes, bytes]]:
+    """Each connection's id, rows and keys, in order."""
+    if isinstance(conns, Spool) and conns.text is CSV_ROWS:
+        for conn_id, record in conns.records():
+            n = int.from_bytes(record[:8], "little")
+            yield conn_id, record[8 + n :], record[8 : 8 + n]
+    else:
+        for c in conns:
+            text, keys = _core.connection_csv(c)
+            yield c.id, text, keys
+
+
+def _keys(keys: bytes) -> tuple[array[int], list[RowKey]]:
+    """Each row's end in the text, and its event's key."""
+    k = array("q")
+    k.frombytes(keys)
+    n = _core.CSV_KEY
+    types = {**dict(enumerate(_core.EVENT_TYPES)), -1: ""}
+    sides = {**dict(enumerate(_core.SIDES)), -1: ""}
+    index = [None if i < 0 else i for i in k[4::n]]
+    return k[0::n], list(
+        map(
+            RowKey, map(types.__getitem__, k[1::n]), map(sides.__getitem__, k[2::n]), k[3::n], index
+        )
+    )
+
+
+def _lead(path: str) -> str:
+    """The capture column's field and its comma, quoted as ``csv`` quotes it."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow((path, ""))
+    return buf.getvalue()[:-1]
 
 
 class CsvReporter:
     def render(self, analysis: Analysis, out: TextIO, options: ReportOptions) -> None:
-        w = csv.writer(out, lineterminator="\n")
-        lead: tuple[str, ...] = (analysis.capture.path,) if options.capture_column else ()
+        lead = _lead(analysis.capture.path) if options.capture_column else ""
         if options.header:
+            w = csv.writer(out, lineterminator="\n")
             w.writerow((("capture",) if options.capture_column else ()) + COLUMNS)
-        for c in analysis.connections:
-            pins = pinned(c, analysis.findings_for(c.id))
-            for i, e in enumerate(c.events):
-                w.writerow(
-                    (
-                        *lead,
-                        c.id,
-                        c.client,
-                        c.server,
-                        exact_seconds(e.time_ns),
-                        exact_seconds(e.time_ns - c.opened_at_ns),
-                        e.type,
-                        e.side,
-                        e.frame,
-                        e.method or "",
-                        e.target or "",
-                        e.host or "",
-                        "" if e.status is None else e.status,
-                        int(e.connection_close),
-                        "" if e.request_index is None else e.request_index,
-                        e.note or "",
-                        ";".join(f.type for f in pins.get(i, ())),
-                    )
-                )
+        flagged = set(analysis.flagged())
+        for conn_id, text, keys in _rows(analysis.connections):
+            findings = analysis.findings_for(conn_id) if conn_id in flagged else ()
+            if not findings and not lead:
+                out.write(text.decode("utf-8"))
+                continue
+            ends, events = _keys(keys)
+            pins = pinned_events(events, findings)
+            if lead:
+                start = 0
+                for i, end in enumerate(ends):
+                    out.write(lead)
+                    out.write(_row(text[start:end], pins.get(i)))
+                    start = end
+                continue
+            start = 0  # the rows between those showing a finding are written as they are
+            for i in sorted(pins):
+                row = ends[i - 1] if i else 0
+                out.write(text[start:row].decode("utf-8"))
+                out.write(_row(text[row : ends[i]], pins[i]))
+                start = ends[i]
+            out.write(text[start:].decode("utf-8"))
+
+
+def _row(row: bytes, pins: list[Finding] | None) -> str:
+    """A row of the core's, with its findings: its last field, which the core leaves empty."""
+    text = row.decode("utf-8")
+    if not pins:
+        return text
+    return text[:-1] + ";".join(f.type for f in pins) + "\n"

@@ -7,15 +7,17 @@ field does not. Times are epoch seconds (float, microsecond-exact); ``frame`` nu
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pcapkit import __version__
-from pcapkit.model import Analysis, CaptureHost, Connection, Event, Finding, Request
+from pcapkit import __version__, _core
+from pcapkit.model import Analysis, CaptureHost, Connection, Finding
 from pcapkit.report import ReportOptions
 from pcapkit.report.severity import TITLES, Ranking, rank, tier
 from pcapkit.store import Spool
+
+if TYPE_CHECKING:
+    from pcapkit._core import Batch
 
 SCHEMA = "kaflow.analysis/1"
 
@@ -35,161 +37,27 @@ def _host(h: CaptureHost | None) -> dict[str, Any] | None:
     }
 
 
-def _event(e: Event) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "time": seconds(e.time_ns),
-        "type": e.type,
-        "from": e.side,
-        "frame": e.frame,
-    }
-    if e.type == "request":
-        d.update(method=e.method, target=e.target, host=e.host, request=e.request_index)
-    elif e.type == "response":
-        d.update(status=e.status, connection_close=e.connection_close, request=e.request_index)
-    if e.length is not None:
-        d["length"] = e.length
-    if e.note is not None:
-        d["note"] = e.note
-    return d
-
-
-def _request(r: Request) -> dict[str, Any]:
-    return {
-        "method": r.method,
-        "target": r.target,
-        "host": r.host,
-        "sent_at": seconds(r.sent_at_ns),
-        "frame": r.frame,
-        "status": r.status,
-        "responded_at": seconds(r.responded_at_ns),
-        "connection_close": r.connection_close,
-        **({"request_id": r.request_id} if r.request_id is not None else {}),
-    }
+def connection_json(c: Connection) -> str:
+    """The connection's object of the document, on one line: the core's encoder, the one that
+    writes every connection of a capture's report (``Batch.json_lines``), so a connection held
+    as an object is written exactly as one the core hands over."""
+    return _core.connection_json(c).decode("utf-8")
 
 
 def connection_dict(c: Connection) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "client": c.client,
-        "server": c.server,
-        "opened_at": seconds(c.opened_at_ns),
-        "first_frame": c.first_frame,
-        "opened_by": c.opened_by,
-        "established_at": seconds(c.established_at_ns),
-        "closed_by": c.closed_by,
-        "close": c.close,
-        "closed_at": seconds(c.closed_at_ns),
-        "last_seen": seconds(c.last_seen_ns),
-        "partial": c.partial,
-        "state": c.state,
-        "history": c.history,
-        "packets": c.packets,
-        "retransmissions": c.retransmissions,
-        "client_bytes": c.client_bytes,
-        "server_bytes": c.server_bytes,
-        "requests": [_request(r) for r in c.requests],
-        "events": [_event(e) for e in c.events],
-        "anomalies": [
-            {"time": seconds(a.time_ns), "frame": a.frame, "from": a.side, "what": a.what}
-            for a in c.anomalies
-        ],
-        **({"tunnel": c.tunnel} if c.tunnel is not None else {}),
-        **({"keep_alive": c.keep_alive} if c.keep_alive is not None else {}),
-        **({"server_header": c.server_header} if c.server_header is not None else {}),
-        **({"one_sided": c.one_sided} if c.one_sided is not None else {}),
-        **({"tls": c.tls} if c.tls is not None else {}),
-    }
-
-
-_UNSAFE = re.compile(r'["\\\x00-\x1f]')
-
-
-def _str(x: str | None) -> str:
-    """A JSON string (or null) as ``json.dumps(x, ensure_ascii=False)`` writes it."""
-    if x is None:
-        return "null"
-    if _UNSAFE.search(x) is None:
-        return f'"{x}"'
-    return json.dumps(x, ensure_ascii=False)
-
-
-def _num(x: int | None) -> str:
-    return "null" if x is None else str(x)
-
-
-def _sec(ns: int | None) -> str:
-    return "null" if ns is None else repr(ns / 1e9)
-
-
-_BOOL = {True: "true", False: "false"}
-
-
-def _event_json(e: Event) -> str:
-    out = f'{{"time":{e.time_ns / 1e9!r},"type":"{e.type}","from":"{e.side}","frame":{e.frame}'
-    if e.type == "request":
-        out += (
-            f',"method":{_str(e.method)},"target":{_str(e.target)},"host":{_str(e.host)}'
-            f',"request":{_num(e.request_index)}'
-        )
-    elif e.type == "response":
-        out += (
-            f',"status":{_num(e.status)},"connection_close":{_BOOL[e.connection_close]}'
-            f',"request":{_num(e.request_index)}'
-        )
-    if e.length is not None:
-        out += f',"length":{e.length}'
-    if e.note is not None:
-        out += f',"note":{_str(e.note)}'
-    return out + "}"
-
-
-def _request_json(r: Request) -> str:
-    return (
-        f'{{"method":{_str(r.method)},"target":{_str(r.target)},"host":{_str(r.host)}'
-        f',"sent_at":{r.sent_at_ns / 1e9!r},"frame":{r.frame},"status":{_num(r.status)}'
-        f',"responded_at":{_sec(r.responded_at_ns)}'
-        f',"connection_close":{_BOOL[r.connection_close]}'
-        + (f',"request_id":{_str(r.request_id)}' if r.request_id is not None else "")
-        + "}"
-    )
-
-
-def connection_json(c: Connection) -> str:
-    """``connection_dict(c)`` encoded on one line: the same JSON, written directly.
-
-    A capture's JSON report is mostly events; building a dict per event and encoding it costs
-    several times more than formatting the line (``tests/test_streaming.py`` holds the two equal).
-    """
-    anomalies = ",".join(
-        f'{{"time":{a.time_ns / 1e9!r},"frame":{a.frame},"from":"{a.side}","what":{_str(a.what)}}}'
-        for a in c.anomalies
-    )
-    return (
-        f'{{"id":{c.id},"client":{_str(c.client)},"server":{_str(c.server)}'
-        f',"opened_at":{c.opened_at_ns / 1e9!r},"first_frame":{c.first_frame}'
-        f',"opened_by":{_str(c.opened_by)},"established_at":{_sec(c.established_at_ns)}'
-        f',"closed_by":{_str(c.closed_by)},"close":{_str(c.close)}'
-        f',"closed_at":{_sec(c.closed_at_ns)},"last_seen":{c.last_seen_ns / 1e9!r}'
-        f',"partial":{_BOOL[c.partial]},"state":{_str(c.state)},"history":{_str(c.history)}'
-        f',"packets":{c.packets},"retransmissions":{c.retransmissions}'
-        f',"client_bytes":{c.client_bytes},"server_bytes":{c.server_bytes}'
-        f',"requests":[{",".join([_request_json(r) for r in c.requests])}]'
-        f',"events":[{",".join([_event_json(e) for e in c.events])}]'
-        f',"anomalies":[{anomalies}]'
-        + (f',"tunnel":{_str(c.tunnel)}' if c.tunnel is not None else "")
-        + (f',"keep_alive":{_str(c.keep_alive)}' if c.keep_alive is not None else "")
-        + (f',"server_header":{_str(c.server_header)}' if c.server_header is not None else "")
-        + (f',"one_sided":"{c.one_sided}"' if c.one_sided is not None else "")
-        + (f',"tls":"{c.tls}"' if c.tls is not None else "")
-        + "}"
-    )
+    """The connection's object of the document as plain values, read back from
+    :func:`connection_json`: the schema is written in one place, and a float or string read
+    back encodes to the same text."""
+    d: dict[str, Any] = json.loads(connection_json(c))
+    return d
 
 
 class JsonLines:
-    """Connections spooled as their JSON lines (``analyze(spool=JSON_LINES)``)."""
+    """Connections spooled as their JSON lines (``analyze(spool=JSON_LINES)``), written by the
+    core from its rows: a capture's report is mostly events, never built as objects."""
 
-    def encode(self, conn: Connection) -> str:
-        return connection_json(conn)
+    def encode(self, batch: Batch, which: list[int]) -> list[bytes]:
+        return batch.json_lines(which)
 
 
 JSON_LINES = JsonLines()
@@ -363,8 +231,10 @@ def write(a: Analysis, out: TextIO) -> None:
     out.write(head)
     out.write('"connections": ')
     conns = a.connections
-    text = conns.lines() if isinstance(conns, Spool) and conns.text is not None else None
-    _items(text if text is not None else map(connection_json, conns), out)
+    if isinstance(conns, Spool) and conns.text is JSON_LINES:
+        _items((line.decode("utf-8") for _, line in conns.records()), out)
+    else:
+        _items(map(connection_json, conns), out)
     out.write(middle)
     out.write('"findings": ')
     # as the indenting encoder would write them, one at a time: they may be read from disk

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::export::{connection_json, csv_rows, ConnectionText, RowFacts, CSV_KEY};
 use crate::flow::{Stream, TcpConnection};
 use crate::label::{CloseKind, Labelled, Side};
 use crate::machine::EventType;
@@ -192,6 +193,42 @@ impl Batch {
             d.push(&self.rows.get(i)?.labels);
         }
         Some(d)
+    }
+
+    /// The JSON report's line of each row at these positions, in that order
+    /// ([`crate::export::connection_json`]); `None` if a position is past the end.
+    pub fn json_lines(&self, which: &[usize]) -> Option<Vec<String>> {
+        which
+            .iter()
+            .map(|&i| {
+                let f = self.rows.get(i)?;
+                Some(f.text(|c| {
+                    let mut out = String::with_capacity(
+                        c.events.len().saturating_mul(160).saturating_add(256),
+                    );
+                    connection_json(&mut out, c);
+                    out
+                }))
+            })
+            .collect()
+    }
+
+    /// The CSV report's rows of each row at these positions, in that order, with their
+    /// [`CSV_KEY`] int64s a row ([`crate::export::csv_rows`]); `None` if a position is past
+    /// the end.
+    pub fn csv_rows(&self, which: &[usize]) -> Option<Vec<(String, Vec<i64>)>> {
+        which
+            .iter()
+            .map(|&i| {
+                let f = self.rows.get(i)?;
+                Some(f.text(|c| {
+                    let mut out = String::with_capacity(c.events.len().saturating_mul(160));
+                    let mut keys = Vec::with_capacity(c.events.len().saturating_mul(CSV_KEY));
+                    csv_rows(&mut out, &mut keys, c);
+                    (out, keys)
+                }))
+            })
+            .collect()
     }
 
     /// Every request of the batch as [`REQUEST_ROW`] int64s: its [`request_key`] (bits as
@@ -380,6 +417,27 @@ impl Details {
             self.an_side.push(a.side.as_str());
             self.an_what.push(a.what.clone());
         }
+    }
+}
+
+impl Finished {
+    /// What the reports write of it, handed to `write`.
+    fn text<R>(&self, write: impl FnOnce(&ConnectionText) -> R) -> R {
+        let v = self.ip_version;
+        let client = endpoint(&self.client_ip, v, self.client_port);
+        let server = endpoint(&self.server_ip, v, self.server_port);
+        let facts = RowFacts {
+            first_ts_ns: self.first_ts_ns,
+            first_frame: self.first_frame,
+            last_ts_ns: self.last_ts_ns,
+        };
+        write(&ConnectionText::of(
+            self.id,
+            &client,
+            &server,
+            facts,
+            &self.labels,
+        ))
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod capture;
+pub mod export;
 pub mod flow;
 pub mod follow;
 pub mod http;

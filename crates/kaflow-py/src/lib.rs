@@ -19,12 +19,16 @@ use kaflow_core::batch::{
 use kaflow_core::capture::{
     CaptureError, CaptureInfo, Edge, ErrorKind, FileInfo, Mode, Reader, Window,
 };
+use kaflow_core::export::{
+    connection_json as core_connection_json, csv_rows as core_csv_rows, AnomalyText,
+    ConnectionText, EventText, RequestText, CSV_KEY, EVENT_TYPES, SIDES,
+};
 use kaflow_core::flow::TcpStats;
 use kaflow_core::scan::Scanner;
 use kaflow_core::segment::Segment;
 use pyo3::exceptions::{PyIndexError, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 /// Batches the core may run ahead of Python by: enough to keep both threads busy.
 const AHEAD: usize = 4;
@@ -224,6 +228,35 @@ impl Batch {
         Details::convert(py, d)
     }
 
+    /// The JSON report's line of each connection at these positions, UTF-8.
+    fn json_lines<'py>(
+        &self,
+        py: Python<'py>,
+        which: Vec<usize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let got = self.rows.json_lines(&which);
+        let lines = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Ok(lines
+            .iter()
+            .map(|l| PyBytes::new(py, l.as_bytes()))
+            .collect())
+    }
+
+    /// The CSV report's rows of each connection at these positions, UTF-8, with their keys
+    /// (see the stub).
+    fn csv_rows<'py>(
+        &self,
+        py: Python<'py>,
+        which: Vec<usize>,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let got = self.rows.csv_rows(&which);
+        let rows = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Ok(rows
+            .iter()
+            .map(|(text, keys)| (PyBytes::new(py, text.as_bytes()), int64s(py, keys)))
+            .collect())
+    }
+
     /// Every request's retry-index row, six native int64s each (see the stub).
     fn request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let rows = self.rows.request_rows();
@@ -256,6 +289,176 @@ impl Batch {
         let connections = Py::new(py, Connections::convert(py, columns)?)?;
         Ok(Batch { rows, connections })
     }
+}
+
+fn int64s<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    PyBytes::new(py, &bytes)
+}
+
+/// A `pcapkit.model.Event`, read by attribute.
+#[derive(FromPyObject)]
+struct PyEvent {
+    time_ns: i64,
+    #[pyo3(attribute("type"))]
+    kind: String,
+    side: String,
+    frame: u64,
+    method: Option<String>,
+    target: Option<String>,
+    host: Option<String>,
+    status: Option<u16>,
+    connection_close: bool,
+    request_index: Option<u64>,
+    length: Option<i64>,
+    note: Option<String>,
+}
+
+/// A `pcapkit.model.Request`, read by attribute.
+#[derive(FromPyObject)]
+struct PyRequest {
+    method: Option<String>,
+    target: Option<String>,
+    host: Option<String>,
+    sent_at_ns: i64,
+    frame: u64,
+    status: Option<u16>,
+    responded_at_ns: Option<i64>,
+    connection_close: bool,
+    request_id: Option<String>,
+}
+
+/// A `pcapkit.model.Anomaly`, read by attribute.
+#[derive(FromPyObject)]
+struct PyAnomaly {
+    time_ns: i64,
+    frame: u64,
+    side: String,
+    what: String,
+}
+
+/// A `pcapkit.model.Connection` a library user holds, read by attribute: the reports write it
+/// with the same encoder as the connections the core hands over.
+#[derive(FromPyObject)]
+struct PyConnection {
+    id: u64,
+    client: String,
+    server: String,
+    opened_at_ns: i64,
+    first_frame: u64,
+    opened_by: Option<String>,
+    established_at_ns: Option<i64>,
+    closed_by: Option<String>,
+    close: Option<String>,
+    closed_at_ns: Option<i64>,
+    last_seen_ns: i64,
+    partial: bool,
+    state: String,
+    history: String,
+    packets: u64,
+    retransmissions: u64,
+    client_bytes: u64,
+    server_bytes: u64,
+    requests: Vec<PyRequest>,
+    events: Vec<PyEvent>,
+    anomalies: Vec<PyAnomaly>,
+    tunnel: Option<String>,
+    keep_alive: Option<String>,
+    server_header: Option<String>,
+    one_sided: Option<String>,
+    tls: Option<String>,
+}
+
+impl PyConnection {
+    fn text(&self) -> ConnectionText<'_> {
+        ConnectionText {
+            id: self.id,
+            client: &self.client,
+            server: &self.server,
+            opened_at_ns: self.opened_at_ns,
+            first_frame: self.first_frame,
+            opened_by: self.opened_by.as_deref(),
+            established_at_ns: self.established_at_ns,
+            closed_by: self.closed_by.as_deref(),
+            close: self.close.as_deref(),
+            closed_at_ns: self.closed_at_ns,
+            last_seen_ns: self.last_seen_ns,
+            partial: self.partial,
+            state: &self.state,
+            history: &self.history,
+            packets: self.packets,
+            retransmissions: self.retransmissions,
+            client_bytes: self.client_bytes,
+            server_bytes: self.server_bytes,
+            requests: self
+                .requests
+                .iter()
+                .map(|r| RequestText {
+                    method: r.method.as_deref(),
+                    target: r.target.as_deref(),
+                    host: r.host.as_deref(),
+                    sent_at_ns: r.sent_at_ns,
+                    frame: r.frame,
+                    status: r.status,
+                    responded_at_ns: r.responded_at_ns,
+                    connection_close: r.connection_close,
+                    request_id: r.request_id.as_deref(),
+                })
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .map(|e| EventText {
+                    time_ns: e.time_ns,
+                    kind: &e.kind,
+                    side: &e.side,
+                    frame: e.frame,
+                    method: e.method.as_deref(),
+                    target: e.target.as_deref(),
+                    host: e.host.as_deref(),
+                    status: e.status,
+                    connection_close: e.connection_close,
+                    request_index: e.request_index,
+                    length: e.length,
+                    note: e.note.as_deref(),
+                })
+                .collect(),
+            anomalies: self
+                .anomalies
+                .iter()
+                .map(|a| AnomalyText {
+                    time_ns: a.time_ns,
+                    frame: a.frame,
+                    side: &a.side,
+                    what: &a.what,
+                })
+                .collect(),
+            tunnel: self.tunnel.as_deref(),
+            keep_alive: self.keep_alive.as_deref(),
+            server_header: self.server_header.as_deref(),
+            one_sided: self.one_sided.as_deref(),
+            tls: self.tls.as_deref(),
+        }
+    }
+}
+
+/// The JSON report's line of a `Connection` object, UTF-8 (as `Batch.json_lines` writes it).
+#[pyfunction]
+fn connection_json<'py>(py: Python<'py>, conn: PyConnection) -> Bound<'py, PyBytes> {
+    let mut out = String::new();
+    core_connection_json(&mut out, &conn.text());
+    PyBytes::new(py, out.as_bytes())
+}
+
+/// The CSV report's rows of a `Connection` object and their keys (as `Batch.csv_rows`).
+#[pyfunction]
+fn connection_csv<'py>(
+    py: Python<'py>,
+    conn: PyConnection,
+) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+    let (mut out, mut keys) = (String::new(), Vec::new());
+    core_csv_rows(&mut out, &mut keys, &conn.text());
+    (PyBytes::new(py, out.as_bytes()), int64s(py, &keys))
 }
 
 /// The key [`Batch::request_rows`] gives a request: what retry matching compares.
@@ -659,6 +862,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connections>()?;
     m.add_class::<Details>()?;
     m.add_function(wrap_pyfunction!(request_key, m)?)?;
+    m.add_function(wrap_pyfunction!(connection_json, m)?)?;
+    m.add_function(wrap_pyfunction!(connection_csv, m)?)?;
+    m.add("CSV_KEY", CSV_KEY)?;
+    m.add(
+        "EVENT_TYPES",
+        PyTuple::new(m.py(), EVENT_TYPES.map(|t| t.as_str()))?,
+    )?;
+    m.add("SIDES", PyTuple::new(m.py(), SIDES.map(|s| s.as_str()))?)?;
     m.add_class::<CaptureFacts>()?;
     m.add_class::<FileFacts>()?;
     m.add_class::<Scan>()?;
