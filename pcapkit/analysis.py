@@ -167,16 +167,12 @@ class _Scan:
                 c.conn_last_response_ns,
             )
             wanted = [i for i, ref in enumerate(refs) if keep(ref, bool(ref.findings))]
-        if self.spool is not None and self.spool.text is not None:
-            self.spool.add_batch(b, wanted)  # the core writes their text: no objects
+        if self.spool is not None:
+            self.spool.add_batch(b, wanted)  # objects only once read
             return
         missing = [i for i in wanted if i not in built]
         built.update(zip(missing, connections(b, missing), strict=True))
-        for i in wanted:
-            if self.spool is not None:
-                self.spool.add(built[i])
-            else:
-                self.kept.append(built[i])
+        self.kept.extend(built[i] for i in wanted)
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)

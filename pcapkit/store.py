@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, overload
 
+from pcapkit.connections import build, records
 from pcapkit.model import FINDING_TYPES, Connection, Finding, FindingType
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class _Records:
 
 
 class Spool(_Records, Sequence[Connection]):
-    """Connections pickled to a temporary file; a read-only sequence in id order once sealed.
+    """Connections kept in a temporary file; a read-only sequence in id order once sealed.
 
     ``directory`` chooses where the file goes (default: the system's temporary directory); the
     file has no name and disappears when the spool is closed or dropped. With ``text`` each
@@ -92,17 +93,16 @@ class Spool(_Records, Sequence[Connection]):
         self._order: list[int] = []  # entries in id order, once sealed
         self._sealed = False
 
-    def add(self, conn: Connection) -> None:
-        if self.text is not None:
-            raise TypeError("this spool holds text records: use add_batch()")
-        self._append(pickle.dumps(conn, protocol=pickle.HIGHEST_PROTOCOL))
-        self._ids.append(conn.id)
-
     def add_batch(self, batch: Batch, which: list[int]) -> None:
-        """A text spool's records of the batch's connections at these positions."""
-        if self.text is None:
-            raise TypeError("this spool holds connections: use add()")
+        """The batch's connections at these positions: as their text, or as the plain values
+        they are built from when read (most kept connections never are: the default report
+        reads the timelines of a few)."""
         ids = batch.connections.conn_id
+        if self.text is None:
+            for i, rec in zip(which, records(batch, which), strict=True):
+                self._append(pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL))
+                self._ids.append(ids[i])
+            return
         # a few at a time: the batch at the end of a capture holds every connection still open
         # then (most of a keepalive capture's), whose text at once would be 100s of MB
         for at in range(0, len(which), _TEXT_CHUNK):
@@ -127,8 +127,7 @@ class Spool(_Records, Sequence[Connection]):
     def _load(self, pos: int) -> Connection:
         if self.text is not None:
             raise TypeError("this spool holds text lines, not connections: use records()")
-        conn: Connection = pickle.loads(self._read(pos))
-        return conn
+        return build([pickle.loads(self._read(pos))])[0]
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -197,5 +197,6 @@ def test_text_spool_is_asked_for_its_records(generated: Path) -> None:
     a = analyze(generated, spool=CSV_ROWS)
     with pytest.raises(TypeError, match="records"):
         a.connections[0]
-    with pytest.raises(TypeError, match="add_batch"):
-        a.connections.add(analyze(generated).connections[0])  # type: ignore[attr-defined]
+    objects = analyze(generated, spool=True)
+    with pytest.raises(TypeError, match="records"):
+        next(objects.connections.records())  # type: ignore[attr-defined]
