@@ -4,6 +4,7 @@ long stream.
     python benchmarks/follow.py latency [--runs 3] [--scenario idle-race-get] [--markdown]
     python benchmarks/follow.py latency --from DIR [DIR ...]     # lab outputs already made
     python benchmarks/follow.py memory --packets 100000000 [--profile small] [--every 5]
+    python benchmarks/follow.py memory --loop FILE [--times 10] [--whole]
 
 ``latency`` runs the lab (``fixtures/lab/lab.py run SCENARIO --follow``: real nginx and an
 upstream, tcpdump ``-U -w -`` into a pipe), which tees the pipe into ``kaflow analyze - --follow
@@ -21,7 +22,8 @@ the packets go by: flat means bounded, whatever the length of the stream. gen.py
 57,000 packets a second, so 100M packets take half an hour of generating; ``--loop FILE --times
 N`` streams a capture gen.py wrote (say its 10M small one) N times over instead, each pass
 shifted in time to follow the one before (``editcap -t``) and moved to other addresses (new
-connections), as fast as kaflow reads.
+connections), as fast as kaflow reads. ``--whole`` reads the pipe as one capture instead
+(``kaflow analyze PIPE -q``, the default report at the end): the memory of a file that long.
 """
 
 from __future__ import annotations
@@ -169,14 +171,17 @@ def memory(
     every: float,
     show: Callable[[float, int, int], None],
     loop: tuple[Path, int] | None = None,
+    whole: bool = False,
 ) -> list[tuple[float, int, int]]:
     """(seconds, bytes kaflow has read so far, its RSS in KiB), sampled every ``every`` s and
-    each shown as it is taken."""
+    each shown as it is taken. ``whole``: the stream is analyzed as one capture (the default
+    report at its end), not followed."""
     with tempfile.TemporaryDirectory() as tmp:
         fifo = Path(tmp) / "stream.pcap"
         os.mkfifo(fifo)
+        how = ["-q"] if whole else ["--follow", "-f", "jsonl"]
         kaflow = subprocess.Popen(
-            [sys.executable, "-m", "pcapkit", "analyze", str(fifo), "--follow", "-f", "jsonl"],
+            [sys.executable, "-m", "pcapkit", "analyze", str(fifo), *how],
             stdout=subprocess.DEVNULL,
         )
         feed: subprocess.Popen[bytes] | threading.Thread
@@ -232,6 +237,9 @@ def main() -> int:
     mem.add_argument("--every", type=float, default=5.0)
     mem.add_argument("--loop", type=Path, help="a capture gen.py wrote, streamed --times over")
     mem.add_argument("--times", type=int, default=10)
+    mem.add_argument(
+        "--whole", action="store_true", help="analyze the stream as one capture, not --follow"
+    )
     args = ap.parse_args()
     if args.cmd == "latency":
         dirs = args.dirs or []
@@ -247,7 +255,7 @@ def main() -> int:
         print(f"{s:7.0f}  {read / 2**20:8.0f}  {rss / 1024:7.1f}", flush=True)
 
     loop = None if args.loop is None else (args.loop, args.times)
-    samples = memory(args.packets, args.profile, args.every, show, loop)
+    samples = memory(args.packets, args.profile, args.every, show, loop, args.whole)
     rss = [r for _, _, r in samples]
     if rss:
         tenth = rss[len(rss) // 10]
