@@ -1578,11 +1578,19 @@ impl Reassembler {
     }
 
     /// The capture ended: every connection still open, in id order; and the counts.
-    pub fn finish(mut self, done: &mut Vec<TcpConnection>) -> TcpStats {
+    pub fn finish(self, done: &mut Vec<TcpConnection>) -> TcpStats {
+        let (stats, rest) = self.finish_lazily();
+        done.extend(rest);
+        stats
+    }
+
+    /// The same, each connection finished only when taken: most of a keepalive capture's
+    /// connections are still open at its end, and finished all at once each would be held
+    /// twice (as it was, and as its streams) until labelled.
+    pub fn finish_lazily(mut self) -> (TcpStats, impl Iterator<Item = TcpConnection>) {
         let mut all = std::mem::take(&mut self.conns);
         all.extend(self.parked.drain().flat_map(|(_, list)| list));
         all.sort_unstable_by_key(|c| c.id);
-        done.extend(all.into_iter().map(Conn::finish));
-        self.stats
+        (self.stats, all.into_iter().map(Conn::finish))
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::batch::Finished;
 use crate::capture::{CaptureError, Merge};
@@ -76,7 +76,7 @@ fn shard_of(seg: &Segment, shards: usize) -> usize {
     ((x >> 32) as usize) % shards.max(1)
 }
 
-fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &Sender<Report>) {
+fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &SyncSender<Report>) {
     let mut reassembler = Reassembler::sharded(ports);
     let mut done = Vec::new();
     let finish = |done: &mut Vec<_>| -> Vec<Finished> {
@@ -101,10 +101,10 @@ fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &Sender<Report>) {
                 }
             }
             Work::End => {
-                let stats = reassembler.finish(&mut done);
-                // labelled a piece at a time, so that the caller hands the first ones on while
-                // the rest are labelled
-                let mut rest = done.into_iter();
+                // finished and labelled a piece at a time, each waiting for room in the report
+                // channel: the caller hands the first ones on while the rest are labelled,
+                // and the end's connections are never all held twice
+                let (stats, mut rest) = reassembler.finish_lazily();
                 loop {
                     let mut piece: Vec<_> = rest.by_ref().take(END_PIECE).collect();
                     if piece.is_empty() {
@@ -152,9 +152,9 @@ impl Shards {
         let mut reports = Vec::new();
         for i in 0..shards.max(1) {
             let (work_tx, work_rx) = sync_channel(AHEAD);
-            // never full: a shard reports at most the rounds in flight, and the end's pieces
-            // are what the shard holds anyway
-            let (report_tx, report_rx) = channel();
+            // room for every round in flight (a shard reports no more), so a round's report
+            // never waits; the end's pieces wait for the caller to take them
+            let (report_tx, report_rx) = sync_channel(AHEAD + 2);
             let ports = ports.to_vec();
             std::thread::Builder::new()
                 .name(format!("kaflow-shard-{i}"))
