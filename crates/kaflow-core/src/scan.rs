@@ -32,22 +32,23 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Where the segments come from: files read as fast as the disk allows, or a capture followed
 /// as it arrives.
 enum Feed {
-    Files(Box<Shards>),
+    Files(Shards),
     Live {
         live: Reading,
         /// The latest packet's timestamp and when it arrived: capture time goes on from there
         /// at the wall clock's pace while nothing arrives.
         clock: Option<(i64, Instant)>,
         ended: Option<Box<Ended>>,
+        /// The one reassembler (files are reassembled in [`Shards`]); its counts once the
+        /// input has ended.
+        reassembler: Option<Reassembler>,
+        finished: Vec<TcpConnection>,
+        stats: Option<TcpStats>,
     },
 }
 
 pub struct Scanner {
     feed: Feed,
-    /// Following: the one reassembler (files are reassembled in [`Shards`]).
-    reassembler: Option<Reassembler>,
-    finished: Vec<TcpConnection>,
-    stats: Option<TcpStats>,
 }
 
 impl Scanner {
@@ -78,10 +79,7 @@ impl Scanner {
         round: usize,
     ) -> Result<Scanner, CaptureError> {
         Ok(Scanner {
-            feed: Feed::Files(Box::new(Shards::start(merge, ports, shards, round)?)),
-            reassembler: None,
-            finished: Vec::new(),
-            stats: None,
+            feed: Feed::Files(Shards::start(merge, ports, shards, round)?),
         })
     }
 
@@ -94,10 +92,10 @@ impl Scanner {
                 live: Reading::open(path, window),
                 clock: None,
                 ended: None,
+                reassembler: Some(Reassembler::following(ports)),
+                finished: Vec::new(),
+                stats: None,
             },
-            reassembler: Some(Reassembler::following(ports)),
-            finished: Vec::new(),
-            stats: None,
         }
     }
 
@@ -108,14 +106,20 @@ impl Scanner {
                 let mut batch = Batch::default();
                 while batch.rows.len() < BATCH_CONNECTIONS {
                     if !shards.next(&mut batch.rows)? {
-                        self.stats = Some(shards.stats().clone());
                         break;
                     }
                 }
                 Ok((!batch.rows.is_empty()).then_some(batch))
             }
-            Feed::Live { live, clock, ended } => {
-                let Some(reassembler) = self.reassembler.as_mut() else {
+            Feed::Live {
+                live,
+                clock,
+                ended,
+                reassembler: slot,
+                finished,
+                stats,
+            } => {
+                let Some(reassembler) = slot.as_mut() else {
                     return Ok(None);
                 };
                 let due = Instant::now() + TICK;
@@ -123,7 +127,7 @@ impl Scanner {
                     match live.next(due.saturating_duration_since(Instant::now())) {
                         Got::Chunk(chunk) => {
                             for seg in &chunk.segments {
-                                reassembler.push(seg, chunk.payload(seg), &mut self.finished);
+                                reassembler.push(seg, chunk.payload(seg), finished);
                             }
                             if let Some(last) = chunk.segments.last() {
                                 let latest = clock.map_or(last.ts_ns, |(t, _)| t.max(last.ts_ns));
@@ -133,46 +137,39 @@ impl Scanner {
                         Got::Quiet => break,
                         Got::End(r) => {
                             *ended = Some(r?);
-                            if let Some(r) = self.reassembler.take() {
-                                self.stats = Some(r.finish(&mut self.finished));
+                            if let Some(r) = slot.take() {
+                                *stats = Some(r.finish(finished));
                             }
                             break;
                         }
                     }
-                    if self.finished.len() >= BATCH_CONNECTIONS || Instant::now() >= due {
+                    if finished.len() >= BATCH_CONNECTIONS || Instant::now() >= due {
                         break;
                     }
                 }
-                if let (Some(r), Some((ts, at))) = (self.reassembler.as_mut(), *clock) {
+                if let (Some(r), Some((ts, at))) = (slot.as_mut(), *clock) {
                     let waited = i64::try_from(at.elapsed().as_nanos()).unwrap_or(i64::MAX);
-                    r.advance(ts.saturating_add(waited), &mut self.finished);
+                    r.advance(ts.saturating_add(waited), finished);
                 }
-                if self.finished.is_empty() && self.reassembler.is_none() {
+                if finished.is_empty() && slot.is_none() {
                     return Ok(None);
                 }
-                let now = self
-                    .reassembler
+                let now = slot
                     .as_ref()
                     .and_then(Reassembler::now)
                     .or(clock.map(|(t, _)| t));
-                let open = self
-                    .reassembler
+                let open = slot
                     .as_mut()
                     .map_or_else(Vec::new, Reassembler::open_requests);
-                let mut batch = self.take_batch();
+                let mut batch = Batch::default();
+                for tc in finished.drain(..) {
+                    batch.push(&tc, label(&tc));
+                }
                 batch.open_rows = open;
                 batch.now_ns = now;
                 Ok(Some(batch))
             }
         }
-    }
-
-    fn take_batch(&mut self) -> Batch {
-        let mut batch = Batch::default();
-        for tc in self.finished.drain(..) {
-            batch.push(&tc, label(&tc));
-        }
-        batch
     }
 
     /// The files taken together (when following, complete once the input has ended).
@@ -206,7 +203,10 @@ impl Scanner {
 
     /// Reconstruction's counts; complete once [`Scanner::next_batch`] has returned `None`.
     pub fn stats(&self) -> TcpStats {
-        self.stats.clone().unwrap_or_default()
+        match &self.feed {
+            Feed::Files(shards) => shards.stats().clone(),
+            Feed::Live { stats, .. } => stats.clone().unwrap_or_default(),
+        }
     }
 
     pub fn progress(&self) -> (u64, u64) {
