@@ -2,7 +2,7 @@
 //!
 //!     cargo run --release --example stages -- FILE [PORT] [LAST]
 //!
-//! With LAST (1–4) only that many stages run, the last one alone: for `perf stat` or
+//! With LAST (1–5) only that many stages run, the last one alone: for `perf stat` or
 //! `perf record` on one stage without the others mixed in.
 //!
 //! Prints, per stage, the wall time and nanoseconds a packet: the record walk and header decode
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kaflow_core::batch::Batch;
-use kaflow_core::capture::Reader;
+use kaflow_core::capture::{Mode, Reader, Window};
 use kaflow_core::label::label;
 use kaflow_core::reassembly::Reassembler;
+use kaflow_core::scan::Scanner;
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 enum Upto {
@@ -24,9 +25,36 @@ enum Upto {
     Reassemble,
     Label,
     Batch,
+    /// Every stage as the command runs them: the reader dealing to shards on threads.
+    Sharded,
+}
+
+/// The whole core as `kaflow analyze` drives it, batches dropped as they come.
+fn run_sharded(path: &Path, port: u16) -> Result<(f64, u64, u64), String> {
+    let start = Instant::now();
+    let mut scanner = Scanner::open(
+        &[path.to_path_buf()],
+        &[port],
+        Mode::Auto,
+        Window::default(),
+    )
+    .map_err(|e| e.message)?;
+    let mut connections = 0u64;
+    while let Some(batch) = scanner.next_batch().map_err(|e| e.message)? {
+        connections += batch.len() as u64;
+        std::hint::black_box((batch.connections(), batch.request_rows()));
+    }
+    Ok((
+        start.elapsed().as_secs_f64(),
+        scanner.info().packets,
+        connections,
+    ))
 }
 
 fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
+    if upto == Upto::Sharded {
+        return run_sharded(path, port);
+    }
     let start = Instant::now();
     let mut reader = Reader::open(path).map_err(|e| e.message)?;
     let mut reassembler = Reassembler::new(&[port]);
@@ -88,9 +116,10 @@ fn main() -> Result<(), String> {
         ("+ connections (reassembly)", Upto::Reassemble),
         ("+ HTTP, pairing, machine (label)", Upto::Label),
         ("+ columns (batch)", Upto::Batch),
+        ("all, sharded on threads (wall)", Upto::Sharded),
     ];
     let chosen = match last {
-        Some(n) => stages.get(n.wrapping_sub(1)..n).ok_or("LAST is 1 to 4")?,
+        Some(n) => stages.get(n.wrapping_sub(1)..n).ok_or("LAST is 1 to 5")?,
         None => &stages[..],
     };
     for &(name, upto) in chosen {

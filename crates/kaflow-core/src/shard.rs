@@ -46,6 +46,16 @@ struct Share {
     now: Vec<i64>,
 }
 
+impl Share {
+    fn clear(&mut self) {
+        self.chunk.segments.clear();
+        self.chunk.data.clear();
+        // a round of jumbo segments is not held on to for the rest of the capture
+        self.chunk.data.shrink_to(16 << 20);
+        self.now.clear();
+    }
+}
+
 enum Work {
     Round(Share),
     /// The capture has ended: finish every connection.
@@ -53,10 +63,12 @@ enum Work {
 }
 
 enum Report {
-    /// A round done: the frames that opened connections in it, and what it finished.
+    /// A round done: the frames that opened connections in it, what it finished, and the
+    /// share's buffers, emptied, for the reader to fill again.
     Round {
         opened: Vec<u64>,
         rows: Vec<Finished>,
+        spent: Share,
     },
     /// Part of what the capture's end finished.
     Piece(Vec<Finished>),
@@ -89,14 +101,23 @@ fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &SyncSender<Report>) 
     };
     while let Ok(w) = work.recv() {
         match w {
-            Work::Round(share) => {
+            Work::Round(mut share) => {
                 for (seg, &now) in share.chunk.segments.iter().zip(&share.now) {
                     reassembler.observe(now);
                     reassembler.push(seg, share.chunk.payload(seg), &mut done);
                 }
                 let opened = reassembler.take_opened();
                 let rows = finish(&mut done);
-                if report.send(Report::Round { opened, rows }).is_err() {
+                share.clear();
+                let spent = share;
+                if report
+                    .send(Report::Round {
+                        opened,
+                        rows,
+                        spent,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -137,6 +158,9 @@ pub struct Shards {
     ids: HashMap<u64, u64>,
     next_id: u64,
     stats: TcpStats,
+    /// Shares the shards are done with, kept for the next rounds: a round's few MB are filled
+    /// in memory already touched, not grown afresh (each growth a copy, each new page a fault).
+    spare: Vec<Share>,
 }
 
 impl Shards {
@@ -188,6 +212,7 @@ impl Shards {
             ids: HashMap::new(),
             next_id: 1,
             stats: TcpStats::default(),
+            spare: Vec::new(),
         })
     }
 
@@ -230,7 +255,9 @@ impl Shards {
 
     /// Reads the next round and hands each shard its share (and the end, once read).
     fn deal(&mut self) -> Result<(), CaptureError> {
-        let mut shares: Vec<Share> = self.work.iter().map(|_| Share::default()).collect();
+        let mut shares: Vec<Share> = (0..self.work.len())
+            .map(|_| self.spare.pop().unwrap_or_default())
+            .collect();
         let n = shares.len();
         let mut count = 0;
         while count < self.round {
@@ -290,9 +317,14 @@ impl Shards {
         for shard in 0..self.reports.len() {
             let got = self.reports.get(shard).map(Receiver::recv);
             match got {
-                Some(Ok(Report::Round { opened: o, rows })) => {
+                Some(Ok(Report::Round {
+                    opened: o,
+                    rows,
+                    spent,
+                })) => {
                     opened.extend(o);
                     finished.push(rows);
+                    self.spare.push(spent);
                 }
                 Some(Ok(Report::Panic(p))) => resume_unwind(p),
                 _ => self.failed(shard),
