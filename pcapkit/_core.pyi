@@ -14,7 +14,6 @@ __all__ = [
     "Batch",
     "CaptureFacts",
     "Connections",
-    "Details",
     "FileFacts",
     "Scan",
     "Segments",
@@ -22,6 +21,7 @@ __all__ = [
     "connection_csv",
     "connection_json",
     "diagram",
+    "keyed_rows",
     "read_segments",
     "request_key",
 ]
@@ -84,49 +84,20 @@ class Connections:
     conn_server_close_frame: list[int | None]
 
 @final
-class Details:
-    """The events, requests and anomalies of the connections asked for, one connection after
-    the other, as many each as its ``conn_events``, ``conn_requests`` and ``conn_anomalies``."""
-
-    ev_time_ns: list[int]
-    ev_type: list[EventType]
-    ev_side: list[Side]
-    ev_frame: list[int]
-    ev_method: list[str | None]
-    ev_target: list[str | None]
-    ev_host: list[str | None]
-    ev_status: list[int | None]
-    ev_connection_close: list[bool]
-    ev_request_index: list[int | None]
-    ev_length: list[int | None]
-    ev_note: list[str | None]
-    rq_index: list[int]
-    rq_method: list[str | None]
-    rq_target: list[str | None]
-    rq_host: list[str | None]
-    rq_sent_at_ns: list[int]
-    rq_frame: list[int]
-    rq_status: list[int | None]
-    rq_responded_at_ns: list[int | None]
-    rq_response_frame: list[int | None]
-    rq_connection_close: list[bool]
-    rq_request_id: list[str | None]
-    an_time_ns: list[int]
-    an_frame: list[int]
-    an_side: list[Side]
-    an_what: list[str]
-
-@final
 class Batch:
-    """Finished connections: :attr:`connections` for every one; events, requests and anomalies
-    for those asked for (:meth:`details`), so objects are built only for the connections kept."""
+    """Finished connections: :attr:`connections` for every one; each whole (events, requests
+    and anomalies) for those asked for (:meth:`records`), so objects are built only for the
+    connections read."""
 
     connections: Connections
     # following a live capture: capture time when the batch was made (None otherwise)
     @property
     def now_ns(self) -> int | None: ...
     def __len__(self) -> int: ...
-    def details(self, which: Sequence[int]) -> Details: ...
+    def records(self, which: Sequence[int]) -> list[bytes]:
+        """Each connection at these positions as the pickle of its plain values: a
+        :data:`pcapkit.connections.Record`."""
+
     def json_lines(self, which: Sequence[int]) -> list[bytes]:
         """The JSON report's line (UTF-8) of each connection at these positions: the one
         encoder of ``docs/json-schema.md``'s connection object."""
@@ -153,6 +124,9 @@ def connection_csv(conn: Connection) -> tuple[bytes, bytes]:
 def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
     """What makes two requests the same for retry matching (method, target, Host, and the
     request id when it has one), hashed to a stable signed 64-bit int."""
+
+def keyed_rows(rows: bytes, keys: set[int]) -> bytes:
+    """Of request rows (:meth:`Batch.request_rows`), those whose key is in ``keys``, in order."""
 
 @final
 class FileFacts:

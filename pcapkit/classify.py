@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
+from pcapkit import _core
 from pcapkit._core import request_key
 from pcapkit.client import NGINX_NOT_RETRIED, Client
 from pcapkit.model import (
@@ -427,8 +428,10 @@ class Live:
         """The requests kept whose key is ``key``, each once, not yet taken for a retry."""
         out: dict[tuple[int, int], tuple[int, _Candidate]] = {}
         for _, cols in self._rows:
-            for i in [i for i, k in enumerate(cols[0::6]) if k == key]:
-                found = _candidate(cols[6 * i : 6 * i + 6])
+            hits = array("q")
+            hits.frombytes(_core.keyed_rows(cols.tobytes(), {key}))
+            for i in range(0, len(hits), 6):
+                found = _candidate(hits[i : i + 6])
                 at = (found[1].conn_id, found[1].index)
                 if at not in self._used:
                     out.setdefault(at, found)
@@ -528,9 +531,8 @@ def _candidates(fh: BinaryIO, keys: set[int]) -> list[tuple[int, _Candidate]]:
         if got < 48:
             return out
         rows = array("q")
-        rows.frombytes(memoryview(buf)[: got // 48 * 48])
-        hits = [i for i, k in enumerate(rows[0::6]) if k in keys]
-        out.extend(_candidate(rows[6 * i : 6 * i + 6]) for i in hits)
+        rows.frombytes(_core.keyed_rows(bytes(memoryview(buf)[:got]), keys))
+        out.extend(_candidate(rows[i : i + 6]) for i in range(0, len(rows), 6))
 
 
 def conclude(

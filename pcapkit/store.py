@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, overload
 
-from pcapkit.connections import build, records
+from pcapkit.connections import build
 from pcapkit.model import FINDING_TYPES, Connection, Finding, FindingType
 
 if TYPE_CHECKING:
@@ -39,7 +39,12 @@ class TextCodec(Protocol):
 
 
 _TEXT_CHUNK = 32
-"""Connections whose text is asked of the core at once (see :meth:`Spool.add_batch`)."""
+"""Connections whose records are asked of the core at once (see :meth:`Spool.add_batch`)."""
+
+
+def _pickled(batch: Batch, which: list[int]) -> list[bytes]:
+    """The records of a spool of connections: each the core's pickle of its plain values."""
+    return batch.records(which)
 
 
 def _new_file(directory: str | None) -> int:
@@ -98,16 +103,12 @@ class Spool(_Records, Sequence[Connection]):
         they are built from when read (most kept connections never are: the default report
         reads the timelines of a few)."""
         ids = batch.connections.conn_id
-        if self.text is None:
-            for i, rec in zip(which, records(batch, which), strict=True):
-                self._append(pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL))
-                self._ids.append(ids[i])
-            return
+        encode = self.text.encode if self.text is not None else _pickled
         # a few at a time: the batch at the end of a capture holds every connection still open
-        # then (most of a keepalive capture's), whose text at once would be 100s of MB
+        # then (most of a keepalive capture's), whose records at once would be 100s of MB
         for at in range(0, len(which), _TEXT_CHUNK):
             some = which[at : at + _TEXT_CHUNK]
-            for i, data in zip(some, self.text.encode(batch, some), strict=True):
+            for i, data in zip(some, encode(batch, some), strict=True):
                 self._append(data)
                 self._ids.append(ids[i])
 

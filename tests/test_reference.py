@@ -10,6 +10,7 @@ JSON is the last pure-Python release's.
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -105,16 +106,21 @@ def test_core_columns_equal_what_the_connections_say(capture: str) -> None:
             if name.startswith("conn_") and name != "conn_request_headers":
                 assert getattr(core.connections, name) == getattr(held.connections, name), name
         assert core.request_rows() == held.request_rows()
+        # the core's records are the connections' own values, field by field, in their order
+        every = list(range(len(core)))
+        assert [pickle.loads(r) for r in core.records(every)] == [
+            pickle.loads(r) for r in held.records(every)
+        ]
 
 
-def test_details_are_the_connections_asked_for_in_that_order() -> None:
+def test_records_are_the_connections_asked_for_in_that_order() -> None:
     ((b, held),) = _whole_batches(FIXTURES / "idle-race-get" / "capture.pcap")
     assert len(b) >= 3
     which = [2, 0]
     assert connections(b, which) == [held.conns[2], held.conns[0]]
     assert connections(b, []) == []
     with pytest.raises(IndexError):
-        b.details([len(b)])
+        b.records([len(b)])
 
 
 def test_request_key_is_method_target_and_host() -> None:

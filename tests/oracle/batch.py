@@ -1,14 +1,15 @@
 """Connections at hand as the core's batch, so the stages after the core run on them unchanged.
 
-The product takes a :class:`pcapkit._core.Batch` (per-connection columns, details of the
-connections asked for, request rows). Tests that build connections by hand, and the Python
-reference, wrap them in :class:`HeldBatch`: the same surface, derived from the objects the
-plain way (count the responses, the unanswered requests...). That derivation is the oracle for
+The product takes a :class:`pcapkit._core.Batch` (per-connection columns, the connections
+asked for whole as pickled records, request rows). Tests that build connections by hand, and
+the Python reference, wrap them in :class:`HeldBatch`: the same surface, derived from the objects
+the plain way (count the responses, the unanswered requests...). That derivation is the oracle for
 the core's own columns: ``tests/test_reference.py`` holds both to the same analysis.
 """
 
 from __future__ import annotations
 
+import pickle
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -99,17 +100,20 @@ class HeldBatch:
     def __len__(self) -> int:
         return len(self.conns)
 
-    def details(self, which: Sequence[int]) -> _Columns:
-        picked = [self.conns[i] for i in which]
-        cols: dict[str, list[Any]] = {}
-        for prefix, names, rows in (
-            ("ev", _EVENT, [e for c in picked for e in c.events]),
-            ("rq", _REQUEST, [r for c in picked for r in c.requests]),
-            ("an", _ANOMALY, [a for c in picked for a in c.anomalies]),
-        ):
-            for n in names:
-                cols[f"{prefix}_{n}"] = [getattr(row, n) for row in rows]
-        return _Columns(cols)
+    def records(self, which: Sequence[int]) -> list[bytes]:
+        """Each connection asked for as the pickle of its plain values, read off the object:
+        its own fields in ``Connection``'s order, then its events, requests and anomalies as
+        tuples of their fields (a request's ``encrypted`` is its connection's ``tls``)."""
+        out = []
+        for c in (self.conns[i] for i in which):
+            record = (
+                tuple(getattr(c, n) for n in _CONN),
+                [tuple(getattr(e, n) for n in _EVENT) for e in c.events],
+                [tuple(getattr(r, n) for n in _REQUEST) for r in c.requests],
+                [tuple(getattr(a, n) for n in _ANOMALY) for a in c.anomalies],
+            )
+            out.append(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        return out
 
     def request_rows(self) -> bytes:
         rows = array("q")

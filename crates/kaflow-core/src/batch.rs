@@ -3,18 +3,18 @@
 //! A [`Batch`] holds its connections as rows ([`Finished`]: the connection's facts and its
 //! labels) and turns them into columns on demand, in two parts. [`Connections`] has one entry
 //! per connection (`conn_*`) for every row: what the Python side needs to count, classify and
-//! choose. [`Details`] has the events, requests and anomalies (`ev_*`, `rq_*`, `an_*`) of the
-//! rows asked for only, one after the other, as many per connection as `conn_events`,
-//! `conn_requests` and `conn_anomalies` say: the Python side builds objects for the connections
-//! it keeps, not for every one. [`Batch::request_rows`] is the one thing taken of every request:
-//! the retry index's rows.
+//! choose. [`Batch::records`] has the rows asked for only, each whole (events, requests and
+//! anomalies) as a pickle of plain values ([`crate::record`]): the Python side builds objects
+//! for the connections it reads, not for every one. [`Batch::request_rows`] is the one thing
+//! taken of every request: the retry index's rows.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 
 use crate::export::{connection_json, csv_rows, ConnectionText, RowFacts, CSV_KEY};
 use crate::flow::{Stream, TcpConnection};
-use crate::label::{CloseKind, Labelled, Side};
+use crate::label::{CloseKind, Labelled, Request, Side};
 use crate::machine::EventType;
+use crate::record::connection_record;
 
 /// The names the columns carry for the enumerations (the public API's vocabulary).
 pub type Name = &'static str;
@@ -35,6 +35,9 @@ pub struct Finished {
     /// The header names of the connection's first request head, as sent (see
     /// [`request_header_names`]).
     pub request_headers: Option<String>,
+    /// Each request's [`request_key`] (0 when not captured): hashed where the connection is
+    /// labelled, on a shard's thread, not where batches are put together.
+    pub request_keys: Vec<u64>,
 }
 
 impl Finished {
@@ -50,6 +53,7 @@ impl Finished {
             first_ts_ns: tc.first_ts_ns,
             first_frame: tc.first_frame,
             last_ts_ns: tc.last_ts_ns,
+            request_keys: labels.requests.iter().map(key_of).collect(),
             labels,
             request_headers: request_header_names(&tc.to_server.stream),
         }
@@ -127,40 +131,22 @@ pub struct Connections {
     pub conn_server_close_frame: Vec<Option<u64>>,
 }
 
-/// The events, requests and anomalies of some of a batch's connections.
-#[derive(Debug, Default)]
-pub struct Details {
-    pub ev_time_ns: Vec<i64>,
-    pub ev_type: Vec<Name>,
-    pub ev_side: Vec<Name>,
-    pub ev_frame: Vec<u64>,
-    pub ev_method: Vec<Option<Arc<str>>>,
-    pub ev_target: Vec<Option<Arc<str>>>,
-    pub ev_host: Vec<Option<Arc<str>>>,
-    pub ev_status: Vec<Option<u16>>,
-    pub ev_connection_close: Vec<bool>,
-    pub ev_request_index: Vec<Option<u32>>,
-    pub ev_length: Vec<Option<i64>>,
-    pub ev_note: Vec<Option<String>>,
-    pub rq_index: Vec<u32>,
-    pub rq_method: Vec<Option<Arc<str>>>,
-    pub rq_target: Vec<Option<Arc<str>>>,
-    pub rq_host: Vec<Option<Arc<str>>>,
-    pub rq_sent_at_ns: Vec<i64>,
-    pub rq_frame: Vec<u64>,
-    pub rq_status: Vec<Option<u16>>,
-    pub rq_responded_at_ns: Vec<Option<i64>>,
-    pub rq_response_frame: Vec<Option<u64>>,
-    pub rq_connection_close: Vec<bool>,
-    pub rq_request_id: Vec<Option<String>>,
-    pub an_time_ns: Vec<i64>,
-    pub an_frame: Vec<u64>,
-    pub an_side: Vec<Name>,
-    pub an_what: Vec<String>,
-}
-
 /// The int64s of one request in [`Batch::request_rows`].
 pub const REQUEST_ROW: usize = 6;
+
+/// Of request rows as bytes (native int64s, [`REQUEST_ROW`] to a row), those whose key is one
+/// of `keys`, in their order; a partial row at the end is not one. Retry matching looks up the
+/// few lost requests' keys among every request of the capture.
+pub fn keyed_rows(rows: &[u8], keys: &HashSet<i64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for row in rows.chunks_exact(REQUEST_ROW * 8) {
+        let key = row.first_chunk::<8>().map_or(0, |k| i64::from_ne_bytes(*k));
+        if keys.contains(&key) {
+            out.extend_from_slice(row);
+        }
+    }
+    out
+}
 
 impl Batch {
     pub fn len(&self) -> usize {
@@ -185,14 +171,20 @@ impl Batch {
         c
     }
 
-    /// The events, requests and anomalies of the rows at these positions, in that order;
-    /// `None` if a position is past the end.
-    pub fn details(&self, which: &[usize]) -> Option<Details> {
-        let mut d = Details::default();
-        for &i in which {
-            d.push(&self.rows.get(i)?.labels);
-        }
-        Some(d)
+    /// Each row at these positions, in that order, as the pickle of its plain values
+    /// ([`crate::record::connection_record`]); `None` if a position is past the end.
+    pub fn records(&self, which: &[usize]) -> Option<Vec<Vec<u8>>> {
+        which
+            .iter()
+            .map(|&i| {
+                let f = self.rows.get(i)?;
+                // about 100 bytes an event and as many a request: grown once at most
+                let rows = f.labels.events.len() + f.labels.requests.len();
+                let mut out = Vec::with_capacity(rows.saturating_mul(112).saturating_add(512));
+                connection_record(&mut out, f);
+                Some(out)
+            })
+            .collect()
     }
 
     /// The JSON report's line of each row at these positions, in that order
@@ -244,13 +236,7 @@ impl Batch {
         let mut out = Vec::with_capacity(n * REQUEST_ROW);
         for f in &self.rows {
             let opened = if f.labels.partial { -1 } else { f.first_ts_ns };
-            for r in &f.labels.requests {
-                let key = match (&r.method, &r.target) {
-                    (Some(m), Some(t)) => {
-                        request_key(m, t, r.host.as_deref(), r.request_id.as_deref())
-                    }
-                    _ => 0, // not captured: never looked up
-                };
+            for (r, &key) in f.labels.requests.iter().zip(&f.request_keys) {
                 out.extend_from_slice(&[
                     i64::from_ne_bytes(key.to_ne_bytes()),
                     r.sent_at_ns,
@@ -267,6 +253,14 @@ impl Batch {
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A request's [`request_key`]; 0 when its method or target was not captured: never looked up.
+fn key_of(r: &Request) -> u64 {
+    match (&r.method, &r.target) {
+        (Some(m), Some(t)) => request_key(m, t, r.host.as_deref(), r.request_id.as_deref()),
+        _ => 0,
+    }
 }
 
 /// What makes two requests the same request for retry matching (method, target and Host),
@@ -382,44 +376,6 @@ impl Connections {
     }
 }
 
-impl Details {
-    fn push(&mut self, l: &Labelled) {
-        for e in &l.events {
-            self.ev_time_ns.push(e.time_ns);
-            self.ev_type.push(e.kind.as_str());
-            self.ev_side.push(e.side.as_str());
-            self.ev_frame.push(e.frame);
-            self.ev_method.push(e.method.clone());
-            self.ev_target.push(e.target.clone());
-            self.ev_host.push(e.host.clone());
-            self.ev_status.push(e.status);
-            self.ev_connection_close.push(e.connection_close);
-            self.ev_request_index.push(e.request_index.map(count));
-            self.ev_length.push(e.length);
-            self.ev_note.push(e.note.as_deref().map(str::to_owned));
-        }
-        for r in &l.requests {
-            self.rq_index.push(count(r.index));
-            self.rq_method.push(r.method.clone());
-            self.rq_target.push(r.target.clone());
-            self.rq_host.push(r.host.clone());
-            self.rq_sent_at_ns.push(r.sent_at_ns);
-            self.rq_frame.push(r.frame);
-            self.rq_status.push(r.status);
-            self.rq_responded_at_ns.push(r.responded_at_ns);
-            self.rq_response_frame.push(r.response_frame);
-            self.rq_connection_close.push(r.connection_close);
-            self.rq_request_id.push(r.request_id.clone());
-        }
-        for a in &l.anomalies {
-            self.an_time_ns.push(a.time_ns);
-            self.an_frame.push(a.frame);
-            self.an_side.push(a.side.as_str());
-            self.an_what.push(a.what.clone());
-        }
-    }
-}
-
 impl Finished {
     /// What the reports write of it, handed to `write`.
     fn text<R>(&self, write: impl FnOnce(&ConnectionText) -> R) -> R {
@@ -502,7 +458,30 @@ pub fn endpoint(raw: &[u8; 16], version: u8, port: u16) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_ip, request_key, Batch};
+    use super::{format_ip, keyed_rows, request_key, Batch, REQUEST_ROW};
+
+    #[test]
+    fn keyed_rows_keeps_whole_rows_with_a_key_asked_for() {
+        let rows: Vec<i64> = (0..4i64)
+            .flat_map(|r| {
+                (0..REQUEST_ROW as i64).map(move |c| if c == 0 { r % 2 - 1 } else { r * 10 + c })
+            })
+            .collect();
+        let mut bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        bytes.extend_from_slice(&[0xff; 20]); // a row cut short is no row
+        let picked = keyed_rows(&bytes, &[-1].into_iter().collect());
+        let back: Vec<i64> = picked
+            .chunks_exact(8)
+            .map(|b| i64::from_ne_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        // rows 0 and 2 have key -1, rows 1 and 3 key 0
+        let want: Vec<i64> = [0usize, 2]
+            .iter()
+            .flat_map(|&r| rows[r * REQUEST_ROW..(r + 1) * REQUEST_ROW].to_vec())
+            .collect();
+        assert_eq!(back, want);
+        assert!(keyed_rows(&bytes, &[7].into_iter().collect()).is_empty());
+    }
 
     #[test]
     fn request_key_is_fnv1a_of_the_three_and_stable() {
@@ -527,10 +506,10 @@ mod tests {
     }
 
     #[test]
-    fn details_past_the_end_are_refused() {
+    fn records_past_the_end_are_refused() {
         let empty = Batch::default();
-        assert!(empty.details(&[]).is_some());
-        assert!(empty.details(&[0]).is_none());
+        assert_eq!(empty.records(&[]), Some(vec![]));
+        assert!(empty.records(&[0]).is_none());
         assert!(empty.request_rows().is_empty());
         assert!(empty.connections().is_empty());
     }

@@ -21,6 +21,7 @@ pub mod label;
 pub mod machine;
 pub mod pytext;
 pub mod reassembly;
+pub mod record;
 pub mod scan;
 pub mod segment;
 pub mod shard;

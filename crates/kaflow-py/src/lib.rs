@@ -4,7 +4,7 @@
 //! core (a bug) is caught where the core runs and becomes a one-line `KaflowError` too, so no
 //! Rust panic ever reaches the user as a crash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use kaflow_core::batch::{
-    format_ip, request_key as core_request_key, Batch as CoreBatch, Connections as CoreConnections,
-    Details as CoreDetails,
+    format_ip, keyed_rows as core_keyed_rows, request_key as core_request_key, Batch as CoreBatch,
+    Connections as CoreConnections,
 };
 use kaflow_core::capture::{
     CaptureError, CaptureInfo, Edge, ErrorKind, FileInfo, Mode, Reader, Window,
@@ -196,23 +196,14 @@ columns! {
     }
 }
 
-columns! {
-    /// The events, requests and anomalies of some connections of a batch.
-    Details from CoreDetails {
-        ev_time_ns, ev_type, ev_side, ev_frame, ev_method, ev_target, ev_host, ev_status,
-        ev_connection_close, ev_request_index, ev_length, ev_note,
-        rq_index, rq_method, rq_target, rq_host, rq_sent_at_ns, rq_frame, rq_status,
-        rq_responded_at_ns, rq_response_frame, rq_connection_close, rq_request_id,
-        an_time_ns, an_frame, an_side, an_what,
-    }
-}
-
 /// Finished connections: their per-connection columns at once, the rest when asked for.
 #[pyclass(frozen, module = "pcapkit._core")]
 pub struct Batch {
     rows: CoreBatch,
     #[pyo3(get)]
     connections: Py<Connections>,
+    /// `rows.request_rows()` as bytes, made on the core's thread.
+    requests: Vec<u8>,
 }
 
 #[pymethods]
@@ -221,11 +212,16 @@ impl Batch {
         self.rows.len()
     }
 
-    /// The events, requests and anomalies of the connections at these positions.
-    fn details(&self, py: Python<'_>, which: Vec<usize>) -> PyResult<Details> {
-        let got = self.rows.details(&which);
-        let d = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
-        Details::convert(py, d)
+    /// Each connection at these positions as the pickle of its plain values.
+    fn records<'py>(
+        &self,
+        py: Python<'py>,
+        which: Vec<usize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let rows = &self.rows;
+        let got = py.detach(|| rows.records(&which));
+        let records = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Ok(records.iter().map(|r| PyBytes::new(py, r)).collect())
     }
 
     /// The JSON report's line of each connection at these positions, UTF-8.
@@ -259,9 +255,7 @@ impl Batch {
 
     /// Every request's retry-index row, six native int64s each (see the stub).
     fn request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let rows = self.rows.request_rows();
-        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        PyBytes::new(py, &bytes)
+        PyBytes::new(py, &self.requests)
     }
 
     /// Following a live capture: capture time when the batch was made.
@@ -273,27 +267,37 @@ impl Batch {
     /// Following a live capture: the same rows for the requests framed since the batch before
     /// on connections still open; empty otherwise.
     fn open_request_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes: Vec<u8> = self
-            .rows
-            .open_rows
-            .iter()
-            .flat_map(|v| v.to_ne_bytes())
-            .collect();
-        PyBytes::new(py, &bytes)
+        int64s(py, &self.rows.open_rows)
     }
 }
 
 impl Batch {
-    /// `columns` are `rows.connections()`, made on the core's thread, off the GIL.
-    fn convert(py: Python<'_>, (rows, columns): (CoreBatch, CoreConnections)) -> PyResult<Self> {
+    /// `columns` are `rows.connections()` and `requests` its request rows, made on the core's
+    /// thread, off the GIL.
+    fn convert(
+        py: Python<'_>,
+        (rows, columns, requests): (CoreBatch, CoreConnections, Vec<u8>),
+    ) -> PyResult<Self> {
         let connections = Py::new(py, Connections::convert(py, columns)?)?;
-        Ok(Batch { rows, connections })
+        Ok(Batch {
+            rows,
+            connections,
+            requests,
+        })
     }
 }
 
 fn int64s<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-    PyBytes::new(py, &bytes)
+    PyBytes::new(py, &ne_bytes(values))
+}
+
+/// int64s as the bytes of an `array('q')`.
+fn ne_bytes(values: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len().saturating_mul(8));
+    for v in values {
+        out.extend_from_slice(&v.to_ne_bytes());
+    }
+    out
 }
 
 /// A `pcapkit.model.Event`, read by attribute.
@@ -468,6 +472,12 @@ fn request_key(method: &str, target: &str, host: Option<&str>, request_id: Optio
     i64::from_ne_bytes(core_request_key(method, target, host, request_id).to_ne_bytes())
 }
 
+/// The request rows among `rows` whose key is in `keys` (`kaflow_core::batch::keyed_rows`).
+#[pyfunction]
+fn keyed_rows<'py>(py: Python<'py>, rows: &[u8], keys: HashSet<i64>) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &core_keyed_rows(rows, &keys))
+}
+
 /// One file of the capture as read.
 #[pyclass(frozen, get_all, module = "pcapkit._core")]
 pub struct FileFacts {
@@ -577,7 +587,7 @@ impl CaptureFacts {
     }
 }
 
-type Outcome = Result<Option<(CoreBatch, CoreConnections)>, Failure>;
+type Outcome = Result<Option<(CoreBatch, CoreConnections, Vec<u8>)>, Failure>;
 
 /// The facts of a finished scan, files and window included: made once the scan has ended.
 struct Finished {
@@ -620,7 +630,8 @@ fn run(
         let next = guarded(|| scanner.next_batch()).map(|found| {
             found.map(|b| {
                 let columns = b.connections();
-                (b, columns)
+                let requests = ne_bytes(&b.request_rows());
+                (b, columns, requests)
             })
         });
         let (read, size) = scanner.progress();
@@ -860,8 +871,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Batch>()?;
     m.add_class::<Connections>()?;
-    m.add_class::<Details>()?;
     m.add_function(wrap_pyfunction!(request_key, m)?)?;
+    m.add_function(wrap_pyfunction!(keyed_rows, m)?)?;
     m.add_function(wrap_pyfunction!(connection_json, m)?)?;
     m.add_function(wrap_pyfunction!(connection_csv, m)?)?;
     m.add("CSV_KEY", CSV_KEY)?;

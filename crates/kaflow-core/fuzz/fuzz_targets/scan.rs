@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let every: Vec<usize> = (0..batch.len()).collect();
         std::hint::black_box((
             batch.connections(),
-            batch.details(&every),
+            batch.records(&every),
             batch.request_rows(),
         ));
     }
