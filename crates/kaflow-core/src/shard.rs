@@ -30,11 +30,11 @@ use crate::segment::Segment;
 
 /// Segments of the file in a round: enough that a round's hand-over costs nothing beside its
 /// work, few enough that the rounds in flight hold a few MB.
-pub const ROUND_SEGMENTS: usize = 8192;
+pub const ROUND_SEGMENTS: usize = 4096;
 
 /// Rounds handed out and not yet reported at most: enough to keep every shard busy while the
 /// reader reads the next one.
-const AHEAD: usize = 3;
+const AHEAD: usize = 2;
 
 /// Connections in a piece of the capture's end, where every shard finishes all it holds.
 const END_PIECE: usize = 256;
