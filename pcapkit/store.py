@@ -55,11 +55,17 @@ def _new_file(directory: str | None) -> int:
     return fd
 
 
+_WRITE_BYTES = 1 << 20
+"""Records gathered before they are written: a finding's record is ~200 bytes, and a write of
+its own cost more than making it."""
+
+
 class _Records:
     """Records appended to a temporary file and read back by position.
 
     The index is two machine words per record (where, how long), so memory follows the number
-    of records, not their size.
+    of records, not their size; records not yet written wait in a buffer of at most
+    :data:`_WRITE_BYTES`.
     """
 
     def _records(self, directory: str | None) -> None:
@@ -67,15 +73,25 @@ class _Records:
         self._offsets = array("q")
         self._lengths = array("q")
         self._end = 0
+        self._unwritten = bytearray()
         self._closer = weakref.finalize(self, os.close, self._fd)
 
     def _append(self, data: bytes) -> None:
-        os.write(self._fd, data)
+        self._unwritten += data
         self._offsets.append(self._end)
         self._lengths.append(len(data))
         self._end += len(data)
+        if len(self._unwritten) >= _WRITE_BYTES:
+            self._write()
+
+    def _write(self) -> None:
+        buf, self._unwritten = self._unwritten, bytearray()
+        while buf:
+            del buf[: os.write(self._fd, buf)]
 
     def _read(self, pos: int) -> bytes:
+        if self._unwritten:
+            self._write()
         return os.pread(self._fd, self._lengths[pos], self._offsets[pos])
 
     def close(self) -> None:
