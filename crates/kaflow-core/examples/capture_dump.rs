@@ -49,7 +49,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(kaflow_core::capture::DEFAULT_WINDOW_BYTES);
     if args.iter().any(|a| a == "--io") {
-        // The reading alone, as the reader does it (4 MiB windows): what decoding adds is the rest.
+        // The reading alone, as the reader does it (1 MiB windows): what decoding adds is the rest.
         use std::io::Read;
         let started = Instant::now();
         let mut file = std::fs::File::open(path).expect("open");

@@ -816,7 +816,7 @@ fn read_all(
 /// The capture stage alone, for tests and benchmarks: read without the GIL (the input may be a
 /// pipe that a Python thread is writing), then converted.
 #[pyfunction]
-#[pyo3(signature = (path, window_bytes = 4194304))]
+#[pyo3(signature = (path, window_bytes = 1048576))]
 fn read_segments(
     py: Python<'_>,
     path: PathBuf,

@@ -68,7 +68,7 @@ const SNAPLEN_SLACK: u64 = 4;
 const SNAPLEN_FLOOR: u64 = 262_144;
 const NS: i64 = 1_000_000_000;
 /// Python's default `window_bytes`.
-pub const DEFAULT_WINDOW_BYTES: usize = 4 << 20;
+pub const DEFAULT_WINDOW_BYTES: usize = 1 << 20;
 // Segment offsets are u32: a window (plus the record that stretches it) must stay well below.
 const MAX_WINDOW_BYTES: usize = 1 << 30;
 
@@ -286,7 +286,7 @@ enum Walker {
     Pcapng(PcapngWalker),
 }
 
-/// A single pass over one capture, a window (~4 MiB, starting at a record boundary) at a time.
+/// A single pass over one capture, a window (~1 MiB, starting at a record boundary) at a time.
 ///
 /// The constructors read the file header, so a bad path or a file that is not a capture fails
 /// before any work starts. Errors Python raises only after reading (no packets at all, only

@@ -56,7 +56,7 @@ impl Source {
             file,
             gzip: None,
             carry: 0,
-            window: 4 << 20,
+            window: super::DEFAULT_WINDOW_BYTES,
             offset: 0,
             eof: false,
             leftover: 0,
