@@ -1058,12 +1058,27 @@ pub struct Framing {
 }
 
 /// Messages framed while the bytes arrived, kept small until their connection is finished:
-/// the fixed fields in a row each, the method, target and host one after another in one buffer.
+/// the fixed fields in a row each, the method, target and host one after another in a buffer.
+///
+/// Rows and strings are kept in chunks: the first grows as a `Vec` does, each later one is
+/// allocated whole once the one before is full, and full ones are set aside. What is kept is
+/// never moved, so a connection with many messages does not copy its (long cold) earlier rows
+/// each time it grows, no more than a chunk stands unused, and a message framed touches only
+/// the chunk being filled, as it would a plain `Vec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kept {
+    /// The chunk being filled, and the full ones before it.
     rows: Vec<Slim>,
+    full_rows: Vec<Vec<Slim>>,
+    /// The same for strings: each message's are in one chunk.
     text: Vec<u8>,
+    full_text: Vec<Vec<u8>>,
 }
+
+/// The rows a chunk of [`Kept`] holds.
+const ROWS_CHUNK: usize = 32;
+/// The bytes a chunk of [`Kept`]'s strings holds, unless one message's strings are more.
+const TEXT_CHUNK: usize = 4096;
 
 /// A message the scan read, kept small: its method, target and host are bytes of its
 /// [`Kept`] buffer, as sent.
@@ -1075,7 +1090,8 @@ pub struct Slim {
     /// `i64::MIN`: not known.
     length: i64,
     values: Option<Arc<Values>>,
-    /// Where its strings start in the buffer, and their lengths (`u32::MAX`: none).
+    /// Where its strings start (the chunk << 32 | where in it), and their lengths
+    /// (`u32::MAX`: none).
     text: u64,
     lens: [u32; 3],
     /// 0: none.
@@ -1089,29 +1105,58 @@ const NONE: u32 = u32::MAX;
 
 impl Kept {
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.full_rows.len() * ROWS_CHUNK + self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.full_rows.is_empty()
+    }
+
+    fn row(&self, i: usize) -> Option<&Slim> {
+        match self.full_rows.get(i / ROWS_CHUNK) {
+            Some(chunk) => chunk.get(i % ROWS_CHUNK),
+            None => self
+                .rows
+                .get(i.checked_sub(self.full_rows.len() * ROWS_CHUNK)?),
+        }
+    }
+
+    /// Where the strings of a message, `need` bytes, go: the chunk being filled unless they do
+    /// not fit (it is then set aside for a new one); and that chunk's number.
+    fn text_for(&mut self, need: usize) -> usize {
+        if self.text.len().saturating_add(need) > self.text.capacity().max(TEXT_CHUNK) {
+            // heads are at most `MAX_HEAD` bytes: so are a message's strings
+            let next = Vec::with_capacity(need.max(TEXT_CHUNK));
+            self.full_text.push(std::mem::replace(&mut self.text, next));
+        }
+        self.full_text.len()
+    }
+
+    /// The chunk holding strings numbered `n`.
+    fn text_chunk(&self, n: usize) -> Option<&[u8]> {
+        match self.full_text.get(n) {
+            Some(chunk) => Some(chunk),
+            None => (n == self.full_text.len()).then_some(&self.text[..]),
+        }
     }
 
     /// A message starting at `pos` whose head the scan read: its strings (as sent) go into the
     /// buffer now; the row is kept by [`Kept::push`] once its length is known.
     fn slim(&mut self, pos: i64, head: &Head<'_>) -> Slim {
-        let text = self.text.len() as u64;
         let (method, target) = match head.start {
             Some((m, t)) => (Some(m), Some(t)),
             None => (None, None),
         };
         let host = head.values[3].filter(|h| head.start.is_some() && !h.is_empty());
+        // each shorter than a head
+        let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(MAX_HEAD)]));
+        let need = strings.iter().flatten().map(|b| b.len()).sum();
+        let text = (self.text_for(need) as u64) << 32 | self.text.len() as u64;
         let mut lens = [NONE; 3];
-        for (len, b) in lens.iter_mut().zip([method, target, host]) {
+        for (len, b) in lens.iter_mut().zip(strings) {
             if let Some(b) = b {
-                // shorter than a head
-                let n = b.len().min(NONE as usize - 1);
-                *len = n as u32;
-                self.text.extend_from_slice(b.get(..n).unwrap_or_default());
+                *len = b.len() as u32;
+                self.text.extend_from_slice(b);
             }
         }
         let conn = head.values[2];
@@ -1133,21 +1178,26 @@ impl Kept {
     }
 
     fn push(&mut self, m: Slim) {
+        if self.rows.len() == ROWS_CHUNK {
+            let next = Vec::with_capacity(ROWS_CHUNK);
+            self.full_rows.push(std::mem::replace(&mut self.rows, next));
+        }
         self.rows.push(m);
     }
 
     /// Whether request `i` is a HEAD.
     pub fn is_head(&self, i: usize) -> bool {
-        self.rows.get(i).is_some_and(|r| r.head)
+        self.row(i).is_some_and(|r| r.head)
     }
 
     /// The `which`th (method 0, target 1, host 2) string of message `i`.
     fn string(&self, i: usize, which: usize) -> Option<&[u8]> {
-        self.string_of(self.rows.get(i)?, which)
+        self.string_of(self.row(i)?, which)
     }
 
     fn string_of(&self, r: &Slim, which: usize) -> Option<&[u8]> {
-        let mut at = usize::try_from(r.text).ok()?;
+        let chunk = self.text_chunk(usize::try_from(r.text >> 32).ok()?)?;
+        let mut at = usize::try_from(r.text & u64::from(u32::MAX)).ok()?;
         for (k, &len) in r.lens.iter().enumerate() {
             if len == NONE {
                 if k == which {
@@ -1155,7 +1205,7 @@ impl Kept {
                 }
                 continue;
             }
-            let bytes = self.text.get(at..at.checked_add(len as usize)?)?;
+            let bytes = chunk.get(at..at.checked_add(len as usize)?)?;
             if k == which {
                 return Some(bytes);
             }
@@ -1170,18 +1220,17 @@ impl Kept {
 
     /// When message `i` was sent, and the packet that brought its first byte.
     pub fn stamp(&self, i: usize) -> Option<(i64, u64)> {
-        self.rows.get(i).map(|r| (r.ts_ns, r.frame))
+        self.row(i).map(|r| (r.ts_ns, r.frame))
     }
 
     pub fn status(&self, i: usize) -> Option<u16> {
-        self.rows
-            .get(i)
+        self.row(i)
             .and_then(|r| (r.status != 0).then_some(r.status))
     }
 
     /// Message `i` as framed; its method and host shared through `names`.
     pub fn get(&self, i: usize, names: &mut Names) -> Option<Message> {
-        Some(self.message(self.rows.get(i)?, names))
+        Some(self.message(self.row(i)?, names))
     }
 
     /// A kept message as framed (its strings as the framer makes them).
@@ -1204,7 +1253,7 @@ impl Kept {
     }
 
     fn shift(&mut self, by: i64) {
-        for r in &mut self.rows {
+        for r in self.full_rows.iter_mut().flatten().chain(&mut self.rows) {
             r.offset = r.offset.saturating_add(by);
         }
     }
@@ -2440,6 +2489,44 @@ mod tests {
         b"xr",
         b"",
     ];
+
+    #[test]
+    fn kept_messages_read_back_across_chunks() {
+        let mut kept = Kept::default();
+        let mut sent = Vec::new();
+        for i in 0..(3 * ROWS_CHUNK + 5) {
+            let method: &[u8] = if i % 7 == 0 { b"HEAD" } else { b"GET" };
+            // now and then a target longer than a chunk of strings
+            let n = if i % 11 == 0 {
+                TEXT_CHUNK + i
+            } else {
+                1 + i % 50
+            };
+            let target = vec![b'a' + (i % 26) as u8; n];
+            let host = format!("h{i}");
+            let mut head = Head::new(Some((method, &target)), None, false);
+            head.values[3] = (i % 5 != 0).then_some(host.as_bytes());
+            let mut m = kept.slim(i as i64 * 10, &head);
+            m.ts_ns = i as i64;
+            kept.push(m);
+            sent.push((
+                method.to_vec(),
+                target.clone(),
+                head.values[3].map(<[u8]>::to_vec),
+            ));
+        }
+        assert_eq!(kept.len(), sent.len());
+        let mut names = Names::default();
+        for (i, (method, target, host)) in sent.iter().enumerate() {
+            let m = kept.get(i, &mut names).unwrap();
+            assert_eq!(m.method.as_deref().map(str::as_bytes), Some(&method[..]));
+            assert_eq!(m.target.as_deref().map(str::as_bytes), Some(&target[..]));
+            assert_eq!(m.host.as_deref().map(str::as_bytes), host.as_deref());
+            assert_eq!((m.offset, m.ts_ns), (i as i64 * 10, i as i64));
+            assert_eq!(kept.is_head(i), method == b"HEAD");
+        }
+        assert!(kept.get(sent.len(), &mut names).is_none());
+    }
 
     #[test]
     fn a_blank_before_a_colon_is_found_wherever_it_is() {

@@ -782,14 +782,16 @@ fn by_arrival(rows: &[Row]) -> (Vec<Piece>, u64) {
 /// Where each row's captured bytes start in the payload buffer, which holds those of the rows
 /// from `kept` on (0 for those before).
 fn data_starts(rows: &[Row], kept: usize) -> Vec<u64> {
+    // `map`, not `scan`: the length is known, so the column is allocated once
+    let mut total = 0u64;
     rows.iter()
         .enumerate()
-        .scan(0u64, |total, (i, r)| {
-            let at = *total;
+        .map(|(i, r)| {
+            let at = total;
             if i >= kept {
-                *total += u64::from(r.clen);
+                total += u64::from(r.clen);
             }
-            Some(at)
+            at
         })
         .collect()
 }
