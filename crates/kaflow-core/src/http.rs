@@ -1258,6 +1258,18 @@ impl Kept {
         }
     }
 
+    /// Loads where the next message's row and strings will go.
+    fn prefetch_ends(&self) {
+        crate::reassembly::prefetch(self.rows.as_ptr().wrapping_add(self.rows.len()), 64);
+        crate::reassembly::prefetch(self.text.as_ptr().wrapping_add(self.text.len()), 64);
+    }
+
+    /// Loads the latest message's row.
+    pub(crate) fn prefetch_last(&self) {
+        let last = self.rows.len().saturating_sub(1);
+        crate::reassembly::prefetch(self.rows.as_ptr().wrapping_add(last), 64);
+    }
+
     pub fn shrink_to_fit(&mut self) {
         self.rows.shrink_to_fit();
         self.text.shrink_to_fit();
@@ -1288,6 +1300,13 @@ impl Framing {
     /// Whether a chunked body is being walked.
     pub fn in_chunks(&self) -> bool {
         matches!(self.resume, Resume::Chunked { .. })
+    }
+
+    /// Loads what framing the next message writes to.
+    pub(crate) fn prefetch_buffers(&self) {
+        self.messages.prefetch_ends();
+        crate::reassembly::prefetch(self.names.2.as_ptr(), 64);
+        crate::reassembly::prefetch(self.names.3.as_ptr(), 64);
     }
 
     /// Every offset by `by` (where the stream's offsets start became known).
