@@ -1044,17 +1044,20 @@ pub enum Resume {
 /// How far a direction was framed while its bytes arrived (see [`Framing::advance`]): the one
 /// framer's state between the steps taken then and the rest, taken when the connection is
 /// finished.
+///
+/// `repr(C)`: what a packet framed touches first, in the order it does.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Framing {
+    pub resume: Resume,
+    /// Final (non-1xx) responses among `messages`.
+    pub answered: usize,
     /// The messages framed so far, in order (their offsets and places as they were then).
     pub messages: Kept,
-    /// Final (non-1xx) responses among them.
-    pub answered: usize,
-    pub resume: Resume,
+    names: Names,
     /// The client's first request head's header names (`batch::request_header_names`), when
     /// they were read before the stream's first bytes were dropped.
     pub head_names: Option<Option<String>>,
-    names: Names,
 }
 
 /// Messages framed while the bytes arrived, kept small until their connection is finished:

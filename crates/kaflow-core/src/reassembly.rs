@@ -254,8 +254,8 @@ struct Chain {
     reach: i64,
 }
 
-/// One direction. `repr(C)` keeps what every data segment touches together at the front (in
-/// two cache lines); what control segments touch comes after.
+/// One direction. `repr(C)` keeps what every data segment touches together at the front, the
+/// framing state right after it; what control segments touch comes last.
 #[derive(Debug, Default)]
 #[repr(C)]
 struct Dir {
@@ -266,23 +266,23 @@ struct Dir {
     last_ts: i64,
     packets: u64,
     first_seq: u32,
+    syn_seq: u32,
     /// Data rows so far came in (time, packet) order with starts never going back, all on the
     /// chain: arrival order is then file order and offset order, and one pass decides.
     disordered: bool,
     /// Some data row began before the end of the one before it (or its end saturated): rows
     /// are then not the stream's pieces as they stand.
     overlapped: bool,
+    /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
+    /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
+    raw_rows: Vec<u8>,
     syn: Option<Mark>,
-    syn_seq: u32,
+    live: Live,
     syn_count: u32,
     fin: Option<(i64, u64, Pos)>,
     rst: Option<(i64, u64, i64)>,
     ignored_rsts: u64,
     early_rsts: Vec<EarlyRst>,
-    /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
-    /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
-    raw_rows: Vec<u8>,
-    live: Live,
 }
 
 /// Framing a direction as its bytes arrive, and dropping what is framed (`payload` then holds
@@ -302,24 +302,25 @@ struct Dir {
 /// server's burst inside a chunked body that turns out broken, set by packets stamped out of
 /// order.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Live {
     off: bool,
     started: bool,
-    framed: Framing,
+    /// The other side sent data since this side's latest data row: a burst may begin at the
+    /// next one (see `Live::other_data`).
+    other_spoke: bool,
     /// Rows before this one have no bytes in `payload` any more.
     kept_row: usize,
-    /// Their captured bytes.
-    dropped: u64,
     /// Where the stream so far ends (on the chain): where the next row must begin.
     end: i64,
     /// The time of the latest data row.
     last_ts: i64,
-    /// The other side sent data since this side's latest data row: a burst may begin at the
-    /// next one (see `Live::other_data`).
-    other_spoke: bool,
+    /// The captured bytes of the rows before `kept_row`.
+    dropped: u64,
     /// The client's first request head, read as its rows come (None once read, or for the
     /// server).
     first_head: Option<Box<FirstHead>>,
+    framed: Framing,
 }
 
 impl Live {
@@ -936,12 +937,17 @@ fn build_stream(
     (st, bytes, missing)
 }
 
+/// `repr(C)`, aligned to a cache line: the tuple and what every packet checks before it is
+/// handed on share the first line, Zeek's state follows, then the directions.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct Conn {
+    key: Key,
     last_ts: i64,
     /// Earliest timestamp of its packets: a client SYN no later than this opens it.
     min_ts: i64,
+    /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
+    closed: u8,
     client_isn: Option<u32>,
     /// What the server's first SYN-ACK acknowledged: a client SYN whose ISN + 1 it is belongs
     /// to this connection however late the capture wrote it.
@@ -949,15 +955,12 @@ struct Conn {
     /// The client's first segment after the SYN-ACK (its ACK of it, or data): which host the
     /// capture was taken on is told by where the handshake's round trip falls.
     handshake_ack_ns: Option<i64>,
-    /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
-    closed: u8,
-    key: Key,
-    id: u64,
     first_ts: i64,
-    first_frame: u64,
+    zeek: Zeek,
     up: Dir,
     down: Dir,
-    zeek: Zeek,
+    id: u64,
+    first_frame: u64,
     told: Told,
 }
 
@@ -1382,10 +1385,10 @@ impl Reassembler {
                 (&c.down, &c.up)
             };
             prefetch(c, 64);
-            prefetch(mine, 128);
             prefetch(&c.zeek, 128);
-            prefetch(&mine.live, 64);
-            prefetch(&other.live, 64);
+            prefetch(mine, 192);
+            prefetch(&mine.live, 192);
+            prefetch(&other.live, 128);
         }
     }
 
