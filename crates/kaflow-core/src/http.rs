@@ -1070,12 +1070,20 @@ pub struct Framing {
 /// the chunk being filled, as it would a plain `Vec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kept {
-    /// The chunk being filled, and the full ones before it.
+    /// The chunk of rows being filled.
     rows: Vec<Slim>,
-    full_rows: Vec<Vec<Slim>>,
-    /// The same for strings: each message's are in one chunk.
+    /// The chunk of strings being filled: each message's are in one chunk.
     text: Vec<u8>,
-    full_text: Vec<Vec<u8>>,
+    /// The full chunks before them, once there are any: most connections never fill one, and
+    /// the connection table holds this struct inline.
+    full: Option<Box<Full>>,
+}
+
+/// The chunks of a [`Kept`] that are full.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Full {
+    rows: Vec<Vec<Slim>>,
+    text: Vec<Vec<u8>>,
 }
 
 /// The rows a chunk of [`Kept`] holds.
@@ -1108,19 +1116,27 @@ const NONE: u32 = u32::MAX;
 
 impl Kept {
     pub fn len(&self) -> usize {
-        self.full_rows.len() * ROWS_CHUNK + self.rows.len()
+        self.full_rows().len() * ROWS_CHUNK + self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.full_rows.is_empty()
+        self.rows.is_empty() && self.full_rows().is_empty()
+    }
+
+    fn full_rows(&self) -> &[Vec<Slim>] {
+        self.full.as_deref().map_or(&[], |f| &f.rows)
+    }
+
+    fn full_text(&self) -> &[Vec<u8>] {
+        self.full.as_deref().map_or(&[], |f| &f.text)
     }
 
     fn row(&self, i: usize) -> Option<&Slim> {
-        match self.full_rows.get(i / ROWS_CHUNK) {
+        match self.full_rows().get(i / ROWS_CHUNK) {
             Some(chunk) => chunk.get(i % ROWS_CHUNK),
             None => self
                 .rows
-                .get(i.checked_sub(self.full_rows.len() * ROWS_CHUNK)?),
+                .get(i.checked_sub(self.full_rows().len() * ROWS_CHUNK)?),
         }
     }
 
@@ -1130,16 +1146,17 @@ impl Kept {
         if self.text.len().saturating_add(need) > self.text.capacity().max(TEXT_CHUNK) {
             // heads are at most `MAX_HEAD` bytes: so are a message's strings
             let next = Vec::with_capacity(need.max(TEXT_CHUNK));
-            self.full_text.push(std::mem::replace(&mut self.text, next));
+            let full = std::mem::replace(&mut self.text, next);
+            self.full.get_or_insert_with(Box::default).text.push(full);
         }
-        self.full_text.len()
+        self.full_text().len()
     }
 
     /// The chunk holding strings numbered `n`.
     fn text_chunk(&self, n: usize) -> Option<&[u8]> {
-        match self.full_text.get(n) {
+        match self.full_text().get(n) {
             Some(chunk) => Some(chunk),
-            None => (n == self.full_text.len()).then_some(&self.text[..]),
+            None => (n == self.full_text().len()).then_some(&self.text[..]),
         }
     }
 
@@ -1183,7 +1200,8 @@ impl Kept {
     fn push(&mut self, m: Slim) {
         if self.rows.len() == ROWS_CHUNK {
             let next = Vec::with_capacity(ROWS_CHUNK);
-            self.full_rows.push(std::mem::replace(&mut self.rows, next));
+            let full = std::mem::replace(&mut self.rows, next);
+            self.full.get_or_insert_with(Box::default).rows.push(full);
         }
         self.rows.push(m);
     }
@@ -1256,7 +1274,11 @@ impl Kept {
     }
 
     fn shift(&mut self, by: i64) {
-        for r in self.full_rows.iter_mut().flatten().chain(&mut self.rows) {
+        let full = self
+            .full
+            .as_deref_mut()
+            .map_or(&mut [][..], |f| &mut f.rows[..]);
+        for r in full.iter_mut().flatten().chain(&mut self.rows) {
             r.offset = r.offset.saturating_add(by);
         }
     }

@@ -267,6 +267,7 @@ struct Dir {
     packets: u64,
     first_seq: u32,
     syn_seq: u32,
+    syn_count: u32,
     /// Data rows so far came in (time, packet) order with starts never going back, all on the
     /// chain: arrival order is then file order and offset order, and one pass decides.
     disordered: bool,
@@ -278,7 +279,6 @@ struct Dir {
     raw_rows: Vec<u8>,
     syn: Option<Mark>,
     live: Live,
-    syn_count: u32,
     fin: Option<(i64, u64, Pos)>,
     rst: Option<(i64, u64, i64)>,
     ignored_rsts: u64,
@@ -948,6 +948,8 @@ struct Conn {
     min_ts: i64,
     /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
     closed: u8,
+    /// [`Conn::tell`] met a tunnel's start.
+    tunnel: bool,
     client_isn: Option<u32>,
     /// What the server's first SYN-ACK acknowledged: a client SYN whose ISN + 1 it is belongs
     /// to this connection however late the capture wrote it.
@@ -965,13 +967,12 @@ struct Conn {
 }
 
 /// How far [`Conn::tell`] got: requests told, responses paired, the request the next response
-/// answers, and whether a tunnel began.
+/// answers (whether a tunnel began is `Conn::tunnel`, in a byte the connection has spare).
 #[derive(Debug, Default)]
 struct Told {
     requests: usize,
     responses: usize,
     head: usize,
-    tunnel: bool,
 }
 
 impl Conn {
@@ -994,6 +995,7 @@ impl Conn {
             syn_ack_ack: None,
             handshake_ack_ns: None,
             closed: 0,
+            tunnel: false,
             up: dir(),
             down: dir(),
             zeek: Zeek::default(),
@@ -1011,16 +1013,16 @@ impl Conn {
         let reqs = &self.up.live.framed.messages;
         let resps = &self.down.live.framed.messages;
         let t = &mut self.told;
-        while let (Some(r), false) = (resps.stamp(t.responses), t.tunnel) {
+        while let (Some(r), false) = (resps.stamp(t.responses), self.tunnel) {
             let Some(q) = reqs.stamp(t.head) else {
                 break; // its request may not be framed yet
             };
             let status = resps.status(t.responses);
             if q <= r && status.map_or(true, |s| s >= 200 || s == 101) {
                 let connect = reqs.method(t.head) == Some(b"CONNECT");
-                t.tunnel = status == Some(101)
+                self.tunnel = status == Some(101)
                     || (connect && status.is_some_and(|s| (200..300).contains(&s)));
-                if !t.tunnel {
+                if !self.tunnel {
                     t.head += 1;
                 }
             }
