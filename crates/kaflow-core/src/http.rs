@@ -1102,17 +1102,27 @@ pub struct Slim {
     length: i64,
     values: Option<Arc<Values>>,
     /// Where its strings start (the chunk << 32 | where in it), and their lengths
-    /// (`u32::MAX`: none).
+    /// (`u16::MAX`: none): a method is at most 32 bytes, a target 8192, a host shorter than a
+    /// head.
     text: u64,
-    lens: [u32; 3],
-    /// 0: none.
-    status: u16,
-    close: bool,
-    /// A HEAD request.
-    head: bool,
+    lens: [u16; 3],
+    /// The status (0: none), three digits, in the low bits; [`CLOSE`] and [`HEAD`] above: the
+    /// row fits 56 bytes, and a connection holds one for every message framed.
+    code: u16,
 }
 
-const NONE: u32 = u32::MAX;
+const NONE: u16 = u16::MAX;
+const STATUS: u16 = 0x3FF;
+/// "Connection: close", or HTTP/1.0 not asking keep-alive.
+const CLOSE: u16 = 1 << 14;
+/// A HEAD request.
+const HEAD: u16 = 1 << 15;
+
+impl Slim {
+    fn status(&self) -> u16 {
+        self.code & STATUS
+    }
+}
 
 impl Kept {
     pub fn len(&self) -> usize {
@@ -1169,13 +1179,14 @@ impl Kept {
         };
         let host = head.values[3].filter(|h| head.start.is_some() && !h.is_empty());
         // each shorter than a head
-        let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(MAX_HEAD)]));
+        let most = usize::from(NONE - 1);
+        let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(most)]));
         let need = strings.iter().flatten().map(|b| b.len()).sum();
         let text = (self.text_for(need) as u64) << 32 | self.text.len() as u64;
         let mut lens = [NONE; 3];
         for (len, b) in lens.iter_mut().zip(strings) {
             if let Some(b) = b {
-                *len = b.len() as u32;
+                *len = b.len() as u16;
                 self.text.extend_from_slice(b);
             }
         }
@@ -1191,9 +1202,9 @@ impl Kept {
             values: None,
             text,
             lens,
-            status: head.status.unwrap_or(0),
-            close,
-            head: method == Some(b"HEAD"),
+            code: head.status.unwrap_or(0) & STATUS
+                | if close { CLOSE } else { 0 }
+                | if method == Some(b"HEAD") { HEAD } else { 0 },
         }
     }
 
@@ -1208,7 +1219,7 @@ impl Kept {
 
     /// Whether request `i` is a HEAD.
     pub fn is_head(&self, i: usize) -> bool {
-        self.row(i).is_some_and(|r| r.head)
+        self.row(i).is_some_and(|r| r.code & HEAD != 0)
     }
 
     /// The `which`th (method 0, target 1, host 2) string of message `i`.
@@ -1226,11 +1237,11 @@ impl Kept {
                 }
                 continue;
             }
-            let bytes = chunk.get(at..at.checked_add(len as usize)?)?;
+            let bytes = chunk.get(at..at.checked_add(usize::from(len))?)?;
             if k == which {
                 return Some(bytes);
             }
-            at += len as usize;
+            at += usize::from(len);
         }
         None
     }
@@ -1246,7 +1257,7 @@ impl Kept {
 
     pub fn status(&self, i: usize) -> Option<u16> {
         self.row(i)
-            .and_then(|r| (r.status != 0).then_some(r.status))
+            .and_then(|r| (r.status() != 0).then_some(r.status()))
     }
 
     /// Message `i` as framed; its method and host shared through `names`.
@@ -1266,8 +1277,8 @@ impl Kept {
             method,
             target: self.string_of(r, 1).map(latin1),
             host,
-            status: (r.status != 0).then_some(r.status),
-            connection_close: r.close,
+            status: (r.status() != 0).then_some(r.status()),
+            connection_close: r.code & CLOSE != 0,
             length: (r.length != i64::MIN).then_some(r.length),
             values: r.values.clone(),
         }
@@ -1426,7 +1437,7 @@ impl Framing {
             };
             self.resume = next;
             if let Some(m) = done {
-                self.answered += usize::from(m.status >= 200);
+                self.answered += usize::from(m.status() >= 200);
                 self.messages.push(m);
             }
         }
@@ -1493,7 +1504,7 @@ impl Framing {
         Ok(match body {
             Body::Length(b) => {
                 m.length = hlen.saturating_add(b);
-                let next = if m.status == 101 {
+                let next = if m.status() == 101 {
                     Resume::Stopped
                 } else {
                     Resume::At(after.saturating_add(b))
