@@ -1096,8 +1096,9 @@ const TEXT_CHUNK: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slim {
     offset: i64,
-    ts_ns: i64,
-    frame: u64,
+    /// The direction's data row (its packet) that brought its first byte, as the bytes stood
+    /// when it was framed: the row has its time and frame, so the message need not.
+    row: u64,
     /// `i64::MIN`: not known.
     length: i64,
     values: Option<Arc<Values>>,
@@ -1107,7 +1108,7 @@ pub struct Slim {
     text: u64,
     lens: [u16; 3],
     /// The status (0: none), three digits, in the low bits; [`CLOSE`] and [`HEAD`] above: the
-    /// row fits 56 bytes, and a connection holds one for every message framed.
+    /// row fits 48 bytes, and a connection holds one for every message framed.
     code: u16,
 }
 
@@ -1196,8 +1197,7 @@ impl Kept {
         let close = conn.is_some_and(|c| contains_ci(c, b"close")) || (head.v10 && !keep_alive);
         Slim {
             offset: pos,
-            ts_ns: 0,
-            frame: 0,
+            row: u64::MAX,
             length: i64::MIN,
             values: None,
             text,
@@ -1250,9 +1250,10 @@ impl Kept {
         self.string(i, 0)
     }
 
-    /// When message `i` was sent, and the packet that brought its first byte.
-    pub fn stamp(&self, i: usize) -> Option<(i64, u64)> {
-        self.row(i).map(|r| (r.ts_ns, r.frame))
+    /// The data row of its direction (the packet) that brought message `i`'s first byte: its
+    /// time is when the message was sent.
+    pub fn stamp(&self, i: usize) -> Option<u64> {
+        self.row(i).map(|r| r.row)
     }
 
     pub fn status(&self, i: usize) -> Option<u16> {
@@ -1260,7 +1261,8 @@ impl Kept {
             .and_then(|r| (r.status() != 0).then_some(r.status()))
     }
 
-    /// Message `i` as framed; its method and host shared through `names`.
+    /// Message `i` as framed; its method and host shared through `names`, its time and frame
+    /// left 0 (its row, [`Kept::stamp`], has them).
     pub fn get(&self, i: usize, names: &mut Names) -> Option<Message> {
         Some(self.message(self.row(i)?, names))
     }
@@ -1271,8 +1273,9 @@ impl Kept {
         let host = self.string_of(r, 2).map(|b| names.get(b));
         Message {
             offset: r.offset,
-            ts_ns: r.ts_ns,
-            frame: r.frame,
+            // placed by the caller: its row ([`Kept::stamp`]) has them
+            ts_ns: 0,
+            frame: 0,
             parsed: true,
             method,
             target: self.string_of(r, 1).map(latin1),
@@ -1369,14 +1372,14 @@ impl Framing {
     /// chunked body walked chunk by chunk, a body until close, a 101, blank lines: what the
     /// framer over the whole stream does there. Anything else is [`Advance::Lost`]. `requests`
     /// are the requests framed so far (for responses to HEAD: a response waits for its
-    /// request); `place` gives the packet (time, frame) that carried an offset.
+    /// request); `place` gives the data row (the packet) that carried an offset.
     pub fn advance(
         &mut self,
         kind: Kind,
         at: i64,
         bytes: &[u8],
         requests: &Kept,
-        place: impl Fn(i64) -> (i64, u64),
+        place: impl Fn(i64) -> u64,
     ) -> Advance {
         let end = at.saturating_add(bytes.len() as i64);
         if let Resume::Start = self.resume {
@@ -1452,7 +1455,7 @@ impl Framing {
         pos: i64,
         window: &[u8],
         requests: &Kept,
-        place: &impl Fn(i64) -> (i64, u64),
+        place: &impl Fn(i64) -> u64,
     ) -> Result<(Resume, Option<Slim>), Advance> {
         let window = &window[..window.len().min(MAX_HEAD)];
         // more bytes may still come before the decision can be made, within a head's limit
@@ -1498,7 +1501,7 @@ impl Framing {
             return Err(Advance::Lost);
         }
         let mut m = self.messages.slim(pos, &head);
-        (m.ts_ns, m.frame) = place(pos);
+        m.row = place(pos);
         m.values = self.names.share_raw(kind, head.status, head.reported);
         let after = pos.saturating_add(hlen);
         Ok(match body {
@@ -2562,7 +2565,7 @@ mod tests {
             let mut head = Head::new(Some((method, &target)), None, false);
             head.values[3] = (i % 5 != 0).then_some(host.as_bytes());
             let mut m = kept.slim(i as i64 * 10, &head);
-            m.ts_ns = i as i64;
+            m.row = i as u64;
             kept.push(m);
             sent.push((
                 method.to_vec(),
@@ -2577,7 +2580,7 @@ mod tests {
             assert_eq!(m.method.as_deref().map(str::as_bytes), Some(&method[..]));
             assert_eq!(m.target.as_deref().map(str::as_bytes), Some(&target[..]));
             assert_eq!(m.host.as_deref().map(str::as_bytes), host.as_deref());
-            assert_eq!((m.offset, m.ts_ns), (i as i64 * 10, i as i64));
+            assert_eq!((m.offset, kept.stamp(i)), (i as i64 * 10, Some(i as u64)));
             assert_eq!(kept.is_head(i), method == b"HEAD");
         }
         assert!(kept.get(sent.len(), &mut names).is_none());

@@ -494,7 +494,7 @@ impl Dir {
         if live.kept_row + 1 == n && self.payload.is_empty() {
             // nothing held: the packet's own bytes are framed, and kept only if still needed
             let rows = &self.rows;
-            let place = |pos: i64| place_in(rows.get(n - 1..).unwrap_or(&[]), pos);
+            let place = |pos: i64| place_in(rows, n - 1, pos);
             let step = live.framed.advance(kind, row.start, bytes, requests, place);
             live.off = step == Advance::Lost;
             if !live.off && droppable(live, &row) {
@@ -520,7 +520,8 @@ impl Dir {
         let Some(first) = rows.first() else {
             return;
         };
-        let place = |pos: i64| place_in(rows, pos);
+        let (all, from) = (&self.rows, live.kept_row);
+        let place = |pos: i64| place_in(all, from, pos);
         if live
             .framed
             .advance(kind, first.start, &self.payload, requests, place)
@@ -834,12 +835,18 @@ fn data_starts(rows: &[Row], kept: usize) -> Vec<u64> {
         .collect()
 }
 
-/// The (time, frame) of the row among `rows` (in stream order) that holds offset `pos`.
-fn place_in(rows: &[Row], pos: i64) -> (i64, u64) {
-    rows.iter()
-        .rev()
-        .find(|r| r.start <= pos)
-        .or(rows.first())
+/// The index of the row among `rows[from..]` (in stream order) that holds offset `pos`.
+fn place_in(rows: &[Row], from: usize, pos: i64) -> u64 {
+    let among = rows.get(from..).unwrap_or(&[]);
+    let at = among.iter().rposition(|r| r.start <= pos).unwrap_or(0);
+    (from + at) as u64
+}
+
+/// When a kept message was sent, and the packet that brought its first byte: its row's.
+fn stamp_of(rows: &[Row], row: u64) -> (i64, u64) {
+    usize::try_from(row)
+        .ok()
+        .and_then(|i| rows.get(i))
         .map_or((0, 0), |r| (r.ts, r.frame))
 }
 
@@ -1012,11 +1019,13 @@ impl Conn {
     fn tell(&mut self, out: &mut Vec<i64>) {
         let reqs = &self.up.live.framed.messages;
         let resps = &self.down.live.framed.messages;
+        let (up_rows, down_rows) = (&self.up.rows, &self.down.rows);
         let t = &mut self.told;
         while let (Some(r), false) = (resps.stamp(t.responses), self.tunnel) {
             let Some(q) = reqs.stamp(t.head) else {
                 break; // its request may not be framed yet
             };
+            let (q, r) = (stamp_of(up_rows, q), stamp_of(down_rows, r));
             let status = resps.status(t.responses);
             if q <= r && status.map_or(true, |s| s >= 200 || s == 101) {
                 let connect = reqs.method(t.head) == Some(b"CONNECT");
@@ -1036,9 +1045,10 @@ impl Conn {
         };
         let mut names = Names::default();
         for i in t.requests..sure {
-            let Some(q) = reqs.get(i, &mut names) else {
+            let (Some(q), Some(row)) = (reqs.get(i, &mut names), reqs.stamp(i)) else {
                 break;
             };
+            let (ts_ns, frame) = stamp_of(up_rows, row);
             let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
             let key = match (&q.method, &q.target) {
                 (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
@@ -1046,10 +1056,10 @@ impl Conn {
             };
             out.extend_from_slice(&[
                 i64::from_ne_bytes(key.to_ne_bytes()),
-                q.ts_ns,
+                ts_ns,
                 i64::try_from(self.id).unwrap_or(i64::MAX),
                 i64::try_from(i).unwrap_or(i64::MAX),
-                i64::try_from(q.frame).unwrap_or(i64::MAX),
+                i64::try_from(frame).unwrap_or(i64::MAX),
                 opened,
             ]);
         }
