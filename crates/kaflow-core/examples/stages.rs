@@ -94,9 +94,7 @@ fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
         if upto == Upto::Read {
             continue;
         }
-        for seg in reader.segments() {
-            reassembler.push(seg, reader.payload(seg), &mut done);
-        }
+        reassembler.push_all(reader.segments(), None, |s| reader.payload(s), &mut done);
         finish(&mut done, &mut batch);
     }
     reassembler.finish(&mut done);

@@ -207,14 +207,41 @@ fn strip(mut s: &[u8]) -> &[u8] {
 }
 
 /// Whether a colon follows white space (a space, a tab, or what else the general parser strips
-/// off a name: a CR, a vertical tab, a form feed) anywhere in `lines`. No early exit: a head is
-/// read whole anyway, and a loop without one is the cheaper loop.
+/// off a name: a CR, a vertical tab, a form feed) anywhere in `lines`. No early exit, and a
+/// fixed number of bytes a step: a head is read whole anyway, and then the loop is vector code.
 fn blank_before_colon(lines: &[u8]) -> bool {
-    let pairs = lines.iter().zip(lines.get(1..).unwrap_or(&[]));
-    pairs.fold(false, |odd, (&a, &b)| {
-        let blank = (a == b' ') | (a == b'\t') | (a == b'\r') | (a == 0x0b) | (a == 0x0c);
-        odd | ((b == b':') & blank)
-    })
+    const STEP: usize = 32;
+    let odd = |a: u8, b: u8| {
+        // 0x09 and 0x0b..=0x0d, or a space
+        let blank = (a == b' ') | ((a.wrapping_sub(0x09) < 5) & (a != b'\n'));
+        u8::from(blank & (b == b':'))
+    };
+    let Some(next) = lines.get(1..) else {
+        return false;
+    };
+    let mut found = [0u8; STEP];
+    // whole steps, the last one ending where the pairs do (it may look at some pairs again)
+    let mut at = 0;
+    while at < next.len() {
+        let from = at.min(next.len().saturating_sub(STEP));
+        let x = lines.get(from..from + STEP).map(<&[u8; STEP]>::try_from);
+        let y = next.get(from..from + STEP).map(<&[u8; STEP]>::try_from);
+        match (x, y) {
+            (Some(Ok(x)), Some(Ok(y))) => {
+                for i in 0..STEP {
+                    found[i] |= odd(x[i], y[i]);
+                }
+            }
+            // fewer pairs than a step
+            _ => {
+                for (&p, &q) in lines.iter().zip(next) {
+                    found[0] |= odd(p, q);
+                }
+            }
+        }
+        at += STEP;
+    }
+    found.iter().fold(0, |all, &f| all | f) != 0
 }
 
 /// Whether a head is read the same by the scan and the general parser: no white space of any
@@ -1017,74 +1044,151 @@ pub enum Resume {
 /// How far a direction was framed while its bytes arrived (see [`Framing::advance`]): the one
 /// framer's state between the steps taken then and the rest, taken when the connection is
 /// finished.
+///
+/// `repr(C)`: what a packet framed touches first, in the order it does.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Framing {
+    pub resume: Resume,
+    /// Final (non-1xx) responses among `messages`.
+    pub answered: usize,
     /// The messages framed so far, in order (their offsets and places as they were then).
     pub messages: Kept,
-    /// Final (non-1xx) responses among them.
-    pub answered: usize,
-    pub resume: Resume,
+    names: Names,
     /// The client's first request head's header names (`batch::request_header_names`), when
     /// they were read before the stream's first bytes were dropped.
     pub head_names: Option<Option<String>>,
-    names: Names,
 }
 
 /// Messages framed while the bytes arrived, kept small until their connection is finished:
-/// the fixed fields in a row each, the method, target and host one after another in one buffer.
+/// the fixed fields in a row each, the method, target and host one after another in a buffer.
+///
+/// Rows and strings are kept in chunks: the first grows as a `Vec` does, each later one is
+/// allocated whole once the one before is full, and full ones are set aside. What is kept is
+/// never moved, so a connection with many messages does not copy its (long cold) earlier rows
+/// each time it grows, no more than a chunk stands unused, and a message framed touches only
+/// the chunk being filled, as it would a plain `Vec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kept {
+    /// The chunk of rows being filled.
     rows: Vec<Slim>,
+    /// The chunk of strings being filled: each message's are in one chunk.
     text: Vec<u8>,
+    /// The full chunks before them, once there are any: most connections never fill one, and
+    /// the connection table holds this struct inline.
+    full: Option<Box<Full>>,
 }
+
+/// The chunks of a [`Kept`] that are full.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Full {
+    rows: Vec<Vec<Slim>>,
+    text: Vec<Vec<u8>>,
+}
+
+/// The rows a chunk of [`Kept`] holds.
+const ROWS_CHUNK: usize = 32;
+/// The bytes a chunk of [`Kept`]'s strings holds, unless one message's strings are more.
+const TEXT_CHUNK: usize = 4096;
 
 /// A message the scan read, kept small: its method, target and host are bytes of its
 /// [`Kept`] buffer, as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slim {
     offset: i64,
-    ts_ns: i64,
-    frame: u64,
+    /// The direction's data row (its packet) that brought its first byte, as the bytes stood
+    /// when it was framed: the row has its time and frame, so the message need not.
+    row: u64,
     /// `i64::MIN`: not known.
     length: i64,
     values: Option<Arc<Values>>,
-    /// Where its strings start in the buffer, and their lengths (`u32::MAX`: none).
+    /// Where its strings start (the chunk << 32 | where in it), and their lengths
+    /// (`u16::MAX`: none): a method is at most 32 bytes, a target 8192, a host shorter than a
+    /// head.
     text: u64,
-    lens: [u32; 3],
-    /// 0: none.
-    status: u16,
-    close: bool,
-    /// A HEAD request.
-    head: bool,
+    lens: [u16; 3],
+    /// The status (0: none), three digits, in the low bits; [`CLOSE`] and [`HEAD`] above: the
+    /// row fits 48 bytes, and a connection holds one for every message framed.
+    code: u16,
 }
 
-const NONE: u32 = u32::MAX;
+const NONE: u16 = u16::MAX;
+const STATUS: u16 = 0x3FF;
+/// "Connection: close", or HTTP/1.0 not asking keep-alive.
+const CLOSE: u16 = 1 << 14;
+/// A HEAD request.
+const HEAD: u16 = 1 << 15;
+
+impl Slim {
+    fn status(&self) -> u16 {
+        self.code & STATUS
+    }
+}
 
 impl Kept {
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.full_rows().len() * ROWS_CHUNK + self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.full_rows().is_empty()
+    }
+
+    fn full_rows(&self) -> &[Vec<Slim>] {
+        self.full.as_deref().map_or(&[], |f| &f.rows)
+    }
+
+    fn full_text(&self) -> &[Vec<u8>] {
+        self.full.as_deref().map_or(&[], |f| &f.text)
+    }
+
+    fn row(&self, i: usize) -> Option<&Slim> {
+        match self.full_rows().get(i / ROWS_CHUNK) {
+            Some(chunk) => chunk.get(i % ROWS_CHUNK),
+            None => self
+                .rows
+                .get(i.checked_sub(self.full_rows().len() * ROWS_CHUNK)?),
+        }
+    }
+
+    /// Where the strings of a message, `need` bytes, go: the chunk being filled unless they do
+    /// not fit (it is then set aside for a new one); and that chunk's number.
+    fn text_for(&mut self, need: usize) -> usize {
+        if self.text.len().saturating_add(need) > self.text.capacity().max(TEXT_CHUNK) {
+            // heads are at most `MAX_HEAD` bytes: so are a message's strings
+            let next = Vec::with_capacity(need.max(TEXT_CHUNK));
+            let full = std::mem::replace(&mut self.text, next);
+            self.full.get_or_insert_with(Box::default).text.push(full);
+        }
+        self.full_text().len()
+    }
+
+    /// The chunk holding strings numbered `n`.
+    fn text_chunk(&self, n: usize) -> Option<&[u8]> {
+        match self.full_text().get(n) {
+            Some(chunk) => Some(chunk),
+            None => (n == self.full_text().len()).then_some(&self.text[..]),
+        }
     }
 
     /// A message starting at `pos` whose head the scan read: its strings (as sent) go into the
     /// buffer now; the row is kept by [`Kept::push`] once its length is known.
     fn slim(&mut self, pos: i64, head: &Head<'_>) -> Slim {
-        let text = self.text.len() as u64;
         let (method, target) = match head.start {
             Some((m, t)) => (Some(m), Some(t)),
             None => (None, None),
         };
         let host = head.values[3].filter(|h| head.start.is_some() && !h.is_empty());
+        // each shorter than a head
+        let most = usize::from(NONE - 1);
+        let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(most)]));
+        let need = strings.iter().flatten().map(|b| b.len()).sum();
+        let text = (self.text_for(need) as u64) << 32 | self.text.len() as u64;
         let mut lens = [NONE; 3];
-        for (len, b) in lens.iter_mut().zip([method, target, host]) {
+        for (len, b) in lens.iter_mut().zip(strings) {
             if let Some(b) = b {
-                // shorter than a head
-                let n = b.len().min(NONE as usize - 1);
-                *len = n as u32;
-                self.text.extend_from_slice(b.get(..n).unwrap_or_default());
+                *len = b.len() as u16;
+                self.text.extend_from_slice(b);
             }
         }
         let conn = head.values[2];
@@ -1093,34 +1197,39 @@ impl Kept {
         let close = conn.is_some_and(|c| contains_ci(c, b"close")) || (head.v10 && !keep_alive);
         Slim {
             offset: pos,
-            ts_ns: 0,
-            frame: 0,
+            row: u64::MAX,
             length: i64::MIN,
             values: None,
             text,
             lens,
-            status: head.status.unwrap_or(0),
-            close,
-            head: method == Some(b"HEAD"),
+            code: head.status.unwrap_or(0) & STATUS
+                | if close { CLOSE } else { 0 }
+                | if method == Some(b"HEAD") { HEAD } else { 0 },
         }
     }
 
     fn push(&mut self, m: Slim) {
+        if self.rows.len() == ROWS_CHUNK {
+            let next = Vec::with_capacity(ROWS_CHUNK);
+            let full = std::mem::replace(&mut self.rows, next);
+            self.full.get_or_insert_with(Box::default).rows.push(full);
+        }
         self.rows.push(m);
     }
 
     /// Whether request `i` is a HEAD.
     pub fn is_head(&self, i: usize) -> bool {
-        self.rows.get(i).is_some_and(|r| r.head)
+        self.row(i).is_some_and(|r| r.code & HEAD != 0)
     }
 
     /// The `which`th (method 0, target 1, host 2) string of message `i`.
     fn string(&self, i: usize, which: usize) -> Option<&[u8]> {
-        self.string_of(self.rows.get(i)?, which)
+        self.string_of(self.row(i)?, which)
     }
 
     fn string_of(&self, r: &Slim, which: usize) -> Option<&[u8]> {
-        let mut at = usize::try_from(r.text).ok()?;
+        let chunk = self.text_chunk(usize::try_from(r.text >> 32).ok()?)?;
+        let mut at = usize::try_from(r.text & u64::from(u32::MAX)).ok()?;
         for (k, &len) in r.lens.iter().enumerate() {
             if len == NONE {
                 if k == which {
@@ -1128,11 +1237,11 @@ impl Kept {
                 }
                 continue;
             }
-            let bytes = self.text.get(at..at.checked_add(len as usize)?)?;
+            let bytes = chunk.get(at..at.checked_add(usize::from(len))?)?;
             if k == which {
                 return Some(bytes);
             }
-            at += len as usize;
+            at += usize::from(len);
         }
         None
     }
@@ -1141,20 +1250,21 @@ impl Kept {
         self.string(i, 0)
     }
 
-    /// When message `i` was sent, and the packet that brought its first byte.
-    pub fn stamp(&self, i: usize) -> Option<(i64, u64)> {
-        self.rows.get(i).map(|r| (r.ts_ns, r.frame))
+    /// The data row of its direction (the packet) that brought message `i`'s first byte: its
+    /// time is when the message was sent.
+    pub fn stamp(&self, i: usize) -> Option<u64> {
+        self.row(i).map(|r| r.row)
     }
 
     pub fn status(&self, i: usize) -> Option<u16> {
-        self.rows
-            .get(i)
-            .and_then(|r| (r.status != 0).then_some(r.status))
+        self.row(i)
+            .and_then(|r| (r.status() != 0).then_some(r.status()))
     }
 
-    /// Message `i` as framed; its method and host shared through `names`.
+    /// Message `i` as framed; its method and host shared through `names`, its time and frame
+    /// left 0 (its row, [`Kept::stamp`], has them).
     pub fn get(&self, i: usize, names: &mut Names) -> Option<Message> {
-        Some(self.message(self.rows.get(i)?, names))
+        Some(self.message(self.row(i)?, names))
     }
 
     /// A kept message as framed (its strings as the framer makes them).
@@ -1163,23 +1273,40 @@ impl Kept {
         let host = self.string_of(r, 2).map(|b| names.get(b));
         Message {
             offset: r.offset,
-            ts_ns: r.ts_ns,
-            frame: r.frame,
+            // placed by the caller: its row ([`Kept::stamp`]) has them
+            ts_ns: 0,
+            frame: 0,
             parsed: true,
             method,
             target: self.string_of(r, 1).map(latin1),
             host,
-            status: (r.status != 0).then_some(r.status),
-            connection_close: r.close,
+            status: (r.status() != 0).then_some(r.status()),
+            connection_close: r.code & CLOSE != 0,
             length: (r.length != i64::MIN).then_some(r.length),
             values: r.values.clone(),
         }
     }
 
     fn shift(&mut self, by: i64) {
-        for r in &mut self.rows {
+        let full = self
+            .full
+            .as_deref_mut()
+            .map_or(&mut [][..], |f| &mut f.rows[..]);
+        for r in full.iter_mut().flatten().chain(&mut self.rows) {
             r.offset = r.offset.saturating_add(by);
         }
+    }
+
+    /// Loads where the next message's row and strings will go.
+    fn prefetch_ends(&self) {
+        crate::reassembly::prefetch(self.rows.as_ptr().wrapping_add(self.rows.len()), 64);
+        crate::reassembly::prefetch(self.text.as_ptr().wrapping_add(self.text.len()), 64);
+    }
+
+    /// Loads the latest message's row.
+    pub(crate) fn prefetch_last(&self) {
+        let last = self.rows.len().saturating_sub(1);
+        crate::reassembly::prefetch(self.rows.as_ptr().wrapping_add(last), 64);
     }
 
     pub fn shrink_to_fit(&mut self) {
@@ -1214,6 +1341,13 @@ impl Framing {
         matches!(self.resume, Resume::Chunked { .. })
     }
 
+    /// Loads what framing the next message writes to.
+    pub(crate) fn prefetch_buffers(&self) {
+        self.messages.prefetch_ends();
+        crate::reassembly::prefetch(self.names.2.as_ptr(), 64);
+        crate::reassembly::prefetch(self.names.3.as_ptr(), 64);
+    }
+
     /// Every offset by `by` (where the stream's offsets start became known).
     pub fn shift(&mut self, by: i64) {
         if by == 0 {
@@ -1238,14 +1372,14 @@ impl Framing {
     /// chunked body walked chunk by chunk, a body until close, a 101, blank lines: what the
     /// framer over the whole stream does there. Anything else is [`Advance::Lost`]. `requests`
     /// are the requests framed so far (for responses to HEAD: a response waits for its
-    /// request); `place` gives the packet (time, frame) that carried an offset.
+    /// request); `place` gives the data row (the packet) that carried an offset.
     pub fn advance(
         &mut self,
         kind: Kind,
         at: i64,
         bytes: &[u8],
         requests: &Kept,
-        place: impl Fn(i64) -> (i64, u64),
+        place: impl Fn(i64) -> u64,
     ) -> Advance {
         let end = at.saturating_add(bytes.len() as i64);
         if let Resume::Start = self.resume {
@@ -1306,7 +1440,7 @@ impl Framing {
             };
             self.resume = next;
             if let Some(m) = done {
-                self.answered += usize::from(m.status >= 200);
+                self.answered += usize::from(m.status() >= 200);
                 self.messages.push(m);
             }
         }
@@ -1321,7 +1455,7 @@ impl Framing {
         pos: i64,
         window: &[u8],
         requests: &Kept,
-        place: &impl Fn(i64) -> (i64, u64),
+        place: &impl Fn(i64) -> u64,
     ) -> Result<(Resume, Option<Slim>), Advance> {
         let window = &window[..window.len().min(MAX_HEAD)];
         // more bytes may still come before the decision can be made, within a head's limit
@@ -1367,13 +1501,13 @@ impl Framing {
             return Err(Advance::Lost);
         }
         let mut m = self.messages.slim(pos, &head);
-        (m.ts_ns, m.frame) = place(pos);
+        m.row = place(pos);
         m.values = self.names.share_raw(kind, head.status, head.reported);
         let after = pos.saturating_add(hlen);
         Ok(match body {
             Body::Length(b) => {
                 m.length = hlen.saturating_add(b);
-                let next = if m.status == 101 {
+                let next = if m.status() == 101 {
                     Resume::Stopped
                 } else {
                     Resume::At(after.saturating_add(b))
@@ -1508,12 +1642,29 @@ const REPORTED: [(&[u8], usize); 6] = [
     (b"upgrade:", 3),
 ];
 
+/// The line's value into its [`REPORTED`] slot, if the line is one of those headers and the
+/// slot is still free. No name is a prefix of another, so a line is at most one of them, and
+/// its first and third letters tell which one it may be: one comparison a line, not one a name.
 fn note_reported<'b>(slots: &mut [Option<&'b [u8]>; 4], line: &'b [u8]) {
-    for &(name, slot) in &REPORTED {
-        if let Some(free @ None) = slots.get_mut(slot) {
-            if starts_with_ci(line, name) {
-                *free = line.get(name.len()..).map(strip);
-            }
+    let lower = |i: usize| line.get(i).map(|&c| c | 0x20);
+    let which = match lower(0) {
+        Some(b'x') => match lower(2) {
+            Some(b'r') => 0,
+            Some(b'c') => 1,
+            _ => return,
+        },
+        Some(b'r') => 2,
+        Some(b's') => 3,
+        Some(b'k') => 4,
+        Some(b'u') => 5,
+        _ => return,
+    };
+    let Some(&(name, slot)) = REPORTED.get(which) else {
+        return;
+    };
+    if let Some(free @ None) = slots.get_mut(slot) {
+        if starts_with_ci(line, name) {
+            *free = line.get(name.len()..).map(strip);
         }
     }
 }
@@ -2371,6 +2522,120 @@ mod tests {
 
     /// Random heads, most of them odd, framed by the scan and by the careful reading: where the
     /// scan answers, the careful reading answers the same.
+    /// Header lines a value is reported from, in any case, and lines that only look like them.
+    const REPORTED_LINES: &[&[u8]] = &[
+        b"X-Request-ID: a",
+        b"x-request-id:b ",
+        b"X-REQUEST-ID:",
+        b"X-Request-Id : c",
+        b"X-Requestid: d",
+        b"X-Correlation-ID: e",
+        b"x-correlation-id:f",
+        b"X-Real-IP: 1.2.3.4",
+        b"Request-Id: g",
+        b"request-id:",
+        b"Requestid: h",
+        b"Server: nginx",
+        b"server:",
+        b"Serve: x",
+        b"S",
+        b"Keep-Alive: timeout=5",
+        b"keep-alive:",
+        b"Upgrade: websocket",
+        b"UPGRADE:h2c",
+        b"User-Agent: x",
+        b"xr",
+        b"",
+    ];
+
+    #[test]
+    fn kept_messages_read_back_across_chunks() {
+        let mut kept = Kept::default();
+        let mut sent = Vec::new();
+        for i in 0..(3 * ROWS_CHUNK + 5) {
+            let method: &[u8] = if i % 7 == 0 { b"HEAD" } else { b"GET" };
+            // now and then a target longer than a chunk of strings
+            let n = if i % 11 == 0 {
+                TEXT_CHUNK + i
+            } else {
+                1 + i % 50
+            };
+            let target = vec![b'a' + (i % 26) as u8; n];
+            let host = format!("h{i}");
+            let mut head = Head::new(Some((method, &target)), None, false);
+            head.values[3] = (i % 5 != 0).then_some(host.as_bytes());
+            let mut m = kept.slim(i as i64 * 10, &head);
+            m.row = i as u64;
+            kept.push(m);
+            sent.push((
+                method.to_vec(),
+                target.clone(),
+                head.values[3].map(<[u8]>::to_vec),
+            ));
+        }
+        assert_eq!(kept.len(), sent.len());
+        let mut names = Names::default();
+        for (i, (method, target, host)) in sent.iter().enumerate() {
+            let m = kept.get(i, &mut names).unwrap();
+            assert_eq!(m.method.as_deref().map(str::as_bytes), Some(&method[..]));
+            assert_eq!(m.target.as_deref().map(str::as_bytes), Some(&target[..]));
+            assert_eq!(m.host.as_deref().map(str::as_bytes), host.as_deref());
+            assert_eq!((m.offset, kept.stamp(i)), (i as i64 * 10, Some(i as u64)));
+            assert_eq!(kept.is_head(i), method == b"HEAD");
+        }
+        assert!(kept.get(sent.len(), &mut names).is_none());
+    }
+
+    #[test]
+    fn a_blank_before_a_colon_is_found_wherever_it_is() {
+        let naive = |s: &[u8]| {
+            s.windows(2)
+                .any(|w| w[1] == b':' && matches!(w[0], b' ' | b'\t' | b'\r' | 0x0b | 0x0c))
+        };
+        for len in 0..100 {
+            for at in 0..len {
+                for blank in [
+                    b' ', b'\t', b'\r', 0x0b, 0x0c, b'\n', b'a', 0x08, 0x0e, b':',
+                ] {
+                    let mut s = vec![b'x'; len];
+                    s[at] = blank;
+                    if at + 1 < len {
+                        s[at + 1] = b':';
+                    }
+                    assert_eq!(blank_before_colon(&s), naive(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reported_header_is_found_by_its_letters_as_by_every_name() {
+        // the first line naming any of a slot's headers fills it, the names tried in turn
+        let by_every_name = |lines: &[&'static [u8]]| {
+            let mut slots: [Option<&[u8]>; 4] = [None; 4];
+            for line in lines {
+                for &(name, slot) in &REPORTED {
+                    if slots[slot].is_none() && starts_with_ci(line, name) {
+                        slots[slot] = Some(strip(&line[name.len()..]));
+                    }
+                }
+            }
+            slots
+        };
+        for &a in REPORTED_LINES {
+            for &b in REPORTED_LINES {
+                for &c in REPORTED_LINES {
+                    let lines = [a, b, c];
+                    let mut slots = [None; 4];
+                    for line in lines {
+                        note_reported(&mut slots, line);
+                    }
+                    assert_eq!(slots, by_every_name(&lines), "{lines:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn scan_agrees_with_the_careful_quick_path() {
         let mut heads = Heads(0x9e37_79b9_7f4a_7c15);

@@ -71,6 +71,28 @@ pub const RST_WINDOW: i64 = 1 << 20;
 /// checked on every packet, so this only decides when memory is given back, never an answer.
 const SWEEP_NS: i64 = 1_000_000_000;
 
+/// How many segments ahead [`Reassembler::push_all`] loads what a segment's `push` reads.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Loads the `len` bytes at `p` into the cache ahead of their use.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = p.cast::<i8>();
+        let mut at = 0;
+        while at < len {
+            // A prefetch never faults and has no effect on the program's state.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at))
+            };
+            at += 64;
+        }
+    }
+}
+
 /// The signed 32-bit distance `a - b`.
 fn signed32(a: u32, b: u32) -> i64 {
     i64::from(a.wrapping_sub(b) as i32)
@@ -83,6 +105,21 @@ struct Key {
     server: u128,
     /// client port << 24 | server port << 8 | IP version
     ports: u64,
+}
+
+impl Key {
+    fn of(seg: &Segment, to_srv: bool) -> Key {
+        let (client, server, cport, sport) = if to_srv {
+            (seg.src, seg.dst, seg.sport, seg.dport)
+        } else {
+            (seg.dst, seg.src, seg.dport, seg.sport)
+        };
+        Key {
+            client: u128::from_be_bytes(client),
+            server: u128::from_be_bytes(server),
+            ports: u64::from(cport) << 24 | u64::from(sport) << 8 | u64::from(seg.ip_version),
+        }
+    }
 }
 
 /// Folded multiplies of the key's words with per-table secrets (foldhash's construction):
@@ -217,8 +254,8 @@ struct Chain {
     reach: i64,
 }
 
-/// One direction. `repr(C)` keeps what every data segment touches together at the front (in
-/// two cache lines); what control segments touch comes after.
+/// One direction. `repr(C)` keeps what every data segment touches together at the front, the
+/// framing state right after it; what control segments touch comes last.
 #[derive(Debug, Default)]
 #[repr(C)]
 struct Dir {
@@ -229,23 +266,23 @@ struct Dir {
     last_ts: i64,
     packets: u64,
     first_seq: u32,
+    syn_seq: u32,
+    syn_count: u32,
     /// Data rows so far came in (time, packet) order with starts never going back, all on the
     /// chain: arrival order is then file order and offset order, and one pass decides.
     disordered: bool,
     /// Some data row began before the end of the one before it (or its end saturated): rows
     /// are then not the stream's pieces as they stand.
     overlapped: bool,
+    /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
+    /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
+    raw_rows: Vec<u8>,
     syn: Option<Mark>,
-    syn_seq: u32,
-    syn_count: u32,
+    live: Live,
     fin: Option<(i64, u64, Pos)>,
     rst: Option<(i64, u64, i64)>,
     ignored_rsts: u64,
     early_rsts: Vec<EarlyRst>,
-    /// For each of the first rows whose `start` is a sequence number (a RST before the chain:
-    /// once the chain begins no row is), 1, or 3 when the SYN's one is to be added.
-    raw_rows: Vec<u8>,
-    live: Live,
 }
 
 /// Framing a direction as its bytes arrive, and dropping what is framed (`payload` then holds
@@ -265,24 +302,25 @@ struct Dir {
 /// server's burst inside a chunked body that turns out broken, set by packets stamped out of
 /// order.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Live {
     off: bool,
     started: bool,
-    framed: Framing,
+    /// The other side sent data since this side's latest data row: a burst may begin at the
+    /// next one (see `Live::other_data`).
+    other_spoke: bool,
     /// Rows before this one have no bytes in `payload` any more.
     kept_row: usize,
-    /// Their captured bytes.
-    dropped: u64,
     /// Where the stream so far ends (on the chain): where the next row must begin.
     end: i64,
     /// The time of the latest data row.
     last_ts: i64,
-    /// The other side sent data since this side's latest data row: a burst may begin at the
-    /// next one (see `Live::other_data`).
-    other_spoke: bool,
+    /// The captured bytes of the rows before `kept_row`.
+    dropped: u64,
     /// The client's first request head, read as its rows come (None once read, or for the
     /// server).
     first_head: Option<Box<FirstHead>>,
+    framed: Framing,
 }
 
 impl Live {
@@ -456,7 +494,7 @@ impl Dir {
         if live.kept_row + 1 == n && self.payload.is_empty() {
             // nothing held: the packet's own bytes are framed, and kept only if still needed
             let rows = &self.rows;
-            let place = |pos: i64| place_in(rows.get(n - 1..).unwrap_or(&[]), pos);
+            let place = |pos: i64| place_in(rows, n - 1, pos);
             let step = live.framed.advance(kind, row.start, bytes, requests, place);
             live.off = step == Advance::Lost;
             if !live.off && droppable(live, &row) {
@@ -482,7 +520,8 @@ impl Dir {
         let Some(first) = rows.first() else {
             return;
         };
-        let place = |pos: i64| place_in(rows, pos);
+        let (all, from) = (&self.rows, live.kept_row);
+        let place = |pos: i64| place_in(all, from, pos);
         if live
             .framed
             .advance(kind, first.start, &self.payload, requests, place)
@@ -782,24 +821,32 @@ fn by_arrival(rows: &[Row]) -> (Vec<Piece>, u64) {
 /// Where each row's captured bytes start in the payload buffer, which holds those of the rows
 /// from `kept` on (0 for those before).
 fn data_starts(rows: &[Row], kept: usize) -> Vec<u64> {
+    // `map`, not `scan`: the length is known, so the column is allocated once
+    let mut total = 0u64;
     rows.iter()
         .enumerate()
-        .scan(0u64, |total, (i, r)| {
-            let at = *total;
+        .map(|(i, r)| {
+            let at = total;
             if i >= kept {
-                *total += u64::from(r.clen);
+                total += u64::from(r.clen);
             }
-            Some(at)
+            at
         })
         .collect()
 }
 
-/// The (time, frame) of the row among `rows` (in stream order) that holds offset `pos`.
-fn place_in(rows: &[Row], pos: i64) -> (i64, u64) {
-    rows.iter()
-        .rev()
-        .find(|r| r.start <= pos)
-        .or(rows.first())
+/// The index of the row among `rows[from..]` (in stream order) that holds offset `pos`.
+fn place_in(rows: &[Row], from: usize, pos: i64) -> u64 {
+    let among = rows.get(from..).unwrap_or(&[]);
+    let at = among.iter().rposition(|r| r.start <= pos).unwrap_or(0);
+    (from + at) as u64
+}
+
+/// When a kept message was sent, and the packet that brought its first byte: its row's.
+fn stamp_of(rows: &[Row], row: u64) -> (i64, u64) {
+    usize::try_from(row)
+        .ok()
+        .and_then(|i| rows.get(i))
         .map_or((0, 0), |r| (r.ts, r.frame))
 }
 
@@ -897,12 +944,19 @@ fn build_stream(
     (st, bytes, missing)
 }
 
+/// `repr(C)`, aligned to a cache line: the tuple and what every packet checks before it is
+/// handed on share the first line, Zeek's state follows, then the directions.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct Conn {
+    key: Key,
     last_ts: i64,
     /// Earliest timestamp of its packets: a client SYN no later than this opens it.
     min_ts: i64,
+    /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
+    closed: u8,
+    /// [`Conn::tell`] met a tunnel's start.
+    tunnel: bool,
     client_isn: Option<u32>,
     /// What the server's first SYN-ACK acknowledged: a client SYN whose ISN + 1 it is belongs
     /// to this connection however late the capture wrote it.
@@ -910,26 +964,22 @@ struct Conn {
     /// The client's first segment after the SYN-ACK (its ACK of it, or data): which host the
     /// capture was taken on is told by where the handshake's round trip falls.
     handshake_ack_ns: Option<i64>,
-    /// 1: the client sent a FIN or RST, 2: the server did, 4: a RST was seen.
-    closed: u8,
-    key: Key,
-    id: u64,
     first_ts: i64,
-    first_frame: u64,
+    zeek: Zeek,
     up: Dir,
     down: Dir,
-    zeek: Zeek,
+    id: u64,
+    first_frame: u64,
     told: Told,
 }
 
 /// How far [`Conn::tell`] got: requests told, responses paired, the request the next response
-/// answers, and whether a tunnel began.
+/// answers (whether a tunnel began is `Conn::tunnel`, in a byte the connection has spare).
 #[derive(Debug, Default)]
 struct Told {
     requests: usize,
     responses: usize,
     head: usize,
-    tunnel: bool,
 }
 
 impl Conn {
@@ -952,6 +1002,7 @@ impl Conn {
             syn_ack_ack: None,
             handshake_ack_ns: None,
             closed: 0,
+            tunnel: false,
             up: dir(),
             down: dir(),
             zeek: Zeek::default(),
@@ -968,17 +1019,19 @@ impl Conn {
     fn tell(&mut self, out: &mut Vec<i64>) {
         let reqs = &self.up.live.framed.messages;
         let resps = &self.down.live.framed.messages;
+        let (up_rows, down_rows) = (&self.up.rows, &self.down.rows);
         let t = &mut self.told;
-        while let (Some(r), false) = (resps.stamp(t.responses), t.tunnel) {
+        while let (Some(r), false) = (resps.stamp(t.responses), self.tunnel) {
             let Some(q) = reqs.stamp(t.head) else {
                 break; // its request may not be framed yet
             };
+            let (q, r) = (stamp_of(up_rows, q), stamp_of(down_rows, r));
             let status = resps.status(t.responses);
             if q <= r && status.map_or(true, |s| s >= 200 || s == 101) {
                 let connect = reqs.method(t.head) == Some(b"CONNECT");
-                t.tunnel = status == Some(101)
+                self.tunnel = status == Some(101)
                     || (connect && status.is_some_and(|s| (200..300).contains(&s)));
-                if !t.tunnel {
+                if !self.tunnel {
                     t.head += 1;
                 }
             }
@@ -992,9 +1045,10 @@ impl Conn {
         };
         let mut names = Names::default();
         for i in t.requests..sure {
-            let Some(q) = reqs.get(i, &mut names) else {
+            let (Some(q), Some(row)) = (reqs.get(i, &mut names), reqs.stamp(i)) else {
                 break;
             };
+            let (ts_ns, frame) = stamp_of(up_rows, row);
             let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
             let key = match (&q.method, &q.target) {
                 (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
@@ -1002,10 +1056,10 @@ impl Conn {
             };
             out.extend_from_slice(&[
                 i64::from_ne_bytes(key.to_ne_bytes()),
-                q.ts_ns,
+                ts_ns,
                 i64::try_from(self.id).unwrap_or(i64::MAX),
                 i64::try_from(i).unwrap_or(i64::MAX),
-                i64::try_from(q.frame).unwrap_or(i64::MAX),
+                i64::try_from(frame).unwrap_or(i64::MAX),
                 opened,
             ]);
         }
@@ -1294,6 +1348,76 @@ impl Reassembler {
         &self.stats
     }
 
+    /// Segments in file order, each as [`Reassembler::push`] takes it (after
+    /// [`Reassembler::observe`] of its `now`, when given), with the same answers. A packet's
+    /// connection and bytes are rarely in the cache: while one segment is handled, what the
+    /// next few will read is asked for, so that their misses overlap the work in between
+    /// rather than come one after another.
+    pub fn push_all<'p>(
+        &mut self,
+        segments: &[Segment],
+        now: Option<&[i64]>,
+        payload: impl Fn(&Segment) -> &'p [u8],
+        done: &mut Vec<TcpConnection>,
+    ) {
+        for (i, seg) in segments.iter().enumerate() {
+            // the connection first, then (once it is in the cache) what it points to
+            if let Some(ahead) = segments.get(i + 2 * PREFETCH_AHEAD) {
+                self.prefetch(ahead, payload(ahead));
+            }
+            if let Some(ahead) = segments.get(i + PREFETCH_AHEAD) {
+                self.prefetch_buffers(ahead);
+            }
+            if let Some(&t) = now.and_then(|n| n.get(i)) {
+                self.observe(t);
+            }
+            self.push(seg, payload(seg), done);
+        }
+    }
+
+    /// The open connection a segment most likely belongs to (the one its hint names: what it
+    /// names may have left, or be another tuple's, and is then merely loaded), and its side.
+    fn likely_conn(&self, seg: &Segment) -> Option<(&Conn, bool)> {
+        let to_srv = self.upstream(seg.dport);
+        if !to_srv && !self.upstream(seg.sport) {
+            return None;
+        }
+        let slot = hint_slot(&Key::of(seg, to_srv));
+        let at = self.hints.get(slot).map_or(usize::MAX, |&at| at as usize);
+        Some((self.conns.get(at)?, to_srv))
+    }
+
+    /// Loads the segment's bytes and its connection's fields a packet reads.
+    fn prefetch(&self, seg: &Segment, payload: &[u8]) {
+        prefetch(payload.as_ptr(), payload.len().min(128));
+        if let Some((c, to_srv)) = self.likely_conn(seg) {
+            let (mine, other) = if to_srv {
+                (&c.up, &c.down)
+            } else {
+                (&c.down, &c.up)
+            };
+            prefetch(c, 64);
+            prefetch(&c.zeek, 128);
+            prefetch(mine, 192);
+            prefetch(&mine.live, 192);
+            prefetch(&other.live, 128);
+        }
+    }
+
+    /// Loads the ends of the connection's growing buffers, found through the fields
+    /// [`Reassembler::prefetch`] loaded some segments before.
+    fn prefetch_buffers(&self, seg: &Segment) {
+        if let Some((c, to_srv)) = self.likely_conn(seg) {
+            let mine = if to_srv { &c.up } else { &c.down };
+            prefetch(mine.rows.as_ptr().wrapping_add(mine.rows.len()), 32);
+            mine.live.framed.prefetch_buffers();
+            if !to_srv {
+                // a response looks up the request it answers, most often the latest
+                c.up.live.framed.messages.prefetch_last();
+            }
+        }
+    }
+
     /// One segment, in file order, and its captured payload bytes (at most `payload_len` of
     /// them are used). Connections this packet finishes (its tuple reused, or found over and
     /// quiet, or silent) are appended to `done`.
@@ -1309,16 +1433,7 @@ impl Reassembler {
         if self.now >= self.next_sweep && self.since_sweep >= self.table.len() as u64 / 4 {
             self.sweep(done);
         }
-        let (client, server, cport, sport) = if to_srv {
-            (seg.src, seg.dst, seg.sport, seg.dport)
-        } else {
-            (seg.dst, seg.src, seg.dport, seg.sport)
-        };
-        let key = Key {
-            client: u128::from_be_bytes(client),
-            server: u128::from_be_bytes(server),
-            ports: u64::from(cport) << 24 | u64::from(sport) << 8 | u64::from(seg.ip_version),
-        };
+        let key = Key::of(seg, to_srv);
         let client_syn = to_srv && seg.flags & (SYN | ACK) == SYN;
         if seg.flags & SYN != 0 {
             self.count_syn(to_srv, seg.flags & ACK != 0, seg.dport);

@@ -1,7 +1,8 @@
 //! Reassembly spread over shards gives the connections one reassembler gives, with the same
 //! ids, whatever the number of shards and the length of the rounds: every fixture, scanned by
-//! the plain loop (one `Reassembler` fed every segment, as `examples/stages.rs` runs it) and by
-//! the `Scanner` with 1 to 3 shards and rounds from a few segments to the default.
+//! the plain loop (one `Reassembler` fed every segment, one at a time, or a window's at once
+//! with `push_all` as `examples/stages.rs` runs it) and by the `Scanner` with 1 to 3 shards
+//! and rounds from a few segments to the default.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,13 +38,43 @@ fn by_id(rows: Vec<Finished>) -> BTreeMap<u64, String> {
     rows.into_iter().map(|f| (f.id, format!("{f:?}"))).collect()
 }
 
+/// How one reassembler is fed a window's segments.
+#[derive(Clone, Copy)]
+enum Feed {
+    OneByOne,
+    All,
+    /// With the clock the shards are given: the latest timestamp so far.
+    AllWithClock,
+}
+
 fn one_reassembler(path: &Path) -> (BTreeMap<u64, String>, TcpStats, usize) {
+    fed(path, Feed::OneByOne)
+}
+
+fn fed(path: &Path, feed: Feed) -> (BTreeMap<u64, String>, TcpStats, usize) {
     let mut reader = Reader::open(path).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
     let mut r = Reassembler::new(&[8080]);
     let mut done = Vec::new();
+    let mut clock = i64::MIN;
     while reader.next_window().unwrap_or(false) {
-        for seg in reader.segments() {
-            r.push(seg, reader.payload(seg), &mut done);
+        let segments = reader.segments();
+        match feed {
+            Feed::OneByOne => {
+                for seg in segments {
+                    r.push(seg, reader.payload(seg), &mut done);
+                }
+            }
+            Feed::All => r.push_all(segments, None, |s| reader.payload(s), &mut done),
+            Feed::AllWithClock => {
+                let now: Vec<i64> = segments
+                    .iter()
+                    .map(|s| {
+                        clock = clock.max(s.ts_ns);
+                        clock
+                    })
+                    .collect();
+                r.push_all(segments, Some(&now), |s| reader.payload(s), &mut done);
+            }
         }
     }
     let stats = r.finish(&mut done);
@@ -82,6 +113,10 @@ fn shards_give_the_connections_and_ids_of_one_reassembler() {
             "{}",
             path.display()
         );
+        for feed in [Feed::All, Feed::AllWithClock] {
+            let (got, stats, m) = fed(path, feed);
+            assert_eq!((got, stats, m), (want.clone(), want_stats.clone(), n));
+        }
         for (shards, round) in [(1, ROUND_SEGMENTS), (2, ROUND_SEGMENTS), (2, 5), (3, 64)] {
             let (got, stats, m) = sharded(path, shards, round);
             assert_eq!(m, n, "{} with {shards} shards", path.display());
