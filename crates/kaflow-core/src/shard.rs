@@ -102,10 +102,14 @@ fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &SyncSender<Report>) 
     while let Ok(w) = work.recv() {
         match w {
             Work::Round(mut share) => {
-                for (seg, &now) in share.chunk.segments.iter().zip(&share.now) {
-                    reassembler.observe(now);
-                    reassembler.push(seg, share.chunk.payload(seg), &mut done);
-                }
+                // each segment observed at its clock, then pushed, a few ahead prefetched
+                let chunk = &share.chunk;
+                reassembler.push_all(
+                    &chunk.segments,
+                    Some(&share.now),
+                    |s| chunk.payload(s),
+                    &mut done,
+                );
                 let opened = reassembler.take_opened();
                 let rows = finish(&mut done);
                 share.clear();
