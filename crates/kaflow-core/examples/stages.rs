@@ -42,6 +42,7 @@ fn thread_cpu() -> Option<f64> {
 /// The whole core as `kaflow analyze` drives it, batches dropped as they come.
 fn run_sharded(path: &Path, port: u16) -> Result<(f64, u64, u64), String> {
     let start = Instant::now();
+    let cpu_before = thread_cpu();
     let mut scanner = Scanner::open(
         &[path.to_path_buf()],
         &[port],
@@ -54,8 +55,8 @@ fn run_sharded(path: &Path, port: u16) -> Result<(f64, u64, u64), String> {
         connections += batch.len() as u64;
         std::hint::black_box((batch.connections(), batch.request_rows()));
     }
-    if let Some(cpu) = thread_cpu() {
-        eprintln!("reading and dealing thread: {cpu:.2} s of CPU");
+    if let (Some(before), Some(after)) = (cpu_before, thread_cpu()) {
+        eprintln!("reading and dealing thread: {:.2} s of CPU", after - before);
     }
     Ok((
         start.elapsed().as_secs_f64(),
