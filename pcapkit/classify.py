@@ -12,7 +12,6 @@ client's where :mod:`pcapkit.client` says the requests are not nginx's):
 
 from __future__ import annotations
 
-import os
 import tempfile
 import weakref
 from array import array
@@ -398,9 +397,9 @@ class Live:
     def __init__(self) -> None:
         self._pending: list[Loss] = []
         # the requests as the core gives them, a batch's rows at a time with the latest time
-        # among them: plain arrays, looked through only while a loss waits (rarely), so that
-        # hundreds of thousands of requests a minute cost no object each
-        self._rows: deque[tuple[int, array[int]]] = deque()
+        # among them: the core's bytes, looked through (by the core) only while a loss waits
+        # (rarely), so that hundreds of thousands of requests a minute cost no object each
+        self._rows: deque[tuple[int, bytes]] = deque()
         # requests taken for a retry (a request is the retry of one loss), with when sent
         self._used: dict[tuple[int, int], int] = {}
         # each connection's upstream server, and when it was finished
@@ -419,17 +418,18 @@ class Live:
         """Take request rows (:meth:`pcapkit._core.Batch.request_rows` or
         ``open_request_rows``). A request told while its connection was open comes again
         when it is finished: it is one candidate (:meth:`_candidates`)."""
+        whole = rows[: len(rows) // 48 * 48]
         cols = array("q")
-        cols.frombytes(rows[: len(rows) // 48 * 48])
+        cols.frombytes(whole)
         if cols:
-            self._rows.append((max(cols[1::6]), cols))
+            self._rows.append((max(cols[1::6]), whole))
 
     def _candidates(self, key: int) -> list[tuple[int, _Candidate]]:
         """The requests kept whose key is ``key``, each once, not yet taken for a retry."""
         out: dict[tuple[int, int], tuple[int, _Candidate]] = {}
-        for _, cols in self._rows:
+        for _, rows in self._rows:
             hits = array("q")
-            hits.frombytes(_core.keyed_rows(cols.tobytes(), {key}))
+            hits.frombytes(_core.keyed_rows(rows, {key}))
             for i in range(0, len(hits), 6):
                 found = _candidate(hits[i : i + 6])
                 at = (found[1].conn_id, found[1].index)
@@ -488,7 +488,7 @@ class Live:
 
     def kept(self) -> int:
         """Requests kept for retry pairing now (told twice: counted twice)."""
-        return sum(len(cols) // 6 for _, cols in self._rows)
+        return sum(len(rows) // 48 for _, rows in self._rows)
 
 
 # Following a capture, requests are kept this long (capture time) for retry pairing: a retry
@@ -521,18 +521,12 @@ def _candidates(fh: BinaryIO, keys: set[int]) -> list[tuple[int, _Candidate]]:
     out: list[tuple[int, _Candidate]] = []
     if not keys:
         return out
-    # a few MiB at a time, into one buffer: a fresh one per read would leave the allocator
-    # holding tens of MiB more by the end of a big capture's spill; no bigger than the spill
-    # (zeroing 6 MiB for a small capture's few rows is most of its time here)
-    size = os.fstat(fh.fileno()).st_size
-    buf = bytearray(min(48 << 17, max(48, size - fh.tell())))
-    while True:
-        got = fh.readinto(buf)  # type: ignore[attr-defined]
-        if got < 48:
-            return out
+    # a few MiB at a time; the core keeps the rows with those keys
+    while len(chunk := fh.read(48 << 17)) >= 48:
         rows = array("q")
-        rows.frombytes(_core.keyed_rows(bytes(memoryview(buf)[:got]), keys))
+        rows.frombytes(_core.keyed_rows(chunk, keys))
         out.extend(_candidate(rows[i : i + 6]) for i in range(0, len(rows), 6))
+    return out
 
 
 def conclude(

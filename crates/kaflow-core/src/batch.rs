@@ -237,14 +237,8 @@ impl Batch {
         for f in &self.rows {
             let opened = if f.labels.partial { -1 } else { f.first_ts_ns };
             for (r, &key) in f.labels.requests.iter().zip(&f.request_keys) {
-                out.extend_from_slice(&[
-                    i64::from_ne_bytes(key.to_ne_bytes()),
-                    r.sent_at_ns,
-                    as_i64(f.id),
-                    as_i64(r.index as u64),
-                    as_i64(r.frame),
-                    opened,
-                ]);
+                let at = (r.index as u64, r.frame);
+                out.extend_from_slice(&request_row(key, r.sent_at_ns, f.id, at, opened));
             }
         }
         out
@@ -255,10 +249,45 @@ fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// One request's [`REQUEST_ROW`] int64s (see [`Batch::request_rows`]); `at` is its index on its
+/// connection and its frame. Requests told while their connection is open
+/// (`Reassembler::open_requests`) take the same layout.
+pub(crate) fn request_row(
+    key: u64,
+    sent_at_ns: i64,
+    conn_id: u64,
+    at: (u64, u64),
+    opened: i64,
+) -> [i64; REQUEST_ROW] {
+    [
+        i64::from_ne_bytes(key.to_ne_bytes()),
+        sent_at_ns,
+        as_i64(conn_id),
+        as_i64(at.0),
+        as_i64(at.1),
+        opened,
+    ]
+}
+
 /// A request's [`request_key`]; 0 when its method or target was not captured: never looked up.
 fn key_of(r: &Request) -> u64 {
-    match (&r.method, &r.target) {
-        (Some(m), Some(t)) => request_key(m, t, r.host.as_deref(), r.request_id.as_deref()),
+    captured_key(
+        r.method.as_deref(),
+        r.target.as_deref(),
+        r.host.as_deref(),
+        r.request_id.as_deref(),
+    )
+}
+
+/// [`request_key`] of a request whose method and target were captured, else 0.
+pub(crate) fn captured_key(
+    method: Option<&str>,
+    target: Option<&str>,
+    host: Option<&str>,
+    request_id: Option<&str>,
+) -> u64 {
+    match (method, target) {
+        (Some(m), Some(t)) => request_key(m, t, host, request_id),
         _ => 0,
     }
 }

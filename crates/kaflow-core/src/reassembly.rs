@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Bound;
 
-use crate::batch::{request_key, FirstHead};
+use crate::batch::{captured_key, request_row, FirstHead};
 use crate::flow::{Flow, Mark, Stream, TcpConnection, TcpStats};
 use crate::http::{Advance, Framing, Kept, Kind, Names};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
@@ -1050,18 +1050,13 @@ impl Conn {
             };
             let (ts_ns, frame) = stamp_of(up_rows, row);
             let id = q.values.as_deref().and_then(|v| v.request_id.as_deref());
-            let key = match (&q.method, &q.target) {
-                (Some(m), Some(tg)) => request_key(m, tg, q.host.as_deref(), id),
-                _ => 0,
-            };
-            out.extend_from_slice(&[
-                i64::from_ne_bytes(key.to_ne_bytes()),
-                ts_ns,
-                i64::try_from(self.id).unwrap_or(i64::MAX),
-                i64::try_from(i).unwrap_or(i64::MAX),
-                i64::try_from(frame).unwrap_or(i64::MAX),
-                opened,
-            ]);
+            let key = captured_key(
+                q.method.as_deref(),
+                q.target.as_deref(),
+                q.host.as_deref(),
+                id,
+            );
+            out.extend_from_slice(&request_row(key, ts_ns, self.id, (i as u64, frame), opened));
         }
         t.requests = t.requests.max(sure);
     }

@@ -105,10 +105,6 @@ impl Pickle<'_> {
     }
 }
 
-fn side(s: Side) -> &'static str {
-    s.as_str()
-}
-
 /// Appends the pickle of `f`'s `pcapkit.connections.Record` to `out`.
 pub fn connection_record(out: &mut Vec<u8>, f: &Finished) {
     let l = &f.labels;
@@ -124,9 +120,9 @@ pub fn connection_record(out: &mut Vec<u8>, f: &Finished) {
             p.int(v.into());
             p.int(f.first_ts_ns.into());
             p.int(f.first_frame.into());
-            p.opt_str(l.opened_by.map(side));
+            p.opt_str(l.opened_by.map(Side::as_str));
             p.opt_int(l.established_at_ns);
-            p.opt_str(l.closed_by.map(side));
+            p.opt_str(l.closed_by.map(Side::as_str));
             p.opt_str(l.close.map(CloseKind::as_str));
             p.opt_int(l.closed_at_ns);
             p.int(f.last_ts_ns.into());
@@ -142,7 +138,7 @@ pub fn connection_record(out: &mut Vec<u8>, f: &Finished) {
             p.opt_str(l.tunnel.as_deref());
             p.opt_str(l.keep_alive.as_deref());
             p.opt_str(l.server_header.as_deref());
-            p.opt_str(l.one_sided.map(side));
+            p.opt_str(l.one_sided.map(Side::as_str));
             p.opt_int(l.handshake_ack_ns);
             p.opt_str(l.tls);
         });
@@ -151,7 +147,7 @@ pub fn connection_record(out: &mut Vec<u8>, f: &Finished) {
                 p.group(TUPLE, |p| {
                     p.int(e.time_ns.into());
                     p.str(e.kind.as_str());
-                    p.str(side(e.side));
+                    p.str(e.side.as_str());
                     p.int(e.frame.into());
                     p.opt_str(e.method.as_deref());
                     p.opt_str(e.target.as_deref());
@@ -186,7 +182,7 @@ pub fn connection_record(out: &mut Vec<u8>, f: &Finished) {
                 p.group(TUPLE, |p| {
                     p.int(a.time_ns.into());
                     p.int(a.frame.into());
-                    p.str(side(a.side));
+                    p.str(a.side.as_str());
                     p.str(&a.what);
                 });
             }

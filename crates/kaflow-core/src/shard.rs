@@ -113,15 +113,12 @@ fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &SyncSender<Report>) 
                 let opened = reassembler.take_opened();
                 let rows = finish(&mut done);
                 share.clear();
-                let spent = share;
-                if report
-                    .send(Report::Round {
-                        opened,
-                        rows,
-                        spent,
-                    })
-                    .is_err()
-                {
+                let round = Report::Round {
+                    opened,
+                    rows,
+                    spent: share,
+                };
+                if report.send(round).is_err() {
                     return;
                 }
             }

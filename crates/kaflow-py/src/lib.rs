@@ -127,18 +127,7 @@ macro_rules! plain_column {
     )*};
 }
 
-plain_column!(
-    u8,
-    u16,
-    u32,
-    u64,
-    i64,
-    bool,
-    Option<u16>,
-    Option<u32>,
-    Option<u64>,
-    Option<i64>
-);
+plain_column!(u8, u16, u32, u64, i64, bool, Option<u64>, Option<i64>);
 
 macro_rules! text_column {
     ($($t:ty),*) => {$(
@@ -161,7 +150,7 @@ macro_rules! text_column {
     )*};
 }
 
-text_column!(String, &'static str, std::sync::Arc<str>);
+text_column!(String, &'static str);
 
 macro_rules! columns {
     ($(#[$doc:meta])* $name:ident from $core:ty { $($field:ident),* $(,)? }) => {
