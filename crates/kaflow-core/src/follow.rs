@@ -28,12 +28,18 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    pub(crate) fn push(&mut self, mut seg: Segment, payload: &[u8]) {
-        seg.payload_off = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
-        seg.captured_len = u32::try_from(payload.len()).unwrap_or(0);
-        seg.reassembled = false;
+    /// The segment copied in as it is, then its copy numbered `frame` and pointed at its
+    /// payload here: patched before the copy, it would be read back across the patch (a stall).
+    pub(crate) fn push(&mut self, seg: &Segment, frame: u64, payload: &[u8]) {
+        let off = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         self.data.extend_from_slice(payload);
-        self.segments.push(seg);
+        self.segments.push(*seg);
+        if let Some(s) = self.segments.last_mut() {
+            s.frame = frame;
+            s.payload_off = off;
+            s.captured_len = u32::try_from(payload.len()).unwrap_or(0);
+            s.reassembled = false;
+        }
     }
 
     pub fn payload(&self, seg: &Segment) -> &[u8] {
@@ -143,8 +149,8 @@ fn read(path: &Path, window: Window, stop: Arc<AtomicBool>, tx: &SyncSender<Mess
     let mut chunk = Chunk::default();
     loop {
         match merge.next_segment() {
-            Ok(Some((seg, payload))) => {
-                chunk.push(seg, payload);
+            Ok(Some(next)) => {
+                chunk.push(next.seg, next.frame, next.payload);
                 let full = !merge.ready() || chunk.segments.len() >= CHUNK_SEGMENTS;
                 if full && tx.send(Message::Chunk(std::mem::take(&mut chunk))).is_err() {
                     return; // the scanner is gone

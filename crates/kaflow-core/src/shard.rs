@@ -262,17 +262,19 @@ impl Shards {
         let n = shares.len();
         let mut count = 0;
         while count < self.round {
-            let Some((seg, payload)) = self.merge.next_segment()? else {
+            let Some(next) = self.merge.next_segment()? else {
                 self.read_all = true;
                 break;
             };
+            let seg = next.seg;
             // a segment on no upstream port is only counted: its bytes are not needed
-            let upstream = self.ports.carries(&seg);
+            let upstream = self.ports.carries(seg);
             if upstream {
                 self.clock = self.clock.max(seg.ts_ns);
             }
-            if let Some(share) = shares.get_mut(shard_of(&seg, n)) {
-                share.chunk.push(seg, if upstream { payload } else { &[] });
+            if let Some(share) = shares.get_mut(shard_of(seg, n)) {
+                let payload = if upstream { next.payload } else { &[] };
+                share.chunk.push(seg, next.frame, payload);
                 share.now.push(self.clock);
             }
             count += 1;

@@ -1569,8 +1569,8 @@ type Taken = (u64, i64, u32, Vec<u8>);
 fn merged(paths: &[PathBuf], mode: Mode, window: Window) -> Result<Vec<Taken>, CaptureError> {
     let mut merge = Merge::open(paths, mode, window)?;
     let mut out = Vec::new();
-    while let Some((seg, payload)) = merge.next_segment()? {
-        out.push((seg.frame, seg.ts_ns, seg.seq, payload.to_vec()));
+    while let Some(n) = merge.next_segment()? {
+        out.push((n.frame, n.seg.ts_ns, n.seg.seq, n.payload.to_vec()));
     }
     Ok(out)
 }
@@ -1658,8 +1658,8 @@ fn a_time_window_keeps_since_to_before_until_and_numbers_as_the_file() {
     };
     let mut merge = Merge::open(std::slice::from_ref(&path), Mode::Auto, window).unwrap();
     let mut frames = Vec::new();
-    while let Some((seg, _)) = merge.next_segment().unwrap() {
-        frames.push(seg.frame);
+    while let Some(n) = merge.next_segment().unwrap() {
+        frames.push(n.frame);
     }
     // the third packet is stamped exactly 2 ms after the first: in; the eighth at until: out
     assert_eq!(stored(2), stored(0) + 2_000_000);

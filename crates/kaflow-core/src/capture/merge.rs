@@ -51,6 +51,18 @@ pub struct Window {
     pub until: Option<Edge>,
 }
 
+/// A segment as the merge hands it out: lent from its file's window, with its number in the
+/// merged capture beside it (`seg.frame` is its number in its own file). Not a renumbered
+/// copy: a segment copied, patched and read again at once stalls on the patch (the read spans
+/// stores of other widths), which was most of the merge's time; the receiver copies it once
+/// and patches its own copy.
+pub struct Next<'m> {
+    pub seg: &'m Segment,
+    pub frame: u64,
+    /// Its captured payload.
+    pub payload: &'m [u8],
+}
+
 /// One file of the capture, once it has been read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileInfo {
@@ -216,7 +228,24 @@ impl Merge {
 
     /// The next segment in the merged order, renumbered, with its captured payload; `None`
     /// at the end. A read error of any file ends the merge with that error.
-    pub fn next_segment(&mut self) -> Result<Option<(Segment, &[u8])>, CaptureError> {
+    pub fn next_segment(&mut self) -> Result<Option<Next<'_>>, CaptureError> {
+        let Some((i, k)) = self.advance()? else {
+            return Ok(None);
+        };
+        // it and its payload stay in the file's window until the next call
+        let reader = self.inputs.get(i).and_then(|x| x.reader.as_ref());
+        Ok(reader.and_then(|r| {
+            let seg = r.segments().get(k)?;
+            Some(Next {
+                seg,
+                frame: self.frame,
+                payload: r.payload(seg),
+            })
+        }))
+    }
+
+    /// Steps the merge to its next segment: (its file, its place in the file's window).
+    fn advance(&mut self) -> Result<Option<(usize, usize)>, CaptureError> {
         loop {
             self.refill()?;
             self.open_reached()?;
@@ -235,12 +264,8 @@ impl Merge {
             }
             input.last_frame = self.frame;
             let taken = if is_seg {
-                let seg = input
-                    .reader
-                    .as_ref()
-                    .and_then(|r| r.segments().get(input.seg).copied());
                 input.seg += 1;
-                seg
+                Some(input.seg - 1)
             } else {
                 input.skip += 1;
                 None
@@ -253,15 +278,8 @@ impl Merge {
                 self.outside += u64::from(is_seg);
                 continue;
             }
-            if let Some(mut seg) = taken {
-                seg.frame = self.frame;
-                // The payload stays in the file's window until the next call.
-                let payload = self
-                    .inputs
-                    .get(i)
-                    .and_then(|x| x.reader.as_ref())
-                    .map_or(&[][..], |r| r.payload(&seg));
-                return Ok(Some((seg, payload)));
+            if let Some(k) = taken {
+                return Ok(Some((i, k)));
             }
         }
     }

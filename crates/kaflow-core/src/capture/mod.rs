@@ -51,7 +51,7 @@ use std::time::Duration;
 
 pub use decode::REASONS;
 pub use error::{CaptureError, ErrorKind};
-pub use merge::{Edge, FileInfo, Merge, Mode, Window};
+pub use merge::{Edge, FileInfo, Merge, Mode, Next, Window};
 
 use crate::pytext::commas;
 use crate::segment::Segment;
