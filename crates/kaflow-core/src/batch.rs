@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use crate::export::{connection_json, csv_rows, ConnectionText, RowFacts, CSV_KEY};
+use crate::export::{connection_json, csv_rows, ConnectionText, RowFacts};
 use crate::flow::{Stream, TcpConnection};
 use crate::label::{CloseKind, Labelled, Request, Side};
 use crate::machine::EventType;
@@ -187,40 +187,34 @@ impl Batch {
             .collect()
     }
 
-    /// The JSON report's line of each row at these positions, in that order
-    /// ([`crate::export::connection_json`]); `None` if a position is past the end.
-    pub fn json_lines(&self, which: &[usize]) -> Option<Vec<String>> {
-        which
-            .iter()
-            .map(|&i| {
-                let f = self.rows.get(i)?;
-                Some(f.text(|c| {
-                    let mut out = String::with_capacity(
-                        c.events.len().saturating_mul(160).saturating_add(256),
-                    );
-                    connection_json(&mut out, c);
-                    out
-                }))
-            })
-            .collect()
+    /// The JSON report's line of each row at these positions, handed to `each` in that order
+    /// ([`crate::export::connection_json`]); `None` if a position is past the end. Each line
+    /// is written in the same buffer, grown only by the longest: a buffer per line grew by
+    /// copying, and was most of the report's cost beside the formatting.
+    pub fn json_lines(&self, which: &[usize], mut each: impl FnMut(&str)) -> Option<()> {
+        let mut out = String::new();
+        for &i in which {
+            let f = self.rows.get(i)?;
+            out.clear();
+            f.text(|c| connection_json(&mut out, c));
+            each(&out);
+        }
+        Some(())
     }
 
-    /// The CSV report's rows of each row at these positions, in that order, with their
-    /// [`CSV_KEY`] int64s a row ([`crate::export::csv_rows`]); `None` if a position is past
-    /// the end.
-    pub fn csv_rows(&self, which: &[usize]) -> Option<Vec<(String, Vec<i64>)>> {
-        which
-            .iter()
-            .map(|&i| {
-                let f = self.rows.get(i)?;
-                Some(f.text(|c| {
-                    let mut out = String::with_capacity(c.events.len().saturating_mul(160));
-                    let mut keys = Vec::with_capacity(c.events.len().saturating_mul(CSV_KEY));
-                    csv_rows(&mut out, &mut keys, c);
-                    (out, keys)
-                }))
-            })
-            .collect()
+    /// The CSV report's rows of each row at these positions, handed to `each` in that order
+    /// with their [`crate::export::CSV_KEY`] int64s a row ([`crate::export::csv_rows`]), in buffers reused
+    /// as [`Batch::json_lines`]'s; `None` if a position is past the end.
+    pub fn csv_rows(&self, which: &[usize], mut each: impl FnMut(&str, &[i64])) -> Option<()> {
+        let (mut out, mut keys) = (String::new(), Vec::new());
+        for &i in which {
+            let f = self.rows.get(i)?;
+            out.clear();
+            keys.clear();
+            f.text(|c| csv_rows(&mut out, &mut keys, c));
+            each(&out, &keys);
+        }
+        Some(())
     }
 
     /// Every request of the batch as [`REQUEST_ROW`] int64s: its [`request_key`] (bits as

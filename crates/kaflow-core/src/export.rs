@@ -188,23 +188,6 @@ pub struct RowFacts {
     pub last_ts_ns: i64,
 }
 
-/// A few bytes on the stack that `write!` fills: the shortest digits of a float, without an
-/// allocation per number (a report writes millions).
-struct Small {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl std::fmt::Write for Small {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let to = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        to.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// `repr(ns / 1e9)`: Python's shortest round-trip float, in its layout (`0.0`, `1.5`,
 /// `1e-05`, `1.5e+16`: exponent form below 1e-4 and from 1e16 on, at least two exponent
 /// digits, `.0` on whole numbers written without one).
@@ -215,36 +198,40 @@ pub fn seconds(out: &mut String, ns: i64) {
         out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
-    // Rust's `{:e}` is the shortest round-trip digits too, only laid out otherwise: `d.ddde-7`
-    let mut sci = Small {
-        buf: [0; 40],
-        len: 0,
-    };
-    if write!(sci, "{:e}", x.abs()).is_err() {
-        // never: the longest f64 in `{:e}` is 24 bytes; Rust's own layout rather than a panic
-        let _ = write!(out, "{x}");
-        return;
-    }
-    let sci = sci.buf.get(..sci.len).unwrap_or_default();
-    let e = sci.iter().position(|&b| b == b'e').unwrap_or(sci.len());
-    let (mantissa, exp) = sci.split_at(e);
-    let exp: i32 = std::str::from_utf8(exp.get(1..).unwrap_or_default())
+    // ryu's digits are the shortest round-trip ones, the nearest of them, as Python's repr
+    // picks them, only laid out otherwise (`1e16`, `1.5e-7`, `0.0001`); std's formatting gave
+    // the same digits at several times the cost, most of a JSON report's
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(x.abs()).as_bytes();
+    let e = text.iter().position(|&b| b == b'e').unwrap_or(text.len());
+    let (mantissa, exp) = text.split_at(e);
+    let shift: i32 = std::str::from_utf8(exp.get(1..).unwrap_or_default())
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
     let mut digits = [0u8; 24];
     let mut n = 0;
-    for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
-        if let Some(d) = digits.get_mut(n) {
+    // where the point goes, counted from the first digit kept
+    let mut decpt = shift;
+    let mut before_point = true;
+    for &b in mantissa {
+        if b == b'.' {
+            before_point = false;
+        } else if b == b'0' && n == 0 {
+            decpt -= i32::from(!before_point); // a leading zero: "0.001"
+        } else if let Some(d) = digits.get_mut(n) {
             *d = b;
             n += 1;
+            decpt += i32::from(before_point);
         }
+    }
+    while n > 1 && digits.get(n - 1) == Some(&b'0') {
+        n -= 1;
     }
     let digits = std::str::from_utf8(digits.get(..n).unwrap_or_default()).unwrap_or("0");
     if x < 0.0 {
         out.push('-');
     }
-    let decpt = exp + 1; // where the point goes, counted from the first digit
     let n = i32::try_from(n).unwrap_or(i32::MAX);
     if decpt <= -4 || decpt > 16 {
         let (first, rest) = digits.split_at(1.min(digits.len()));
@@ -253,6 +240,7 @@ pub fn seconds(out: &mut String, ns: i64) {
             out.push('.');
             out.push_str(rest);
         }
+        let exp = decpt - 1;
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
         let exp = exp.unsigned_abs();
@@ -304,8 +292,17 @@ fn signed(out: &mut String, n: i64) {
 /// A JSON string as `json.dumps(s, ensure_ascii=False)` writes it.
 pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
+    // most strings need no escape at all: eight bytes are looked at in one step until one does
     let mut from = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for w in s.as_bytes().chunks_exact(8) {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        if escapes(w) {
+            break;
+        }
+        from += 8;
+    }
+    out.push_str(s.get(..from).unwrap_or(""));
+    for (i, b) in s.bytes().enumerate().skip(from) {
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -327,6 +324,18 @@ pub fn json_str(out: &mut String, s: &str) {
     }
     out.push_str(s.get(from..).unwrap_or(""));
     out.push('"');
+}
+
+/// Whether any of the eight bytes is one JSON escapes: below 0x20, a quote or a backslash
+/// (the classic "has a byte less than n" and "has a zero byte" word tricks, exact for "any").
+fn escapes(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = w.wrapping_sub(ONES * 0x20) & !w;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below | zero(quote) | zero(backslash)) & HIGH != 0
 }
 
 fn json_opt_str(out: &mut String, s: Option<&str>) {
@@ -635,6 +644,55 @@ mod tests {
         }
     }
 
+    /// The shortest digits that read back as the float, by trying each length in turn:
+    /// std's `{:.*e}` rounds to the nearest of each length, as repr's pick among ties.
+    fn shortest_digits(x: f64) -> String {
+        for k in 0..17 {
+            let t = format!("{:.*e}", k, x.abs());
+            if t.parse::<f64>() == Ok(x.abs()) {
+                let m = t.split('e').next().unwrap_or_default();
+                return m.replace('.', "").trim_end_matches('0').to_string();
+            }
+        }
+        unreachable!("17 digits always read back")
+    }
+
+    #[test]
+    fn seconds_are_the_shortest_digits_that_read_back() {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..200_000 {
+            let r = next();
+            let ns = match i % 4 {
+                0 => 1_700_000_000_000_000_000 + (r % 100_000_000_000_000_000) as i64 / 1000 * 1000,
+                1 => 1_700_000_000_000_000_000 + (r % 100_000_000_000_000_000) as i64,
+                2 => (r % 10_000_000_000) as i64 - 5_000_000_000,
+                _ => r as i64 >> (r % 64),
+            };
+            let text = secs(ns);
+            let x = ns as f64 / 1e9;
+            assert_eq!(text.parse::<f64>(), Ok(x), "{ns} wrote {text}");
+            let mantissa = text
+                .trim_start_matches('-')
+                .split('e')
+                .next()
+                .unwrap_or_default();
+            let digits = mantissa.replace('.', "");
+            let digits = digits.trim_start_matches('0').trim_end_matches('0');
+            let want = if x == 0.0 {
+                String::new()
+            } else {
+                shortest_digits(x)
+            };
+            assert_eq!(digits, want, "{ns} wrote {text}");
+        }
+    }
+
     #[test]
     fn numbers_as_python_writes_them() {
         let mut s = String::new();
@@ -654,6 +712,36 @@ mod tests {
         let mut s = String::new();
         json_str(&mut s, "a\"b\\c\u{0}\u{1f}\u{7f} é\u{8}\u{c}\n\r\t");
         assert_eq!(s, "\"a\\\"b\\\\c\\u0000\\u001f\u{7f} é\\b\\f\\n\\r\\t\"");
+    }
+
+    #[test]
+    fn json_strings_escaped_wherever_the_escape_falls() {
+        // each escaped byte at every place of a string long enough for the word steps
+        for esc in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for at in 0..20 {
+                let text = format!(
+                    "{}{esc}{}",
+                    "ab/é ~x".repeat(3).get(..at).unwrap_or(""),
+                    "z".repeat(9)
+                );
+                let mut got = String::new();
+                json_str(&mut got, &text);
+                let mut want = String::from("\"");
+                for c in text.chars() {
+                    match c {
+                        '"' => want.push_str("\\\""),
+                        '\\' => want.push_str("\\\\"),
+                        '\n' => want.push_str("\\n"),
+                        c if u32::from(c) < 0x20 => {
+                            want.push_str(&format!("\\u{:04x}", u32::from(c)))
+                        }
+                        c => want.push(c),
+                    }
+                }
+                want.push('"');
+                assert_eq!(got, want, "{text:?}");
+            }
+        }
     }
 
     #[test]

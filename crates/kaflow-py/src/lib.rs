@@ -230,12 +230,12 @@ impl Batch {
         py: Python<'py>,
         which: Vec<usize>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let got = self.rows.json_lines(&which);
-        let lines = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
-        Ok(lines
-            .iter()
-            .map(|l| PyBytes::new(py, l.as_bytes()))
-            .collect())
+        let mut lines = Vec::with_capacity(which.len());
+        let got = self
+            .rows
+            .json_lines(&which, |l| lines.push(PyBytes::new(py, l.as_bytes())));
+        got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Ok(lines)
     }
 
     /// The CSV report's rows of each connection at these positions, UTF-8, with their keys
@@ -245,12 +245,12 @@ impl Batch {
         py: Python<'py>,
         which: Vec<usize>,
     ) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-        let got = self.rows.csv_rows(&which);
-        let rows = got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
-        Ok(rows
-            .iter()
-            .map(|(text, keys)| (PyBytes::new(py, text.as_bytes()), int64s(py, keys)))
-            .collect())
+        let mut rows = Vec::with_capacity(which.len());
+        let got = self.rows.csv_rows(&which, |text, keys| {
+            rows.push((PyBytes::new(py, text.as_bytes()), int64s(py, keys)));
+        });
+        got.ok_or_else(|| PyIndexError::new_err("no connection at that position"))?;
+        Ok(rows)
     }
 
     /// Every request's retry-index row, six native int64s each (see the stub).
