@@ -27,7 +27,7 @@ __all__ = [
 ]
 __version__: str
 CSV_KEY: int
-"""The int64s of a row's key in :meth:`Batch.csv_rows`: where the row's text ends (a byte
+"""The int64s of a row's key in :meth:`Batch.csv_records`: where the row's text ends (a byte
 offset), its event's type and side (positions in :data:`EVENT_TYPES` and :data:`SIDES`, -1 for
 a name not there), frame, and request index (-1 for none)."""
 EVENT_TYPES: tuple[EventType, ...]
@@ -102,9 +102,10 @@ class Batch:
         """The JSON report's line (UTF-8) of each connection at these positions: the one
         encoder of ``docs/json-schema.md``'s connection object."""
 
-    def csv_rows(self, which: Sequence[int]) -> list[tuple[bytes, bytes]]:
+    def csv_records(self, which: Sequence[int]) -> list[bytes]:
         """The CSV report's rows (UTF-8, the findings column empty) of each connection at these
-        positions, with :data:`CSV_KEY` native int64s per row."""
+        positions, each as one record: the length in bytes of its keys (8 bytes, little-endian),
+        its keys (:data:`CSV_KEY` native int64s per row), then its rows' text."""
 
     def request_rows(self) -> bytes:
         """Every request as six native int64s: :func:`request_key` of it (0 when its bytes
@@ -119,7 +120,8 @@ def connection_json(conn: Connection) -> bytes:
     """A :class:`~pcapkit.model.Connection`'s line, as :meth:`Batch.json_lines` writes it."""
 
 def connection_csv(conn: Connection) -> tuple[bytes, bytes]:
-    """A :class:`~pcapkit.model.Connection`'s rows and keys, as :meth:`Batch.csv_rows`."""
+    """A :class:`~pcapkit.model.Connection`'s rows and keys, as :meth:`Batch.csv_records`
+    holds them."""
 
 def request_key(method: str, target: str, host: str | None, request_id: str | None = None) -> int:
     """What makes two requests the same for retry matching (method, target, Host, and the

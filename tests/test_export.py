@@ -23,7 +23,7 @@ from pcapkit import _core, analyze
 from pcapkit.connections import connections
 from pcapkit.model import Anomaly, Connection, Event, EventType, Request, Side
 from pcapkit.report import ReportOptions, pinned, reporter
-from pcapkit.report.csv_report import CSV_ROWS
+from pcapkit.report.csv_report import CSV_ROWS, split_record
 from pcapkit.report.json_report import JSON_LINES
 from tests.conversation import MS, T0, Conv, get, ok, write
 from tests.oracle.report import connection_line, csv_rows
@@ -76,7 +76,7 @@ def _keys(keys: bytes) -> list[tuple[int, ...]]:
 def _check_batch(b: _core.Batch, conns: list[Connection]) -> int:
     which = list(range(len(b)))
     lines = b.json_lines(which)
-    rows = b.csv_rows(which)
+    rows = [split_record(r) for r in b.csv_records(which)]
     assert len(lines) == len(rows) == len(conns)
     for c, line, (text, keys) in zip(conns, lines, rows, strict=True):
         assert line.decode("utf-8") == connection_line(c)

@@ -2,7 +2,7 @@
 
 Times are written as exact decimal epoch seconds (nanosecond digits), never rounded by a float.
 
-The rows are the core's (``Batch.csv_rows`` as connections are finished, ``_core.connection_csv``
+The rows are the core's (``Batch.csv_records`` as connections are finished, ``_core.connection_csv``
 for a connection held as an object): a capture has hundreds of thousands of events, never built
 as objects for this report. The core leaves the findings column empty, since findings are paired
 with events only once the whole capture is read; this module fills it on the rows that show
@@ -50,9 +50,7 @@ class CsvRows:
     from its rows, each record the rows' keys (its length first, 8 bytes) then their text."""
 
     def encode(self, batch: Batch, which: list[int]) -> list[bytes]:
-        return [
-            len(keys).to_bytes(8, "little") + keys + text for text, keys in batch.csv_rows(which)
-        ]
+        return batch.csv_records(which)
 
 
 CSV_ROWS = CsvRows()
@@ -67,12 +65,17 @@ class RowKey(NamedTuple):
     request_index: int | None
 
 
+def split_record(record: bytes) -> tuple[bytes, bytes]:
+    """A spooled record's rows and keys (``Batch.csv_records``)."""
+    n = int.from_bytes(record[:8], "little")
+    return record[8 + n :], record[8 : 8 + n]
+
+
 def _rows(conns: Sequence[Connection]) -> Iterator[tuple[int, bytes, bytes]]:
     """Each connection's id, rows and keys, in order."""
     if isinstance(conns, Spool) and conns.text is CSV_ROWS:
         for conn_id, record in conns.records():
-            n = int.from_bytes(record[:8], "little")
-            yield conn_id, record[8 + n :], record[8 : 8 + n]
+            yield conn_id, *split_record(record)
     else:
         for c in conns:
             text, keys = _core.connection_csv(c)

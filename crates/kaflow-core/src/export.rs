@@ -524,12 +524,12 @@ fn event_json(out: &mut String, e: &EventText) {
 /// Exact decimal seconds, nanosecond digits (`-0.000000001`): never rounded by a float.
 fn exact_seconds(out: &mut String, ns: i128) {
     let sign = if ns < 0 { "-" } else { "" };
-    let ns = ns.unsigned_abs();
+    // i64 - i64 fits a u64 once its sign is off: divided as one (a u128 division is a call)
+    let ns = u64::try_from(ns.unsigned_abs()).unwrap_or(u64::MAX);
     out.push_str(sign);
-    // i64 - i64 fits: at most 2^64 ns, whose seconds fit a u64 too
-    int(out, u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX));
+    int(out, ns / 1_000_000_000);
     out.push('.');
-    let frac = (ns % 1_000_000_000) as u64;
+    let frac = ns % 1_000_000_000;
     let mut digits = [b'0'; 9];
     let mut rest = frac;
     for d in digits.iter_mut().rev() {
@@ -544,7 +544,7 @@ fn exact_seconds(out: &mut String, ns: i128) {
 /// unquoted as CPython 3.11.7 (the project's) leaves it; 3.11.9 and 3.12.3 on quote it too
 /// (gh-67044), and `tests/test_export.py`'s odd strings hold a CR to say so if Python moves.
 fn csv_field(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n')) {
+    if memchr::memchr3(b',', b'"', b'\n', s.as_bytes()).is_none() {
         out.push_str(s);
         return;
     }
