@@ -61,13 +61,17 @@ _WRITE_BYTES = 1 << 20
 """Records gathered before they are written: a finding's record is ~200 bytes, and a write of
 its own cost more than making it."""
 
+_IOV_MAX = os.sysconf("SC_IOV_MAX")
+"""Records handed to one ``writev``."""
+
 
 class _Records:
     """Records appended to a temporary file and read back by position.
 
     The index is two machine words per record (where, how long), so memory follows the number
-    of records, not their size; records not yet written wait in a buffer of at most
-    :data:`_WRITE_BYTES`.
+    of records, not their size; records not yet written wait, at most :data:`_WRITE_BYTES` of
+    them, and go to the file as they are (``writev``): gathered into one buffer first, the JSON
+    report's 171 MB of a 1M-packet capture cost a copy and a page fault every 4 KiB.
     """
 
     def _records(self, directory: str | None) -> None:
@@ -75,21 +79,29 @@ class _Records:
         self._offsets = array("q")
         self._lengths = array("q")
         self._end = 0
-        self._unwritten = bytearray()
+        self._unwritten: list[bytes] = []
+        self._written = 0  # where the records waiting in _unwritten start
         self._closer = weakref.finalize(self, os.close, self._fd)
 
     def _append(self, data: bytes) -> None:
-        self._unwritten += data
+        self._unwritten.append(data)
         self._offsets.append(self._end)
         self._lengths.append(len(data))
         self._end += len(data)
-        if len(self._unwritten) >= _WRITE_BYTES:
+        if self._end - self._written >= _WRITE_BYTES:
             self._write()
 
     def _write(self) -> None:
-        buf, self._unwritten = self._unwritten, bytearray()
-        while buf:
-            del buf[: os.write(self._fd, buf)]
+        bufs, self._unwritten, self._written = self._unwritten, [], self._end
+        while bufs:
+            done = os.writev(self._fd, bufs[:_IOV_MAX])
+            whole = 0  # the records written whole; a write can stop inside one
+            while whole < len(bufs) and done >= len(bufs[whole]):
+                done -= len(bufs[whole])
+                whole += 1
+            bufs = bufs[whole:]
+            if done:
+                bufs[0] = bufs[0][done:]
 
     def _read(self, pos: int) -> bytes:
         if self._unwritten:
