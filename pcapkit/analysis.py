@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pcapkit import classify, diagnose, vantage
 from pcapkit.client import ClientEvidence, ClientKind, given
-from pcapkit.connections import connections
+from pcapkit.connections import Suspect, connections, suspects
 from pcapkit.errors import (
     KaflowError,
     NotOneCaptureError,
@@ -146,8 +146,8 @@ class _Scan:
         self.classifier.index(b.request_rows())
         self.handshakes.add(c)
         self.classifier.servers(c.conn_id, c.conn_server)
-        judged, built = to_judge(b)
-        own = {i: self.classifier.judge(f, built.get(i)) for i, f in judged}
+        judged, looked = to_judge(b)
+        own = {i: self.classifier.judge(f, looked.get(i)) for i, f in judged}
         keep = self.keep
         if keep is None:
             wanted: list[int] = list(range(len(c.conn_id)))
@@ -170,9 +170,7 @@ class _Scan:
         if self.spool is not None:
             self.spool.add_batch(b, wanted)  # objects only once read
             return
-        missing = [i for i in wanted if i not in built]
-        built.update(zip(missing, connections(b, missing), strict=True))
-        self.kept.extend(built[i] for i in wanted)
+        self.kept.extend(connections(b, wanted))
 
     def conclude(self, capture: CaptureSummary) -> Analysis:
         kept = self.spool.seal() if self.spool is not None else in_order(self.kept)
@@ -193,9 +191,9 @@ class _Scan:
         )
 
 
-def to_judge(b: Batch) -> tuple[list[tuple[int, classify.Facts]], dict[int, Connection]]:
+def to_judge(b: Batch) -> tuple[list[tuple[int, classify.Facts]], dict[int, Suspect]]:
     """A batch's connections that may have findings of their own, by position with their
-    facts, and built those whose rules need the whole connection."""
+    facts, and as the rules read them those whose rules need more than the facts."""
     c = b.connections
     maybe = [
         i
@@ -204,7 +202,7 @@ def to_judge(b: Batch) -> tuple[list[tuple[int, classify.Facts]], dict[int, Conn
     ]
     judged = list(zip(maybe, classify.facts(c, maybe), strict=True))
     need = [i for i, f in judged if classify.needs_connection(f)]
-    return judged, dict(zip(need, connections(b, need), strict=True))
+    return judged, dict(zip(need, suspects(b, need), strict=True))
 
 
 def _one_sided(sided: Counter[str], client: str = "nginx") -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 from pcapkit import _core
 from pcapkit._core import request_key
 from pcapkit.client import NGINX_NOT_RETRIED, Client
+from pcapkit.connections import Suspect
 from pcapkit.model import (
     CloseKind,
     CloseReason,
@@ -115,7 +116,8 @@ def may_have_findings(closed_by: str | None, established_at_ns: int | None) -> b
 
 
 def needs_connection(f: Facts) -> bool:
-    """Whether judging this connection needs it built: its unanswered requests may be lost
+    """Whether judging this connection needs more than its facts (the connection, or its
+    :class:`~pcapkit.connections.Suspect`): its unanswered requests may be lost
     (:func:`lost_requests`), or its connect may have failed (:func:`connect_failure`)."""
     lost = f.unanswered > 0 and f.closed_by == "server"
     return lost or (f.opened_by == "client" and f.established_at_ns is None)
@@ -249,7 +251,7 @@ def server_initiated_close(f: Facts, lost: bool) -> Finding | None:
     )
 
 
-def connect_failure(conn: Connection) -> Finding | None:
+def connect_failure(conn: Connection | Suspect) -> Finding | None:
     """nginx's SYN never answered, or answered with RST.
 
     Not when the capture holds nginx's side only and nginx went on after its SYN (ACKs,
@@ -333,12 +335,12 @@ class Classifier:
                 of.frombytes(bytes(2 * (cid + 1 - len(of) + 1024)))
             of[cid] = k
 
-    def judge(self, f: Facts, conn: Connection | None) -> tuple[Finding, ...]:
+    def judge(self, f: Facts, conn: Connection | Suspect | None) -> tuple[Finding, ...]:
         """Take one connection's own findings, and return the close and failed connect among
         them: empty if it has none (retries come later; a loss comes with its close).
 
-        ``conn`` is the connection built, which the rules need when :func:`needs_connection`
-        says so (None otherwise)."""
+        ``conn`` is the connection (built, or as a :class:`~pcapkit.connections.Suspect`),
+        which the rules need when :func:`needs_connection` says so (None otherwise)."""
         own, losses = judge(f, conn)
         self._found.extend(own)
         self._losses.extend(losses)
@@ -372,10 +374,11 @@ class Classifier:
         return conclude(self._found, self._losses, cands, server, client or Client(), seen_from)
 
 
-def judge(f: Facts, conn: Connection | None) -> tuple[tuple[Finding, ...], list[Loss]]:
+def judge(f: Facts, conn: Connection | Suspect | None) -> tuple[tuple[Finding, ...], list[Loss]]:
     """One connection's own findings (its close, its failed connect) and its lost requests,
-    whose findings wait for their retries. ``conn``: the connection built, when
-    :func:`needs_connection` says the rules need it (None otherwise)."""
+    whose findings wait for their retries. ``conn``: the connection (built, or as a
+    :class:`~pcapkit.connections.Suspect`), when :func:`needs_connection` says the rules need
+    it (None otherwise)."""
     losses = lost_requests(f, conn.requests, conn.events, conn.server) if conn is not None else []
     close = server_initiated_close(f, bool(losses))
     failed = connect_failure(conn) if conn is not None else None

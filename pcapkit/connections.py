@@ -6,17 +6,20 @@ connections: their per-connection columns, and the ones asked for whole, each as
 its plain values (a :data:`Record`, written by the core). This module is the one place that
 turns those into dataclasses, only for the connections the analysis keeps or must look into,
 and only when they are read: a spool keeps the pickles as the core wrote them, which
-:func:`build` turns into objects once loaded.
+:func:`build` turns into objects once loaded. The connections the rules must look into get
+less (:func:`suspects`): what the rules read of them.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from itertools import starmap
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pcapkit.model import Anomaly, Connection, Event, Request
+from pcapkit.model import Anomaly, Connection, Event, Request, Side
 
 if TYPE_CHECKING:
     from pcapkit._core import Batch
@@ -30,6 +33,15 @@ writes it pickled (``crates/kaflow-core/src/record.rs``): what a spool keeps of 
 the report may never read costs the Python side nothing until it is read."""
 
 
+def _requests(rows: Iterable[tuple[Any, ...]], tls: str | None) -> tuple[Request, ...]:
+    """Requests from their rows; over TLS each is encrypted (the connection's, not a column)."""
+    reqs = tuple(starmap(Request, rows))
+    if tls is not None:
+        for q in reqs:
+            q.encrypted = True
+    return reqs
+
+
 def build(recs: Iterable[Record]) -> list[Connection]:
     """The :class:`Connection` values of these records: positional construction, one
     ``starmap`` per kind of row."""
@@ -41,10 +53,7 @@ def build(recs: Iterable[Record]) -> list[Connection]:
             partial, state, history, syn_count, packets, client_bytes, server_bytes,
             retransmissions, tunnel, keep_alive, server_header, one_sided, handshake_ack_ns, tls,
         ) = row  # fmt: skip
-        reqs = tuple(starmap(Request, requests))
-        if tls is not None:
-            for q in reqs:
-                q.encrypted = True
+        reqs = _requests(requests, tls)
         out.append(
             Connection(
                 id=cid,
@@ -86,3 +95,41 @@ def build(recs: Iterable[Record]) -> list[Connection]:
 def connections(b: Batch, which: Sequence[int]) -> list[Connection]:
     """The batch's connections at these positions, in that order."""
     return build(map(pickle.loads, b.records(which)))
+
+
+class Suspect(NamedTuple):
+    """What the rules that look past a connection's columns read of it
+    (:func:`pcapkit.classify.judge`): a connection the upstream closed with requests
+    unanswered, or whose SYN got no SYN-ACK. Of its requests only the unanswered ones, of its
+    events only the first and the upstream's RSTs: the rules read no others, and the others are
+    most of what building the whole connection costs."""
+
+    id: int
+    server: str
+    opened_by: Side | None
+    established_at_ns: int | None
+    one_sided: Side | None
+    syn_count: int
+    requests: tuple[Request, ...]
+    events: tuple[Event, ...]
+
+
+# where a Record's rows hold what a Suspect takes: the positions of the dataclasses' fields
+_ROW = [f.name for f in fields(Connection) if f.name not in ("requests", "events", "anomalies")]
+_SUSPECT = itemgetter(*map(_ROW.index, Suspect._fields[:6]))
+_TLS = _ROW.index("tls")
+_EVENT = [f.name for f in fields(Event)]
+_TYPE, _SIDE = _EVENT.index("type"), _EVENT.index("side")
+_RESPONDED = [f.name for f in fields(Request)].index("responded_at_ns")
+
+
+def suspects(b: Batch, which: Sequence[int]) -> list[Suspect]:
+    """The batch's connections at these positions, in that order, as the rules read them."""
+    out: list[Suspect] = []
+    for row, events, requests, _ in map(pickle.loads, b.records(which)):
+        reqs = _requests((r for r in requests if r[_RESPONDED] is None), row[_TLS])
+        rsts = [e for e in events[1:] if e[_TYPE] == "rst" and e[_SIDE] == "server"]
+        out.append(
+            Suspect._make((*_SUSPECT(row), reqs, tuple(starmap(Event, [*events[:1], *rsts]))))
+        )
+    return out

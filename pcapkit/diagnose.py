@@ -10,10 +10,12 @@ directives and messages are named only when the client is nginx.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from pcapkit._median import median
@@ -269,17 +271,21 @@ class Evidence:
     tls: int = 0
 
     def add(self, c: Connections) -> None:
-        self.announced.update(
-            int(m.group(1))
-            for v in c.conn_keep_alive
-            if v is not None and (m := _TIMEOUT.search(v)) is not None
+        # a batch's connections share a few Keep-Alive texts: each is searched once
+        shapes = Counter(
+            zip(
+                c.conn_keep_alive,
+                map(operator.is_, c.conn_server_header, repeat(None)),
+                strict=True,
+            )
         )
+        for (keep_alive, no_server), n in shapes.items():
+            if keep_alive is None or (m := _TIMEOUT.search(keep_alive)) is None:
+                continue
+            self.announced[int(m.group(1))] += n
+            if no_server and "max=" not in keep_alive:
+                self.node_shaped += n
         self.servers.update(v for v in c.conn_server_header if v)
-        self.node_shaped += sum(
-            1
-            for ka, sv in zip(c.conn_keep_alive, c.conn_server_header, strict=True)
-            if ka is not None and sv is None and _TIMEOUT.search(ka) and "max=" not in ka
-        )
         self.addresses.update(c.conn_server)
         self.tls += sum(1 for v in c.conn_tls if v is not None)
         for n, closing in zip(c.conn_requests, c.conn_requests_close, strict=True):

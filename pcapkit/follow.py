@@ -143,10 +143,10 @@ class Follow:
         self._live.servers(c.conn_id, c.conn_server, now)
         self._live.requests(b.request_rows())
         self._live.requests(b.open_request_rows())
-        judged, built = to_judge(b)
+        judged, looked = to_judge(b)
         out: list[Finding] = []
         for i, f in judged:
-            own, losses = classify.judge(f, built.get(i))
+            own, losses = classify.judge(f, looked.get(i))
             out.extend(own)
             self._live.losses(losses)
         out.extend(self._settle())

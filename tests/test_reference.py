@@ -17,8 +17,9 @@ from types import ModuleType
 
 import pytest
 
-from pcapkit import Analysis, analyze
+from pcapkit import Analysis, analyze, classify
 from pcapkit._core import Batch, Scan, request_key
+from pcapkit.analysis import to_judge
 from pcapkit.connections import connections
 from tests import reference
 from tests.oracle.batch import HeldBatch
@@ -111,6 +112,33 @@ def test_core_columns_equal_what_the_connections_say(capture: str) -> None:
         assert [pickle.loads(r) for r in core.records(every)] == [
             pickle.loads(r) for r in held.records(every)
         ]
+
+
+def _judged_both_ways(path: Path) -> int:
+    """Judge each connection that may have findings as the analysis does (its facts, and for
+    those that need more its :class:`~pcapkit.connections.Suspect`) and with the whole
+    connection: the same findings and losses. How many connections needed more."""
+    looked_into = 0
+    for b in Scan([str(path)], [8080]):
+        judged, looked = to_judge(b)
+        whole = connections(b, [i for i, _ in judged])
+        for (i, f), conn in zip(judged, whole, strict=True):
+            assert classify.judge(f, looked.get(i)) == classify.judge(f, conn), conn.id
+        looked_into += len(looked)
+    return looked_into
+
+
+def test_the_rules_judge_a_suspect_as_its_whole_connection() -> None:
+    looked_into = sum(_judged_both_ways(FIXTURES / c) for c in CAPTURES)
+    assert looked_into >= 20
+
+
+def test_the_rules_judge_a_suspect_as_its_whole_connection_on_a_busy_capture(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gen.pcap"
+    _gen().generate(path, 30_000, seed=8, concurrency=60, ports=(40000, 40199))
+    assert _judged_both_ways(path) >= 5
 
 
 def test_records_are_the_connections_asked_for_in_that_order() -> None:

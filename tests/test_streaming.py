@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +202,25 @@ def test_finding_spool_reads_back_in_report_order_ties_as_added() -> None:
     assert spool.kinds() == {"server_initiated_close": 4, "connect_failed": 1}
     with pytest.raises(RuntimeError):
         spool.append(_finding(1, 1, 1))
+
+
+def test_finding_spool_reads_back_what_writes_cut_short_wrote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write may take only part of what it is given (a signal, a full disk): the records
+    after it go on from the byte where it stopped, and every one reads back whole."""
+    import pcapkit.store
+
+    writev = os.writev
+    sizes = random.Random(5)
+
+    def short(fd: int, bufs: list[bytes]) -> int:
+        return writev(fd, [b"".join(bufs)[: sizes.randint(1, 700)]])
+
+    monkeypatch.setattr(os, "writev", short)
+    monkeypatch.setattr(pcapkit.store, "_WRITE_BYTES", 1000)
+    written = [_finding(i % 7, i, i, "x" * (i % 50)) for i in range(300)]
+    spool = FindingSpool()
+    spool.extend(written)
+    spool.seal()
+    assert list(spool) == sorted(written, key=finding_order)

@@ -15,6 +15,7 @@ import csv
 import io
 from array import array
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from pcapkit import _core
@@ -90,11 +91,16 @@ def _keys(keys: bytes) -> tuple[array[int], list[RowKey]]:
     types = {**dict(enumerate(_core.EVENT_TYPES)), -1: ""}
     sides = {**dict(enumerate(_core.SIDES)), -1: ""}
     index = [None if i < 0 else i for i in k[4::n]]
-    return k[0::n], list(
-        map(
-            RowKey, map(types.__getitem__, k[1::n]), map(sides.__getitem__, k[2::n]), k[3::n], index
-        )
+    rows = zip(
+        map(types.__getitem__, k[1::n]),
+        map(sides.__getitem__, k[2::n]),
+        k[3::n],
+        index,
+        strict=True,
     )
+    # tuple.__new__ is what RowKey._make calls, here without a Python frame for each row (a
+    # capture's flagged connections have hundreds of thousands)
+    return k[0::n], list(map(tuple.__new__, repeat(RowKey), rows))
 
 
 def _lead(path: str) -> str:
