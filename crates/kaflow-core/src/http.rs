@@ -960,6 +960,16 @@ impl Names {
         }
     }
 
+    /// What a framer over the whole stream starts from: the names and values `framed` kept,
+    /// in this one's buffers. Not the bytes [`Names::share_raw`] compares: that framer never
+    /// calls it, and [`Names::share`] forgets them.
+    fn start_from(&mut self, framed: &Names) {
+        self.0.clone_from(&framed.0);
+        self.1.clone_from(&framed.1);
+        self.2.clear();
+        self.3.clear();
+    }
+
     /// An ASCII or Latin-1 name as a string, shared with earlier messages that had the same.
     fn get(&mut self, raw: &[u8]) -> Arc<str> {
         // only ASCII names are kept, so other bytes never match one
@@ -1184,6 +1194,8 @@ impl Kept {
         let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(most)]));
         let need = strings.iter().flatten().map(|b| b.len()).sum();
         let text = (self.text_for(need) as u64) << 32 | self.text.len() as u64;
+        // grown once for the three, not up to once for each: as a Vec doubles, never beyond
+        self.text.reserve(need);
         let mut lens = [NONE; 3];
         for (len, b) in lens.iter_mut().zip(strings) {
             if let Some(b) = b {
@@ -1727,17 +1739,45 @@ const CONNECTION: CiName = CiName::new(FRAMING[2]);
 
 impl<'a> Framer<'a> {
     fn new(kind: Kind, stream: &'a Stream, bursts: Bursts<'a>, midstream: bool) -> Self {
+        Self::reusing(kind, stream, bursts, midstream, Reuse::default())
+    }
+
+    /// A framer writing into `reuse`'s buffers, emptied first: what a caller framing one
+    /// connection after another keeps, so that each is not allocated (and freed) again.
+    fn reusing(
+        kind: Kind,
+        stream: &'a Stream,
+        bursts: Bursts<'a>,
+        midstream: bool,
+        reuse: Reuse,
+    ) -> Self {
         let s = View::new(stream);
+        let Reuse {
+            mut messages,
+            mut notes,
+            names,
+        } = reuse;
+        messages.clear();
+        notes.clear();
         // at most about a message a piece on a keepalive connection: sized by the piece count
         // (never by what the bytes say), and capped, as one piece can be a long body's
+        messages.reserve(s.n.min(1024));
         Framer {
             kind,
             midstream,
-            messages: Vec::with_capacity(s.n.min(1024)),
+            messages,
             s,
             bursts,
-            notes: Vec::new(),
-            names: Names::default(),
+            notes,
+            names,
+        }
+    }
+
+    fn into_reuse(self) -> Reuse {
+        Reuse {
+            messages: self.messages,
+            notes: self.notes,
+            names: self.names,
         }
     }
 
@@ -1962,8 +2002,8 @@ impl<'a> Framer<'a> {
     /// Frame the rest of the stream, from where framing while the bytes arrived stopped
     /// (`framed`; from the start if it did not). `methods` are the requests' methods, for
     /// responses to HEAD.
-    fn run(&mut self, methods: &[Option<&str>], framed: &Framing) {
-        self.names = framed.names.clone();
+    fn run(&mut self, is_head: impl Fn(usize) -> bool, framed: &Framing) {
+        self.names.start_from(&framed.names);
         self.messages.reserve(framed.messages.len());
         for i in 0..framed.messages.len() {
             // placed again in the stream as it is now (a retransmission stamped earlier, written
@@ -2018,7 +2058,7 @@ impl<'a> Framer<'a> {
             }
         };
         while pos < self.s.end {
-            let answers_head = methods.get(answered).copied().flatten() == Some("HEAD");
+            let answers_head = is_head(answered);
             let quick = match self.s.base {
                 Some(_) => self.quick(pos, answers_head),
                 None => Quick::No,
@@ -2391,8 +2431,60 @@ pub fn frame_rows(
         Bursts::From(other, OnceCell::new()),
         midstream,
     );
-    f.run(methods, &stream.framed);
+    f.run(head_among(methods), &stream.framed);
     (f.messages, f.notes)
+}
+
+/// Whether the `i`th of `methods` is HEAD.
+fn head_among<'m>(methods: &'m [Option<&str>]) -> impl Fn(usize) -> bool + 'm {
+    |i| methods.get(i).copied().flatten() == Some("HEAD")
+}
+
+/// The buffers framing a direction fills ([`frame_rows_in`]), kept by a caller labelling one
+/// connection after another: its messages and notes are what the last call found.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    pub messages: Vec<Message>,
+    pub notes: Vec<Note>,
+    names: Names,
+}
+
+impl Reuse {
+    /// Buffers a connection with many messages grew are not kept for the next ones, which
+    /// mostly have few: a long-lived thread does not hold the largest it ever met.
+    pub fn trim(&mut self) {
+        if self.messages.capacity() > REUSE_MESSAGES {
+            self.messages = Vec::new();
+        }
+        if self.notes.capacity() > REUSE_MESSAGES {
+            self.notes = Vec::new();
+        }
+    }
+}
+
+/// The most messages (and notes) a [`Reuse`] keeps room for between connections: what
+/// [`Framer`] reserves for a stream of many pieces, and as much again.
+const REUSE_MESSAGES: usize = 2048;
+
+/// [`frame_rows`] into `reuse`'s buffers (emptied first): `is_head(i)` says whether the `i`th
+/// request's method was HEAD.
+pub fn frame_rows_in(
+    kind: Kind,
+    stream: &Stream,
+    other: &Stream,
+    is_head: impl Fn(usize) -> bool,
+    midstream: bool,
+    reuse: &mut Reuse,
+) {
+    let mut f = Framer::reusing(
+        kind,
+        stream,
+        Bursts::From(other, OnceCell::new()),
+        midstream,
+        std::mem::take(reuse),
+    );
+    f.run(is_head, &stream.framed);
+    *reuse = f.into_reuse();
 }
 
 /// [`frame_rows`] with the bursts given.
@@ -2404,7 +2496,7 @@ pub fn frame_with_bursts(
     midstream: bool,
 ) -> (Vec<Message>, Vec<Note>) {
     let mut f = Framer::new(kind, stream, Bursts::Given(bursts), midstream);
-    f.run(methods, &stream.framed);
+    f.run(head_among(methods), &stream.framed);
     (f.messages, f.notes)
 }
 
