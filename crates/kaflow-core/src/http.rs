@@ -1279,19 +1279,51 @@ impl Kept {
         Some(self.message(self.row(i)?, names))
     }
 
+    /// Every message kept, in order.
+    fn slims(&self) -> impl Iterator<Item = &Slim> {
+        self.full_rows().iter().flatten().chain(&self.rows)
+    }
+
+    /// The method, target and host of a kept message ([`Kept::string_of`] of each), found in
+    /// one walk of its lengths.
+    fn strings_of(&self, r: &Slim) -> [Option<&[u8]>; 3] {
+        let mut out = [None; 3];
+        let chunk = usize::try_from(r.text >> 32)
+            .ok()
+            .and_then(|n| self.text_chunk(n));
+        let (Some(chunk), Ok(mut at)) = (chunk, usize::try_from(r.text & u64::from(u32::MAX)))
+        else {
+            return out;
+        };
+        for (slot, &len) in out.iter_mut().zip(&r.lens) {
+            if len == NONE {
+                continue;
+            }
+            // a string not there: nor are those after it, as `string_of` finds them
+            let Some(bytes) = at
+                .checked_add(usize::from(len))
+                .and_then(|end| chunk.get(at..end))
+            else {
+                break;
+            };
+            *slot = Some(bytes);
+            at += usize::from(len);
+        }
+        out
+    }
+
     /// A kept message as framed (its strings as the framer makes them).
     fn message(&self, r: &Slim, names: &mut Names) -> Message {
-        let method = self.string_of(r, 0).map(|b| names.get(b));
-        let host = self.string_of(r, 2).map(|b| names.get(b));
+        let [method, target, host] = self.strings_of(r);
         Message {
             offset: r.offset,
             // placed by the caller: its row ([`Kept::stamp`]) has them
             ts_ns: 0,
             frame: 0,
             parsed: true,
-            method,
-            target: self.string_of(r, 1).map(latin1),
-            host,
+            method: method.map(|b| names.get(b)),
+            target: target.map(latin1),
+            host: host.map(|b| names.get(b)),
             status: (r.status() != 0).then_some(r.status()),
             connection_close: r.code & CLOSE != 0,
             length: (r.length != i64::MIN).then_some(r.length),
@@ -2005,12 +2037,11 @@ impl<'a> Framer<'a> {
     fn run(&mut self, is_head: impl Fn(usize) -> bool, framed: &Framing) {
         self.names.start_from(&framed.names);
         self.messages.reserve(framed.messages.len());
-        for i in 0..framed.messages.len() {
+        for r in framed.messages.slims() {
             // placed again in the stream as it is now (a retransmission stamped earlier, written
             // later, may have brought the byte first)
-            if let Some(m) = framed.messages.get(i, &mut self.names) {
-                self.placed(m);
-            }
+            let m = framed.messages.message(r, &mut self.names);
+            self.placed(m);
         }
         // final (non-1xx) responses seen, to pick the matching request's method
         let mut answered = framed.answered;
