@@ -888,6 +888,32 @@ fn scan_head(kind: Kind, window: &[u8]) -> Option<Head<'_>> {
     Some(head)
 }
 
+/// Whether `key` is what [`Names::share_raw`] writes for these values: for each slot kept, 0
+/// when it has none, else 1, its length (8 bytes, little-endian) and its bytes.
+fn same_key(key: &[u8], raw: &[Option<&[u8]>; 4], keep: [bool; 4]) -> bool {
+    let mut at = key;
+    for (r, k) in raw.iter().zip(keep) {
+        let rest = match (r.filter(|_| k), at.split_first()) {
+            (None, Some((&0, rest))) => rest,
+            (Some(b), Some((&1, rest))) => {
+                let Some((len, rest)) = rest.split_first_chunk::<8>() else {
+                    return false;
+                };
+                if u64::from_le_bytes(*len) != b.len() as u64 {
+                    return false;
+                }
+                match rest.split_at_checked(b.len()) {
+                    Some((bytes, rest)) if bytes == b => rest,
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        };
+        at = rest;
+    }
+    at.is_empty()
+}
+
 /// Method and host strings already made on a stream, and the header values of its last message
 /// that had some: a keepalive connection repeats them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -913,6 +939,11 @@ impl Names {
         if raw.iter().zip(keep).all(|(r, k)| r.is_none() || !k) {
             return None; // nothing to read: the buffers are not touched
         }
+        // an upstream names itself the same in every response: compared in place, the key is
+        // written only when it changed
+        if same_key(&self.2, &raw, keep) {
+            return self.1.clone();
+        }
         let key = &mut self.3;
         key.clear();
         for (r, k) in raw.iter().zip(keep) {
@@ -924,9 +955,6 @@ impl Names {
                     key.extend_from_slice(b);
                 }
             }
-        }
-        if *key == self.2 {
-            return self.1.clone();
         }
         let text = |i: usize| {
             raw.get(i)
@@ -2756,6 +2784,55 @@ mod tests {
                     assert_eq!(slots, by_every_name(&lines), "{lines:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_key_compared_in_place_is_the_key_written() {
+        let vals: [Option<&[u8]>; 5] = [None, Some(b""), Some(b"a"), Some(b"ab"), Some(b"b")];
+        let keeps = [[true, false, false, false], [false, true, true, true]];
+        let mut names = Names::default();
+        let mut all = vec![];
+        for keep in keeps {
+            for a in vals {
+                for b in vals {
+                    all.push((keep, [a, b, b, a]));
+                }
+            }
+        }
+        for &(keep, raw) in &all {
+            // the key share_raw writes, by hand
+            let mut key = vec![];
+            for (r, k) in raw.iter().zip(keep) {
+                match r.filter(|_| k) {
+                    None => key.push(0),
+                    Some(b) => {
+                        key.push(1);
+                        key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                        key.extend_from_slice(b);
+                    }
+                }
+            }
+            for &(keep2, raw2) in &all {
+                let same = raw
+                    .iter()
+                    .zip(keep)
+                    .map(|(r, k)| r.filter(|_| k))
+                    .eq(raw2.iter().zip(keep2).map(|(r, k)| r.filter(|_| k)));
+                assert_eq!(same_key(&key, &raw2, keep2), same, "{raw:?} {raw2:?}");
+            }
+            assert!(!same_key(&key[..key.len() - 1], &raw, keep));
+            assert!(!same_key(&[], &raw, keep));
+            // and share_raw shares exactly when the values are the same as the last
+            let status = if keep[0] { None } else { Some(200) };
+            let kind = if keep[0] {
+                Kind::Request
+            } else {
+                Kind::Response
+            };
+            let a = names.share_raw(kind, status, raw);
+            let b = names.share_raw(kind, status, raw);
+            assert_eq!(a, b);
         }
     }
 
