@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use kaflow_core::batch::Batch;
 use kaflow_core::capture::{Mode, Reader, Window};
-use kaflow_core::label::label;
+use kaflow_core::label::{label_in, Scratch};
 use kaflow_core::reassembly::Reassembler;
 use kaflow_core::scan::Scanner;
 
@@ -75,11 +75,12 @@ fn run(path: &Path, port: u16, upto: Upto) -> Result<(f64, u64, u64), String> {
     let mut done = Vec::new();
     let mut connections = 0u64;
     let mut batch = Batch::default();
+    let mut scratch = Scratch::default();
     let mut finish = |done: &mut Vec<_>, batch: &mut Batch| {
         for tc in done.drain(..) {
             connections += 1;
             if upto >= Upto::Label {
-                let l = label(&tc);
+                let l = label_in(&tc, &mut scratch);
                 if upto >= Upto::Batch {
                     batch.push(&tc, l);
                 }

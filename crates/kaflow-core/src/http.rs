@@ -888,6 +888,32 @@ fn scan_head(kind: Kind, window: &[u8]) -> Option<Head<'_>> {
     Some(head)
 }
 
+/// Whether `key` is what [`Names::share_raw`] writes for these values: for each slot kept, 0
+/// when it has none, else 1, its length (8 bytes, little-endian) and its bytes.
+fn same_key(key: &[u8], raw: &[Option<&[u8]>; 4], keep: [bool; 4]) -> bool {
+    let mut at = key;
+    for (r, k) in raw.iter().zip(keep) {
+        let rest = match (r.filter(|_| k), at.split_first()) {
+            (None, Some((&0, rest))) => rest,
+            (Some(b), Some((&1, rest))) => {
+                let Some((len, rest)) = rest.split_first_chunk::<8>() else {
+                    return false;
+                };
+                if u64::from_le_bytes(*len) != b.len() as u64 {
+                    return false;
+                }
+                match rest.split_at_checked(b.len()) {
+                    Some((bytes, rest)) if bytes == b => rest,
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        };
+        at = rest;
+    }
+    at.is_empty()
+}
+
 /// Method and host strings already made on a stream, and the header values of its last message
 /// that had some: a keepalive connection repeats them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -913,6 +939,11 @@ impl Names {
         if raw.iter().zip(keep).all(|(r, k)| r.is_none() || !k) {
             return None; // nothing to read: the buffers are not touched
         }
+        // an upstream names itself the same in every response: compared in place, the key is
+        // written only when it changed
+        if same_key(&self.2, &raw, keep) {
+            return self.1.clone();
+        }
         let key = &mut self.3;
         key.clear();
         for (r, k) in raw.iter().zip(keep) {
@@ -924,9 +955,6 @@ impl Names {
                     key.extend_from_slice(b);
                 }
             }
-        }
-        if *key == self.2 {
-            return self.1.clone();
         }
         let text = |i: usize| {
             raw.get(i)
@@ -958,6 +986,16 @@ impl Names {
                 Some(v)
             }
         }
+    }
+
+    /// What a framer over the whole stream starts from: the names and values `framed` kept,
+    /// in this one's buffers. Not the bytes [`Names::share_raw`] compares: that framer never
+    /// calls it, and [`Names::share`] forgets them.
+    fn start_from(&mut self, framed: &Names) {
+        self.0.clone_from(&framed.0);
+        self.1.clone_from(&framed.1);
+        self.2.clear();
+        self.3.clear();
     }
 
     /// An ASCII or Latin-1 name as a string, shared with earlier messages that had the same.
@@ -1184,6 +1222,8 @@ impl Kept {
         let strings = [method, target, host].map(|b| b.map(|b| &b[..b.len().min(most)]));
         let need = strings.iter().flatten().map(|b| b.len()).sum();
         let text = (self.text_for(need) as u64) << 32 | self.text.len() as u64;
+        // grown once for the three, not up to once for each: as a Vec doubles, never beyond
+        self.text.reserve(need);
         let mut lens = [NONE; 3];
         for (len, b) in lens.iter_mut().zip(strings) {
             if let Some(b) = b {
@@ -1267,19 +1307,51 @@ impl Kept {
         Some(self.message(self.row(i)?, names))
     }
 
+    /// Every message kept, in order.
+    fn slims(&self) -> impl Iterator<Item = &Slim> {
+        self.full_rows().iter().flatten().chain(&self.rows)
+    }
+
+    /// The method, target and host of a kept message ([`Kept::string_of`] of each), found in
+    /// one walk of its lengths.
+    fn strings_of(&self, r: &Slim) -> [Option<&[u8]>; 3] {
+        let mut out = [None; 3];
+        let chunk = usize::try_from(r.text >> 32)
+            .ok()
+            .and_then(|n| self.text_chunk(n));
+        let (Some(chunk), Ok(mut at)) = (chunk, usize::try_from(r.text & u64::from(u32::MAX)))
+        else {
+            return out;
+        };
+        for (slot, &len) in out.iter_mut().zip(&r.lens) {
+            if len == NONE {
+                continue;
+            }
+            // a string not there: nor are those after it, as `string_of` finds them
+            let Some(bytes) = at
+                .checked_add(usize::from(len))
+                .and_then(|end| chunk.get(at..end))
+            else {
+                break;
+            };
+            *slot = Some(bytes);
+            at += usize::from(len);
+        }
+        out
+    }
+
     /// A kept message as framed (its strings as the framer makes them).
     fn message(&self, r: &Slim, names: &mut Names) -> Message {
-        let method = self.string_of(r, 0).map(|b| names.get(b));
-        let host = self.string_of(r, 2).map(|b| names.get(b));
+        let [method, target, host] = self.strings_of(r);
         Message {
             offset: r.offset,
             // placed by the caller: its row ([`Kept::stamp`]) has them
             ts_ns: 0,
             frame: 0,
             parsed: true,
-            method,
-            target: self.string_of(r, 1).map(latin1),
-            host,
+            method: method.map(|b| names.get(b)),
+            target: target.map(latin1),
+            host: host.map(|b| names.get(b)),
             status: (r.status() != 0).then_some(r.status()),
             connection_close: r.code & CLOSE != 0,
             length: (r.length != i64::MIN).then_some(r.length),
@@ -1727,17 +1799,45 @@ const CONNECTION: CiName = CiName::new(FRAMING[2]);
 
 impl<'a> Framer<'a> {
     fn new(kind: Kind, stream: &'a Stream, bursts: Bursts<'a>, midstream: bool) -> Self {
+        Self::reusing(kind, stream, bursts, midstream, Reuse::default())
+    }
+
+    /// A framer writing into `reuse`'s buffers, emptied first: what a caller framing one
+    /// connection after another keeps, so that each is not allocated (and freed) again.
+    fn reusing(
+        kind: Kind,
+        stream: &'a Stream,
+        bursts: Bursts<'a>,
+        midstream: bool,
+        reuse: Reuse,
+    ) -> Self {
         let s = View::new(stream);
+        let Reuse {
+            mut messages,
+            mut notes,
+            names,
+        } = reuse;
+        messages.clear();
+        notes.clear();
         // at most about a message a piece on a keepalive connection: sized by the piece count
         // (never by what the bytes say), and capped, as one piece can be a long body's
+        messages.reserve(s.n.min(1024));
         Framer {
             kind,
             midstream,
-            messages: Vec::with_capacity(s.n.min(1024)),
+            messages,
             s,
             bursts,
-            notes: Vec::new(),
-            names: Names::default(),
+            notes,
+            names,
+        }
+    }
+
+    fn into_reuse(self) -> Reuse {
+        Reuse {
+            messages: self.messages,
+            notes: self.notes,
+            names: self.names,
         }
     }
 
@@ -1962,15 +2062,14 @@ impl<'a> Framer<'a> {
     /// Frame the rest of the stream, from where framing while the bytes arrived stopped
     /// (`framed`; from the start if it did not). `methods` are the requests' methods, for
     /// responses to HEAD.
-    fn run(&mut self, methods: &[Option<&str>], framed: &Framing) {
-        self.names = framed.names.clone();
+    fn run(&mut self, is_head: impl Fn(usize) -> bool, framed: &Framing) {
+        self.names.start_from(&framed.names);
         self.messages.reserve(framed.messages.len());
-        for i in 0..framed.messages.len() {
+        for r in framed.messages.slims() {
             // placed again in the stream as it is now (a retransmission stamped earlier, written
             // later, may have brought the byte first)
-            if let Some(m) = framed.messages.get(i, &mut self.names) {
-                self.placed(m);
-            }
+            let m = framed.messages.message(r, &mut self.names);
+            self.placed(m);
         }
         // final (non-1xx) responses seen, to pick the matching request's method
         let mut answered = framed.answered;
@@ -2018,7 +2117,7 @@ impl<'a> Framer<'a> {
             }
         };
         while pos < self.s.end {
-            let answers_head = methods.get(answered).copied().flatten() == Some("HEAD");
+            let answers_head = is_head(answered);
             let quick = match self.s.base {
                 Some(_) => self.quick(pos, answers_head),
                 None => Quick::No,
@@ -2391,8 +2490,60 @@ pub fn frame_rows(
         Bursts::From(other, OnceCell::new()),
         midstream,
     );
-    f.run(methods, &stream.framed);
+    f.run(head_among(methods), &stream.framed);
     (f.messages, f.notes)
+}
+
+/// Whether the `i`th of `methods` is HEAD.
+fn head_among<'m>(methods: &'m [Option<&str>]) -> impl Fn(usize) -> bool + 'm {
+    |i| methods.get(i).copied().flatten() == Some("HEAD")
+}
+
+/// The buffers framing a direction fills ([`frame_rows_in`]), kept by a caller labelling one
+/// connection after another: its messages and notes are what the last call found.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    pub messages: Vec<Message>,
+    pub notes: Vec<Note>,
+    names: Names,
+}
+
+impl Reuse {
+    /// Buffers a connection with many messages grew are not kept for the next ones, which
+    /// mostly have few: a long-lived thread does not hold the largest it ever met.
+    pub fn trim(&mut self) {
+        if self.messages.capacity() > REUSE_MESSAGES {
+            self.messages = Vec::new();
+        }
+        if self.notes.capacity() > REUSE_MESSAGES {
+            self.notes = Vec::new();
+        }
+    }
+}
+
+/// The most messages (and notes) a [`Reuse`] keeps room for between connections: what
+/// [`Framer`] reserves for a stream of many pieces, and as much again.
+const REUSE_MESSAGES: usize = 2048;
+
+/// [`frame_rows`] into `reuse`'s buffers (emptied first): `is_head(i)` says whether the `i`th
+/// request's method was HEAD.
+pub fn frame_rows_in(
+    kind: Kind,
+    stream: &Stream,
+    other: &Stream,
+    is_head: impl Fn(usize) -> bool,
+    midstream: bool,
+    reuse: &mut Reuse,
+) {
+    let mut f = Framer::reusing(
+        kind,
+        stream,
+        Bursts::From(other, OnceCell::new()),
+        midstream,
+        std::mem::take(reuse),
+    );
+    f.run(is_head, &stream.framed);
+    *reuse = f.into_reuse();
 }
 
 /// [`frame_rows`] with the bursts given.
@@ -2404,7 +2555,7 @@ pub fn frame_with_bursts(
     midstream: bool,
 ) -> (Vec<Message>, Vec<Note>) {
     let mut f = Framer::new(kind, stream, Bursts::Given(bursts), midstream);
-    f.run(methods, &stream.framed);
+    f.run(head_among(methods), &stream.framed);
     (f.messages, f.notes)
 }
 
@@ -2633,6 +2784,55 @@ mod tests {
                     assert_eq!(slots, by_every_name(&lines), "{lines:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_key_compared_in_place_is_the_key_written() {
+        let vals: [Option<&[u8]>; 5] = [None, Some(b""), Some(b"a"), Some(b"ab"), Some(b"b")];
+        let keeps = [[true, false, false, false], [false, true, true, true]];
+        let mut names = Names::default();
+        let mut all = vec![];
+        for keep in keeps {
+            for a in vals {
+                for b in vals {
+                    all.push((keep, [a, b, b, a]));
+                }
+            }
+        }
+        for &(keep, raw) in &all {
+            // the key share_raw writes, by hand
+            let mut key = vec![];
+            for (r, k) in raw.iter().zip(keep) {
+                match r.filter(|_| k) {
+                    None => key.push(0),
+                    Some(b) => {
+                        key.push(1);
+                        key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                        key.extend_from_slice(b);
+                    }
+                }
+            }
+            for &(keep2, raw2) in &all {
+                let same = raw
+                    .iter()
+                    .zip(keep)
+                    .map(|(r, k)| r.filter(|_| k))
+                    .eq(raw2.iter().zip(keep2).map(|(r, k)| r.filter(|_| k)));
+                assert_eq!(same_key(&key, &raw2, keep2), same, "{raw:?} {raw2:?}");
+            }
+            assert!(!same_key(&key[..key.len() - 1], &raw, keep));
+            assert!(!same_key(&[], &raw, keep));
+            // and share_raw shares exactly when the values are the same as the last
+            let status = if keep[0] { None } else { Some(200) };
+            let kind = if keep[0] {
+                Kind::Request
+            } else {
+                Kind::Response
+            };
+            let a = names.share_raw(kind, status, raw);
+            let b = names.share_raw(kind, status, raw);
+            assert_eq!(a, b);
         }
     }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::flow::{Flow, Mark, Stream, TcpConnection};
-use crate::http::{frame_rows, Kind, Message, Note};
+use crate::http::{frame_rows_in, Kind, Message, Note, Reuse};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
 use crate::pytext::commas;
@@ -179,8 +179,8 @@ fn ignored_rsts(flow: &Flow, side: Side, ts: i64, frame: u64) -> Option<Anomaly>
     })
 }
 
-fn notes(notes: Vec<Note>, side: Side) -> impl Iterator<Item = Anomaly> {
-    notes.into_iter().map(move |n| Anomaly {
+fn notes(notes: &mut Vec<Note>, side: Side) -> impl Iterator<Item = Anomaly> + '_ {
+    notes.drain(..).map(move |n| Anomaly {
         time_ns: n.ts_ns,
         frame: n.frame,
         side,
@@ -239,37 +239,89 @@ fn alert_note(t: Option<&Tls>, a: &tls::Record, fin: Option<Mark>) -> String {
     format!("{what}{after}")
 }
 
+/// What labelling needs only while it runs (the messages framed, their pairing, the response
+/// events before they are merged), kept by a caller labelling one connection after another: a
+/// connection's are then written into memory the ones before already grew, not allocated and
+/// freed again for each.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    requests: Reuse,
+    responses: Reuse,
+    pairs: Vec<(Option<usize>, bool)>,
+    resp_events: Vec<Event>,
+}
+
 /// Label one reconstructed TCP connection: HTTP messages, events, states, anomalies.
 pub fn label(tc: &TcpConnection) -> Labelled {
+    label_in(tc, &mut Scratch::default())
+}
+
+/// [`label`], its working buffers `scratch`'s.
+pub fn label_in(tc: &TcpConnection, scratch: &mut Scratch) -> Labelled {
+    let labelled = label_with(tc, scratch);
+    scratch.requests.trim();
+    scratch.responses.trim();
+    if scratch.pairs.capacity() > SCRATCH_KEPT {
+        scratch.pairs = Vec::new();
+    }
+    if scratch.resp_events.capacity() > SCRATCH_KEPT {
+        scratch.resp_events = Vec::new();
+    }
+    labelled
+}
+
+/// The most rows a [`Scratch`] buffer keeps room for between connections.
+const SCRATCH_KEPT: usize = 2048;
+
+fn label_with(tc: &TcpConnection, scratch: &mut Scratch) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);
     // one framer per connection: TLS when nginx opens with a TLS handshake, HTTP/1.x otherwise
     let tls = tls::detect(&up.stream, tc.partial)
         .then(|| tls::read(&up.stream, &down.stream, tc.partial));
-    let (mut reqs, mut req_notes, mut resps, mut resp_notes) = match &tls {
-        Some(t) => (t.requests.clone(), vec![], t.responses.clone(), vec![]),
+    let Scratch {
+        requests,
+        responses: answers,
+        pairs,
+        resp_events,
+    } = scratch;
+    match &tls {
+        Some(t) => {
+            requests.messages.clone_from(&t.requests);
+            requests.notes.clear();
+            answers.messages.clone_from(&t.responses);
+            answers.notes.clear();
+        }
         None => {
-            let (reqs, req_notes) =
-                frame_rows(Kind::Request, &up.stream, &down.stream, &[], tc.partial);
-            let methods: Vec<Option<&str>> = reqs.iter().map(|r| r.method.as_deref()).collect();
-            let (resps, resp_notes) = frame_rows(
+            frame_rows_in(
+                Kind::Request,
+                &up.stream,
+                &down.stream,
+                |_| false,
+                tc.partial,
+                requests,
+            );
+            let reqs = &requests.messages;
+            let is_head = |i: usize| reqs.get(i).and_then(|r| r.method.as_deref()) == Some("HEAD");
+            frame_rows_in(
                 Kind::Response,
                 &down.stream,
                 &up.stream,
-                &methods,
+                is_head,
                 tc.partial,
+                answers,
             );
-            drop(methods);
-            (reqs, req_notes, resps, resp_notes)
         }
-    };
-    let mut pairs = pairing(&reqs, &resps);
-    let tunnel = tunnel(&reqs, &resps, &pairs);
+    }
+    let (reqs, req_notes) = (&mut requests.messages, &mut requests.notes);
+    let (resps, resp_notes) = (&mut answers.messages, &mut answers.notes);
+    pairing(reqs, resps, pairs);
+    let tunnel = tunnel(reqs, resps, pairs);
     let mut tunnel_note = None;
     if let Some(t) = &tunnel {
         // what follows the two messages that opened the tunnel is not HTTP: not framed, not
         // requests, not anomalies
-        let client_from = end_of(&reqs[t.request]);
-        let server_from = end_of(&resps[t.response]);
+        let client_from = reqs.get(t.request).map_or(0, end_of);
+        let server_from = resps.get(t.response).map_or(0, end_of);
         reqs.truncate(t.request + 1);
         resps.truncate(t.response + 1);
         pairs.truncate(t.response + 1);
@@ -312,12 +364,12 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     // `Keep-Alive` header, read when it was framed
     let first = resps
         .iter()
-        .zip(&pairs)
+        .zip(pairs.iter())
         .find(|(r, &(_, last))| last && r.parsed)
         .and_then(|(r, _)| r.values.as_deref());
     let keep_alive = first.and_then(|v| v.keep_alive.clone());
     let server_header = first.and_then(|v| v.server.clone());
-    let (mut resp_events, mut requests) = responses(&reqs, resps, &pairs, &resp_notes);
+    let mut requests = responses(reqs, resps, pairs, resp_notes, resp_events);
     for r in &mut requests {
         r.request_id = reqs
             .get(r.index)
@@ -326,7 +378,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
             .and_then(|v| v.request_id.clone());
     }
     if let Some(t) = &tls {
-        for e in &mut resp_events {
+        for e in resp_events.iter_mut() {
             e.note = Some(Cow::Owned(format!(
                 "encrypted response ({})",
                 t.version.as_str()
@@ -343,10 +395,10 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         .windows(2)
         .all(|w| (w[0].ts_ns, w[0].frame) <= (w[1].ts_ns, w[1].frame));
     let req_note = tls.as_ref().map(encrypted_note);
-    let mut req_events = reqs.into_iter().enumerate().map(|(i, r)| Event {
+    let mut req_events = reqs.drain(..).enumerate().map(|(i, r)| Event {
         note: match &req_note {
             Some(n) => Some(Cow::Owned(n.clone())),
-            None => blind_note(&r, &req_notes),
+            None => blind_note(&r, req_notes),
         },
         time_ns: r.ts_ns,
         kind: EventType::Request,
@@ -365,7 +417,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
     if reqs_in_order && resp_events.windows(2).all(|w| in_order(&w[0], &w[1])) {
         // Both in order, so merging them (a request first on a tie, as it is listed first)
         // is what the stable sort below would make of them: it then finds nothing to move.
-        let mut resp_events = resp_events.into_iter();
+        let mut resp_events = resp_events.drain(..);
         for q in req_events {
             // looked at in place: an event is too big to move only to look at it
             while resp_events
@@ -380,7 +432,7 @@ pub fn label(tc: &TcpConnection) -> Labelled {
         events.extend(resp_events);
     } else {
         events.extend(&mut req_events);
-        events.extend(resp_events);
+        events.append(resp_events);
     }
     let first_close_at = events.len();
     events.extend(closing.iter().filter_map(|&(kind, side, m)| {
@@ -492,20 +544,18 @@ pub fn label(tc: &TcpConnection) -> Labelled {
 /// response earlier than every pending request answers one sent before the capture began;
 /// interim 1xx responses point at their request without using it up, except `101 Switching
 /// Protocols`, the last HTTP on the connection.
-fn pairing(reqs: &[Message], resps: &[Message]) -> Vec<(Option<usize>, bool)> {
+fn pairing(reqs: &[Message], resps: &[Message], out: &mut Vec<(Option<usize>, bool)>) {
     let mut head = 0; // the oldest request not yet answered
-    resps
-        .iter()
-        .map(|r| match reqs.get(head) {
-            Some(q) if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame) => {
-                let last = r.status.map_or(true, |s| s >= 200 || s == 101);
-                let idx = head;
-                head += usize::from(last);
-                (Some(idx), last)
-            }
-            _ => (None, false),
-        })
-        .collect()
+    out.clear();
+    out.extend(resps.iter().map(|r| match reqs.get(head) {
+        Some(q) if (q.ts_ns, q.frame) <= (r.ts_ns, r.frame) => {
+            let last = r.status.map_or(true, |s| s >= 200 || s == 101);
+            let idx = head;
+            head += usize::from(last);
+            (Some(idx), last)
+        }
+        _ => (None, false),
+    }));
 }
 
 /// Where a connection stops carrying HTTP: after a request answered `101 Switching Protocols`
@@ -559,17 +609,20 @@ fn stream_end(st: &Stream) -> i64 {
     }
 }
 
-/// The response events, and every request with the final response that answered it (`pairs`,
-/// from [`pairing`]; `notes`, the framer's, say why a response could not be read).
+/// The response events (into `events`, emptied first, `resps` taken), and every request with
+/// the final response that answered it (`pairs`, from [`pairing`]; `notes`, the framer's, say
+/// why a response could not be read).
 fn responses(
     reqs: &[Message],
-    resps: Vec<Message>,
+    resps: &mut Vec<Message>,
     pairs: &[(Option<usize>, bool)],
     notes: &[Note],
-) -> (Vec<Event>, Vec<Request>) {
-    let mut events = Vec::with_capacity(resps.len());
+    events: &mut Vec<Event>,
+) -> Vec<Request> {
+    events.clear();
+    events.reserve(resps.len());
     let mut requests = Vec::with_capacity(reqs.len());
-    for (r, &(idx, last)) in resps.into_iter().zip(pairs) {
+    for (r, &(idx, last)) in resps.drain(..).zip(pairs) {
         if let (Some(i), true) = (idx, last) {
             if let Some(q) = reqs.get(i) {
                 requests.push(Request {
@@ -622,7 +675,7 @@ fn responses(
                 request_id: None,
             }),
     );
-    (events, requests)
+    requests
 }
 
 /// The upstream's last data segment at or before the first closing segment (by time, then

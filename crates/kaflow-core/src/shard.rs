@@ -24,7 +24,7 @@ use crate::batch::Finished;
 use crate::capture::{CaptureError, Merge};
 use crate::flow::TcpStats;
 use crate::follow::Chunk;
-use crate::label::label;
+use crate::label::{label_in, Scratch};
 use crate::reassembly::{Ports, Reassembler};
 use crate::segment::Segment;
 
@@ -93,10 +93,12 @@ fn shard_of(seg: &Segment, shards: usize) -> usize {
 fn run_shard(ports: &[u16], work: &Receiver<Work>, report: &SyncSender<Report>) {
     let mut reassembler = Reassembler::sharded(ports);
     let mut done = Vec::new();
-    let finish = |done: &mut Vec<_>| -> Vec<Finished> {
+    // the shard's connections are labelled one after another in the same working buffers
+    let mut scratch = Scratch::default();
+    let mut finish = |done: &mut Vec<_>| -> Vec<Finished> {
         done.drain(..)
             .map(|tc| {
-                let labels = label(&tc);
+                let labels = label_in(&tc, &mut scratch);
                 Finished::new(&tc, labels)
             })
             .collect()
