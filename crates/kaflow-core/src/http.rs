@@ -851,8 +851,10 @@ fn scan_head(kind: Kind, window: &[u8]) -> Option<Head<'_>> {
         if line.is_empty() {
             break p.checked_sub(2)?;
         }
-        // a folded or indented line: the general parser unfolds it and says so
-        if matches!(line.first(), Some(b' ' | b'\t')) {
+        // a folded or indented line: the general parser unfolds it and says so; a line led by
+        // another byte `strip` takes off (VT, FF, CR): the general reading of the values strips
+        // it from the name, which the letters below would not see
+        if line.first().is_some_and(|&c| is_space(c)) {
             return None;
         }
         let n = match line.first().map(|&c| c | 0x20) {

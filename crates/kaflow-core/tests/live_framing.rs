@@ -105,15 +105,20 @@ fn conversation(rng: &mut Rng) -> Vec<(Vec<u8>, Vec<u8>)> {
                 b"GET /x HTTP/1.1\r\nContent-Length: zz\r\n\r\n".to_vec(),
                 "get",
             ),
+            // a header line led by a byte white-space stripping takes off
+            9 => (
+                format!("GET /vt HTTP/1.1\r\nHost: h\r\n\x0b{id}\r\n").into_bytes(),
+                "get",
+            ),
             _ => (
                 format!("GET /a{i} HTTP/1.1\r\nHost: h\r\n{id}\r\n").into_bytes(),
                 "get",
             ),
         };
-        let server = if rng.chance(50) {
-            "Server: s1\r\n"
-        } else {
-            "Server: s2\r\nKeep-Alive: timeout=5\r\n"
+        let server = match rng.next(5) {
+            0 | 1 => "Server: s1\r\n",
+            2 => "\x0cServer: s3\r\n\rKeep-Alive: timeout=7\r\n",
+            _ => "Server: s2\r\nKeep-Alive: timeout=5\r\n",
         };
         let mut resp = Vec::new();
         if rng.chance(10) {
