@@ -5,7 +5,9 @@
 
 Every tool runs as a whole process, the way a person runs it: wall time is measured with
 ``time.perf_counter`` around the process, peak RSS with GNU ``/usr/bin/time -v`` (and, for tools
-that fork workers, the whole process tree sampled every 20 ms, whichever is larger). The runs
+that fork workers, the whole process tree sampled every 20 ms, whichever is larger), CPU time
+(user + system) with GNU time too: on a shared machine whose host takes CPU time back, the CPU
+a tool used varies less between rounds than its wall time. The runs
 are interleaved (one of each tool per round, ``--repeat`` rounds) and the file is read once first,
 so every tool finds it in the page cache. The table gives medians and each tool's time as a
 multiple of kaflow's (default report): a ratio, comparable across machines, not a promise of
@@ -97,6 +99,9 @@ class Result:
     command: str
     seconds: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
+    # user + system CPU of the process tree: on a shared machine whose host takes time back,
+    # steadier than the wall time between rounds (work waiting for a CPU is not counted)
+    cpu_seconds: list[float] = field(default_factory=list)
     scale: float = 1.0
     note: str = ""
     error: str | None = None
@@ -116,6 +121,13 @@ class Result:
     @property
     def rss(self) -> float | None:
         return max(self.rss_mib) if self.rss_mib else None
+
+    @property
+    def cpu(self) -> float | None:
+        """Median CPU seconds (whole file only: a prefix run's is not scaled)."""
+        if not self.cpu_seconds or self.scale != 1.0:
+            return None
+        return statistics.median(self.cpu_seconds)
 
 
 def count_packets(path: Path) -> int:
@@ -302,6 +314,7 @@ def tools(
 
 
 _RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+_CPU = re.compile(r"(?:User|System) time \(seconds\): ([\d.]+)")
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -336,8 +349,8 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def run_once(tool: Tool, timeout: float, workdir: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one run.
+def run_once(tool: Tool, timeout: float, workdir: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds: user + system, GNU time's) of one run.
 
     Peak RSS is the larger of GNU time's (the largest process) and the whole process tree's,
     sampled every 20 ms (it can miss a spike shorter than that).
@@ -364,9 +377,11 @@ def run_once(tool: Tool, timeout: float, workdir: Path) -> tuple[float, float]:
     if proc.returncode not in tool.ok_codes:
         tail = stderr.strip().splitlines()[-3:]
         raise RuntimeError(f"exit code {proc.returncode}: {' / '.join(tail)}")
-    m = _RSS.search(report.read_text())
+    text = report.read_text()
+    m = _RSS.search(text)
     largest = int(m.group(1)) * 1024 if m else 0
-    return seconds, max(largest, peak) / (1 << 20)
+    cpu = sum(float(x) for x in _CPU.findall(text))
+    return seconds, max(largest, peak) / (1 << 20), cpu
 
 
 def measure(
@@ -399,7 +414,7 @@ def measure(
                 if res.error:
                     continue
                 try:
-                    seconds, rss = run_once(t, timeout, workdir)
+                    seconds, rss, cpu = run_once(t, timeout, workdir)
                 except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                     res.error = str(e).splitlines()[0][:200]
                     if log:
@@ -407,12 +422,14 @@ def measure(
                     continue
                 res.seconds.append(seconds)
                 res.rss_mib.append(rss)
+                res.cpu_seconds.append(cpu)
                 if t.base_argv:
                     base = Tool(t.name, t.base_argv, t.what)
                     res.base_seconds.append(run_once(base, timeout, workdir)[0])
                 if log:
                     print(
-                        f"  round {r + 1}/{repeat} {t.name}: {seconds:.2f} s, {rss:.0f} MiB",
+                        f"  round {r + 1}/{repeat} {t.name}: {seconds:.2f} s, {cpu:.2f} s CPU, "
+                        f"{rss:.0f} MiB",
                         file=sys.stderr,
                     )
     return {
@@ -426,7 +443,12 @@ def measure(
         # other work on the machine skews every tool alike only if it is steady: look at these
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "results": [
-            {**asdict(res), "median_seconds": res.median, "peak_rss_mib": res.rss}
+            {
+                **asdict(res),
+                "median_seconds": res.median,
+                "peak_rss_mib": res.rss,
+                "median_cpu_seconds": res.cpu,
+            }
             for res in results.values()
         ],
     }
@@ -436,14 +458,17 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     total, size = report["packets"], report["file_bytes"]
     by_name = {r["name"]: r for r in report["results"]}
     base = by_name.get("kaflow", {}).get("median_seconds")
+    base_cpu = by_name.get("kaflow", {}).get("median_cpu_seconds")
     rows = []
     for r in report["results"]:
         med = r["median_seconds"]
         name = r["name"] + (" *" if r["note"] else "")
         if med is None:
-            rows.append([name, r["what"], "failed: " + (r["error"] or "?"), "", "", "", ""])
+            rows.append([name, r["what"], "failed: " + (r["error"] or "?"), "", "", "", "", "", ""])
             continue
         ratio = f"{med / base:.2f}" if base else "n/a"
+        cpu = r.get("median_cpu_seconds")
+        cpu_ratio = f"{cpu / base_cpu:.2f}" if cpu is not None and base_cpu else "n/a"
         rows.append(
             [
                 name,
@@ -453,12 +478,24 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                 f"{size / 1e6 / med:.1f}",
                 f"{r['peak_rss_mib']:,.0f}",
                 ratio,
+                "n/a" if cpu is None else f"{cpu:.2f}",
+                cpu_ratio,
             ]
         )
     return rows
 
 
-HEADERS = ["tool", "what it does", "median s", "packets/s", "MB/s", "peak RSS MiB", "time ÷ kaflow"]
+HEADERS = [
+    "tool",
+    "what it does",
+    "median s",
+    "packets/s",
+    "MB/s",
+    "peak RSS MiB",
+    "time ÷ kaflow",
+    "median CPU s",
+    "CPU ÷ kaflow",
+]
 
 
 def render(report: dict[str, Any], markdown: bool) -> str:
