@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn, TextIO
@@ -601,6 +600,8 @@ def _with_nginx(
 ) -> "Analysis":
     """The analysis with nginx's logs joined to it and its measured timers held against the
     configured ones (``--nginx-log``, ``--nginx-conf``, ``--upstream-config``)."""
+    from dataclasses import replace  # not at the top: --help would load dataclasses (~1 ms)
+
     from pcapkit.config import backends, read_nginx
     from pcapkit.config.compare import compare
 
@@ -702,6 +703,8 @@ def _analyze_many(
     Exit code: 2 if any capture could not be read (each says why on stderr), else 1 if any has
     findings, else 0.
     """
+    from dataclasses import replace
+
     from pcapkit.analysis import analyze_many
     from pcapkit.errors import KaflowError
     from pcapkit.report import ReportOptions, reporter
