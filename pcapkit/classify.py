@@ -17,7 +17,6 @@ import weakref
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
 from pcapkit import _core
@@ -142,8 +141,9 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms" if abs(ns) >= 1_000 else f"{ns / 1e3:.1f} µs"
 
 
-@dataclass(frozen=True, slots=True)
-class Loss:
+# a NamedTuple, not a frozen dataclass: a dataclass costs ~1 ms of start-up to create (Python 3.11
+# compiles each of its methods), a NamedTuple a tenth of that
+class Loss(NamedTuple):
     """A request that got no answer because the upstream closed first.
 
     Holds what the findings need, not the connection: a loss waits for its retry until the end of
@@ -276,19 +276,17 @@ def connect_failure(conn: Connection | Suspect) -> Finding | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     """A request that may be the retry of a loss: what the retry finding needs of it."""
 
     conn_id: int
-    index: int
+    request_index: int
     sent_at_ns: int
     frame: int
     fresh_after_ns: int | None  # the connection opened then (None: open before the capture)
 
 
-@dataclass(frozen=True, slots=True)
-class _Retry:
+class _Retry(NamedTuple):
     loss: Loss
     cand: _Candidate
     new_connection: bool
@@ -435,7 +433,7 @@ class Live:
             hits.frombytes(_core.keyed_rows(rows, {key}))
             for i in range(0, len(hits), 6):
                 found = _candidate(hits[i : i + 6])
-                at = (found[1].conn_id, found[1].index)
+                at = (found[1].conn_id, found[1].request_index)
                 if at not in self._used:
                     out.setdefault(at, found)
         return list(out.values())
@@ -464,10 +462,10 @@ class Live:
                 continue
             other: dict[tuple[int, int], str] = {}
             for r in retries:
-                self._used[(r.cand.conn_id, r.cand.index)] = r.cand.sent_at_ns
+                self._used[(r.cand.conn_id, r.cand.request_index)] = r.cand.sent_at_ns
                 to = self._servers.get(r.cand.conn_id)
                 if to is not None and loss.server and to != loss.server:
-                    other[(r.cand.conn_id, r.cand.index)] = to
+                    other[(r.cand.conn_id, r.cand.request_index)] = to
             out += _loss_findings([loss], retries, other, client, seen_from)
             out += _retry_findings(retries, other, client)
         self._pending = waiting
@@ -551,7 +549,7 @@ def conclude(
         for r in retries:
             to = server(r.cand.conn_id)
             if to is not None and r.loss.server and to != r.loss.server:
-                other[(r.cand.conn_id, r.cand.index)] = to
+                other[(r.cand.conn_id, r.cand.request_index)] = to
     more = [
         *_loss_findings(losses, retries, other, client, seen_from),
         *_retry_findings(retries, other, client),
@@ -570,7 +568,7 @@ def finding_order(f: Finding) -> tuple[int, int, int]:
 
 
 def _order(c: _Candidate) -> tuple[int, int, int]:
-    return (c.sent_at_ns, c.conn_id, c.index)
+    return (c.sent_at_ns, c.conn_id, c.request_index)
 
 
 def match_retries(
@@ -609,7 +607,7 @@ def match_retries(
             cand
             for cand in by_key.get(_key(req), ())
             if cand.conn_id != loss.conn_id
-            and (cand.conn_id, cand.index) not in used
+            and (cand.conn_id, cand.request_index) not in used
             and start < cand.sent_at_ns <= start + window
         ]
         if not eligible:
@@ -622,7 +620,7 @@ def match_retries(
                 for c in eligible
                 if c is not best and c.sent_at_ns - best.sent_at_ns <= AMBIGUOUS_NS
             )
-        used.add((best.conn_id, best.index))
+        used.add((best.conn_id, best.request_index))
         fresh = best.fresh_after_ns is not None and best.fresh_after_ns > req.sent_at_ns
         out.append(_Retry(loss, best, fresh, alike))
     return out
@@ -692,7 +690,7 @@ def _loss_findings(
         r = retried.get((loss.conn_id, req.index))
         if r is not None:
             how = "a new connection" if r.new_connection else "a cached connection"
-            to = other.get((r.cand.conn_id, r.cand.index))
+            to = other.get((r.cand.conn_id, r.cand.request_index))
             if to is not None:
                 how += f" to another server, {to}"
             after = _ms(r.cand.sent_at_ns - req.sent_at_ns)
@@ -754,14 +752,14 @@ def _chain(r: _Retry, retried: dict[tuple[int, int], _Retry], lost: set[tuple[in
     """Where a retry that was lost in its turn went next, to the end of the chain."""
     out = ""
     seen: set[tuple[int, int]] = set()
-    at = (r.cand.conn_id, r.cand.index)
+    at = (r.cand.conn_id, r.cand.request_index)
     while at in lost and at not in seen:
         seen.add(at)
         nxt = retried.get(at)
         if nxt is None:
             return out + f"; lost there too (#{at[0]}), and not retried: its client got an error"
         out += f"; lost there too, retried on #{nxt.cand.conn_id}"
-        at = (nxt.cand.conn_id, nxt.cand.index)
+        at = (nxt.cand.conn_id, nxt.cand.request_index)
     return out
 
 
@@ -771,7 +769,7 @@ def _retry_findings(
     out: list[Finding] = []
     for r in retries:
         how = "new connection" if r.new_connection else "cached connection"
-        to = other.get((r.cand.conn_id, r.cand.index))
+        to = other.get((r.cand.conn_id, r.cand.request_index))
         if to is not None:
             how += f" to another server ({to}; lost on {r.loss.server})"
         label = r.loss.request.label  # the same method and target: that is what matched
@@ -790,7 +788,7 @@ def _retry_findings(
                 retry_of=r.loss.conn_id,
                 retry_ambiguous=bool(r.alike),
                 new_connection=r.new_connection,
-                request_index=r.cand.index,
+                request_index=r.cand.request_index,
                 other_server=to,
                 # paired by method, target and Host; the client resends the lost one's header
                 request_id=r.loss.request.request_id,
