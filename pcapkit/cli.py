@@ -14,6 +14,7 @@ import gc
 # objects that live as long as the process. The cyclic garbage collector would go over them ~30
 # times while they load and again at exit, freeing none of them: it is off while they load, and
 # they are frozen (never scanned again). Both passes cost ~15-25 ms of every start-up.
+_collecting = gc.isenabled()
 gc.disable()
 try:
     import os
@@ -29,7 +30,8 @@ try:
     from pcapkit import __version__
 finally:
     gc.freeze()
-    gc.enable()
+    if _collecting:  # a program that turned the collector off before importing keeps it off
+        gc.enable()
 
 if TYPE_CHECKING:
     from pcapkit.client import ClientKind
