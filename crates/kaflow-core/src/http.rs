@@ -2514,18 +2514,23 @@ impl Reuse {
     /// Buffers a connection with many messages grew are not kept for the next ones, which
     /// mostly have few: a long-lived thread does not hold the largest it ever met.
     pub fn trim(&mut self) {
-        if self.messages.capacity() > REUSE_MESSAGES {
-            self.messages = Vec::new();
-        }
-        if self.notes.capacity() > REUSE_MESSAGES {
-            self.notes = Vec::new();
-        }
+        keep_small(&mut self.messages);
+        keep_small(&mut self.notes);
     }
 }
 
-/// The most messages (and notes) a [`Reuse`] keeps room for between connections: what
-/// [`Framer`] reserves for a stream of many pieces, and as much again.
+/// The most messages (and notes, and rows of labelling's own) a buffer reused between
+/// connections keeps room for: what [`Framer`] reserves for a stream of many pieces, and as
+/// much again.
 const REUSE_MESSAGES: usize = 2048;
+
+/// `v`, reused for the next connection, let go if a connection grew it past
+/// [`REUSE_MESSAGES`].
+pub(crate) fn keep_small<T>(v: &mut Vec<T>) {
+    if v.capacity() > REUSE_MESSAGES {
+        *v = Vec::new();
+    }
+}
 
 /// [`frame_rows`] into `reuse`'s buffers (emptied first): `is_head(i)` says whether the `i`th
 /// request's method was HEAD.

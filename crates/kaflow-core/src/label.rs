@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::flow::{Flow, Mark, Stream, TcpConnection};
-use crate::http::{frame_rows_in, Kind, Message, Note, Reuse};
+use crate::http::{frame_rows_in, keep_small, Kind, Message, Note, Reuse};
 use crate::machine::{self, State};
 pub use crate::machine::{EventType, Side};
 use crate::pytext::commas;
@@ -261,17 +261,10 @@ pub fn label_in(tc: &TcpConnection, scratch: &mut Scratch) -> Labelled {
     let labelled = label_with(tc, scratch);
     scratch.requests.trim();
     scratch.responses.trim();
-    if scratch.pairs.capacity() > SCRATCH_KEPT {
-        scratch.pairs = Vec::new();
-    }
-    if scratch.resp_events.capacity() > SCRATCH_KEPT {
-        scratch.resp_events = Vec::new();
-    }
+    keep_small(&mut scratch.pairs);
+    keep_small(&mut scratch.resp_events);
     labelled
 }
-
-/// The most rows a [`Scratch`] buffer keeps room for between connections.
-const SCRATCH_KEPT: usize = 2048;
 
 fn label_with(tc: &TcpConnection, scratch: &mut Scratch) -> Labelled {
     let (up, down) = (&tc.to_server, &tc.to_client);

@@ -246,12 +246,11 @@ impl Batch {
         which: Vec<usize>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let mut records = Vec::with_capacity(which.len());
+        let mut record = Vec::new();
         let got = self.rows.csv_rows(&which, |text, keys| {
-            let mut record = Vec::with_capacity(8 + keys.len() * 8 + text.len());
+            record.clear();
             record.extend_from_slice(&(keys.len() as u64 * 8).to_le_bytes());
-            for k in keys {
-                record.extend_from_slice(&k.to_ne_bytes());
-            }
+            extend_ne(&mut record, keys);
             record.extend_from_slice(text.as_bytes());
             records.push(PyBytes::new(py, &record));
         });
@@ -302,10 +301,15 @@ fn int64s<'py>(py: Python<'py>, values: &[i64]) -> Bound<'py, PyBytes> {
 /// int64s as the bytes of an `array('q')`.
 fn ne_bytes(values: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len().saturating_mul(8));
+    extend_ne(&mut out, values);
+    out
+}
+
+/// [`ne_bytes`] of `values`, added to `out`.
+fn extend_ne(out: &mut Vec<u8>, values: &[i64]) {
     for v in values {
         out.extend_from_slice(&v.to_ne_bytes());
     }
-    out
 }
 
 /// A `pcapkit.model.Event`, read by attribute.
@@ -638,9 +642,7 @@ fn run(
 ) {
     loop {
         // the batches Python is done with are freed here, between batches
-        while let Ok(b) = spent.try_recv() {
-            drop(b);
-        }
+        spent.try_iter().for_each(drop);
         let next = guarded(|| scanner.next_batch()).map(|found| {
             found.map(|b| {
                 let columns = b.connections();
